@@ -1,0 +1,39 @@
+# Two commands a fresh clone needs: `make demo` and `make test`. Nothing to install by hand:
+# the virtualenv, the dependencies and ffmpeg (imageio-ffmpeg ships the binary) come from here.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DEMO_PRODUCT ?= Lumen — a smart desk lamp that follows your circadian rhythm, dims itself at night and charges your phone
+
+.PHONY: demo test lint bench clean install dev
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Jant needs Python 3.11 or newer (found %s). Set PYTHON=python3.11." % sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed
+dev: $(VENV)/.installed-dev
+
+demo: $(VENV)/.installed
+	$(BIN)/jant makead "$(DEMO_PRODUCT)" --mood tech --audience "remote workers" --cta "Order at lumen.example" --yes
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check bot pipeline storage tests benchmarks
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
