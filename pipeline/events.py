@@ -1,0 +1,71 @@
+"""Progress events: what the orchestrator tells front ends (CLI bars, Discord status message).
+
+Every event carries a snapshot of the whole job, so a renderer can draw from the latest event
+alone — that is what lets the Discord status message coalesce edits ("latest state wins").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from pipeline.models import Job, StageName, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class EventKind(StrEnum):
+    JOB_CREATED = "job_created"
+    STORYBOARD_READY = "storyboard_ready"
+    JOB_QUEUED = "job_queued"
+    JOB_STARTED = "job_started"
+    STAGE_QUEUED = "stage_queued"
+    STAGE_RUNNING = "stage_running"
+    STAGE_PROGRESS = "stage_progress"
+    STAGE_RETRYING = "stage_retrying"
+    STAGE_DONE = "stage_done"
+    STAGE_FAILED = "stage_failed"
+    CLIP_NORMALIZED = "clip_normalized"
+    COMPOSING = "composing"
+    JOB_FINISHED = "job_finished"
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    kind: EventKind
+    job: Job  # snapshot at the time of the event
+    scene_index: int | None = None
+    stage: StageName | None = None
+    detail: str | None = None
+    at: datetime = field(default_factory=utcnow)
+
+    @property
+    def job_id(self) -> str:
+        return self.job.id
+
+
+Subscriber = Callable[[ProgressEvent], Awaitable[None] | None]
+
+
+class EventBus:
+    """Fan-out of progress events. A slow or broken subscriber never stalls the pipeline."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+
+    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
+        self._subscribers.append(fn)
+        return lambda: self._subscribers.remove(fn) if fn in self._subscribers else None
+
+    async def publish(self, event: ProgressEvent) -> None:
+        for fn in list(self._subscribers):
+            try:
+                result = fn(event)
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                log.exception("progress subscriber failed on %s for job %s", event.kind, event.job_id)

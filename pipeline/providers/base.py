@@ -1,0 +1,116 @@
+"""The narrow interfaces every provider implements, offline or real.
+
+The orchestrator only knows these. A provider gets a `StageContext` so it can report progress and
+— before it awaits anything paid — record its prediction id, which is how a restarted bot resumes
+polling instead of paying twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from pipeline.models import AdRequest, Scene, StageName, Storyboard
+from pipeline.moods import MoodPreset
+
+
+@dataclass
+class StageContext:
+    job_id: str
+    scene_index: int
+    stage: StageName
+    attempt: int
+    # Set when resuming: a prediction created by an earlier run, to poll instead of creating anew.
+    existing_prediction_id: str | None = None
+    on_progress: Callable[[float, str | None], Awaitable[None]] | None = None
+    on_prediction: Callable[[str], Awaitable[None]] | None = None
+    # How many predictions are in flight process-wide; real providers widen their poll interval.
+    in_flight: Callable[[], int] = field(default=lambda: 1)
+
+    async def progress(self, percent: float, note: str | None = None) -> None:
+        if self.on_progress is not None:
+            await self.on_progress(max(0.0, min(100.0, percent)), note)
+
+    async def record_prediction(self, prediction_id: str) -> None:
+        """Persist the id BEFORE awaiting the prediction: the window for a duplicate stays tiny."""
+        if self.on_prediction is not None:
+            await self.on_prediction(prediction_id)
+
+
+@dataclass(frozen=True)
+class SeedRequest:
+    storyboard: Storyboard
+    scene: Scene
+    mood: MoodPreset
+    product: str
+    width: int
+    height: int
+    steps: int
+    dest: Path
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class ClipRequest:
+    scene: Scene
+    mood: MoodPreset
+    seed_image: Path
+    dest: Path
+    width: int = 576
+    height: int = 1024
+    fps: int = 6
+    video_length: str = "25_frames_with_svd_xt"
+    motion_bucket_id: int = 127
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class StageResult:
+    path: Path
+    seed: int | None = None
+    prediction_id: str | None = None
+    predict_time: float | None = None  # GPU seconds billed, when the provider reports it
+
+
+@runtime_checkable
+class StoryboardPlanner(Protocol):
+    name: str
+    offline: bool
+
+    async def plan(self, request: AdRequest, *, feedback: str | None = None) -> Storyboard:
+        """A valid storyboard for the request; `feedback` asks for a different take."""
+        ...
+
+
+@runtime_checkable
+class ImageGenerator(Protocol):
+    name: str
+    offline: bool
+
+    async def generate(self, request: SeedRequest, ctx: StageContext) -> StageResult: ...
+
+    async def cancel(self, prediction_id: str) -> None: ...
+
+
+@runtime_checkable
+class VideoGenerator(Protocol):
+    name: str
+    offline: bool
+
+    async def animate(self, request: ClipRequest, ctx: StageContext) -> StageResult: ...
+
+    async def cancel(self, prediction_id: str) -> None: ...
+
+
+@dataclass
+class Providers:
+    planner: StoryboardPlanner
+    images: ImageGenerator
+    video: VideoGenerator
+    notices: list[str] = field(default_factory=list)  # "OPENAI_API_KEY not set: offline planner"
+
+    @property
+    def offline(self) -> bool:
+        return self.planner.offline or self.images.offline or self.video.offline

@@ -1,0 +1,269 @@
+"""The only place that speaks SQL. It takes and returns plain data (dicts), so `storage` imports
+nothing from `pipeline`; `pipeline.store` maps these rows to the domain models.
+
+Every write is committed before it returns: the orchestrator's next step starts only once the
+state that led to it is on disk.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from storage.database import connect
+
+JOB_COLUMNS = (
+    "id", "status", "request", "storyboard", "requester_id", "guild_id", "channel_id", "ui", "providers",
+    "offline", "env", "byte_limit", "error", "final_path", "final_bytes", "gpu_seconds", "cost_usd",
+    "created_at", "updated_at", "started_at", "finished_at",
+)  # fmt: skip
+_JSON_COLUMNS = {"request": "request_json", "storyboard": "storyboard_json", "ui": "ui_json",
+                 "providers": "providers_json"}  # fmt: skip
+STAGE_COLUMNS = ("status", "progress", "attempt", "max_attempts", "error", "path", "seed", "prediction_id")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _to_db(key: str, value: Any) -> tuple[str, Any]:
+    if key in _JSON_COLUMNS:
+        return _JSON_COLUMNS[key], None if value is None else json.dumps(value, separators=(",", ":"))
+    if isinstance(value, datetime):
+        return key, value.isoformat()
+    if isinstance(value, bool):
+        return key, int(value)
+    return key, value
+
+
+def _job_from_row(row: aiosqlite.Row) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in JOB_COLUMNS:
+        col = _JSON_COLUMNS.get(key, key)
+        value = row[col]
+        if key in _JSON_COLUMNS and value is not None:
+            value = json.loads(value)
+        out[key] = value
+    out["offline"] = bool(out["offline"])
+    return out
+
+
+class JobRepository:
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    @classmethod
+    async def open(cls, db_path: Path) -> JobRepository:
+        return cls(await connect(db_path))
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    async def _in_transaction(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> None:
+        await self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, params in statements:
+                await self._conn.execute(sql, params)
+            await self._conn.execute("COMMIT")
+        except BaseException:
+            await self._conn.execute("ROLLBACK")
+            raise
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    async def insert_job(self, job: dict[str, Any], stages: Sequence[dict[str, Any]] = ()) -> None:
+        cols, values = zip(*(_to_db(k, job.get(k)) for k in JOB_COLUMNS), strict=True)
+        statements: list[tuple[str, Sequence[Any]]] = [
+            (f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", values)
+        ]
+        statements += self._stage_rows(job["id"], stages)
+        statements.append(self._event_sql(job["id"], "job_created", None, None, None))
+        await self._in_transaction(statements)
+
+    async def update_job(self, job_id: str, **fields: Any) -> None:
+        if not fields:
+            return
+        unknown = set(fields) - set(JOB_COLUMNS)
+        if unknown:
+            raise KeyError(f"unknown job fields: {sorted(unknown)}")
+        await self._in_transaction([self._update_job_sql(job_id, fields)])
+
+    @staticmethod
+    def _update_job_sql(job_id: str, fields: dict[str, Any]) -> tuple[str, Sequence[Any]]:
+        pairs = [_to_db(k, v) for k, v in {"updated_at": _now(), **fields}.items()]
+        sets = ", ".join(f"{c} = ?" for c, _ in pairs)
+        return f"UPDATE jobs SET {sets} WHERE id = ?", [*(v for _, v in pairs), job_id]
+
+    async def replace_storyboard(
+        self, job_id: str, storyboard: dict[str, Any], stages: Sequence[dict[str, Any]], **fields: Any
+    ) -> None:
+        """A new or edited storyboard and fresh stage rows, atomically."""
+        statements: list[tuple[str, Sequence[Any]]] = [
+            self._update_job_sql(job_id, {"storyboard": storyboard, **fields}),
+            ("DELETE FROM stages WHERE job_id = ?", (job_id,)),
+            ("DELETE FROM scenes WHERE job_id = ?", (job_id,)),
+        ]
+        statements += self._stage_rows(job_id, stages)
+        await self._in_transaction(statements)
+
+    @staticmethod
+    def _stage_rows(job_id: str, stages: Sequence[dict[str, Any]]) -> list[tuple[str, Sequence[Any]]]:
+        rows: list[tuple[str, Sequence[Any]]] = []
+        for s in stages:
+            rows.append((
+                "INSERT INTO stages (job_id, scene_index, stage, status, progress, attempt, max_attempts,"
+                " error, path, seed, prediction_id, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (job_id, s["scene_index"], s["stage"], s.get("status", "pending"),
+                 s.get("progress", 0.0), s.get("attempt", 0), s.get("max_attempts", 3),
+                 s.get("error"), s.get("path"), s.get("seed"), s.get("prediction_id"), _now()),
+            ))  # fmt: skip
+            if s["stage"] == "seed":
+                rows.append((
+                    "INSERT OR REPLACE INTO scenes (job_id, scene_index, normalized_path) VALUES (?,?,?)",
+                    (job_id, s["scene_index"], s.get("normalized_path")),
+                ))
+        return rows
+
+    async def get_job(self, job_id: str) -> dict[str, Any] | None:
+        async with self._conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        job = _job_from_row(row)
+        async with self._conn.execute(
+            "SELECT * FROM stages WHERE job_id = ? ORDER BY scene_index, stage DESC", (job_id,)
+        ) as cur:
+            job["stages"] = [dict(r) for r in await cur.fetchall()]
+        async with self._conn.execute(
+            "SELECT scene_index, normalized_path FROM scenes WHERE job_id = ? ORDER BY scene_index", (job_id,)
+        ) as cur:
+            job["normalized"] = {r["scene_index"]: r["normalized_path"] for r in await cur.fetchall()}
+        return job
+
+    async def list_jobs(
+        self,
+        *,
+        limit: int = 20,
+        requester_id: str | None = None,
+        guild_id: str | None = None,
+        statuses: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Recent jobs, newest first, without their stages."""
+        where, params = self._filters(requester_id=requester_id, guild_id=guild_id, statuses=statuses)
+        sql = f"SELECT * FROM jobs {where} ORDER BY created_at DESC LIMIT ?"
+        async with self._conn.execute(sql, [*params, limit]) as cur:
+            return [_job_from_row(r) for r in await cur.fetchall()]
+
+    async def count_jobs(
+        self,
+        *,
+        requester_id: str | None = None,
+        guild_id: str | None = None,
+        statuses: Sequence[str] | None = None,
+        since: datetime | None = None,
+    ) -> int:
+        where, params = self._filters(requester_id=requester_id, guild_id=guild_id, statuses=statuses)
+        if since is not None:
+            where += (" AND" if where else "WHERE") + " created_at >= ?"
+            params.append(since.isoformat())
+        async with self._conn.execute(f"SELECT COUNT(*) FROM jobs {where}", params) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    @staticmethod
+    def _filters(
+        *, requester_id: str | None, guild_id: str | None, statuses: Sequence[str] | None
+    ) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if requester_id is not None:
+            clauses.append("requester_id = ?")
+            params.append(requester_id)
+        if guild_id is not None:
+            clauses.append("guild_id = ?")
+            params.append(guild_id)
+        if statuses:
+            clauses.append(f"status IN ({', '.join('?' * len(statuses))})")
+            params.extend(statuses)
+        return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    async def delete_job(self, job_id: str) -> None:
+        await self._in_transaction([("DELETE FROM jobs WHERE id = ?", (job_id,))])
+
+    # -- stages and scenes --------------------------------------------------------------------
+
+    async def update_stage(self, job_id: str, scene_index: int, stage: str, **fields: Any) -> None:
+        unknown = set(fields) - set(STAGE_COLUMNS)
+        if unknown:
+            raise KeyError(f"unknown stage fields: {sorted(unknown)}")
+        fields["updated_at"] = _now()
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        await self._in_transaction([(
+            f"UPDATE stages SET {sets} WHERE job_id = ? AND scene_index = ? AND stage = ?",
+            [*fields.values(), job_id, scene_index, stage],
+        )])
+
+    async def set_normalized(self, job_id: str, scene_index: int, path: str | None) -> None:
+        await self._in_transaction([(
+            "INSERT INTO scenes (job_id, scene_index, normalized_path) VALUES (?, ?, ?)"
+            " ON CONFLICT (job_id, scene_index) DO UPDATE SET normalized_path = excluded.normalized_path",
+            (job_id, scene_index, path),
+        )])
+
+    # -- predictions (paid work) --------------------------------------------------------------
+
+    async def record_prediction(
+        self, job_id: str, scene_index: int, stage: str, attempt: int, provider: str, prediction_id: str
+    ) -> None:
+        """Store a prediction id (and point the stage at it) in one transaction."""
+        now = _now()
+        await self._in_transaction([
+            ("INSERT OR REPLACE INTO predictions (job_id, scene_index, stage, attempt, provider,"
+             " prediction_id, status, created_at, updated_at) VALUES (?,?,?,?,?,?,'created',?,?)",
+             (job_id, scene_index, stage, attempt, provider, prediction_id, now, now)),
+            ("UPDATE stages SET prediction_id = ?, updated_at = ? WHERE job_id = ? AND scene_index = ?"
+             " AND stage = ?", (prediction_id, now, job_id, scene_index, stage)),
+        ])  # fmt: skip
+
+    async def finish_prediction(self, prediction_id: str, status: str, predict_time: float | None) -> None:
+        await self._in_transaction([(
+            "UPDATE predictions SET status = ?, predict_time = ?, updated_at = ? WHERE prediction_id = ?",
+            (status, predict_time, _now(), prediction_id),
+        )])
+
+    async def predictions(self, job_id: str) -> list[dict[str, Any]]:
+        async with self._conn.execute(
+            "SELECT * FROM predictions WHERE job_id = ? ORDER BY scene_index, stage, attempt", (job_id,)
+        ) as cur:
+            return [dict(r) for r in await cur.fetchall()]
+
+    # -- events -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _event_sql(
+        job_id: str, kind: str, scene_index: int | None, stage: str | None, detail: str | None
+    ) -> tuple[str, Sequence[Any]]:
+        return (
+            "INSERT INTO events (job_id, at, kind, scene_index, stage, detail) VALUES (?,?,?,?,?,?)",
+            (job_id, _now(), kind, scene_index, stage, detail),
+        )
+
+    async def add_event(
+        self,
+        job_id: str,
+        kind: str,
+        *,
+        scene_index: int | None = None,
+        stage: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        await self._in_transaction([self._event_sql(job_id, kind, scene_index, stage, detail)])
+
+    async def events(self, job_id: str) -> list[dict[str, Any]]:
+        async with self._conn.execute("SELECT * FROM events WHERE job_id = ? ORDER BY id", (job_id,)) as cur:
+            return [dict(r) for r in await cur.fetchall()]
