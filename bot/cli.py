@@ -1,0 +1,297 @@
+"""The `jant` command line: make an ad headless, list jobs, check the setup, run the bot."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+from rich.console import Console
+from rich.live import Live
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pipeline.config import Settings
+from pipeline.errors import ConfigError, InvalidRequest, JantError
+from pipeline.events import ProgressEvent
+from pipeline.models import AdRequest, Job, JobStatus, SceneState, StageStatus
+from pipeline.moods import Mood
+from pipeline.runtime import Runtime
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+class UsageError(Exception):
+    """Bad input: one clear line and exit code 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jant", description="Turn a product description into a 30-second 9:16 video ad.")
+    sub = p.add_subparsers(dest="command", required=True)
+    make = sub.add_parser("makead", help="make an ad in the terminal (offline when no API keys are set)")
+    make.add_argument("product", help="what you are advertising (1–2000 characters)")
+    make.add_argument("--mood", default=Mood.TECH.value, help=f"one of: {', '.join(m.value for m in Mood)}")
+    make.add_argument("--audience", help="who the ad speaks to")
+    make.add_argument("--cta", help="the call to action, e.g. 'Order at example.com'")
+    make.add_argument("--yes", "-y", action="store_true", help="approve the storyboard without asking")
+    make.add_argument("--byte-limit", type=int, help="fit final.mp4 under this many bytes")
+    jobs = sub.add_parser("jobs", help="list recent jobs")
+    jobs.add_argument("--limit", type=int, default=20)
+    show = sub.add_parser("show", help="show one job")
+    show.add_argument("job_id")
+    sub.add_parser("doctor", help="report which providers are live or offline, ffmpeg, data dir and database")
+    sub.add_parser("bot", help="run the Discord bot (needs DISCORD_TOKEN)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        err_console.print(f"[red]Configuration error:[/] {_first_error(exc)}")
+        return EXIT_USAGE
+    try:
+        if args.command == "makead":
+            return asyncio.run(makead(settings, args))
+        if args.command == "jobs":
+            return asyncio.run(list_jobs(settings, args.limit))
+        if args.command == "show":
+            return asyncio.run(show_job(settings, args.job_id))
+        if args.command == "doctor":
+            return asyncio.run(doctor(settings))
+        if args.command == "bot":
+            from bot.app import run_bot
+
+            return run_bot(settings)
+    except UsageError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        return EXIT_USAGE
+    except JantError as exc:
+        err_console.print(f"[red]error:[/] {exc.user_message}")
+        return EXIT_USAGE if isinstance(exc, ConfigError | InvalidRequest) else EXIT_FAILED
+    except KeyboardInterrupt:
+        err_console.print("Interrupted.")
+        return 130
+    return EXIT_USAGE
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err.get("loc", ()))
+    return f"{field}: {str(err.get('msg', '')).removeprefix('Value error, ')}"
+
+
+def _request(args: argparse.Namespace) -> AdRequest:
+    try:
+        return AdRequest(product=args.product, mood=args.mood, audience=args.audience, cta=args.cta)
+    except ValidationError as exc:
+        raise UsageError(_first_error(exc)) from None
+
+
+async def makead(settings: Settings, args: argparse.Namespace) -> int:
+    request = _request(args)  # validated before anything is written
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    if not args.yes and not interactive:
+        raise UsageError("no terminal to ask for approval: pass --yes to approve the storyboard automatically")
+    runtime = await Runtime.open(settings)
+    try:
+        for notice in runtime.providers.notices:
+            err_console.print(f"[bold yellow]offline:[/] {notice}")
+        orch = runtime.orchestrator
+        job = await orch.create_job(request, byte_limit=args.byte_limit)
+        console.print(f"Job [bold]{job.id}[/] — planning the storyboard…")
+        await orch.plan(job)
+        while True:
+            _print_storyboard(job)
+            if args.yes:
+                break
+            answer = (await asyncio.to_thread(input, "[a]pprove, [r]egenerate or [c]ancel? ")).strip().lower()
+            if answer in ("a", "approve", "y", "yes"):
+                break
+            if answer in ("r", "regenerate"):
+                await orch.plan(job, feedback="a different take")
+                continue
+            if answer in ("c", "cancel", "q"):
+                await orch.cancel(job, by="cli")
+                console.print(f"Cancelled job {job.id}.")
+                return EXIT_OK
+        return await _run_with_progress(runtime, job)
+    finally:
+        await runtime.close()
+
+
+def _print_storyboard(job: Job) -> None:
+    assert job.storyboard is not None
+    table = Table(title=job.storyboard.title, show_lines=False)
+    for col in ("#", "beat", "sec", "scene", "on screen"):
+        table.add_column(col)
+    for s in job.storyboard.scenes:
+        table.add_row(str(s.index), s.beat.value, f"{s.duration:g}", s.description, s.on_screen_text or "")
+    console.print(table)
+    console.print(f"Total {job.storyboard.total_duration:g} s, mood {job.request.mood.value}.")
+
+
+async def _run_with_progress(runtime: Runtime, job: Job) -> int:
+    orch = runtime.orchestrator
+    progress = Progress(
+        TextColumn("{task.description}", justify="left"),
+        BarColumn(bar_width=30),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TextColumn("{task.fields[note]}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    assert job.storyboard is not None
+    rows: dict[int, TaskID] = {
+        s.index: progress.add_task(f"scene {s.index} {s.beat.value:<7}", total=100, note="queued")
+        for s in job.storyboard.scenes
+    }
+    overall = progress.add_task("[bold]ad[/]            ", total=100, note="")
+
+    def on_event(event: ProgressEvent) -> None:
+        snap = event.job
+        for scene in snap.scenes:
+            progress.update(rows[scene.index], completed=scene.progress, note=_scene_note(scene))
+        progress.update(overall, completed=snap.progress, note=snap.status.value)
+
+    unsubscribe = orch.bus.subscribe(on_event)
+    started = time.monotonic()
+    try:
+        with Live(progress, console=console, refresh_per_second=8, transient=False):
+            task = await orch.approve(job, approved_by="cli")
+            try:
+                job = await asyncio.shield(task)
+            except asyncio.CancelledError:
+                await orch.cancel(job, by="cli interrupt")
+                raise
+    finally:
+        unsubscribe()
+    elapsed = time.monotonic() - started
+    return _report(runtime, job, elapsed)
+
+
+def _scene_note(scene: SceneState) -> str:
+    if scene.done:
+        return "done"
+    for name, stage in (("clip", scene.clip), ("seed", scene.seed)):
+        if stage.status is StageStatus.FAILED:
+            return f"[red]{name} failed[/]"
+        if stage.status is StageStatus.RETRYING:
+            return f"[yellow]{name} retry {stage.attempt}/{stage.max_attempts}[/]"
+        if stage.status is StageStatus.RUNNING:
+            verb = "painting seed" if name == "seed" else "animating"
+            return f"{verb}" + (f" (attempt {stage.attempt}/{stage.max_attempts})" if stage.attempt > 1 else "")
+    if scene.clip.status is StageStatus.DONE:
+        return "normalising"
+    return "queued"
+
+
+def _report(runtime: Runtime, job: Job, elapsed: float) -> int:
+    directory = job.directory(runtime.settings.data_dir)
+    if job.status in (JobStatus.COMPLETED, JobStatus.PARTIAL):
+        colour = "green" if job.status is JobStatus.COMPLETED else "yellow"
+        console.print(f"[{colour}]Job {job.id} {job.status.value}[/] in {elapsed:.1f} s.")
+        if job.error:
+            console.print(f"[yellow]{job.error}[/]")
+        console.print(f"final: {job.final_path}  ({(job.final_bytes or 0) / 1_048_576:.1f} MiB)")
+        console.print(f"contact sheet: {directory / 'contact-sheet.png'}")
+        if job.offline:
+            console.print("[bold yellow]This is an offline preview[/]: set OPENAI_API_KEY and REPLICATE_API_TOKEN "
+                          "for GPT-4o storyboards and SDXL/SVD footage.")  # fmt: skip
+        if job.gpu_seconds:
+            console.print(f"GPU time {job.gpu_seconds:.1f} s, estimated cost ${job.cost_usd:.2f}")
+        return EXIT_OK
+    err_console.print(f"[red]Job {job.id} {job.status.value}:[/] {job.error or 'no reason recorded'}")
+    err_console.print(f"Files so far are in {directory}.")
+    return EXIT_FAILED
+
+
+async def list_jobs(settings: Settings, limit: int) -> int:
+    runtime = await Runtime.open(settings)
+    try:
+        jobs = await runtime.store.list(limit=limit)
+    finally:
+        await runtime.close()
+    if not jobs:
+        console.print("No jobs yet. Make one: jant makead \"your product\" --yes")
+        return EXIT_OK
+    table = Table()
+    for col in ("id", "status", "created", "mood", "product", "final"):
+        table.add_column(col)
+    for j in jobs:
+        table.add_row(j.id, j.status.value, j.created_at.strftime("%Y-%m-%d %H:%M"), j.request.mood.value,
+                      j.request.product[:40], j.final_path or "")  # fmt: skip
+    console.print(table)
+    return EXIT_OK
+
+
+async def show_job(settings: Settings, job_id: str) -> int:
+    runtime = await Runtime.open(settings)
+    try:
+        job = await runtime.store.get(job_id.strip())
+    finally:
+        await runtime.close()
+    if job is None:
+        raise UsageError(f"no job {job_id!r}; `jant jobs` lists them")
+    console.print(f"Job [bold]{job.id}[/]: {job.status.value}" + (f" — {job.error}" if job.error else ""))
+    if job.storyboard:
+        _print_storyboard(job)
+        for s in job.scenes:
+            console.print(f"  scene {s.index}: seed {s.seed.status.value}, clip {s.clip.status.value}"
+                          + (f" — {s.error}" if s.error else ""))  # fmt: skip
+    if job.final_path:
+        console.print(f"final: {job.final_path}")
+    return EXIT_OK
+
+
+async def doctor(settings: Settings) -> int:
+    from pipeline.ffmpeg import ffmpeg_exe, run_ffmpeg
+    from pipeline.runtime import build_providers, check_data_dir
+
+    ok = True
+    providers = build_providers(settings)
+    table = Table(title="jant doctor")
+    table.add_column("check")
+    table.add_column("status")
+    table.add_column("detail")
+    for stage, prov in (("storyboards", providers.planner), ("seed images", providers.images),
+                        ("clips", providers.video)):  # fmt: skip
+        table.add_row(stage, "[yellow]offline[/]" if prov.offline else "[green]live[/]", prov.name)
+    for notice in providers.notices:
+        table.add_row("", "", notice)
+    try:
+        exe = ffmpeg_exe()
+        version = (await run_ffmpeg(["-version"], timeout=20)).splitlines()
+        table.add_row("ffmpeg", "[green]ok[/]", f"{exe} {version[0] if version else ''}")
+    except Exception as exc:
+        ok = False
+        table.add_row("ffmpeg", "[red]missing[/]", str(exc))
+    try:
+        await asyncio.to_thread(check_data_dir, settings)
+        table.add_row("data dir", "[green]ok[/]", str(settings.data_dir))
+        runtime = await Runtime.open(settings, providers)
+        count = await runtime.store.repo.count_jobs()
+        await runtime.close()
+        table.add_row("database", "[green]ok[/]", f"{settings.db_path} ({count} jobs)")
+    except JantError as exc:
+        ok = False
+        table.add_row("data dir", "[red]error[/]", exc.user_message)
+    table.add_row("discord", "[green]token set[/]" if settings.discord_token else "[yellow]no token[/]",
+                  "`jant bot` needs DISCORD_TOKEN" if not settings.discord_token else "")  # fmt: skip
+    table.add_row("environment", settings.env, f"seeds {settings.profile.seed_width}x{settings.profile.seed_height}, "
+                  f"output {settings.profile.output_width}x{settings.profile.output_height}")  # fmt: skip
+    console.print(table)
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,491 @@
+"""Runs ad jobs: plan → approval → per scene (seed → clip → normalise), pipelined → compose.
+
+Knows nothing of Discord or terminals: front ends subscribe to the `EventBus`. Every state change
+is written through `JobStore` before the next step starts, and every paid step is keyed by
+(job, scene, stage, attempt), so a restarted process resumes instead of paying twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from pipeline.composer import Composer, target_bitrate
+from pipeline.config import Settings
+from pipeline.errors import InvalidRequest, JantError, PlannerError
+from pipeline.events import EventBus, EventKind, ProgressEvent
+from pipeline.limiter import FairLimiter
+from pipeline.models import (
+    AdRequest,
+    Job,
+    JobStatus,
+    Scene,
+    StageName,
+    StageState,
+    StageStatus,
+    Storyboard,
+    storyboard_problem,
+    utcnow,
+)
+from pipeline.moods import mood_preset
+from pipeline.providers.base import ClipRequest, Providers, SeedRequest, StageContext, StageResult
+from pipeline.retry import RetryPolicy, classify
+from pipeline.store import JobStore
+
+log = logging.getLogger(__name__)
+
+_PROGRESS_PERSIST_STEP = 10.0  # persist progress every 10 points; events go out on every report
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        settings: Settings,
+        store: JobStore,
+        providers: Providers,
+        *,
+        bus: EventBus | None = None,
+        limiter: FairLimiter | None = None,
+        composer: Composer | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.providers = providers
+        self.bus = bus or EventBus()
+        self.limiter = limiter or FairLimiter(settings.max_concurrent_predictions)
+        profile = settings.profile
+        self.composer = composer or Composer(
+            profile.output_width, profile.output_height, interpolate=settings.interpolate
+        )
+        self.retry = retry or RetryPolicy(settings.max_attempts, settings.retry_backoff_s)
+        self._tasks: dict[str, asyncio.Task[Job]] = {}
+        self._user_cancelled: set[str] = set()
+        self._jobs: dict[str, Job] = {}  # live jobs: the copy the running task mutates
+
+    # -- planning and approval ------------------------------------------------------------------
+
+    async def create_job(
+        self,
+        request: AdRequest,
+        *,
+        requester_id: str | None = None,
+        guild_id: str | None = None,
+        channel_id: str | None = None,
+        byte_limit: int | None = None,
+        ui: dict | None = None,
+    ) -> Job:
+        job = Job(
+            request=request,
+            requester_id=requester_id,
+            guild_id=guild_id,
+            channel_id=channel_id,
+            byte_limit=byte_limit if byte_limit is not None else self.settings.byte_limit,
+            ui=ui or {},
+            offline=self.providers.offline,
+            env=self.settings.env,
+            providers={
+                "planner": self.providers.planner.name,
+                "images": self.providers.images.name,
+                "video": self.providers.video.name,
+            },
+        )
+        await self.store.create(job)
+        await self._publish(EventKind.JOB_CREATED, job)
+        return job
+
+    async def plan(self, job: Job, *, feedback: str | None = None) -> Job:
+        """Write (or rewrite) the storyboard. A job with no storyboard yet fails when planning does."""
+        try:
+            storyboard = await self.providers.planner.plan(job.request, feedback=feedback)
+        except JantError as exc:
+            await self._planning_failed(job, exc.user_message)
+            raise
+        except ValidationError as exc:
+            err = PlannerError(f"The storyboard writer broke a rule: {storyboard_problem(exc)}.")
+            await self._planning_failed(job, err.user_message)
+            raise err from exc
+        await self.store.set_storyboard(job, storyboard, JobStatus.AWAITING_APPROVAL, self.settings.max_attempts)
+        await asyncio.to_thread(self._write_storyboard_file, job)
+        await self._publish(EventKind.STORYBOARD_READY, job)
+        return job
+
+    async def _planning_failed(self, job: Job, message: str) -> None:
+        await self.store.event(job, "planning_failed", detail=message)
+        if job.storyboard is None:
+            await self.store.update(job, status=JobStatus.FAILED, error=message, finished_at=utcnow())
+
+    async def edit_scene(
+        self, job: Job, index: int, *, description: str | None = None, duration: float | None = None
+    ) -> Job:
+        """Change one scene before approval; the whole storyboard is re-validated."""
+        if job.status is not JobStatus.AWAITING_APPROVAL or job.storyboard is None:
+            raise InvalidRequest(
+                f"Job {job.id} is {job.status.value}; only a storyboard awaiting approval can be edited."
+            )
+        if not 1 <= index <= len(job.storyboard.scenes):
+            raise InvalidRequest(f"There is no scene {index}; this storyboard has {len(job.storyboard.scenes)}.")
+        data = job.storyboard.model_dump()
+        scene = data["scenes"][index - 1]
+        if description is not None:
+            scene["description"] = description
+            scene["visual_prompt"] = description
+        if duration is not None:
+            scene["duration"] = duration
+        try:
+            storyboard = Storyboard.model_validate(data)
+        except ValidationError as exc:
+            raise InvalidRequest(f"That edit breaks the storyboard: {storyboard_problem(exc)}.") from exc
+        await self.store.set_storyboard(job, storyboard, JobStatus.AWAITING_APPROVAL, self.settings.max_attempts)
+        await self.store.event(job, "scene_edited", scene_index=index)
+        await asyncio.to_thread(self._write_storyboard_file, job)
+        await self._publish(EventKind.STORYBOARD_READY, job, scene_index=index)
+        return job
+
+    def _write_storyboard_file(self, job: Job) -> None:
+        directory = self.job_dir(job)
+        directory.mkdir(parents=True, exist_ok=True)
+        payload = {"job_id": job.id, "request": job.request.model_dump(mode="json"),
+                   "offline_preview": job.offline, "storyboard": job.storyboard.model_dump(mode="json")}  # fmt: skip
+        tmp = directory / "storyboard.json.tmp"
+        tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, directory / "storyboard.json")
+
+    def job_dir(self, job: Job) -> Path:
+        return job.directory(self.settings.data_dir)
+
+    async def approve(self, job: Job, *, approved_by: str | None = None) -> asyncio.Task[Job]:
+        if job.status is not JobStatus.AWAITING_APPROVAL:
+            raise InvalidRequest(f"Job {job.id} is already {job.status.value.replace('_', ' ')}.")
+        await self.store.update(job, status=JobStatus.QUEUED)
+        await self.store.event(job, "approved", detail=approved_by)
+        await self._publish(EventKind.JOB_QUEUED, job)
+        return self.start(job)
+
+    # -- running --------------------------------------------------------------------------------
+
+    def start(self, job: Job) -> asyncio.Task[Job]:
+        """Run the job in a background task (one per job). Idempotent while it runs."""
+        task = self._tasks.get(job.id)
+        if task is not None and not task.done():
+            return task
+        self._jobs[job.id] = job
+        task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
+        self._tasks[job.id] = task
+        task.add_done_callback(lambda _t, jid=job.id: self._forget(jid, _t))
+        return task
+
+    def _forget(self, job_id: str, task: asyncio.Task[Job]) -> None:
+        if self._tasks.get(job_id) is task:
+            del self._tasks[job_id]
+            self._jobs.pop(job_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("job %s crashed", job_id, exc_info=task.exception())
+
+    def live_job(self, job_id: str) -> Job | None:
+        return self._jobs.get(job_id)
+
+    def is_running(self, job_id: str) -> bool:
+        task = self._tasks.get(job_id)
+        return task is not None and not task.done()
+
+    async def run(self, job: Job) -> Job:
+        """Run to the end in the caller's task (the CLI's way)."""
+        return await self.start(job)
+
+    async def _run(self, job: Job) -> Job:
+        assert job.storyboard is not None, "a job runs only after its storyboard is approved"
+        started = time.monotonic()
+        await self.store.update(job, status=JobStatus.RUNNING, started_at=job.started_at or utcnow(), error=None)
+        await self._publish(EventKind.JOB_STARTED, job)
+        self.job_dir(job).mkdir(parents=True, exist_ok=True)
+        scenes = [s for s in job.storyboard.scenes if not job.scene(s.index).done]
+        try:
+            await asyncio.gather(*(self._run_scene(job, scene) for scene in scenes))
+        except asyncio.CancelledError:
+            await self._after_cancel(job)
+            raise
+        await self._finish(job)
+        log.info("job %s %s in %.1f s", job.id, job.status.value, time.monotonic() - started)
+        return job
+
+    async def _run_scene(self, job: Job, scene: Scene) -> None:
+        state = job.scene(scene.index)
+        directory = self.job_dir(job)
+        mood = mood_preset(job.request.mood)
+        profile = self.settings.profile
+        seed_path = await self._run_stage(
+            job, state.seed, directory / f"seed-{scene.index}.png",
+            lambda ctx, dest: self.providers.images.generate(
+                SeedRequest(
+                    storyboard=job.storyboard, scene=scene, mood=mood, product=job.request.product,
+                    width=profile.seed_width, height=profile.seed_height, steps=profile.seed_steps,
+                    dest=dest, seed=state.seed.seed,
+                ), ctx),
+            provider=self.providers.images.name,
+        )  # fmt: skip
+        if seed_path is None:
+            await self._skip(job, state.clip, "its seed image failed")
+            return
+        clip_path = await self._run_stage(
+            job, state.clip, directory / f"clip-{scene.index}.mp4",
+            lambda ctx, dest: self.providers.video.animate(
+                ClipRequest(
+                    scene=scene, mood=mood, seed_image=seed_path, dest=dest,
+                    width=profile.clip_width, height=profile.clip_height, fps=self.settings.svd_fps,
+                    video_length=self.settings.svd_video_length, motion_bucket_id=mood.motion_bucket_id,
+                    seed=state.clip.seed,
+                ), ctx),
+            provider=self.providers.video.name,
+        )  # fmt: skip
+        if clip_path is None:
+            return
+        # Normalise now, while other scenes still generate, so the final join is a cheap copy.
+        normalized = directory / f"scene-{scene.index}.mp4"
+        max_bitrate = (
+            target_bitrate(job.storyboard.total_duration, job.byte_limit) if job.byte_limit else None
+        )
+        try:
+            await self.composer.normalize_clip(
+                clip_path, normalized, scene.duration, caption=scene.on_screen_text, max_bitrate=max_bitrate
+            )
+        except JantError as exc:
+            state.clip.status, state.clip.error = StageStatus.FAILED, f"Could not prepare the clip: {exc}"
+            await self.store.save_stage(state.clip)
+            await self._publish(EventKind.STAGE_FAILED, job, scene.index, StageName.CLIP, state.clip.error)
+            return
+        await self.store.set_normalized(job, scene.index, str(normalized))
+        await self._publish(EventKind.CLIP_NORMALIZED, job, scene.index, StageName.CLIP)
+
+    async def _skip(self, job: Job, stage: StageState, why: str) -> None:
+        stage.status, stage.error = StageStatus.FAILED, f"Skipped: {why}."
+        await self.store.save_stage(stage)
+
+    async def _run_stage(
+        self,
+        job: Job,
+        stage: StageState,
+        dest: Path,
+        call: Callable[[StageContext, Path], Awaitable[StageResult]],
+        *,
+        provider: str,
+    ) -> Path | None:
+        """One paid step with retries. Returns the file, or None when the stage failed for good."""
+        if stage.status is StageStatus.DONE and stage.path and await asyncio.to_thread(Path(stage.path).exists):
+            return Path(stage.path)
+        # A stage left RUNNING with a prediction id was interrupted: resume that same attempt.
+        resume_id = stage.prediction_id if stage.status is StageStatus.RUNNING else None
+        attempt = stage.attempt if resume_id else stage.attempt + 1
+        stage.error = None
+        while True:
+            stage.status, stage.progress = StageStatus.QUEUED, 0.0
+            await self.store.save_stage(stage)
+            await self._publish(EventKind.STAGE_QUEUED, job, stage.scene_index, stage.stage)
+            async with self.limiter.slot(job.requester_id):
+                stage.attempt, stage.status = attempt, StageStatus.RUNNING
+                if not resume_id:
+                    stage.prediction_id = None
+                await self.store.save_stage(stage)
+                await self._publish(EventKind.STAGE_RUNNING, job, stage.scene_index, stage.stage)
+                ctx = self._context(job, stage, provider, resume_id)
+                try:
+                    result = await self._with_deadline(stage, call(ctx, dest))
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    decision = classify(exc)
+                    message = exc.user_message if isinstance(exc, JantError) else decision.reason
+                    log.warning("job %s scene %d %s attempt %d failed: %s", job.id, stage.scene_index,
+                                stage.stage.value, attempt, message)  # fmt: skip
+                    if stage.prediction_id:
+                        await self.store.repo.finish_prediction(stage.prediction_id, "failed", None)
+                    if not self.retry.should_retry(attempt, decision):
+                        stage.status, stage.error = StageStatus.FAILED, message
+                        await self.store.save_stage(stage)
+                        await self.store.event(job, "stage_failed", scene_index=stage.scene_index,
+                                               stage=stage.stage.value, detail=message)  # fmt: skip
+                        await self._publish(EventKind.STAGE_FAILED, job, stage.scene_index, stage.stage, message)
+                        return None
+                    stage.status, stage.error = StageStatus.RETRYING, message
+                    await self.store.save_stage(stage)
+                    await self._publish(EventKind.STAGE_RETRYING, job, stage.scene_index, stage.stage, message)
+                    delay = self.retry.delay(attempt, decision)
+                    resume_id = None
+                    attempt += 1
+                else:
+                    await self._stage_done(job, stage, result)
+                    return result.path
+            await asyncio.sleep(delay)  # outside the slot: a waiting stage holds no capacity
+
+    def _context(self, job: Job, stage: StageState, provider: str, resume_id: str | None) -> StageContext:
+        last_saved = [stage.progress]
+
+        async def on_progress(percent: float, note: str | None) -> None:
+            stage.progress = round(percent, 1)
+            if percent - last_saved[0] >= _PROGRESS_PERSIST_STEP:
+                last_saved[0] = percent
+                await self.store.save_stage(stage)
+            await self._publish(EventKind.STAGE_PROGRESS, job, stage.scene_index, stage.stage, note)
+
+        async def on_prediction(prediction_id: str) -> None:
+            await self.store.record_prediction(stage, provider, prediction_id)
+
+        return StageContext(
+            job_id=job.id, scene_index=stage.scene_index, stage=stage.stage, attempt=stage.attempt,
+            existing_prediction_id=resume_id, on_progress=on_progress, on_prediction=on_prediction,
+            in_flight=lambda: self.limiter.in_flight,
+        )  # fmt: skip
+
+    async def _with_deadline(self, stage: StageState, work: Awaitable[StageResult]) -> StageResult:
+        # Providers enforce their own deadlines (and cancel the prediction); this outer bound only
+        # guards against a provider that hangs anyway.
+        base = self.settings.seed_deadline_s if stage.stage is StageName.SEED else self.settings.clip_deadline_s
+        return await asyncio.wait_for(work, timeout=base * 1.5 + 30)
+
+    async def _stage_done(self, job: Job, stage: StageState, result: StageResult) -> None:
+        stage.status, stage.progress, stage.error = StageStatus.DONE, 100.0, None
+        stage.path, stage.seed = str(result.path), result.seed
+        if result.prediction_id:
+            stage.prediction_id = result.prediction_id
+            await self.store.repo.finish_prediction(result.prediction_id, "succeeded", result.predict_time)
+        await self.store.save_stage(stage)
+        if result.predict_time:
+            gpu = round(job.gpu_seconds + result.predict_time, 3)
+            await self.store.update(job, gpu_seconds=gpu, cost_usd=round(gpu * self.settings.price_per_gpu_second, 4))
+        await self._publish(EventKind.STAGE_DONE, job, stage.scene_index, stage.stage)
+
+    async def _finish(self, job: Job) -> None:
+        assert job.storyboard is not None
+        done = [s for s in job.scenes if s.done]
+        failed = [s for s in job.scenes if not s.done]
+        if not done:
+            reasons = "; ".join(f"scene {s.index}: {s.error or 'failed'}" for s in failed)
+            await self.store.update(job, status=JobStatus.FAILED, error=f"No scene could be made ({reasons}).",
+                                    finished_at=utcnow())  # fmt: skip
+            await self._publish(EventKind.JOB_FINISHED, job)
+            return
+        await self.store.update(job, status=JobStatus.COMPOSING)
+        await self._publish(EventKind.COMPOSING, job)
+        directory = self.job_dir(job)
+        try:
+            result = await self.composer.join(
+                [Path(s.normalized_path) for s in done if s.normalized_path],
+                directory / "final.mp4",
+                byte_limit=job.byte_limit,
+            )
+            scenes = {s.index: s for s in job.storyboard.scenes}
+            await self.composer.contact_sheet(
+                [Path(s.seed.path) for s in done if s.seed.path],
+                [f"{scenes[s.index].beat.value} · {scenes[s.index].duration:g}s" for s in done],
+                directory / "contact-sheet.png",
+                title=job.storyboard.title,
+            )
+        except JantError as exc:
+            await self.store.update(job, status=JobStatus.FAILED, error=exc.user_message, finished_at=utcnow())
+            await self.store.event(job, "compose_failed", detail=exc.user_message)
+            await self._publish(EventKind.JOB_FINISHED, job)
+            return
+        status = JobStatus.COMPLETED if not failed else JobStatus.PARTIAL
+        error = None
+        if failed:
+            error = "Missing scenes: " + "; ".join(f"scene {s.index}: {s.error or 'failed'}" for s in failed)
+        await self.store.update(
+            job, status=status, error=error, final_path=str(result.path), final_bytes=result.bytes,
+            finished_at=utcnow(),
+        )  # fmt: skip
+        await self.store.event(job, "finished", detail=status.value)
+        await self._publish(EventKind.JOB_FINISHED, job)
+
+    # -- cancel, retry, resume -------------------------------------------------------------------
+
+    async def cancel(self, job: Job, *, by: str | None = None) -> Job:
+        """Stop a job: cancel its paid predictions, keep what is finished."""
+        live = self._jobs.get(job.id, job)
+        if live.status.is_terminal:
+            raise InvalidRequest(f"Job {job.id} has already ended ({live.status.value}).")
+        self._user_cancelled.add(job.id)
+        task = self._tasks.get(job.id)
+        if task is not None and not task.done():
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        else:
+            await self._after_cancel(live)
+        await self.store.event(live, "cancelled", detail=by)
+        return live
+
+    async def _after_cancel(self, job: Job) -> None:
+        """A cancelled task: by the user → cancel predictions and mark cancelled; by shutdown → leave
+        everything as it is, so the next start resumes polling the same predictions."""
+        if job.id not in self._user_cancelled:
+            return
+        self._user_cancelled.discard(job.id)
+        for scene in job.scenes:
+            for stage, gen in ((scene.seed, self.providers.images), (scene.clip, self.providers.video)):
+                if stage.status.is_terminal:
+                    continue
+                if stage.prediction_id and stage.status is StageStatus.RUNNING:
+                    try:
+                        await gen.cancel(stage.prediction_id)
+                        await self.store.repo.finish_prediction(stage.prediction_id, "canceled", None)
+                    except Exception:
+                        log.warning("could not cancel prediction %s of job %s", stage.prediction_id, job.id,
+                                    exc_info=True)  # fmt: skip
+                stage.status = StageStatus.CANCELLED
+                await self.store.save_stage(stage)
+        await self.store.update(job, status=JobStatus.CANCELLED, error="Cancelled.", finished_at=utcnow())
+        await self._publish(EventKind.JOB_FINISHED, job)
+
+    async def retry_failed(self, job: Job) -> asyncio.Task[Job]:
+        """Re-run only the scenes that failed; finished scenes are reused and the ad re-joined."""
+        if job.status not in (JobStatus.PARTIAL, JobStatus.FAILED, JobStatus.CANCELLED) or job.storyboard is None:
+            raise InvalidRequest(f"Job {job.id} is {job.status.value}; only a partial, failed or cancelled job "
+                                 "with a storyboard can be retried.")  # fmt: skip
+        for scene in job.scenes:
+            for stage in (scene.seed, scene.clip):
+                if stage.status is not StageStatus.DONE:
+                    stage.status, stage.error, stage.progress, stage.attempt = StageStatus.PENDING, None, 0.0, 0
+                    stage.prediction_id = None
+                    await self.store.save_stage(stage)
+        await self.store.update(job, status=JobStatus.QUEUED, error=None, finished_at=None)
+        await self.store.event(job, "retry_failed")
+        return self.start(job)
+
+    async def resume_all(self) -> list[asyncio.Task[Job]]:
+        """After a restart: pick up every job that was queued, running or composing."""
+        statuses = [JobStatus.QUEUED.value, JobStatus.RUNNING.value, JobStatus.COMPOSING.value]
+        tasks = []
+        for brief in await self.store.list(statuses=statuses, limit=10_000):
+            job = await self.store.get(brief.id)
+            if job is None or job.storyboard is None:
+                continue
+            await self.store.event(job, "resumed")
+            tasks.append(self.start(job))
+        return tasks
+
+    async def shutdown(self, grace_s: float = 8.0) -> None:
+        """Stop running tasks without cancelling predictions; state is already on disk."""
+        tasks = [t for t in self._tasks.values() if not t.done()]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace_s)
+
+    async def _publish(
+        self,
+        kind: EventKind,
+        job: Job,
+        scene_index: int | None = None,
+        stage: StageName | None = None,
+        detail: str | None = None,
+    ) -> None:
+        await self.bus.publish(ProgressEvent(kind, job.model_copy(deep=True), scene_index, stage, detail))

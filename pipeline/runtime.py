@@ -1,0 +1,75 @@
+"""Wires settings, storage, providers and the orchestrator together for any front end."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from pipeline.config import Settings
+from pipeline.errors import ConfigError
+from pipeline.orchestrator import Orchestrator
+from pipeline.providers.base import Providers
+from pipeline.providers.offline_images import OfflineImageGenerator
+from pipeline.providers.offline_planner import OfflineStoryboardPlanner
+from pipeline.providers.offline_video import OfflineVideoGenerator
+from pipeline.store import JobStore
+
+log = logging.getLogger(__name__)
+
+
+def build_providers(settings: Settings) -> Providers:
+    """Real providers where keys are set, offline ones elsewhere — with one notice per offline stage."""
+    notices: list[str] = []
+    if settings.planner_live:
+        from pipeline.providers.openai_planner import OpenAIStoryboardPlanner
+
+        planner = OpenAIStoryboardPlanner(settings)
+    else:
+        planner = OfflineStoryboardPlanner()
+        why = "JANT_OFFLINE is set" if settings.offline else "OPENAI_API_KEY is not set"
+        notices.append(f"{why}: storyboards come from the offline planner (a local preview, not GPT-4o).")
+    if settings.media_live:
+        from pipeline.providers.replicate_media import ReplicateImageGenerator, ReplicateVideoGenerator
+
+        images, video = ReplicateImageGenerator(settings), ReplicateVideoGenerator(settings)
+    else:
+        images, video = OfflineImageGenerator(), OfflineVideoGenerator()
+        why = "JANT_OFFLINE is set" if settings.offline else "REPLICATE_API_TOKEN is not set"
+        notices.append(f"{why}: seed images and clips are drawn locally (an offline preview, not SDXL/SVD).")
+    return Providers(planner=planner, images=images, video=video, notices=notices)
+
+
+def check_data_dir(settings: Settings) -> None:
+    """Fail early, with the path, when the data directory cannot be written."""
+    path = settings.data_dir
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+        settings.db_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"The data directory {path} cannot be written ({exc.strerror or exc}).",
+            hint="Set JANT_DATA_DIR to a folder you can write to.",
+        ) from exc
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: JobStore
+    providers: Providers
+    orchestrator: Orchestrator
+
+    @classmethod
+    async def open(cls, settings: Settings, providers: Providers | None = None) -> Runtime:
+        await asyncio.to_thread(check_data_dir, settings)
+        providers = providers or build_providers(settings)
+        store = await JobStore.open(settings.db_path)
+        return cls(settings, store, providers, Orchestrator(settings, store, providers))
+
+    async def close(self) -> None:
+        await self.orchestrator.shutdown()
+        await self.store.close()

@@ -1,0 +1,37 @@
+"""Shared fixtures. Nothing here reaches the internet: real providers only ever see local emulators."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import Settings
+
+_SERVICE_ENV = (
+    "DISCORD_TOKEN", "OPENAI_API_KEY", "REPLICATE_API_TOKEN", "OPENAI_BASE_URL", "REPLICATE_BASE_URL",
+    "DISCORD_API_BASE", "DISCORD_GATEWAY_URL", "JANT_DB_PATH", "JANT_OFFLINE", "JANT_BYTE_LIMIT",
+    "JANT_ENV", "JANT_DISCORD_GUILD_IDS", "JANT_APPROVER_ROLE",
+)  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Each test starts with no keys (so offline providers), its own data dir, and no .env file."""
+    for name in _SERVICE_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("JANT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(JANT_DATA_DIR=tmp_path / "data", JANT_RETRY_BACKOFF_S=0.01)
+
+
+@pytest.fixture
+def error_logs(caplog: pytest.LogCaptureFixture):
+    """Collect ERROR records; tests fail on crashes that libraries only log."""
+    caplog.set_level(logging.WARNING)
+    yield lambda: [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -1,0 +1,85 @@
+"""Migrations on an empty and an existing database; jobs survive a reopen."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from pipeline.models import AdRequest, Job, JobStatus, StageStatus
+from pipeline.providers.offline_planner import OfflineStoryboardPlanner
+from pipeline.store import JobStore
+from storage.database import connect, migrations, schema_version
+
+
+async def test_migrations_on_an_empty_database(tmp_path: Path) -> None:
+    conn = await connect(tmp_path / "new.db")
+    try:
+        assert await schema_version(conn) == len(migrations())
+        async with conn.execute("PRAGMA journal_mode") as cur:
+            assert (await cur.fetchone())[0] == "wal"
+        async with conn.execute("SELECT name FROM sqlite_master WHERE type='table'") as cur:
+            tables = {r[0] for r in await cur.fetchall()}
+        assert {"jobs", "stages", "scenes", "predictions", "events", "schema_migrations"} <= tables
+    finally:
+        await conn.close()
+
+
+async def test_reopening_an_existing_database_keeps_data_and_applies_nothing_twice(tmp_path: Path) -> None:
+    db = tmp_path / "jant.db"
+    store = await JobStore.open(db)
+    job = await store.create(Job(request=AdRequest(product="Lumen lamp", mood="minimal")))
+    await store.close()
+
+    store = await JobStore.open(db)
+    try:
+        again = await store.get(job.id)
+        assert again is not None and again.request.product == "Lumen lamp"
+        async with store.repo._conn.execute("SELECT COUNT(*) FROM schema_migrations") as cur:
+            assert (await cur.fetchone())[0] == len(migrations())
+    finally:
+        await store.close()
+
+
+async def test_an_old_database_at_version_zero_is_upgraded(tmp_path: Path) -> None:
+    """A database made before migrations existed (only an unrelated table) gets the schema added."""
+    db = tmp_path / "old.db"
+    raw = sqlite3.connect(db)
+    raw.execute("CREATE TABLE notes (x TEXT)")
+    raw.execute("INSERT INTO notes VALUES ('keep me')")
+    raw.commit()
+    raw.close()
+    conn = await connect(db)
+    try:
+        assert await schema_version(conn) == len(migrations())
+        async with conn.execute("SELECT x FROM notes") as cur:
+            assert (await cur.fetchone())[0] == "keep me"
+    finally:
+        await conn.close()
+
+
+async def test_storyboard_stages_and_predictions_round_trip(tmp_path: Path) -> None:
+    store = await JobStore.open(tmp_path / "jant.db")
+    try:
+        job = await store.create(Job(request=AdRequest(product="Lumen — a lamp, bright and warm")))
+        sb = await OfflineStoryboardPlanner().plan(job.request)
+        await store.set_storyboard(job, sb, JobStatus.AWAITING_APPROVAL, 3)
+        stage = job.scene(2).clip
+        stage.status, stage.attempt, stage.progress = StageStatus.RUNNING, 1, 40.0
+        await store.save_stage(stage)
+        await store.record_prediction(stage, "replicate-svd", "pred-123")
+        await store.set_normalized(job, 1, "/tmp/scene-1.mp4")
+
+        loaded = await store.get(job.id)
+        assert loaded is not None and loaded.storyboard == sb
+        clip = loaded.scene(2).clip
+        assert (clip.status, clip.attempt, clip.progress) == (StageStatus.RUNNING, 1, 40.0)
+        assert clip.prediction_id == "pred-123"
+        assert loaded.scene(1).normalized_path == "/tmp/scene-1.mp4"
+        preds = await store.repo.predictions(job.id)
+        assert [(p["scene_index"], p["stage"], p["attempt"], p["prediction_id"]) for p in preds] == [
+            (2, "clip", 1, "pred-123")
+        ]
+        kinds = [e["kind"] for e in await store.repo.events(job.id)]
+        assert kinds[:2] == ["job_created", "storyboard_ready"]
+    finally:
+        await store.close()
