@@ -426,12 +426,13 @@ class Orchestrator:
     async def _after_cancel(self, job: Job) -> None:
         """A cancelled task: by the user → cancel predictions and mark cancelled; by shutdown → leave
         everything as it is, so the next start resumes polling the same predictions."""
-        if job.id not in self._user_cancelled:
-            return
+        user_cancelled = job.id in self._user_cancelled
         self._user_cancelled.discard(job.id)
         for scene in job.scenes:
             for stage, gen in ((scene.seed, self.providers.images), (scene.clip, self.providers.video)):
-                if stage.status.is_terminal:
+                if stage.status.is_terminal or not user_cancelled:
+                    # The cancel may have landed between a change in memory and its write: flush.
+                    await self.store.save_stage(stage)
                     continue
                 if stage.prediction_id and stage.status is StageStatus.RUNNING:
                     try:
@@ -442,6 +443,8 @@ class Orchestrator:
                                     exc_info=True)  # fmt: skip
                 stage.status = StageStatus.CANCELLED
                 await self.store.save_stage(stage)
+        if not user_cancelled:
+            return
         await self.store.update(job, status=JobStatus.CANCELLED, error="Cancelled.", finished_at=utcnow())
         await self._publish(EventKind.JOB_FINISHED, job)
 

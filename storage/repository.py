@@ -7,6 +7,7 @@ state that led to it is on disk.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -56,6 +57,8 @@ def _job_from_row(row: aiosqlite.Row) -> dict[str, Any]:
 class JobRepository:
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
+        # One connection is shared by every task: a transaction must not interleave with another's.
+        self._write_lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, db_path: Path) -> JobRepository:
@@ -65,14 +68,20 @@ class JobRepository:
         await self._conn.close()
 
     async def _in_transaction(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> None:
-        await self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            for sql, params in statements:
-                await self._conn.execute(sql, params)
-            await self._conn.execute("COMMIT")
-        except BaseException:
-            await self._conn.execute("ROLLBACK")
-            raise
+        # Shielded: a caller cancelled mid-write (job cancel, shutdown) must not leave a transaction
+        # half-open on the shared connection; the write is small and finishes on its own.
+        await asyncio.shield(self._transaction(list(statements)))
+
+    async def _transaction(self, statements: list[tuple[str, Sequence[Any]]]) -> None:
+        async with self._write_lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in statements:
+                    await self._conn.execute(sql, params)
+                await self._conn.execute("COMMIT")
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
 
     # -- jobs ---------------------------------------------------------------------------------
 

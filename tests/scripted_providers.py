@@ -1,0 +1,109 @@
+"""In-process providers with scripted outcomes and latencies, for orchestrator stories.
+
+They stand in for whole providers behind our own interfaces (not for any client library), so the
+orchestrator's behaviour — pipelining, retries, cancel, resume — is tested without a network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.composer import ComposeResult
+
+from pipeline.errors import ProviderError, SafetyRejection
+from pipeline.providers.base import ClipRequest, SeedRequest, StageContext, StageResult
+
+
+@dataclass
+class Call:
+    scene: int
+    attempt: int
+    resumed_from: str | None
+
+
+@dataclass
+class ScriptedStage:
+    """Outcomes per scene, consumed per attempt: "ok", "flaky" (retryable), "nsfw", "hang"."""
+
+    name: str
+    outcomes: dict[int, list[str]] = field(default_factory=dict)
+    latency: dict[int, float] = field(default_factory=dict)
+    gates: dict[int, asyncio.Event] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+    creates: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    cancelled: list[str] = field(default_factory=list)
+    running: int = 0
+    peak_running: int = 0
+    started: dict[int, asyncio.Event] = field(default_factory=lambda: defaultdict(asyncio.Event))
+    finished: dict[int, asyncio.Event] = field(default_factory=lambda: defaultdict(asyncio.Event))
+    offline: bool = True
+
+    async def _work(self, scene: int, ctx: StageContext, dest: Path) -> StageResult:
+        self.calls.append(Call(scene, ctx.attempt, ctx.existing_prediction_id))
+        prediction_id = ctx.existing_prediction_id
+        if prediction_id is None:
+            self.creates[scene] += 1
+            prediction_id = f"{self.name}-{scene}-{ctx.attempt}"
+            await ctx.record_prediction(prediction_id)
+        self.running += 1
+        self.peak_running = max(self.peak_running, self.running)
+        self.started[scene].set()
+        try:
+            await ctx.progress(50.0, None)
+            if scene in self.gates:
+                await self.gates[scene].wait()
+            await asyncio.sleep(self.latency.get(scene, 0.0))
+            script = self.outcomes.get(scene, [])
+            outcome = script.pop(0) if script else "ok"
+            if outcome == "flaky":
+                raise ProviderError("GPU hiccup (code: PA)", retryable=True)
+            if outcome == "nsfw":
+                raise SafetyRejection("NSFW content detected.")
+            if outcome == "hang":
+                await asyncio.Event().wait()
+            await asyncio.to_thread(dest.write_bytes, f"{self.name} {scene}".encode())
+            return StageResult(path=dest, seed=1000 + scene, prediction_id=prediction_id, predict_time=2.0)
+        finally:
+            self.running -= 1
+            self.finished[scene].set()
+
+    async def cancel(self, prediction_id: str) -> None:
+        self.cancelled.append(prediction_id)
+
+
+class ScriptedImages(ScriptedStage):
+    async def generate(self, request: SeedRequest, ctx: StageContext) -> StageResult:
+        return await self._work(request.scene.index, ctx, request.dest)
+
+
+class ScriptedVideo(ScriptedStage):
+    async def animate(self, request: ClipRequest, ctx: StageContext) -> StageResult:
+        return await self._work(request.scene.index, ctx, request.dest)
+
+
+class CopyComposer:
+    """Joins by concatenating bytes: enough to see what the orchestrator asked for, with no ffmpeg."""
+
+    def __init__(self) -> None:
+        self.normalized: list[tuple[int, float]] = []
+        self.joined: list[list[Path]] = []
+
+    async def normalize_clip(self, src: Path, dst: Path, duration: float, *, caption: str | None = None,
+                             max_bitrate: int | None = None) -> Path:  # fmt: skip
+        await asyncio.to_thread(shutil.copyfile, src, dst)
+        self.normalized.append((int(src.stem.split("-")[-1]), duration))
+        return dst
+
+    async def join(self, clips: list[Path], dst: Path, *, byte_limit: int | None = None) -> ComposeResult:
+        self.joined.append(list(clips))
+        data = b"".join([await asyncio.to_thread(c.read_bytes) for c in clips])
+        await asyncio.to_thread(dst.write_bytes, data)
+        return ComposeResult(path=dst, bytes=len(data), duration_s=0.0, encodes=0)
+
+    async def contact_sheet(self, images: list[Path], labels: list[str], dst: Path, *, title: str) -> Path:
+        await asyncio.to_thread(dst.write_bytes, b"png")
+        return dst

@@ -1,0 +1,201 @@
+"""Stories about running a job: pipelining, retries, failures, cancel, resume and retry-failed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import Settings
+from pipeline.events import EventKind, ProgressEvent
+from pipeline.models import AdRequest, Job, JobStatus, StageName, StageStatus
+from pipeline.orchestrator import Orchestrator
+from pipeline.providers.base import Providers
+from pipeline.providers.offline_planner import OfflineStoryboardPlanner
+from pipeline.store import JobStore
+from tests.scripted_providers import CopyComposer, ScriptedImages, ScriptedVideo
+
+PRODUCT = "Lumen — a smart desk lamp that follows your circadian rhythm, dims at night and charges your phone"
+
+
+class Harness:
+    def __init__(self, settings: Settings, store: JobStore) -> None:
+        self.settings, self.store = settings, store
+        self.images, self.video = ScriptedImages("seed"), ScriptedVideo("clip")
+        self.composer = CopyComposer()
+        self.events: list[ProgressEvent] = []
+        self.orch = self.new_orchestrator()
+
+    def new_orchestrator(self) -> Orchestrator:
+        providers = Providers(OfflineStoryboardPlanner(), self.images, self.video)  # type: ignore[arg-type]
+        orch = Orchestrator(self.settings, self.store, providers, composer=self.composer)  # type: ignore[arg-type]
+        orch.bus.subscribe(self.events.append)
+        return orch
+
+    async def planned_job(self, requester: str = "alice") -> Job:
+        job = await self.orch.create_job(AdRequest(product=PRODUCT, mood="tech"), requester_id=requester)
+        return await self.orch.plan(job)
+
+    def kinds(self, scene: int, stage: StageName) -> list[EventKind]:
+        return [e.kind for e in self.events if e.scene_index == scene and e.stage is stage]
+
+
+async def until(predicate: Callable[[], bool]) -> None:
+    while not predicate():  # noqa: ASYNC110 - yield until true; callers bound it with wait_for
+        await asyncio.sleep(0.005)
+
+
+@pytest.fixture
+async def h(settings: Settings):
+    store = await JobStore.open(settings.db_path)
+    harness = Harness(settings, store)
+    yield harness
+    await harness.orch.shutdown()
+    await store.close()
+
+
+async def test_a_fast_seed_starts_its_clip_before_slow_seeds_finish(h: Harness) -> None:
+    job = await h.planned_job()
+    n = len(job.scenes)
+    for scene in range(2, n + 1):  # every seed but scene 1's is held until scene 1's clip is running
+        h.images.gates[scene] = asyncio.Event()
+    task = await h.orch.approve(job)
+    await asyncio.wait_for(h.video.started[1].wait(), 5)  # no barrier: clip 1 runs while seeds 2..n wait
+    assert all(not h.images.finished[s].is_set() for s in range(2, n + 1))
+    for gate in h.images.gates.values():
+        gate.set()
+    job = await asyncio.wait_for(task, 10)
+    assert job.status is JobStatus.COMPLETED
+    # Each clip was normalised to its own planned duration, and the final join used every scene in order.
+    assert sorted(h.composer.normalized) == [(s.index, s.duration) for s in job.storyboard.scenes]
+    assert [p.name for p in h.composer.joined[-1]] == [f"scene-{i}.mp4" for i in range(1, n + 1)]
+
+
+async def test_a_clip_that_fails_twice_then_succeeds_completes_the_ad(h: Harness) -> None:
+    job = await h.planned_job()
+    h.video.outcomes[3] = ["flaky", "flaky", "ok"]
+    job = await asyncio.wait_for(await h.orch.approve(job), 10)
+    assert job.status is JobStatus.COMPLETED
+    assert job.scene(3).clip.attempt == 3
+    assert h.kinds(3, StageName.CLIP).count(EventKind.STAGE_RETRYING) == 2
+    assert h.video.creates[3] == 3  # exactly one paid create per attempt
+    preds = await h.store.repo.predictions(job.id)
+    assert [(p["attempt"], p["status"]) for p in preds if p["scene_index"] == 3 and p["stage"] == "clip"] == [
+        (1, "failed"), (2, "failed"), (3, "succeeded")
+    ]  # fmt: skip
+    assert job.gpu_seconds == pytest.approx(2.0 * 2 * len(job.scenes))
+
+
+async def test_an_unsafe_seed_fails_only_its_scene_without_retry(h: Harness) -> None:
+    job = await h.planned_job()
+    h.images.outcomes[2] = ["nsfw"]
+    job = await asyncio.wait_for(await h.orch.approve(job), 10)
+    assert job.status is JobStatus.PARTIAL
+    assert h.images.creates[2] == 1
+    stored = await h.store.get(job.id)
+    assert stored is not None
+    assert stored.scene(2).seed.status is StageStatus.FAILED
+    assert "NSFW content detected" in (stored.scene(2).seed.error or "")
+    assert stored.scene(2).clip.status is StageStatus.FAILED  # skipped, with a reason
+    assert "scene 2" in (stored.error or "") and stored.final_path
+    assert all(stored.scene(i).done for i in range(1, len(job.scenes) + 1) if i != 2)
+
+
+async def test_when_every_scene_fails_the_job_fails_with_reasons(h: Harness) -> None:
+    job = await h.planned_job()
+    for s in range(1, 8):
+        h.images.outcomes[s] = ["nsfw"]
+    job = await asyncio.wait_for(await h.orch.approve(job), 10)
+    assert job.status is JobStatus.FAILED
+    assert "No scene could be made" in (job.error or "") and "NSFW" in (job.error or "")
+    assert h.composer.joined == []
+
+
+async def test_predictions_in_flight_never_exceed_the_global_limit(settings: Settings) -> None:
+    settings = settings.model_copy(update={"max_concurrent_predictions": 3})
+    store = await JobStore.open(settings.db_path)
+    h = Harness(settings, store)
+    try:
+        for s in range(1, 8):
+            h.images.latency[s] = 0.02
+            h.video.latency[s] = 0.02
+        jobs = [await h.planned_job(requester=f"user{i}") for i in range(3)]
+        tasks = [await h.orch.approve(j) for j in jobs]
+        done = await asyncio.wait_for(asyncio.gather(*tasks), 20)
+        assert all(j.status is JobStatus.COMPLETED for j in done)
+        assert h.images.peak_running + h.video.peak_running <= 3 + 3  # each bounded by the shared cap
+        assert h.orch.limiter.in_flight == 0
+    finally:
+        await h.orch.shutdown()
+        await store.close()
+
+
+async def test_cancel_stops_the_job_cancels_paid_predictions_and_keeps_finished_scenes(h: Harness) -> None:
+    job = await h.planned_job()
+    h.video.outcomes[4] = ["hang"]
+    task = await h.orch.approve(job)
+    await asyncio.wait_for(h.video.started[4].wait(), 5)
+    await asyncio.wait_for(until(lambda: job.scene(1).clip.status is StageStatus.DONE), 5)
+    await asyncio.wait_for(h.orch.cancel(job, by="alice"), 5)
+    assert task.cancelled()
+    stored = await h.store.get(job.id)
+    assert stored is not None and stored.status is JobStatus.CANCELLED
+    assert "clip-4-1" in h.video.cancelled
+    assert stored.scene(4).clip.status is StageStatus.CANCELLED
+    assert stored.scene(1).clip.status is StageStatus.DONE  # what was finished is kept
+
+
+async def test_a_restart_resumes_the_stored_prediction_instead_of_paying_again(h: Harness) -> None:
+    job = await h.planned_job()
+    h.video.gates[2] = asyncio.Event()
+    task = await h.orch.approve(job)
+    await asyncio.wait_for(h.video.started[2].wait(), 5)
+    # The process stops (shutdown leaves predictions running on the provider) …
+    await h.orch.shutdown()
+    assert task.cancelled()
+    assert h.video.cancelled == []
+    stored = await h.store.get(job.id)
+    assert stored is not None and stored.scene(2).clip.prediction_id == "clip-2-1"
+    # … and a new process picks the job up from SQLite.
+    h.video.gates[2].set()
+    h.orch = h.new_orchestrator()
+    resumed = await h.orch.resume_all()
+    assert len(resumed) == 1
+    job = await asyncio.wait_for(resumed[0], 10)
+    assert job.status is JobStatus.COMPLETED
+    assert h.video.creates[2] == 1  # polled by its stored id, never created twice
+    assert any(c.scene == 2 and c.resumed_from == "clip-2-1" for c in h.video.calls)
+
+
+async def test_retry_failed_reruns_only_the_failed_scene(h: Harness) -> None:
+    job = await h.planned_job()
+    h.images.outcomes[5] = ["nsfw"]
+    job = await asyncio.wait_for(await h.orch.approve(job), 10)
+    assert job.status is JobStatus.PARTIAL
+    before = dict(h.images.creates)
+    job = await asyncio.wait_for(await h.orch.retry_failed(job), 10)
+    assert job.status is JobStatus.COMPLETED
+    new_creates = {s: n - before.get(s, 0) for s, n in h.images.creates.items() if n != before.get(s, 0)}
+    assert new_creates == {5: 1}
+
+
+async def test_editing_a_scene_revalidates_the_storyboard(h: Harness) -> None:
+    from pipeline.errors import InvalidRequest
+
+    job = await h.planned_job()
+    first = job.storyboard.scenes[0].duration
+    await h.orch.edit_scene(job, 2, description="A close-up of the lamp glowing warm at dusk", duration=5.5)
+    assert job.storyboard.scenes[1].description.startswith("A close-up")
+    with pytest.raises(InvalidRequest, match="add up to 29–31 s"):
+        await h.orch.edit_scene(job, 1, duration=first + 4)
+    stored = await h.store.get(job.id)
+    assert stored is not None and stored.storyboard.scenes[0].duration == first  # the bad edit left no trace
+    with pytest.raises(InvalidRequest, match="no scene 9"):
+        await h.orch.edit_scene(job, 9, duration=4)
+
+
+def test_job_directory_is_under_the_data_dir(settings: Settings) -> None:
+    job = Job(request=AdRequest(product="x"))
+    assert job.directory(settings.data_dir) == Path(settings.data_dir) / "jobs" / job.id
