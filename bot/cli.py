@@ -175,6 +175,7 @@ async def _run_with_progress(runtime: Runtime, job: Job) -> int:
                 raise
     finally:
         unsubscribe()
+    console.print()
     elapsed = time.monotonic() - started
     return _report(runtime, job, elapsed)
 

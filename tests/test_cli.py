@@ -1,0 +1,92 @@
+"""The `jant` command line, end to end, offline — what a new user runs first."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.ffmpeg import has_faststart, probe
+
+PRODUCT = "Lumen — a smart desk lamp that follows your circadian rhythm, dims itself at night and charges your phone"
+
+
+def jant(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "COLUMNS": "120", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def job_rows(data_dir: Path) -> list[tuple[str, str]]:
+    db = data_dir / "jant.db"
+    if not db.exists():
+        return []
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT id, status FROM jobs").fetchall()
+
+
+async def test_makead_offline_makes_a_30_second_vertical_ad(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    result = jant("makead", PRODUCT, "--mood", "cinematic", "--cta", "Order at lumen.example", "--yes",
+                  cwd=tmp_path, env={"JANT_DATA_DIR": str(data)})  # fmt: skip
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "offline" in result.stderr.lower()  # says loudly that it is a preview
+    job_id = re.search(r"Job (\w{8}) completed", result.stdout).group(1)
+    job_dir = data / "jobs" / job_id
+    assert f"jobs/{job_id}/final.mp4" in result.stdout.replace("\n", "")
+    final = job_dir / "final.mp4"
+    info = await probe(final)
+    assert 29.0 <= (info.duration_s or 0) <= 31.0
+    assert (info.width, info.height) == (720, 1280)  # dev profile, 9:16
+    assert info.fps == pytest.approx(24, abs=0.01)
+    assert (info.codec, info.pix_fmt) == ("h264", "yuv420p")
+    assert has_faststart(final)
+    assert (job_dir / "contact-sheet.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for n in range(1, 6):
+        assert (job_dir / f"seed-{n}.png").exists() and (job_dir / f"clip-{n}.mp4").exists()
+    assert (job_dir / "storyboard.json").exists()
+    assert job_rows(data) == [(job_id, "completed")]
+
+    listed = jant("jobs", cwd=tmp_path, env={"JANT_DATA_DIR": str(data)})
+    assert listed.returncode == 0 and job_id in listed.stdout and "completed" in listed.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["makead", "", "--yes"], "product description is empty"),
+        (["makead", "x" * 2001, "--yes"], "keep it under 2000"),
+        (["makead", PRODUCT, "--mood", "grumpy", "--yes"], "unknown mood 'grumpy'"),
+        (["makead", PRODUCT], "pass --yes"),
+    ],
+)
+def test_bad_input_is_one_clear_line_exit_2_and_writes_nothing(tmp_path: Path, args: list[str], message: str) -> None:
+    data = tmp_path / "data"
+    result = jant(*args, cwd=tmp_path, env={"JANT_DATA_DIR": str(data)})
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert job_rows(data) == []
+
+
+def test_a_data_dir_that_cannot_be_written_is_exit_2(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = jant("makead", PRODUCT, "--yes", cwd=tmp_path, env={"JANT_DATA_DIR": str(blocker / "data")})
+    assert result.returncode == 2
+    assert "cannot be written" in result.stderr and "JANT_DATA_DIR" in result.stderr
+    assert not (blocker.parent / "data").exists()
+
+
+def test_doctor_reports_offline_providers_and_ffmpeg(tmp_path: Path) -> None:
+    result = jant("doctor", cwd=tmp_path, env={"JANT_DATA_DIR": str(tmp_path / "data")})
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "offline" in out and "OPENAI_API_KEY is not set" in out and "ffmpeg" in out
