@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     )
     max_download_bytes: int = Field(default=200 * 1024 * 1024, alias="JANT_MAX_DOWNLOAD_BYTES")
 
+    # Quotas (Discord requesters; the local CLI has none).
+    user_concurrent_jobs: int = Field(default=2, ge=1, alias="JANT_USER_CONCURRENT_JOBS")
+    guild_concurrent_jobs: int = Field(default=5, ge=1, alias="JANT_GUILD_CONCURRENT_JOBS")
+    user_daily_jobs: int = Field(default=20, ge=1, alias="JANT_USER_DAILY_JOBS")
+    retention_days: int = Field(default=14, ge=0, alias="JANT_RETENTION_DAYS")  # 0 keeps media forever
+
     # Composer.
     interpolate: bool = Field(default=False, alias="JANT_INTERPOLATE")  # minterpolate: slow, smoother
     byte_limit: int | None = Field(default=None, alias="JANT_BYTE_LIMIT")  # CLI output cap, bytes

@@ -25,6 +25,13 @@ class FairLimiter:
     def waiting(self) -> int:
         return sum(len(q) for q in self._waiting.values())
 
+    def position(self, owner: str | None) -> int | None:
+        """1-based place of this owner's next turn among waiting owners (round-robin), or None."""
+        for place, waiting_owner in enumerate(self._waiting, start=1):
+            if waiting_owner == (owner or ""):
+                return place
+        return None
+
     @asynccontextmanager
     async def slot(self, owner: str | None = None) -> AsyncIterator[None]:
         await self.acquire(owner or "")

@@ -36,6 +36,7 @@ from pipeline.models import (
 )
 from pipeline.moods import mood_preset
 from pipeline.providers.base import ClipRequest, Providers, SeedRequest, StageContext, StageResult
+from pipeline.quotas import ACTIVE, QuotaLimits, check_concurrent, check_daily, day_window
 from pipeline.retry import RetryPolicy, classify
 from pipeline.store import JobStore
 
@@ -69,6 +70,10 @@ class Orchestrator:
         self._tasks: dict[str, asyncio.Task[Job]] = {}
         self._user_cancelled: set[str] = set()
         self._jobs: dict[str, Job] = {}  # live jobs: the copy the running task mutates
+        self.quotas = QuotaLimits(
+            settings.user_concurrent_jobs, settings.guild_concurrent_jobs, settings.user_daily_jobs
+        )
+        self._approval_lock = asyncio.Lock()  # quota check and status change happen as one step
 
     # -- planning and approval ------------------------------------------------------------------
 
@@ -82,6 +87,10 @@ class Orchestrator:
         byte_limit: int | None = None,
         ui: dict | None = None,
     ) -> Job:
+        if requester_id is not None:
+            start, _ = day_window(utcnow())
+            made_today = await self.store.repo.count_jobs(requester_id=requester_id, since=start)
+            check_daily(self.quotas, made_today, utcnow())
         job = Job(
             request=request,
             requester_id=requester_id,
@@ -162,9 +171,17 @@ class Orchestrator:
         return job.directory(self.settings.data_dir)
 
     async def approve(self, job: Job, *, approved_by: str | None = None) -> asyncio.Task[Job]:
-        if job.status is not JobStatus.AWAITING_APPROVAL:
-            raise InvalidRequest(f"Job {job.id} is already {job.status.value.replace('_', ' ')}.")
-        await self.store.update(job, status=JobStatus.QUEUED)
+        async with self._approval_lock:
+            if job.status is not JobStatus.AWAITING_APPROVAL:
+                raise InvalidRequest(f"Job {job.id} is already {job.status.value.replace('_', ' ')}.")
+            if job.requester_id is not None:
+                repo = self.store.repo
+                user_active = await repo.count_jobs(requester_id=job.requester_id, statuses=ACTIVE)
+                guild_active = (
+                    await repo.count_jobs(guild_id=job.guild_id, statuses=ACTIVE) if job.guild_id else None
+                )
+                check_concurrent(self.quotas, user_active, guild_active)
+            await self.store.update(job, status=JobStatus.QUEUED)
         await self.store.event(job, "approved", detail=approved_by)
         await self._publish(EventKind.JOB_QUEUED, job)
         return self.start(job)
@@ -191,6 +208,12 @@ class Orchestrator:
 
     def live_job(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
+
+    def queue_position(self, job: Job) -> int | None:
+        """Where a job waits for a generation slot, when none of its scenes is generating."""
+        if any(st.status is StageStatus.RUNNING for sc in job.scenes for st in (sc.seed, sc.clip)):
+            return None
+        return self.limiter.position(job.requester_id)
 
     def is_running(self, job_id: str) -> bool:
         task = self._tasks.get(job_id)

@@ -201,6 +201,15 @@ class JobRepository:
             params.extend(statuses)
         return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
+    async def finished_before(self, cutoff: datetime) -> list[str]:
+        """Ids of ended jobs whose media are still on disk and older than `cutoff`."""
+        async with self._conn.execute(
+            "SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ? AND NOT EXISTS"
+            " (SELECT 1 FROM events e WHERE e.job_id = jobs.id AND e.kind = 'media_purged') ORDER BY finished_at",
+            (cutoff.isoformat(),),
+        ) as cur:
+            return [r[0] for r in await cur.fetchall()]
+
     async def delete_job(self, job_id: str) -> None:
         await self._in_transaction([("DELETE FROM jobs WHERE id = ?", (job_id,))])
 

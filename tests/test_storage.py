@@ -83,3 +83,32 @@ async def test_storyboard_stages_and_predictions_round_trip(tmp_path: Path) -> N
         assert kinds[:2] == ["job_created", "storyboard_ready"]
     finally:
         await store.close()
+
+
+async def test_retention_deletes_old_media_but_keeps_the_rows(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from pipeline.models import utcnow
+    from pipeline.retention import purge_old_media
+
+    store = await JobStore.open(tmp_path / "jant.db")
+    try:
+        old = await store.create(Job(request=AdRequest(product="Old lamp")))
+        new = await store.create(Job(request=AdRequest(product="New lamp")))
+        running = await store.create(Job(request=AdRequest(product="Running lamp")))
+        for job, age in ((old, 20), (new, 2)):
+            await store.update(job, status=JobStatus.COMPLETED, finished_at=utcnow() - timedelta(days=age),
+                               final_path=str(job.directory(tmp_path) / "final.mp4"))  # fmt: skip
+        for job in (old, new, running):
+            job.directory(tmp_path).mkdir(parents=True)
+            (job.directory(tmp_path) / "final.mp4").write_bytes(b"mp4")
+
+        assert await purge_old_media(store, tmp_path, days=14) == [old.id]
+        assert not old.directory(tmp_path).exists()
+        assert new.directory(tmp_path).exists() and running.directory(tmp_path).exists()
+        kept = await store.get(old.id)
+        assert kept is not None and kept.status is JobStatus.COMPLETED and kept.final_path is None
+        assert await purge_old_media(store, tmp_path, days=14) == []  # once only
+        assert await purge_old_media(store, tmp_path, days=0) == []  # 0 keeps media forever
+    finally:
+        await store.close()
