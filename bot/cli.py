@@ -255,7 +255,7 @@ async def show_job(settings: Settings, job_id: str) -> int:
 
 
 async def doctor(settings: Settings) -> int:
-    from pipeline.ffmpeg import ffmpeg_exe, run_ffmpeg
+    from pipeline.ffmpeg import ffmpeg_exe, ffmpeg_version
     from pipeline.runtime import build_providers, check_data_dir
 
     ok = True
@@ -271,8 +271,7 @@ async def doctor(settings: Settings) -> int:
         table.add_row("", "", notice)
     try:
         exe = ffmpeg_exe()
-        version = (await run_ffmpeg(["-version"], timeout=20)).splitlines()
-        table.add_row("ffmpeg", "[green]ok[/]", f"{exe} {version[0] if version else ''}")
+        table.add_row("ffmpeg", "[green]ok[/]", f"{exe} ({await ffmpeg_version()})")
     except Exception as exc:
         ok = False
         table.add_row("ffmpeg", "[red]missing[/]", str(exc))

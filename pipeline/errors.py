@@ -76,7 +76,7 @@ class DoesNotFit(ComposeError):
     def __init__(self, size: int, limit: int) -> None:
         super().__init__(
             f"The ad is {size / 1_048_576:.1f} MiB even at the lowest quality, over the "
-            f"{limit / 1_048_576:.0f} MiB upload limit.",
+            f"{limit / 1_048_576:.1f} MiB upload limit.",
             hint="Shorten the storyboard, or boost the server to raise its upload limit; "
             "the full file is kept on the bot's disk.",
         )

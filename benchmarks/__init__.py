@@ -1,0 +1,1 @@
+"""Measured runs with printed figures (`make bench`); timings never become test assertions."""

@@ -1,0 +1,473 @@
+"""The composer: turns downloaded clips into the final 9:16 ad with ffmpeg.
+
+Each SVD clip (25 frames at 7 fps ≈ 3.6 s) is normalised as soon as it arrives — retimed to its
+scene's planned duration at a constant frame rate, cover-cropped to the output size, captioned —
+with identical H.264 settings for every clip. The final join is then a stream copy (a second or
+so), and only re-encodes when the result must fit an upload limit it overshoots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFilter
+
+from pipeline import typography as ty
+from pipeline.errors import ComposeError, DoesNotFit
+from pipeline.ffmpeg import MediaInfo, ProgressCallback, probe, run_ffmpeg
+
+# Below ~0.011 bits per pixel per frame H.264 turns a product shot into blocks: 250 kb/s at
+# 720x1280x24 is that line. An ad that looks broken does more harm than a clear "does not fit"
+# message with the full-quality file kept on disk, so we stop there.
+MIN_BITS_PER_PIXEL = 0.011
+MIN_VIDEO_BITRATE = 250_000
+# Re-encodes are sized for a 720x1280 output at most; bigger outputs step down to it when the
+# bitrate the limit allows would starve them (a sharp 720p ad beats a smeared 1080p one).
+FALLBACK_WIDTH = 720
+# MP4 index and headers: ~12 bytes per frame in stts/stsz/stco/ctts plus fixed boxes.
+CONTAINER_OVERHEAD_BYTES = 32 * 1024
+MAX_FIT_ENCODES = 3
+
+
+def target_bitrate(duration_s: float, byte_limit: int, *, safety: float = 0.92) -> int:
+    """Video bits/s for an ad of `duration_s` to land under `byte_limit` bytes.
+
+    `safety` absorbs the encoder's overshoot (single-pass x264 ABR lands within a few percent);
+    the container's overhead is reserved separately. 0 when nothing fits.
+    """
+    if duration_s <= 0:
+        raise ValueError(f"duration must be positive (got {duration_s})")
+    if byte_limit <= 0:
+        raise ValueError(f"byte limit must be positive (got {byte_limit})")
+    if not 0 < safety <= 1:
+        raise ValueError(f"safety must be in (0, 1] (got {safety})")
+    usable = byte_limit * safety - CONTAINER_OVERHEAD_BYTES
+    return max(0, int(usable * 8 / duration_s))
+
+
+def min_bitrate(width: int, height: int, fps: float) -> int:
+    """The lowest bitrate we accept for this output size (never below MIN_VIDEO_BITRATE)."""
+    return max(MIN_VIDEO_BITRATE, round(MIN_BITS_PER_PIXEL * width * height * fps))
+
+
+def fit_size(width: int, height: int, fps: float, bitrate: int) -> tuple[int, int]:
+    """Output size for a re-encode at `bitrate`: the original, or FALLBACK_WIDTH wide if starved."""
+    if width <= FALLBACK_WIDTH or bitrate >= min_bitrate(width, height, fps):
+        return width, height
+    h = round(height * FALLBACK_WIDTH / width / 2) * 2
+    return FALLBACK_WIDTH, h
+
+
+# The VBV buffer for capped clips, in seconds at the cap; x264 starts it 90 % full (vbv-init).
+CLIP_VBV_SECONDS = 0.5
+VBV_INIT = 0.9
+
+
+def clip_maxrate(max_bitrate: int, duration_s: float) -> int:
+    """The -maxrate that keeps a clip's *average* at or under `max_bitrate`.
+
+    VBV lets an encoder spend its initially full buffer on top of the rate, so a clip can weigh
+    maxrate·(duration + VBV_INIT·buffer). Capping each clip at target_bitrate(total, limit) then
+    really does make the stream-copied join fit, instead of landing a few percent over.
+    """
+    return int(max_bitrate * duration_s / (duration_s + VBV_INIT * CLIP_VBV_SECONDS))
+
+
+def _h264_level(width: int, height: int, fps: float) -> str:
+    macroblocks = math.ceil(width / 16) * math.ceil(height / 16)
+    if macroblocks <= 8192 and macroblocks * fps <= 245_760:
+        return "4.1"
+    return "5.1"
+
+
+def concat_line(path: Path) -> str:
+    """One `file '…'` line of an ffmpeg concat list, quoted per ffmpeg's rules (' → '\\'')."""
+    text = str(path)
+    if "\n" in text or "\r" in text:
+        raise ComposeError(f"cannot join a clip whose path contains a line break: {text!r}")
+    return "file '" + text.replace("'", "'\\''") + "'\n"
+
+
+@contextlib.contextmanager
+def _temp_path(near: Path, suffix: str) -> Iterator[Path]:
+    """A hidden temporary path beside `near` (same filesystem, so os.replace is atomic)."""
+    tmp = near.with_name(f".{near.stem}.{uuid.uuid4().hex[:8]}{suffix}")
+    try:
+        yield tmp
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+@dataclass(frozen=True)
+class ComposeResult:
+    path: Path
+    bytes: int
+    duration_s: float
+    encodes: int  # re-encodes the join needed (0: a pure stream copy)
+
+
+class Composer:
+    """Normalises clips to one format, joins them and fits the result under an upload limit."""
+
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        fps: int = 24,
+        interpolate: bool = False,
+        preset: str = "veryfast",
+        crf: int = 23,
+        *,
+        timeout: float = 900,
+    ) -> None:
+        if width % 2 or height % 2 or width <= 0 or height <= 0:
+            raise ValueError(f"output size must be positive and even for yuv420p (got {width}x{height})")
+        if fps <= 0:
+            raise ValueError(f"fps must be positive (got {fps})")
+        self.width, self.height, self.fps = width, height, fps
+        self.interpolate = interpolate
+        self.preset, self.crf = preset, crf
+        self.timeout = timeout
+
+    # -- encoding settings -------------------------------------------------------------------
+
+    def _h264_args(
+        self,
+        *,
+        max_bitrate: int | None = None,
+        bitrate: int | None = None,
+        size: tuple[int, int] | None = None,
+    ) -> list[str]:
+        """The one H.264 recipe: every clip gets the same codec parameters, so joins stream-copy."""
+        w, h = size or (self.width, self.height)
+        args = [
+            "-map_metadata", "-1", "-an", "-sn", "-dn",
+            "-c:v", "libx264", "-preset", self.preset,
+            "-profile:v", "high", "-level:v", _h264_level(w, h, self.fps), "-pix_fmt", "yuv420p",
+            "-g", str(2 * self.fps), "-r", str(self.fps),
+            "-video_track_timescale", str(self.fps * 512),
+        ]  # fmt: skip
+        if bitrate is not None:
+            # Capped at the target too: with headroom above it, x264's one-pass ABR overshoots
+            # high-detail content by 5–10 % (measured), which costs a second encode.
+            args += ["-b:v", str(bitrate), "-maxrate", str(bitrate), "-bufsize", str(bitrate)]
+        else:
+            args += ["-crf", str(self.crf)]
+            if max_bitrate is not None:
+                bufsize = int(max_bitrate * CLIP_VBV_SECONDS)
+                args += ["-maxrate", str(max_bitrate), "-bufsize", str(bufsize)]
+        return [*args, "-movflags", "+faststart", "-f", "mp4"]
+
+    def _matches(self, info: MediaInfo) -> bool:
+        return (
+            info.codec == "h264"
+            and info.pix_fmt == "yuv420p"
+            and (info.width, info.height) == (self.width, self.height)
+            and info.fps is not None
+            and abs(info.fps - self.fps) < 0.01
+            and not info.has_audio
+        )
+
+    # -- per clip ----------------------------------------------------------------------------
+
+    async def normalize_clip(
+        self,
+        src: Path,
+        dst: Path,
+        duration: float,
+        *,
+        caption: str | None = None,
+        max_bitrate: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Path:
+        """Retime `src` to exactly `duration` s at the composer's fps and size; caption optional.
+
+        Every source frame gets an equal share of the duration (setpts on the frame index), then
+        frames are duplicated (or motion-interpolated) up to the constant output rate. The scene
+        stays exactly `duration` long whatever the clip's own length, so the ad keeps its plan.
+
+        `max_bitrate` caps the clip's average bits/s (VBV burst included): pass
+        target_bitrate(ad duration, upload limit) and the stream-copied join will fit the limit.
+        Without it, quality is constant (CRF) and size follows the content.
+        """
+        src, dst = Path(src), Path(dst)
+        if duration <= 0:
+            raise ValueError(f"duration must be positive (got {duration})")
+        info = await probe(src, count_frames=True, timeout=self.timeout)
+        frames_in = info.frames or (round(info.duration_s * info.fps) if info.duration_s and info.fps else 0)
+        if frames_in < 1 or info.width is None:
+            raise ComposeError(f"The clip {src.name} has no video frames.")
+        frames_out = max(1, round(duration * self.fps))
+        per_frame = frames_out / self.fps / frames_in  # seconds each source frame stays on screen
+        maxrate = clip_maxrate(max_bitrate, frames_out / self.fps) if max_bitrate else None
+
+        w, h, fps = self.width, self.height, self.fps
+        chain = [f"setpts=N*{per_frame:.9f}/TB"]
+        if self.interpolate and frames_in > 1:
+            # Interpolate before scaling: mci costs per pixel and SVD clips are smaller than output.
+            chain.append(f"minterpolate=fps={fps}:mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1")
+        chain += [
+            f"scale={w}:{h}:force_original_aspect_ratio=increase:flags=lanczos",
+            f"crop={w}:{h}",
+            "setsar=1",
+            f"fps={fps}",
+            # The last source frame must last its full share too; -frames:v trims the excess.
+            "tpad=stop_mode=clone:stop_duration=2",
+        ]
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        with _temp_path(dst, ".mp4") as tmp, _temp_path(dst, ".caption.png") as caption_png:
+            inputs = ["-i", str(src)]
+            if caption and caption.strip():
+                band_y = await asyncio.to_thread(render_caption, caption.strip(), w, h, caption_png)
+                # A still looped at the output rate, so the fade has frames to animate.
+                loop = ["-loop", "1", "-framerate", str(fps), "-t", f"{duration + 1:.3f}"]
+                inputs += [*loop, "-i", str(caption_png)]
+                graph = (
+                    f"[0:v]{','.join(chain)}[base];"
+                    f"[1:v]format=rgba,fade=t=in:st=0.15:d=0.6:alpha=1[cap];"
+                    f"[base][cap]overlay=x=0:y={band_y}:format=auto,format=yuv420p[v]"
+                )
+            else:
+                graph = f"[0:v]{','.join(chain)},format=yuv420p[v]"
+            await run_ffmpeg(
+                [
+                    *inputs,
+                    "-filter_complex", graph, "-map", "[v]",
+                    "-frames:v", str(frames_out),
+                    *self._h264_args(max_bitrate=maxrate),
+                    str(tmp),
+                ],
+                timeout=self.timeout,
+                progress=progress,
+                duration_s=duration,
+            )  # fmt: skip
+            os.replace(tmp, dst)
+        return dst
+
+    # -- the whole ad ------------------------------------------------------------------------
+
+    async def join(
+        self,
+        clips: list[Path],
+        dst: Path,
+        *,
+        byte_limit: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> ComposeResult:
+        """Concatenate normalised clips into `dst` (stream copy), re-encoding only to fit `byte_limit`.
+
+        A clip that doesn't match this composer's format (say, normalised under another profile)
+        is re-normalised first, keeping its length; that counts as an encode. Raises DoesNotFit
+        when the limit would need less than the lowest acceptable bitrate.
+        """
+        if not clips:
+            raise ComposeError("There are no clips to join.")
+        clips = [Path(c) for c in clips]
+        dst = Path(dst)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        infos = await asyncio.gather(*(probe(c, timeout=self.timeout) for c in clips))
+        encodes = 0
+        with contextlib.ExitStack() as stack:
+            parts: list[Path] = []
+            for i, (clip, info) in enumerate(zip(clips, infos, strict=True)):
+                if self._matches(info):
+                    parts.append(clip)
+                    continue
+                if not info.duration_s:
+                    raise ComposeError(f"The clip {clip.name} has no readable duration.")
+                fixed = stack.enter_context(_temp_path(dst, f".part{i}.mp4"))
+                await self.normalize_clip(clip, fixed, info.duration_s)
+                encodes += 1
+                parts.append(fixed)
+
+            listing = stack.enter_context(_temp_path(dst, ".concat.txt"))
+            text = "".join(concat_line(p.absolute()) for p in parts)
+            await asyncio.to_thread(listing.write_text, text, encoding="utf-8")
+            joined = stack.enter_context(_temp_path(dst, ".mp4"))
+            await run_ffmpeg(
+                [
+                    "-f", "concat", "-safe", "0", "-i", str(listing),
+                    "-map", "0:v:0", "-c", "copy", "-map_metadata", "-1",
+                    "-movflags", "+faststart", "-f", "mp4", str(joined),
+                ],
+                timeout=self.timeout,
+            )  # fmt: skip
+            info = await probe(joined, count_frames=True, timeout=self.timeout)
+            duration = info.frames / self.fps if info.frames else (info.duration_s or 0.0)
+            size = await asyncio.to_thread(os.path.getsize, joined)
+            final = joined
+            if byte_limit is not None and size > byte_limit:
+                final, size, n = await self._fit(joined, dst, duration, byte_limit, stack, progress)
+                encodes += n
+            os.replace(final, dst)
+        if progress is not None:
+            await progress(1.0)
+        return ComposeResult(path=dst, bytes=size, duration_s=round(duration, 3), encodes=encodes)
+
+    async def _fit(
+        self,
+        src: Path,
+        dst: Path,
+        duration: float,
+        byte_limit: int,
+        stack: contextlib.ExitStack,
+        progress: ProgressCallback | None,
+    ) -> tuple[Path, int, int]:
+        """Re-encode `src` at the bitrate the limit allows, stepping down if x264 overshoots."""
+        bitrate = target_bitrate(duration, byte_limit)
+        size = await asyncio.to_thread(os.path.getsize, src)
+        for attempt in range(1, MAX_FIT_ENCODES + 1):
+            if bitrate < MIN_VIDEO_BITRATE:
+                # Don't spend an encode on a picture we would refuse to send. The size reported
+                # is what the lowest acceptable quality would weigh (or the last real attempt).
+                at_floor = int((MIN_VIDEO_BITRATE * duration / 8 + CONTAINER_OVERHEAD_BYTES) / 0.92)
+                raise DoesNotFit(max(at_floor, byte_limit + 1) if attempt == 1 else size, byte_limit)
+            w, h = fit_size(self.width, self.height, self.fps, bitrate)
+            scale = (
+                ["-vf", f"scale={w}:{h}:flags=lanczos,setsar=1"]
+                if (w, h) != (self.width, self.height)
+                else []
+            )
+            out = stack.enter_context(_temp_path(dst, f".fit{attempt}.mp4"))
+            await run_ffmpeg(
+                ["-i", str(src), *scale, *self._h264_args(bitrate=bitrate, size=(w, h)), str(out)],
+                timeout=self.timeout,
+                progress=progress,
+                duration_s=duration,
+            )
+            size = await asyncio.to_thread(os.path.getsize, out)
+            if size <= byte_limit:
+                return out, size, attempt
+            # Overshoot: scale by how far off we were, and at least 15 % lower.
+            bitrate = int(bitrate * min(0.85, byte_limit * 0.92 / size))
+        raise DoesNotFit(size, byte_limit)
+
+    # -- review aid --------------------------------------------------------------------------
+
+    async def contact_sheet(self, images: list[Path], labels: list[str], dst: Path, *, title: str) -> Path:
+        """A PNG grid of the scenes' seed images, numbered and labelled, under the ad's title.
+
+        A missing image (its scene failed) gets a placeholder tile, so the sheet still shows
+        the whole storyboard.
+        """
+        if len(labels) != len(images):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        dst = Path(dst)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(_draw_contact_sheet, [Path(p) for p in images], labels, dst, title)
+        return dst
+
+
+# -- Pillow work (runs in threads) -------------------------------------------------------------
+
+CAPTION_BOTTOM = 0.80  # the band ends here: clear of the app chrome at the bottom of 9:16 players
+
+
+def render_caption(text: str, width: int, height: int, dst: Path) -> int:
+    """Draw `text` as a lower-third band (transparent PNG, full width); return its top y."""
+    u = width / 720
+    pad_x, pad_y = round(48 * u), round(26 * u)
+    block = ty.fit_text(
+        text, width - 2 * pad_x, size=round(54 * u), min_size=round(30 * u), max_lines=3, leading=1.2
+    )
+    band_h = block.height + 2 * pad_y
+    band = Image.new("RGBA", (width, band_h), (0, 0, 0, 0))
+    # A translucent dark band with softened top/bottom edges, so it reads on any picture.
+    shade = Image.new("L", (width, band_h), 0)
+    ImageDraw.Draw(shade).rectangle((0, round(6 * u), width, band_h - round(6 * u)), fill=150)
+    shade = shade.filter(ImageFilter.GaussianBlur(round(6 * u)))
+    band.paste((8, 8, 12, 255), (0, 0), shade)
+    draw = ImageDraw.Draw(band)
+    ty.draw_block(
+        draw,
+        block,
+        x=width / 2,
+        y=pad_y - round(block.line_height * 0.08),
+        fill=(255, 255, 255, 255),
+        weight=max(1, round(1.5 * u)),
+        shadow=(0, 0, 0, 160),
+        shadow_offset=max(1, round(3 * u)),
+    )
+    band.save(dst, format="PNG")
+    top = round(height * CAPTION_BOTTOM) - band_h
+    return max(0, top - top % 2)
+
+
+SHEET_THUMB_W, SHEET_THUMB_H = 270, 480
+SHEET_GAP = 24
+SHEET_LABEL_H = 92
+SHEET_TITLE_H = 96
+
+
+def sheet_layout(count: int) -> tuple[int, int, int, int]:
+    """(columns, rows, width, height) of a contact sheet for `count` images: two rows up to 8."""
+    cols = max(1, min(4, math.ceil(count / 2))) if count <= 8 else 4
+    rows = max(1, math.ceil(count / cols))
+    width = cols * SHEET_THUMB_W + (cols + 1) * SHEET_GAP
+    height = SHEET_TITLE_H + rows * (SHEET_THUMB_H + SHEET_LABEL_H) + (rows + 1) * SHEET_GAP
+    return cols, rows, width, height
+
+
+def _cover(img: Image.Image, w: int, h: int) -> Image.Image:
+    scale = max(w / img.width, h / img.height)
+    resized = img.resize((max(w, round(img.width * scale)), max(h, round(img.height * scale))), Image.LANCZOS)
+    left, top = (resized.width - w) // 2, (resized.height - h) // 2
+    return resized.crop((left, top, left + w, top + h))
+
+
+def _draw_contact_sheet(images: list[Path], labels: list[str], dst: Path, title: str) -> None:
+    cols, _, width, height = sheet_layout(len(images))
+    bg, ink, dim = (18, 19, 24), (240, 240, 245), (150, 152, 165)
+    sheet = Image.new("RGB", (width, height), bg)
+    draw = ImageDraw.Draw(sheet)
+    head = ty.fit_text(title or "Untitled ad", width - 2 * SHEET_GAP, size=44, min_size=24, max_lines=1)
+    ty.draw_block(draw, head, x=SHEET_GAP, y=(SHEET_TITLE_H + SHEET_GAP - head.height) // 2, fill=ink,
+                  align="left", weight=1)  # fmt: skip
+    number_font = ty.font(26)
+    for i, (path, label) in enumerate(zip(images, labels, strict=True)):
+        col, row = i % cols, i // cols
+        x = SHEET_GAP + col * (SHEET_THUMB_W + SHEET_GAP)
+        y = SHEET_TITLE_H + SHEET_GAP + row * (SHEET_THUMB_H + SHEET_LABEL_H + SHEET_GAP)
+        try:
+            with Image.open(path) as im:
+                thumb = _cover(im.convert("RGB"), SHEET_THUMB_W, SHEET_THUMB_H)
+            sheet.paste(thumb, (x, y))
+        except (OSError, ValueError):
+            draw.rectangle(
+                (x, y, x + SHEET_THUMB_W - 1, y + SHEET_THUMB_H - 1), fill=(34, 35, 42), outline=dim
+            )
+            missing = ty.fit_text("no image", SHEET_THUMB_W - 20, size=24, min_size=16, max_lines=1)
+            ty.draw_block(draw, missing, x=x + SHEET_THUMB_W / 2, y=y + SHEET_THUMB_H / 2 - 12, fill=dim)
+        # Scene number in a badge, the label beside it.
+        badge = str(i + 1)
+        by = y + SHEET_THUMB_H + 12
+        bw = max(38, round(number_font.getlength(badge)) + 22)
+        draw.rounded_rectangle((x, by, x + bw, by + 38), radius=19, fill=(235, 236, 242))
+        draw.text(
+            (x + bw / 2, by + 19),
+            badge,
+            font=number_font,
+            fill=bg,
+            anchor="mm",
+            stroke_width=1,
+            stroke_fill=bg,
+        )
+        text = ty.fit_text(
+            label or f"Scene {i + 1}", SHEET_THUMB_W - bw - 10, size=22, min_size=16, max_lines=3
+        )
+        ty.draw_block(draw, text, x=x + bw + 10, y=by + 6, fill=ink, align="left")
+    tmp = dst.with_name(f".{dst.stem}.{uuid.uuid4().hex[:8]}.png")
+    try:
+        sheet.save(tmp, format="PNG", optimize=False)
+        os.replace(tmp, dst)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()

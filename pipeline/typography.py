@@ -1,0 +1,183 @@
+"""Text on pictures: fonts, wrapping and legible drawing for captions, previews and contact sheets.
+
+Only Pillow's bundled font is used (`ImageFont.load_default(size=…)`, Pillow ≥ 10.1), so output
+looks the same on every machine and needs no system fonts. That font has no bold face; a stroke in
+the fill colour thickens it into a convincing semi-bold. Fonts are built per call, never shared
+between threads: FreeType faces are not thread-safe and Pillow work runs in `asyncio.to_thread`.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+
+from PIL import ImageDraw, ImageFont
+
+RGB = tuple[int, int, int]
+RGBA = tuple[int, int, int, int]
+
+
+def font(size: int) -> ImageFont.FreeTypeFont:
+    f = ImageFont.load_default(size=max(6, int(size)))
+    if not isinstance(f, ImageFont.FreeTypeFont):  # pragma: no cover - Pillow without FreeType
+        raise RuntimeError("Pillow was built without FreeType; text rendering needs it")
+    return f
+
+
+# The bundled font (Aileron, subset) covers ASCII and a little Latin-1 punctuation only: even "é"
+# and "—" render as boxes. Map what has a good ASCII stand-in, fold accents, drop the rest (emoji).
+_STAND_INS = str.maketrans({
+    "—": " - ", "–": "-", "‒": "-", "―": "-", "−": "-", "•": "·", "×": "x", "→": "->", "←": "<-",
+    "€": "EUR ", "£": "GBP ", "¥": "JPY ", "®": "(R)", "ß": "ss", "Ł": "L", "ł": "l", "Ø": "O", "ø": "o",
+    "Æ": "AE", "æ": "ae", "Œ": "OE", "œ": "oe", "Đ": "D", "đ": "d", "ı": "i",
+    "\u00a0": " ", "\u2009": " ", "\u202f": " ",
+})  # fmt: skip
+_COVERAGE: dict[str, bool] = {}
+
+
+def _has_glyph(ch: str) -> bool:
+    known = _COVERAGE.get(ch)
+    if known is None:
+        f = font(24)
+        missing = f.getmask("\U0010fffd")
+        mask = f.getmask(ch)
+        known = ch.isspace() or (mask.size, bytes(mask)) != (missing.size, bytes(missing))
+        _COVERAGE[ch] = known
+    return known
+
+
+def drawable(text: str) -> str:
+    """`text` restricted to what the bundled font can draw, with sensible stand-ins."""
+    text = text.translate(_STAND_INS)
+    out = []
+    for ch in text:
+        if _has_glyph(ch):
+            out.append(ch)
+            continue
+        base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+        out.append("".join(c for c in base if _has_glyph(c)))
+    return " ".join("".join(out).split())
+
+
+def hex_rgb(value: str) -> RGB:
+    v = value.lstrip("#")
+    return int(v[0:2], 16), int(v[2:4], 16), int(v[4:6], 16)
+
+
+def luminance(rgb: RGB) -> float:
+    """Relative luminance, 0 (black) to 1 (white)."""
+
+    def lin(c: int) -> float:
+        s = c / 255
+        return s / 12.92 if s <= 0.03928 else ((s + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (lin(c) for c in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def mix(a: RGB, b: RGB, t: float) -> RGB:
+    return tuple(round(x + (y - x) * t) for x, y in zip(a, b, strict=True))  # type: ignore[return-value]
+
+
+def _break_word(word: str, f: ImageFont.FreeTypeFont, max_width: float) -> list[str]:
+    parts, current = [], ""
+    for ch in word:
+        if current and f.getlength(current + ch) > max_width:
+            parts.append(current)
+            current = ch
+        else:
+            current += ch
+    return [*parts, current] if current else parts
+
+
+def wrap(text: str, f: ImageFont.FreeTypeFont, max_width: float, max_lines: int | None = None) -> list[str]:
+    """Greedy word wrap by rendered width; over-long words are broken; overflow ends in '…'."""
+    lines: list[str] = []
+    current = ""
+    for word in text.split():
+        pieces = _break_word(word, f, max_width) if f.getlength(word) > max_width else [word]
+        for piece in pieces:
+            candidate = f"{current} {piece}" if current else piece
+            if current and f.getlength(candidate) > max_width:
+                lines.append(current)
+                current = piece
+            else:
+                current = candidate
+    if current:
+        lines.append(current)
+    if max_lines is not None and len(lines) > max_lines:
+        kept = lines[:max_lines]
+        last = kept[-1]
+        while last and f.getlength(last + "…") > max_width:
+            last = last[:-1].rstrip()
+        kept[-1] = last + "…"
+        return kept
+    return lines
+
+
+@dataclass(frozen=True)
+class TextBlock:
+    font: ImageFont.FreeTypeFont
+    lines: list[str]
+    line_height: int
+
+    @property
+    def height(self) -> int:
+        return self.line_height * len(self.lines)
+
+    def width(self) -> int:
+        return max((round(self.font.getlength(ln)) for ln in self.lines), default=0)
+
+
+def fit_text(
+    text: str, max_width: float, *, size: int, min_size: int, max_lines: int, leading: float = 1.22
+) -> TextBlock:
+    """The largest font size (≤ size, ≥ min_size) at which `text` wraps into `max_lines` lines."""
+    text = drawable(text)
+    s = size
+    while True:
+        f = font(s)
+        lines = wrap(text, f, max_width)
+        if len(lines) <= max_lines or s <= min_size:
+            if len(lines) > max_lines:
+                lines = wrap(text, f, max_width, max_lines)
+            return TextBlock(f, lines, round(s * leading))
+        s = max(min_size, int(s * 0.9))
+
+
+def draw_block(
+    draw: ImageDraw.ImageDraw,
+    block: TextBlock,
+    *,
+    x: float,
+    y: float,
+    fill: RGB | RGBA,
+    align: str = "center",
+    weight: int = 0,
+    shadow: RGBA | None = None,
+    shadow_offset: int = 0,
+    outline: RGBA | None = None,
+    outline_width: int = 0,
+) -> None:
+    """Draw `block` with its top at `y`; `x` is the centre (align=center) or left edge (left).
+
+    `weight` is a stroke in the fill colour (faux bold); `outline` a darker stroke under it for
+    legibility on busy pictures; `shadow` a copy offset down-right.
+    """
+    for i, line in enumerate(block.lines):
+        ly = y + i * block.line_height
+        lx = x - block.font.getlength(line) / 2 if align == "center" else x
+        if shadow is not None and shadow_offset:
+            draw.text(
+                (lx + shadow_offset, ly + shadow_offset),
+                line,
+                font=block.font,
+                fill=shadow,
+                stroke_width=max(weight, outline_width),
+                stroke_fill=shadow,
+            )
+        if outline is not None and outline_width > weight:
+            draw.text(
+                (lx, ly), line, font=block.font, fill=outline, stroke_width=outline_width, stroke_fill=outline
+            )
+        draw.text((lx, ly), line, font=block.font, fill=fill, stroke_width=weight, stroke_fill=fill)
