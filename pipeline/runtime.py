@@ -72,4 +72,9 @@ class Runtime:
 
     async def close(self) -> None:
         await self.orchestrator.shutdown()
+        p = self.providers
+        for provider in (p.planner, p.images, p.video):
+            aclose = getattr(provider, "aclose", None)
+            if aclose is not None:
+                await aclose()
         await self.store.close()

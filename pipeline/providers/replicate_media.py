@@ -1,0 +1,200 @@
+"""SDXL seed images and SVD clips on Replicate, behind the ImageGenerator / VideoGenerator interfaces.
+
+Each stage is one prediction by pinned version (a POST the replicate client never retries, so the
+orchestrator's attempt loop is the only retry of a paid create), its id stored before we wait on
+it, our own poll loop with a deadline (`replicate_predictions`), then an immediate download of
+the output (`media_download`): Replicate deletes outputs after about an hour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import secrets
+from pathlib import Path
+from typing import Any
+
+import httpx
+import replicate
+from PIL import Image
+
+from pipeline.config import Settings
+from pipeline.errors import ProviderError
+from pipeline.prompts import NEGATIVE_PROMPT, seed_prompt
+from pipeline.providers.base import ClipRequest, SeedRequest, StageContext, StageResult
+from pipeline.providers.media_download import MediaDownloader
+from pipeline.providers.replicate_predictions import PredictionRunner, PredictionState, parse_log_progress
+
+# SVD's sampling bar is the slow part; the rest (VAE decode, ffmpeg, our download) gets the last 4 %.
+SVD_SAMPLING_SHARE = 96.0
+SDXL_SAMPLING_SHARE = 95.0
+# Inputs as data URIs are recommended by Replicate below 1 MB; a 576x1024 JPEG at q95 is ~0.1–0.3 MB,
+# the same seed as PNG can pass 1 MB. No /v1/files round trip either way.
+SVD_INPUT_JPEG_QUALITY = 95
+SVD_COND_AUG = 0.02
+SVD_DECODING_T = 7  # frames decoded at a time: 7 halves the VAE's peak memory vs 14, for little time
+
+
+def random_seed() -> int:
+    return secrets.randbelow(2**31)
+
+
+def multiple_of_8(value: int) -> int:
+    """Diffusers needs sides divisible by 8 (a bad size fails the prediction, after we paid for it)."""
+    return max(8, round(value / 8) * 8)
+
+
+def sdxl_input(request: SeedRequest, seed: int) -> dict[str, Any]:
+    return {
+        "prompt": seed_prompt(request.scene, request.mood),
+        "negative_prompt": NEGATIVE_PROMPT,
+        "width": multiple_of_8(request.width),
+        "height": multiple_of_8(request.height),
+        "num_inference_steps": request.steps,
+        "num_outputs": 1,
+        "seed": seed,
+    }
+
+
+def svd_input(request: ClipRequest, image_data_uri: str, seed: int) -> dict[str, Any]:
+    return {
+        "input_image": image_data_uri,
+        # The default, maintain_aspect_ratio, shrinks a 9:16 seed to 320x576.
+        "sizing_strategy": "use_image_dimensions",
+        "video_length": request.video_length,
+        "frames_per_second": request.fps,
+        "motion_bucket_id": request.motion_bucket_id,
+        "cond_aug": SVD_COND_AUG,
+        "decoding_t": SVD_DECODING_T,
+        "seed": seed,
+    }
+
+
+def svd_input_image(path: Path, width: int, height: int) -> str:
+    """The seed, cover-scaled and centre-cropped to exactly width x height, as a JPEG data URI."""
+    with Image.open(path) as src:
+        img = src.convert("RGB")
+    scale = max(width / img.width, height / img.height)
+    w, h = max(width, round(img.width * scale)), max(height, round(img.height * scale))
+    img = img.resize((w, h), Image.Resampling.LANCZOS)
+    left, top = (w - width) // 2, (h - height) // 2
+    img = img.crop((left, top, left + width, top + height))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=SVD_INPUT_JPEG_QUALITY)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def sdxl_progress(state: PredictionState) -> tuple[float, str] | None:
+    if state.status == "starting":
+        return 0.0, "waiting for a GPU"
+    if state.status == "succeeded":
+        return SDXL_SAMPLING_SHARE + 1, "downloading"
+    if state.status != "processing":
+        return None
+    bar = parse_log_progress(state.logs)
+    if bar is None:
+        return 1.0, "painting"
+    current, total = bar
+    return SDXL_SAMPLING_SHARE * min(1.0, current / max(1, total)), f"painting {current}/{total}"
+
+
+def svd_progress(state: PredictionState) -> tuple[float, str] | None:
+    if state.status == "starting":
+        return 0.0, "waiting for a GPU"
+    if state.status == "succeeded":
+        return SVD_SAMPLING_SHARE + 1, "downloading"
+    if state.status != "processing":
+        return None
+    bar = parse_log_progress(state.logs)
+    if bar is None:
+        return 1.0, "loading the model"
+    current, total = bar
+    # tqdm counts steps+1 sigmas but the sampler runs `steps` times: the bar ends at 30/31 (25/26).
+    steps = max(1, total - 1)
+    if current >= steps:
+        return SVD_SAMPLING_SHARE, "encoding the clip"
+    return SVD_SAMPLING_SHARE * current / steps, f"animating {current}/{steps}"
+
+
+def output_url(output: Any) -> str:
+    """The first output's URL: http:// outputs come back as str, https:// ones as FileOutput."""
+    first = output[0] if isinstance(output, list | tuple) and output else output
+    url = getattr(first, "url", first)
+    if not isinstance(url, str) or not url:
+        raise ProviderError(f"Replicate returned no output file ({output!r}).", retryable=True)
+    return url
+
+
+class _ReplicateStage:
+    """What the SDXL and SVD generators share: one client, one downloader, the prediction runner."""
+
+    offline = False
+
+    def __init__(self, settings: Settings, *, label: str, version: str, deadline_s: float) -> None:
+        if settings.replicate_api_token is None:
+            raise ProviderError("REPLICATE_API_TOKEN is not set.", retryable=False)
+        self.settings = settings
+        # Our own transport so aclose() can close the pool (replicate.Client has no close method).
+        self._transport = httpx.AsyncHTTPTransport()
+        self.client = replicate.Client(
+            api_token=settings.replicate_api_token.get_secret_value(),
+            base_url=settings.replicate_base_url,
+            transport=self._transport,
+        )
+        self.runner = PredictionRunner(
+            self.client, label=label, version=version, deadline_s=deadline_s,
+            poll_base_s=settings.poll_interval_s, max_attempts=settings.max_attempts,
+        )  # fmt: skip
+        self.downloader = MediaDownloader(
+            settings.allowed_hosts, settings.max_download_bytes, backoff_s=min(1.0, settings.retry_backoff_s / 2)
+        )
+
+    async def cancel(self, prediction_id: str) -> None:
+        await self.runner.cancel(prediction_id)
+
+    async def aclose(self) -> None:
+        await self.downloader.aclose()
+        await self._transport.aclose()
+
+
+class ReplicateImageGenerator(_ReplicateStage):
+    name = "replicate-sdxl"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(
+            settings, label="SDXL seed image", version=settings.sdxl_version, deadline_s=settings.seed_deadline_s
+        )
+
+    async def generate(self, request: SeedRequest, ctx: StageContext) -> StageResult:
+        seed = request.seed if request.seed is not None else random_seed()
+        state = await self.runner.run(sdxl_input(request, seed), ctx, sdxl_progress)
+        await self.downloader.fetch(output_url(state.output), request.dest, "png")
+        return StageResult(
+            path=request.dest, seed=_int_or(state.input.get("seed"), seed), prediction_id=state.id,
+            predict_time=state.predict_time,
+        )  # fmt: skip
+
+
+class ReplicateVideoGenerator(_ReplicateStage):
+    name = "replicate-svd"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings, label="SVD clip", version=settings.svd_version, deadline_s=settings.clip_deadline_s)
+
+    async def animate(self, request: ClipRequest, ctx: StageContext) -> StageResult:
+        seed = request.seed if request.seed is not None else random_seed()
+        image = "" if ctx.existing_prediction_id else await asyncio.to_thread(
+            svd_input_image, request.seed_image, request.width, request.height
+        )  # fmt: skip
+        state = await self.runner.run(svd_input(request, image, seed), ctx, svd_progress)
+        await self.downloader.fetch(output_url(state.output), request.dest, "mp4")
+        return StageResult(
+            path=request.dest, seed=_int_or(state.input.get("seed"), seed), prediction_id=state.id,
+            predict_time=state.predict_time,
+        )  # fmt: skip
+
+
+def _int_or(value: Any, default: int) -> int:
+    """The seed the prediction really used (it differs from ours when resuming another run's prediction)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else default

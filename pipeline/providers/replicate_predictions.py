@@ -1,0 +1,242 @@
+"""One Replicate prediction from create to a terminal state: record its id, poll, time out, cancel.
+
+We poll with our own loop because the client's `wait` never times out, and we read every answer
+through `PredictionState` because replicate 1.0.7's pydantic v1 `Prediction` crashes on the live
+API's `"aborted"` status. Poll failures (500s, throttling, network) never fail a prediction that
+is still running and paid for: they are retried until the prediction's own deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import replicate
+from pydantic import v1 as pydantic_v1
+
+from pipeline.errors import ProviderError, SafetyRejection, StageTimeout
+from pipeline.providers.base import StageContext
+from pipeline.retry import classify
+
+log = logging.getLogger(__name__)
+
+TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
+# Replicate allows 3000 non-create requests a minute per account; polls take at most 80 % of it.
+POLL_BUDGET_PER_MINUTE = 2400
+
+_BAR = re.compile(r"(\d+)%\|[^|\r\n]*\|\s*(\d+)/(\d+)")
+_SAFETY = re.compile(r"nsfw|safety (?:checker|filter|system)|sensitive content|flagged", re.IGNORECASE)
+_INFRA = re.compile(
+    r"out of memory|cuda error|interrupted|\(code: ?PA\)|please retry|director|worker (?:died|crashed|lost)|"
+    r"connection (?:reset|refused)|timed out|internal error|no space left",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class PredictionState:
+    """What we read from one poll, independent of the client's model class."""
+
+    id: str
+    status: str
+    output: Any = None
+    logs: str = ""
+    error: str | None = None
+    input: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def predict_time(self) -> float | None:
+        value = self.metrics.get("predict_time")
+        return float(value) if isinstance(value, int | float) else None
+
+    @classmethod
+    def of(cls, p: Any) -> PredictionState:
+        return cls(
+            id=p.id, status=p.status, output=p.output, logs=p.logs or "", error=_error_text(p.error),
+            input=dict(p.input or {}), metrics=dict(p.metrics or {}),
+        )  # fmt: skip
+
+
+def _error_text(error: Any) -> str | None:
+    if error is None or error == "":
+        return None
+    return error if isinstance(error, str) else str(error)
+
+
+def poll_interval(base_s: float, in_flight: int) -> float:
+    """Seconds between polls of one prediction, so that all of them together stay within budget."""
+    return max(base_s, max(1, in_flight) * 60.0 / POLL_BUDGET_PER_MINUTE)
+
+
+def parse_log_progress(logs: str | None) -> tuple[int, int] | None:
+    """(current, total) of the last tqdm bar in the logs, wherever it sits on a \\r- or \\n-joined line.
+
+    The client's `Prediction.progress` anchors at a line start and reads the first bar of a
+    \\r-joined line, so it misses SVD's `Sampling with EulerEDMSampler for 31 steps:  40%|…| 12/31`.
+    """
+    if not logs:
+        return None
+    found = _BAR.findall(logs)
+    if not found:
+        return None
+    _, current, total = found[-1]
+    return int(current), int(total)
+
+
+def failure(label: str, state: PredictionState) -> ProviderError:
+    """The error for a prediction that ended `failed`: unsafe content, a GPU hiccup, or the model refusing."""
+    text = (state.error or "no error message").strip()
+    if _SAFETY.search(text):
+        return SafetyRejection(f"{label}: the model's safety checker rejected this scene ({text})")
+    if _INFRA.search(text):
+        return ProviderError(f"{label} failed on Replicate's side: {_first_line(text)}", retryable=True)
+    return ProviderError(f"{label} failed: {_first_line(text)}", retryable=False)
+
+
+def _first_line(text: str, limit: int = 300) -> str:
+    line = text.splitlines()[0] if text else text
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+ProgressFn = Callable[[PredictionState], "tuple[float, str] | None"]
+
+
+class PredictionRunner:
+    """Runs predictions of one model version; one runner per generator."""
+
+    def __init__(
+        self,
+        client: replicate.Client,
+        *,
+        label: str,
+        version: str,
+        deadline_s: float,
+        poll_base_s: float,
+        max_attempts: int,
+    ) -> None:
+        self.client = client
+        self.label = label
+        self.version = version
+        self.deadline_s = deadline_s
+        self.poll_base_s = poll_base_s
+        self.max_attempts = max_attempts
+
+    async def run(self, input: dict[str, Any], ctx: StageContext, progress: ProgressFn) -> PredictionState:
+        """A succeeded prediction (new, or `ctx.existing_prediction_id` when resuming), or an error."""
+        prefix = f"attempt {ctx.attempt}/{self.max_attempts} · " if ctx.attempt > 1 else ""
+        resuming = ctx.existing_prediction_id is not None
+        if ctx.existing_prediction_id is not None:
+            state = PredictionState(ctx.existing_prediction_id, "unknown")
+            prefix += "resumed · "
+        else:
+            state = await self._create_shielded(input, ctx)
+        deadline = asyncio.get_running_loop().time() + self.deadline_s
+        last: tuple[float, str] | None = None
+        limit = asyncio.timeout_at(deadline)
+        try:
+            async with limit:
+                if resuming:
+                    state = await self._poll(state)
+                while True:
+                    report = progress(state) if state.status != "unknown" else None
+                    if report is not None and report != last:
+                        last = report
+                        await ctx.progress(report[0], prefix + report[1])
+                    if state.terminal:
+                        break
+                    await asyncio.sleep(poll_interval(self.poll_base_s, ctx.in_flight()))
+                    state = await self._poll(state)
+        except TimeoutError:
+            if not limit.expired():
+                raise
+            await self._cancel_quietly(state.id)
+            raise StageTimeout(
+                f"{self.label} did not finish within {self.deadline_s:g} s (last status: {state.status}); "
+                "the prediction was cancelled."
+            ) from None
+        return self._outcome(state)
+
+    async def _create_shielded(self, input: dict[str, Any], ctx: StageContext) -> PredictionState:
+        """Create and record as one step that a cancel cannot split.
+
+        If the job is cancelled (or the bot stops) while the create request is in flight, we still
+        wait for Replicate's answer and store the id before letting the cancel through: then the
+        orchestrator can cancel that prediction, or a restart can resume it, instead of it running
+        unseen and paid for.
+        """
+        step = asyncio.ensure_future(self._create_and_record(input, ctx))
+        try:
+            return await asyncio.shield(step)
+        except asyncio.CancelledError:
+            if not step.done():
+                try:
+                    await asyncio.wait_for(asyncio.shield(step), timeout=30)
+                except Exception:  # the create itself failed or hung: nothing to track
+                    pass
+            raise
+
+    async def _create_and_record(self, input: dict[str, Any], ctx: StageContext) -> PredictionState:
+        # Shielded: once Replicate has the prediction, its id reaches storage even if the job is
+        # being stopped, so a restart resumes it instead of paying for another.
+        p = await self.client.predictions.async_create(version=self.version, input=input)
+        await ctx.record_prediction(p.id)
+        return PredictionState.of(p)
+
+    async def _poll(self, previous: PredictionState) -> PredictionState:
+        """The prediction's state now; on a transient failure, the previous state (poll again later)."""
+        try:
+            return PredictionState.of(await self.client.predictions.async_get(previous.id))
+        except pydantic_v1.ValidationError as exc:
+            given = _given_status(exc)
+            if given == "aborted":
+                return PredictionState(previous.id, "aborted", logs=previous.logs, input=previous.input)
+            log.warning("%s: unreadable prediction %s (status %r): %s", self.label, previous.id, given, exc)
+            return previous
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            decision = classify(exc)
+            if not decision.retry:
+                raise
+            log.warning("%s: polling %s failed, polling again: %s", self.label, previous.id, decision.reason)
+            if decision.retry_after:
+                await asyncio.sleep(decision.retry_after)
+            return previous
+
+    def _outcome(self, state: PredictionState) -> PredictionState:
+        if state.status == "succeeded":
+            return state
+        if state.status == "failed":
+            raise failure(self.label, state)
+        if state.status == "aborted":
+            # Replicate stopped it before it ran (capacity, a lost worker): nothing ran, try again.
+            raise ProviderError(f"{self.label} was aborted by Replicate before it ran.", retryable=True)
+        raise ProviderError(f"{self.label} was cancelled on Replicate.", retryable=False)
+
+    async def cancel(self, prediction_id: str) -> None:
+        try:
+            await self.client.predictions.async_cancel(prediction_id)
+        except pydantic_v1.ValidationError:
+            pass  # the cancel went through; the answer carried a status the client cannot read
+
+    async def _cancel_quietly(self, prediction_id: str) -> None:
+        try:
+            await asyncio.wait_for(self.cancel(prediction_id), timeout=15)
+        except Exception:
+            log.warning("%s: could not cancel prediction %s", self.label, prediction_id, exc_info=True)
+
+
+def _given_status(exc: pydantic_v1.ValidationError) -> str | None:
+    for err in exc.errors():
+        if tuple(err.get("loc", ())) == ("status",):
+            return (err.get("ctx") or {}).get("given")
+    return None
