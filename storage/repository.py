@@ -65,7 +65,10 @@ class JobRepository:
         return cls(await connect(db_path))
 
     async def close(self) -> None:
-        await self._conn.close()
+        # A shielded write may still be in flight after its caller was cancelled (shutdown): let it
+        # commit before the connection goes away.
+        async with self._write_lock:
+            await self._conn.close()
 
     async def _in_transaction(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> None:
         # Shielded: a caller cancelled mid-write (job cancel, shutdown) must not leave a transaction

@@ -1,0 +1,198 @@
+"""The Discord bot: `jant bot` → `run_bot(settings)`.
+
+`JantBot` wires the pipeline's runtime (SQLite, providers, orchestrator) to Discord: slash commands,
+persistent job buttons, the status-message tracker with its edit throttle, and result delivery.
+It asks only for the `guilds` intent: slash commands and buttons arrive as interactions, so it
+never needs to read message content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import discord
+import yarl
+from discord.ext import commands
+
+from bot.commands import AdCommands, JantCommandTree
+from bot.edit_throttle import EditThrottle
+from bot.in_flight import InFlightWork
+from bot.job_actions import JobActions
+from bot.job_buttons import JobButton
+from bot.job_records import JobRecords
+from bot.result_delivery import ResultDelivery
+from bot.status_tracker import StatusTracker
+from pipeline.composer import Composer
+from pipeline.config import Settings
+from pipeline.models import Job
+from pipeline.providers.base import Providers
+from pipeline.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+SHUTDOWN_GRACE_S = 5.0  # for interactions being handled when the bot is asked to stop
+API_VERSION_SUFFIX = re.compile(r"/api/v\d+/?$")
+
+
+def rest_base(api_base: str) -> str:
+    """`DISCORD_API_BASE` may be given with or without `/api/v10`; discord.py's Route.BASE needs it."""
+    base = api_base.rstrip("/")
+    return base if API_VERSION_SUFFIX.search(base) else base + "/api/v10"
+
+
+def apply_endpoint_overrides(settings: Settings) -> None:
+    """Point discord.py elsewhere (tests: the local emulator). Route.BASE is read on every request."""
+    if settings.discord_api_base:
+        discord.http.Route.BASE = rest_base(settings.discord_api_base)
+    if settings.discord_gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+
+
+def intents() -> discord.Intents:
+    wanted = discord.Intents.none()
+    wanted.guilds = True  # guilds, channels, roles: enough to resolve who clicked and where
+    return wanted
+
+
+class JantBot(commands.Bot):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        providers: Providers | None = None,
+        composer: Composer | None = None,
+        **client_options: Any,
+    ) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents(),
+            allowed_mentions=discord.AllowedMentions.none(),
+            help_command=None,
+            tree_cls=JantCommandTree,
+            **client_options,
+        )
+        self.settings = settings
+        self._providers = providers
+        self._composer = composer
+        self.runtime: Runtime
+        self.records: JobRecords
+        self.status_tracker: StatusTracker
+        self.job_actions: JobActions
+        self._unsubscribe: Callable[[], None] | None = None
+        self.in_flight = InFlightWork()
+        self._closing = False
+        apply_endpoint_overrides(settings)
+
+    async def setup_hook(self) -> None:
+        self.runtime = await Runtime.open(self.settings, self._providers)
+        if self._composer is not None:
+            self.runtime.orchestrator.composer = self._composer
+        for notice in self.runtime.providers.notices:
+            log.warning("offline: %s", notice)
+        self.records = JobRecords(self.runtime)
+        throttle: EditThrottle[Job] = EditThrottle(self.settings.status_edit_interval_s)
+        self.status_tracker = StatusTracker(self, throttle, ResultDelivery(self))
+        self.job_actions = JobActions(self)
+
+        self.add_dynamic_items(JobButton)
+        await self.add_cog(AdCommands(self))
+        await self._sync_commands()
+
+        self._unsubscribe = self.runtime.orchestrator.bus.subscribe(self.status_tracker.on_event)
+        reattached = await self.status_tracker.reattach_unfinished()
+        resumed = await self.runtime.orchestrator.resume_all()
+        if resumed:
+            log.info("resumed %d job(s); %d status message(s) re-attached", len(resumed), reattached)
+
+    async def _sync_commands(self) -> None:
+        guild_ids = self.settings.guild_ids
+        if guild_ids:  # guild commands appear at once; global ones can take a while to propagate
+            for guild_id in guild_ids:
+                guild = discord.Object(id=guild_id)
+                self.tree.copy_global_to(guild=guild)
+                synced = await self.tree.sync(guild=guild)
+                log.info("synced %d commands to guild %s", len(synced), guild_id)
+        else:
+            synced = await self.tree.sync()
+            log.info("synced %d global commands", len(synced))
+
+    async def on_ready(self) -> None:
+        log.info("logged in as %s (%s) in %d guild(s)", self.user, self.user.id if self.user else "?", len(self.guilds))
+
+    async def close(self) -> None:
+        """Stop jobs where they are (predictions keep running and are resumed on restart), write the
+        last status edits we can, close the database, then disconnect."""
+        if self._closing:
+            return await super().close()
+        self._closing = True
+        runtime: Runtime | None = getattr(self, "runtime", None)
+        tracker: StatusTracker | None = getattr(self, "status_tracker", None)
+        try:
+            if not await self.in_flight.wait_idle(SHUTDOWN_GRACE_S):
+                log.warning("closing with %d interaction(s) still being handled", self.in_flight.count)
+            if self._unsubscribe is not None:
+                self._unsubscribe()
+            if runtime is not None:
+                await runtime.orchestrator.shutdown()
+            if tracker is not None:
+                await tracker.close()
+            if runtime is not None:
+                await runtime.store.close()
+        except Exception:
+            log.exception("error while shutting down")
+        finally:
+            await super().close()
+
+
+async def _serve(settings: Settings, token: str) -> int:
+    bot = JantBot(settings)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not on this platform / not the main thread
+            pass
+    async with bot:
+        runner = asyncio.create_task(bot.start(token), name="discord-bot")
+        stopper = asyncio.create_task(stop.wait(), name="stop-signal")
+        done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if stopper in done:
+            log.info("stopping: finishing edits and closing the database")
+            await bot.close()
+            await asyncio.gather(runner, return_exceptions=True)
+            return EXIT_OK
+        stopper.cancel()
+        runner.result()
+    return EXIT_OK
+
+
+def run_bot(settings: Settings) -> int:
+    if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
+        print(
+            "error: DISCORD_TOKEN is not set. Create a bot at https://discord.com/developers/applications, "
+            "copy its token into DISCORD_TOKEN (environment or .env), and invite it with the "
+            "applications.commands and bot scopes.",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    for name in ("bot", "pipeline"):
+        logging.getLogger(name).setLevel(logging.INFO)
+    try:
+        return asyncio.run(_serve(settings, settings.discord_token.get_secret_value().strip()))
+    except discord.LoginFailure:
+        print("error: Discord rejected DISCORD_TOKEN (401). Copy the bot token again from the developer portal.",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+    except discord.PrivilegedIntentsRequired:
+        print("error: Discord refused the gateway intents.", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_OK

@@ -1,0 +1,197 @@
+"""Slash commands: /makead, /jobs, /job — and the one place app-command errors are answered."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+from pydantic import ValidationError
+
+from bot.display_text import cap, mib, shown
+from bot.error_replies import reply_error
+from bot.job_buttons import storyboard_buttons
+from bot.result_delivery import attachments, result_files, result_text, too_large_text
+from bot.status_view import render_status
+from bot.storyboard_embed import render_storyboard
+from pipeline.errors import InvalidRequest, JantError
+from pipeline.models import TEXT_FIELD_MAX_CHARS, AdRequest, Job, JobStatus, utcnow
+from pipeline.moods import MOOD_PRESETS
+
+if TYPE_CHECKING:
+    from bot.app import JantBot
+
+log = logging.getLogger(__name__)
+
+PRODUCT_MAX = 1000  # Discord enforces max_length in its client; a raw API call could still exceed it
+JOB_ID = re.compile(r"^[0-9a-f]{8}$")
+RECENT_JOBS = 10
+
+_STATUS_WORDS = {
+    JobStatus.PLANNING: "🖊️ planning",
+    JobStatus.AWAITING_APPROVAL: "🕓 awaiting approval",
+    JobStatus.QUEUED: "⏳ queued",
+    JobStatus.RUNNING: "🎥 generating",
+    JobStatus.COMPOSING: "🎬 composing",
+    JobStatus.COMPLETED: "✅ done",
+    JobStatus.PARTIAL: "⚠️ partial",
+    JobStatus.FAILED: "❌ failed",
+    JobStatus.CANCELLED: "⏹️ cancelled",
+}
+
+
+class JantCommandTree(app_commands.CommandTree):
+    async def on_error(self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError) -> None:
+        await reply_error(interaction, error)
+
+
+def _field_problem(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    field = {"product": "product", "audience": "audience", "cta": "cta", "mood": "mood"}.get(
+        str(err.get("loc", ("",))[0]), "input"
+    )
+    return f"`{field}`: {str(err.get('msg', '')).removeprefix('Value error, ')}."
+
+
+def ad_request(product: str, mood: str, audience: str | None, cta: str | None) -> AdRequest:
+    if len(product) > PRODUCT_MAX:
+        raise InvalidRequest(f"`product` is {len(product)} characters; keep it to {PRODUCT_MAX} or fewer.")
+    for name, value in (("audience", audience), ("cta", cta)):
+        if value is not None and len(value) > TEXT_FIELD_MAX_CHARS:
+            raise InvalidRequest(f"`{name}` is {len(value)} characters; keep it to {TEXT_FIELD_MAX_CHARS} or fewer.")
+    try:
+        return AdRequest(product=product, mood=mood, audience=audience, cta=cta)
+    except ValidationError as exc:
+        raise InvalidRequest(_field_problem(exc)) from None
+
+
+def job_link(job: Job) -> str:
+    if job.guild_id and job.ui.get("storyboard_channel_id") and job.ui.get("storyboard_message_id"):
+        return (
+            f"https://discord.com/channels/{job.guild_id}/{job.ui['storyboard_channel_id']}/"
+            f"{job.ui['storyboard_message_id']}"
+        )
+    return ""
+
+
+class AdCommands(commands.Cog):
+    def __init__(self, bot: JantBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="makead", description="Turn a product description into a 30-second 9:16 video ad")
+    @app_commands.describe(
+        product="What you are advertising: name, what it does, what makes it special",
+        mood="The look and pace of the ad",
+        audience="Who the ad speaks to (optional)",
+        cta="The call to action, e.g. 'Order at example.com' (optional)",
+    )
+    @app_commands.choices(mood=[app_commands.Choice(name=p.label, value=m.value) for m, p in MOOD_PRESETS.items()])
+    @app_commands.guild_only()
+    async def makead(
+        self,
+        interaction: discord.Interaction[Any],
+        product: app_commands.Range[str, 1, PRODUCT_MAX],
+        mood: app_commands.Choice[str],
+        audience: app_commands.Range[str, 1, TEXT_FIELD_MAX_CHARS] | None = None,
+        cta: app_commands.Range[str, 1, TEXT_FIELD_MAX_CHARS] | None = None,
+    ) -> None:
+        request = ad_request(product, mood.value, audience, cta)  # before deferring: errors stay private
+        with self.bot.in_flight.track():
+            await self._makead(interaction, request)
+
+    async def _makead(self, interaction: discord.Interaction[Any], request: AdRequest) -> None:
+        await interaction.response.defer(thinking=True)
+        orchestrator = self.bot.runtime.orchestrator
+        guild = interaction.guild
+        limit = interaction.filesize_limit or (guild.filesize_limit if guild else None)
+        job = await orchestrator.create_job(
+            request,
+            requester_id=str(interaction.user.id),
+            guild_id=str(interaction.guild_id) if interaction.guild_id else None,
+            channel_id=str(interaction.channel_id) if interaction.channel_id else None,
+            byte_limit=limit,
+        )
+        interaction.extras["job_id"] = job.id
+        log.info("job %s created by user %s in guild %s", job.id, interaction.user.id, interaction.guild_id)
+        try:
+            await orchestrator.plan(job)
+        except JantError as exc:
+            await interaction.followup.send(f"⚠️ I couldn't write a storyboard (job `{job.id}`): {exc.user_message}")
+            return
+        message = await interaction.followup.send(
+            embed=render_storyboard(job, self.bot.settings), view=storyboard_buttons(job.id), wait=True
+        )
+        await self.bot.records.save_ui(job, storyboard_channel_id=message.channel.id, storyboard_message_id=message.id)
+
+    @app_commands.command(name="jobs", description="Your recent ad jobs")
+    @app_commands.guild_only()
+    async def jobs(self, interaction: discord.Interaction[Any]) -> None:
+        with self.bot.in_flight.track():
+            await self._jobs(interaction)
+
+    async def _jobs(self, interaction: discord.Interaction[Any]) -> None:
+        jobs = await self.bot.runtime.store.list(requester_id=str(interaction.user.id), limit=RECENT_JOBS)
+        if not jobs:
+            await interaction.response.send_message(
+                "You have no ad jobs yet. Start one with `/makead`.", ephemeral=True
+            )
+            return
+        lines = []
+        for job in jobs:
+            when = discord.utils.format_dt(job.created_at, "R")
+            link = job_link(job)
+            product = shown(job.request.product, 60)
+            lines.append(
+                f"`{job.id}` {_STATUS_WORDS[job.status]} · {when} · {product}" + (f" · [open]({link})" if link else "")
+            )
+        embed = discord.Embed(title="Your recent ads", description=cap("\n".join(lines), 4096))
+        embed.set_footer(text="/job id:<id> shows one job and re-posts its ad")
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    @app_commands.command(name="job", description="Show one ad job and re-post its result")
+    @app_commands.describe(id="The job id, e.g. 1a2b3c4d (see /jobs)")
+    @app_commands.guild_only()
+    async def job(self, interaction: discord.Interaction[Any], id: app_commands.Range[str, 1, 20]) -> None:
+        with self.bot.in_flight.track():
+            await self._job(interaction, id)
+
+    async def _job(self, interaction: discord.Interaction[Any], id: str) -> None:
+        job_id = id.strip().lower()
+        if not JOB_ID.match(job_id):
+            raise InvalidRequest(
+                f"Job ids are 8 characters of 0-9 and a-f, like `1a2b3c4d` (got `{cap(shown(id, 20), 20)}`)."
+            )
+        job = await self.bot.records.load(job_id)
+        if job is None or (job.guild_id and job.guild_id != str(interaction.guild_id)):
+            raise InvalidRequest(f"There is no job `{job_id}` in this server. `/jobs` lists yours.")
+        interaction.extras["job_id"] = job.id
+        if job.status in (JobStatus.PLANNING, JobStatus.AWAITING_APPROVAL) or job.storyboard is None:
+            if job.storyboard is None:
+                raise InvalidRequest(f"Job `{job.id}` has no storyboard yet ({job.status.value.replace('_', ' ')}).")
+            link = job_link(job)
+            banner = f"🕓 Waiting for approval{f' — [open the storyboard]({link})' if link else ''}."
+            await interaction.response.send_message(
+                embed=render_storyboard(job, self.bot.settings, banner=banner), ephemeral=True
+            )
+            return
+        await interaction.response.defer(thinking=True)
+        status = render_status(job, utcnow()).embed
+        files = result_files(job) if job.status in (JobStatus.COMPLETED, JobStatus.PARTIAL) else None
+        if files is None:
+            await interaction.followup.send(embed=status)
+            return
+        limit = interaction.filesize_limit
+        if files.ad_bytes > limit:
+            await interaction.followup.send(too_large_text(job, files.ad_bytes, limit), embed=status)
+            return
+        try:
+            await interaction.followup.send(result_text(job, files.ad_bytes), embed=status,
+                                            files=await attachments(files, limit, job.id))  # fmt: skip
+        except discord.HTTPException as exc:
+            if exc.status != 413 and exc.code != 40005:
+                raise
+            await interaction.followup.send(f"⚠️ Discord refused the {mib(files.ad_bytes)} upload: "
+                                            + too_large_text(job, files.ad_bytes, limit), embed=status)  # fmt: skip

@@ -1,0 +1,284 @@
+"""What the job buttons do: Approve, New storyboard, Edit scene, Cancel, Retry failed.
+
+Every click reloads the job (the live copy while it runs, else SQLite's), checks who clicked and
+whether the job is still in a state where the button means something, and only then acts — under a
+per-job lock, so two quick clicks never approve (or re-plan) twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.access_policy import Actor, may_act, moved_on, refusal
+from bot.display_text import NO_PINGS, cap
+from bot.error_replies import reply_ephemeral, reply_error
+from bot.job_buttons import status_buttons, storyboard_buttons
+from bot.scene_editor import SceneEditModal, ScenePicker, duration_range, parse_duration
+from bot.status_view import render_status
+from bot.storyboard_embed import COLOUR_APPROVED, render_storyboard
+from pipeline.errors import InvalidRequest, JantError
+from pipeline.models import Job, JobStatus, utcnow
+
+if TYPE_CHECKING:
+    from bot.app import JantBot
+    from pipeline.orchestrator import Orchestrator
+
+log = logging.getLogger(__name__)
+
+BUSY = "I'm still working on the previous click for this job; try again in a moment."
+THREAD_ARCHIVE_MINUTES = 1440
+
+
+def actor_of(interaction: discord.Interaction[Any]) -> Actor:
+    user = interaction.user
+    roles = tuple(r.name for r in getattr(user, "roles", ()) if not r.is_default())
+    perms = interaction.permissions
+    return Actor(user.id, roles, perms.manage_guild or perms.administrator)
+
+
+class JobActions:
+    def __init__(self, bot: JantBot) -> None:
+        self.bot = bot
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @property
+    def orchestrator(self) -> Orchestrator:
+        return self.bot.runtime.orchestrator
+
+    # -- dispatch -------------------------------------------------------------------------------
+
+    async def handle(self, interaction: discord.Interaction[Any], action: str, job_id: str) -> None:
+        with self.bot.in_flight.track():
+            await self._handle(interaction, action, job_id)
+
+    async def _handle(self, interaction: discord.Interaction[Any], action: str, job_id: str) -> None:
+        interaction.extras["job_id"] = job_id
+        try:
+            job = await self._checked(interaction, action, job_id)
+            if job is None:
+                return
+            lock = self._locks.setdefault(job_id, asyncio.Lock())
+            if lock.locked():
+                await reply_ephemeral(interaction, BUSY)
+                return
+            try:
+                async with lock:
+                    job = await self._checked(interaction, action, job_id)  # fresh, now that we hold the lock
+                    if job is not None:
+                        await getattr(self, f"_{action}")(interaction, job)
+            finally:
+                self._locks.pop(job_id, None)  # nobody waits on it: a second click is answered BUSY
+        except Exception as exc:
+            await reply_error(interaction, exc, job_id=job_id)
+
+    async def _checked(self, interaction: discord.Interaction[Any], action: str, job_id: str) -> Job | None:
+        """The job, if this member may do `action` to it now; otherwise answers why and returns None."""
+        job = await self.bot.records.load(job_id)
+        if job is None or (job.guild_id and interaction.guild_id and job.guild_id != str(interaction.guild_id)):
+            await reply_ephemeral(interaction, f"I have no job `{job_id}` any more; `/jobs` lists yours.")
+            return None
+        if not may_act(job, actor_of(interaction), self.bot.settings.approver_role):
+            await reply_ephemeral(interaction, refusal(job, action, self.bot.settings.approver_role))
+            return None
+        if why := moved_on(job, action):
+            await reply_ephemeral(interaction, why)
+            return None
+        return job
+
+    # -- the storyboard's buttons ---------------------------------------------------------------
+
+    async def _approve(self, interaction: discord.Interaction[Any], job: Job) -> None:
+        user = interaction.user
+        tracker = self.bot.status_tracker
+        # Approve first: a quota refusal must leave the storyboard untouched. Events the job emits
+        # before its status message exists are held by the tracker and shown once it is attached.
+        tracker.expect(job.id)
+        try:
+            await self.orchestrator.approve(job, approved_by=str(user.id))
+        except BaseException:
+            tracker.forget(job.id)
+            raise
+        embed = render_storyboard(job, self.bot.settings, banner=f"✅ Approved by {user.mention} · generating now.")
+        embed.colour = COLOUR_APPROVED
+        await interaction.response.edit_message(
+            embed=embed, view=storyboard_buttons(job.id, disabled=True), allowed_mentions=NO_PINGS
+        )
+
+        home, thread = await self._status_home(interaction, job)
+        ui: dict[str, Any] = {"approved_by": user.id}
+        if thread is not None:
+            ui["thread_id"] = thread.id
+        snapshot = job.model_copy(deep=True)
+        try:
+            message = await home.send(embed=render_status(snapshot, utcnow()).embed, view=status_buttons(snapshot))
+        except discord.HTTPException as exc:
+            tracker.forget(job.id)
+            log.warning("job %s: could not post the status message in %s: %s", job.id, home.id, exc)
+            await self.bot.records.save_ui(job, **ui)
+            await reply_ephemeral(
+                interaction,
+                f"I can't post progress here ({exc.text or exc.status}). The ad is being made anyway: "
+                f"`/job id:{job.id}` shows how it is going and posts the result.",
+            )
+            return
+        tracker.attach(job.id, home.id, message.id)  # before save_ui: events then carry the ids too
+        await self.bot.records.save_ui(job, status_channel_id=home.id, status_message_id=message.id, **ui)
+
+    async def _status_home(
+        self, interaction: discord.Interaction[Any], job: Job
+    ) -> tuple[discord.abc.Messageable, discord.Thread | None]:
+        """A thread from the storyboard message when the bot may open one, else the channel itself."""
+        channel = interaction.channel
+        if isinstance(channel, discord.Thread):
+            return channel, None
+        perms = interaction.app_permissions
+        if (
+            isinstance(channel, discord.TextChannel)
+            and interaction.message is not None
+            and perms.create_public_threads
+            and perms.send_messages_in_threads
+        ):
+            title = job.storyboard.title if job.storyboard else job.request.product
+            try:
+                thread = await interaction.message.create_thread(
+                    name=cap(f"Ad {job.id} · {discord.utils.escape_mentions(title)}", 100),
+                    auto_archive_duration=THREAD_ARCHIVE_MINUTES,
+                )
+                return thread, thread
+            except discord.HTTPException as exc:
+                log.warning("job %s: no thread (%s); posting progress in the channel", job.id, exc)
+        if channel is None or not isinstance(channel, discord.abc.Messageable):
+            channel = self.bot.get_partial_messageable(interaction.channel_id or 0, guild_id=interaction.guild_id)
+        return channel, None
+
+    async def _replan(self, interaction: discord.Interaction[Any], job: Job) -> None:
+        user = interaction.user
+        settings = self.bot.settings
+        waiting = render_storyboard(job, settings, banner="⏳ Writing a new storyboard…")
+        await interaction.response.edit_message(
+            embed=waiting, view=storyboard_buttons(job.id, disabled=True), allowed_mentions=NO_PINGS
+        )
+        take = int(job.ui.get("replans", 0)) + 1
+        try:
+            await self.orchestrator.plan(job, feedback=f"a different take (#{take})")
+        except JantError as exc:
+            banner = f"⚠️ No new storyboard: {exc.user_message} The previous one is kept."
+        else:
+            await self.bot.records.save_ui(job, replans=take)
+            banner = f"🔄 New storyboard (take {take + 1}) written for {user.mention}."
+        embed = render_storyboard(job, settings, banner=banner)
+        await interaction.edit_original_response(
+            embed=embed, view=storyboard_buttons(job.id), allowed_mentions=NO_PINGS
+        )
+
+    async def _edit(self, interaction: discord.Interaction[Any], job: Job) -> None:
+        await interaction.response.send_message(
+            "Which scene do you want to change?", view=ScenePicker(self, job), ephemeral=True
+        )
+
+    async def open_scene_editor(self, interaction: discord.Interaction[Any], job_id: str, index: int) -> None:
+        with self.bot.in_flight.track():
+            await self._open_scene_editor(interaction, job_id, index)
+
+    async def _open_scene_editor(self, interaction: discord.Interaction[Any], job_id: str, index: int) -> None:
+        interaction.extras["job_id"] = job_id
+        job = await self._checked(interaction, "edit", job_id)
+        if job is None:
+            return
+        assert job.storyboard is not None
+        if not 1 <= index <= len(job.storyboard.scenes):
+            raise InvalidRequest(f"There is no scene {index} any more; press Edit scene again.")
+        await interaction.response.send_modal(SceneEditModal(self, job, index))
+
+    async def apply_scene_edit(
+        self, interaction: discord.Interaction[Any], job_id: str, index: int, *, description: str, duration: str
+    ) -> None:
+        interaction.extras["job_id"] = job_id
+        lock = self._locks.setdefault(job_id, asyncio.Lock())
+        if lock.locked():
+            await reply_ephemeral(interaction, BUSY)
+            return
+        with self.bot.in_flight.track():
+            try:
+                async with lock:
+                    job = await self._checked(interaction, "edit", job_id)
+                    if job is not None:
+                        await self._apply_scene_edit(interaction, job, index, description, duration)
+            finally:
+                self._locks.pop(job_id, None)
+
+    async def _apply_scene_edit(
+        self, interaction: discord.Interaction[Any], job: Job, index: int, description: str, duration: str
+    ) -> None:
+        assert job.storyboard is not None
+        if not 1 <= index <= len(job.storyboard.scenes):
+            raise InvalidRequest(f"There is no scene {index} any more; press Edit scene again.")
+        seconds = parse_duration(duration)
+        before = job.storyboard.scenes[index - 1]
+        text = description.strip()
+        try:
+            await self.orchestrator.edit_scene(
+                job, index, description=text if text != before.description else None, duration=seconds
+            )
+        except InvalidRequest as exc:
+            low, high = duration_range(job, index)
+            hint = (
+                f" With the other scenes as they are, scene {index} can be {low:g}–{high:g} s." if low <= high else ""
+            )
+            raise InvalidRequest(f"{exc}{hint} Nothing was changed.") from exc
+        assert job.storyboard is not None
+        await reply_ephemeral(
+            interaction, f"✏️ Scene {index} is now {seconds:g} s; the ad runs {job.storyboard.total_duration:g} s."
+        )
+        await self.edit_storyboard_message(job, banner=f"✏️ Scene {index} edited by {interaction.user.mention}.")
+
+    async def edit_storyboard_message(self, job: Job, *, banner: str | None = None) -> None:
+        """Rewrite the storyboard message with the bot token (the /makead token may have expired)."""
+        channel_id, message_id = job.ui.get("storyboard_channel_id"), job.ui.get("storyboard_message_id")
+        if not channel_id or not message_id:
+            return
+        channel = self.bot.get_partial_messageable(int(channel_id), guild_id=_int(job.guild_id))
+        embed = render_storyboard(job, self.bot.settings, banner=banner)
+        view = storyboard_buttons(job.id, disabled=job.status is not JobStatus.AWAITING_APPROVAL)
+        try:
+            await channel.get_partial_message(int(message_id)).edit(embed=embed, view=view, allowed_mentions=NO_PINGS)
+        except discord.NotFound:
+            message = await channel.send(embed=embed, view=view)
+            await self.bot.records.save_ui(job, storyboard_message_id=message.id)
+
+    # -- buttons on either message --------------------------------------------------------------
+
+    async def _cancel(self, interaction: discord.Interaction[Any], job: Job) -> None:
+        user = interaction.user
+        if job.status is JobStatus.AWAITING_APPROVAL:
+            await self.orchestrator.cancel(job, by=str(user.id))
+            embed = render_storyboard(
+                job, self.bot.settings, banner=f"⏹️ Cancelled by {user.mention}. Nothing was generated."
+            )
+            await interaction.response.edit_message(
+                embed=embed, view=storyboard_buttons(job.id, disabled=True), allowed_mentions=NO_PINGS
+            )
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await self.orchestrator.cancel(job, by=str(user.id))
+        await interaction.followup.send(
+            f"⏹️ Stopped job `{job.id}`. Finished scenes are kept; nothing more will be generated or charged.",
+            ephemeral=True,
+        )
+
+    async def _retry(self, interaction: discord.Interaction[Any], job: Job) -> None:
+        failed = [str(s.index) for s in job.scenes if not s.done]
+        await self.orchestrator.retry_failed(job)
+        which = f"scene{'s' if len(failed) != 1 else ''} {', '.join(failed)}"
+        await reply_ephemeral(
+            interaction,
+            f"🔁 Re-making {which} of job `{job.id}`; finished scenes are reused. The status message follows along.",
+        )
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value else None

@@ -1,0 +1,66 @@
+"""The buttons on storyboard and status messages: persistent, stateless, job id in the custom id.
+
+A `DynamicItem` is rebuilt from its custom id on every click, so the buttons of a message posted
+days ago — or before a restart — still work as long as the class is registered in `setup_hook`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import discord
+from discord import ui
+
+from pipeline.models import Job, JobStatus
+
+CUSTOM_ID_TEMPLATE = r"jant:(?P<action>approve|replan|edit|cancel|retry):(?P<job>[0-9a-f]{8})"
+
+_LOOKS: dict[str, tuple[str, discord.ButtonStyle]] = {
+    "approve": ("Approve", discord.ButtonStyle.success),
+    "replan": ("New storyboard", discord.ButtonStyle.secondary),
+    "edit": ("Edit scene", discord.ButtonStyle.primary),
+    "cancel": ("Cancel", discord.ButtonStyle.danger),
+    "retry": ("Retry failed", discord.ButtonStyle.primary),
+}
+
+
+class ActionHandler(Protocol):
+    async def handle(self, interaction: discord.Interaction[Any], action: str, job_id: str) -> None: ...
+
+
+class JobButton(ui.DynamicItem[ui.Button], template=CUSTOM_ID_TEMPLATE):  # type: ignore[misc]
+    def __init__(self, action: str, job_id: str, *, disabled: bool = False) -> None:
+        label, style = _LOOKS[action]
+        super().__init__(ui.Button(label=label, style=style, custom_id=f"jant:{action}:{job_id}", disabled=disabled))
+        self.action = action
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: ui.Item[Any], match: Any, /
+    ) -> JobButton:
+        return cls(match["action"], match["job"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        handler: ActionHandler = interaction.client.job_actions
+        await handler.handle(interaction, self.action, self.job_id)
+
+
+def _view(*buttons: JobButton) -> ui.View:
+    view = ui.View(timeout=None)
+    for button in buttons:
+        view.add_item(button)
+    return view
+
+
+def storyboard_buttons(job_id: str, *, disabled: bool = False) -> ui.View:
+    return _view(*(JobButton(a, job_id, disabled=disabled) for a in ("approve", "replan", "edit", "cancel")))
+
+
+def status_buttons(job: Job) -> ui.View | None:
+    """Cancel while it runs, Retry failed when some scenes failed; nothing once it is settled."""
+    if not job.status.is_terminal:
+        return _view(JobButton("cancel", job.id))
+    if job.status in (JobStatus.PARTIAL, JobStatus.FAILED) and job.storyboard is not None:
+        return _view(JobButton("retry", job.id))
+    return None

@@ -1,0 +1,118 @@
+"""Posting the finished ad (and its contact sheet) — or saying clearly why it cannot be attached."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import discord
+
+from bot.display_text import mib, shown
+from pipeline.models import Job, JobStatus
+
+if TYPE_CHECKING:
+    from bot.app import JantBot
+
+log = logging.getLogger(__name__)
+
+DEFAULT_UPLOAD_LIMIT = discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES  # 10 MiB, an unboosted server
+FILE_TOO_LARGE = 40005
+MISSING_PERMISSIONS = 50013
+
+
+@dataclass(frozen=True)
+class ResultFiles:
+    ad: Path
+    ad_bytes: int
+    sheet: Path | None
+
+
+def result_files(job: Job) -> ResultFiles | None:
+    if not job.final_path:
+        return None
+    ad = Path(job.final_path)
+    if not ad.is_file():
+        return None
+    sheet = ad.with_name("contact-sheet.png")
+    return ResultFiles(ad, ad.stat().st_size, sheet if sheet.is_file() else None)
+
+
+def too_large_text(job: Job, size: int, limit: int) -> str:
+    return (
+        f"⚠️ The ad for job `{job.id}` is {mib(size)}, over this server's {mib(limit)} upload limit, so I "
+        f"can't attach it. It is kept on the bot's disk. Re-post it with `/job id:{job.id}` once the server "
+        f"allows bigger files (Server Boost level 2 raises the limit to 50 MiB), or make a shorter ad."
+    )
+
+
+def result_text(job: Job, size: int) -> str:
+    title = shown(job.storyboard.title, 120) if job.storyboard else "Your ad"
+    seconds = job.storyboard.total_duration if job.storyboard else 0
+    who = f" for <@{job.requester_id}>" if job.requester_id else ""
+    text = f"🎬 **{title}**{who} · job `{job.id}` · {seconds:g} s, 9:16 · {mib(size)}"
+    if job.status is JobStatus.PARTIAL:
+        missing = [str(s.index) for s in job.scenes if not s.done]
+        which = f"Scene {missing[0]} is" if len(missing) == 1 else f"Scenes {', '.join(missing)} are"
+        text += f"\n⚠️ {which} missing; **Retry failed** on the status message re-makes only those."
+    if job.offline:
+        text += "\n*Offline preview: placeholder footage made locally. Set the API keys for the real thing.*"
+    return text
+
+
+async def attachments(files: ResultFiles, limit: int, job_id: str) -> list[discord.File]:
+    """Read on a thread: a 10 MiB read must not block the event loop."""
+    out = [discord.File(io.BytesIO(await asyncio.to_thread(files.ad.read_bytes)), filename=f"jant-ad-{job_id}.mp4")]
+    if files.sheet is not None and files.sheet.stat().st_size <= limit:
+        data = await asyncio.to_thread(files.sheet.read_bytes)
+        out.append(discord.File(io.BytesIO(data), filename=f"jant-ad-{job_id}-contact-sheet.png"))
+    return out
+
+
+class ResultDelivery:
+    def __init__(self, bot: JantBot) -> None:
+        self.bot = bot
+
+    async def deliver(self, job: Job, channel_id: int) -> discord.Message | None:
+        channel = self.bot.get_partial_messageable(channel_id, guild_id=int(job.guild_id) if job.guild_id else None)
+        files = result_files(job)
+        if files is None:
+            await channel.send(f"⚠️ Job `{job.id}` finished but its video file is missing from the bot's disk.")
+            return None
+        limit = self.upload_limit(job)
+        if files.ad_bytes > limit:
+            await channel.send(too_large_text(job, files.ad_bytes, limit))
+            return None
+        try:
+            message = await channel.send(
+                result_text(job, files.ad_bytes), files=await attachments(files, limit, job.id)
+            )
+        except discord.HTTPException as exc:
+            text = self.rejected_text(job, files.ad_bytes, limit, exc)
+            if text is None:
+                raise
+            log.warning("job %s: upload rejected (%s %s)", job.id, exc.status, exc.code)
+            await channel.send(text)
+            return None
+        await self.bot.records.save_ui(job, result_channel_id=channel_id, result_message_id=message.id)
+        return message
+
+    def upload_limit(self, job: Job) -> int:
+        """The job's limit from its /makead interaction, lowered if the server lost boosts since."""
+        limit = job.byte_limit or DEFAULT_UPLOAD_LIMIT
+        guild = self.bot.get_guild(int(job.guild_id)) if job.guild_id else None
+        return min(limit, guild.filesize_limit) if guild is not None else limit
+
+    @staticmethod
+    def rejected_text(job: Job, size: int, limit: int, exc: discord.HTTPException) -> str | None:
+        if exc.status == 413 or exc.code == FILE_TOO_LARGE:
+            return too_large_text(job, size, limit)
+        if exc.code == MISSING_PERMISSIONS:
+            return (
+                f"⚠️ The ad for job `{job.id}` is ready, but I may not attach files here. Give me "
+                f"**Attach Files**, then re-post it with `/job id:{job.id}`."
+            )
+        return None

@@ -1,0 +1,123 @@
+"""The storyboard message's embed: what will be made, how long it runs, what it costs. Pure."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import discord
+
+from bot.display_text import cap, duration, shown
+from pipeline.config import Settings
+from pipeline.models import Job, JobStatus
+from pipeline.moods import mood_preset
+
+# Embed limits (Discord): title 256, description 4096, 25 fields, field name 256 / value 1024, 6000 in all.
+EMBED_TOTAL_MAX = 6000
+PRODUCT_SHOWN_MAX = 1000
+
+# Typical billed GPU seconds per scene on Replicate (A100-class), from public run times: an SDXL seed
+# at the dev/prod profile and one SVD clip. Only an estimate; the real figure comes from
+# `metrics.predict_time` and is shown when the job ends.
+TYPICAL_SEED_GPU_S = {"dev": 6.0, "prod": 20.0}
+TYPICAL_CLIP_GPU_S = {"14_frames_with_svd": 50.0, "25_frames_with_svd_xt": 90.0}
+COMPOSE_WALL_S = 30.0
+
+COLOUR_PENDING = discord.Colour.blurple()
+COLOUR_APPROVED = discord.Colour.green()
+COLOUR_CLOSED = discord.Colour.dark_grey()
+
+
+@dataclass(frozen=True)
+class Estimate:
+    gpu_seconds: float
+    cost_usd: float
+    wall_seconds: float
+    offline: bool
+
+    def line(self, settings: Settings) -> str:
+        if self.offline:
+            return f"Free offline preview (drawn locally, no API cost) · ready in about {duration(self.wall_seconds)}"
+        return (
+            f"≈ ${self.cost_usd:.2f} for ~{self.gpu_seconds:.0f} GPU-seconds "
+            f"(typical SDXL + SVD time per scene × ${settings.price_per_gpu_second:g}/GPU-s) · "
+            f"ready in about {duration(self.wall_seconds)}"
+        )
+
+
+def estimate(job: Job, settings: Settings) -> Estimate:
+    scenes = len(job.storyboard.scenes) if job.storyboard else 0
+    seed_s = TYPICAL_SEED_GPU_S.get(job.env, TYPICAL_SEED_GPU_S["dev"])
+    clip_s = TYPICAL_CLIP_GPU_S.get(settings.svd_video_length, 90.0)
+    gpu = scenes * (seed_s + clip_s)
+    if job.offline:
+        return Estimate(0.0, 0.0, max(20.0, 6.0 * scenes + COMPOSE_WALL_S), offline=True)
+    # Scenes run side by side up to the prediction limit (a seed and a clip slot each).
+    waves = math.ceil(scenes / max(1, settings.max_concurrent_predictions // 2)) if scenes else 0
+    wall = waves * (seed_s + clip_s) + COMPOSE_WALL_S
+    return Estimate(gpu, round(gpu * settings.price_per_gpu_second, 2), wall, offline=False)
+
+
+def offline_note(job: Job) -> str | None:
+    offline = [stage for stage, name in job.providers.items() if "offline" in name]
+    if not offline:
+        return None
+    what = {"planner": "storyboard", "images": "seed images", "video": "clips"}
+    parts = ", ".join(what.get(s, s) for s in offline)
+    return f"Offline preview: {parts} made locally, not by GPT-4o / SDXL / SVD."
+
+
+def render_storyboard(job: Job, settings: Settings, *, banner: str | None = None) -> discord.Embed:
+    """One embed: product, mood, a field per scene, total, estimate. `banner` heads the description
+    (who approved it, a failed re-plan …); it is trusted bot text, not user text."""
+    assert job.storyboard is not None, "render_storyboard needs a planned job"
+    board = job.storyboard
+    req = job.request
+    mood = mood_preset(req.mood)
+    if job.status in (JobStatus.PLANNING, JobStatus.AWAITING_APPROVAL):
+        colour = COLOUR_PENDING
+    elif job.status in (JobStatus.CANCELLED, JobStatus.FAILED):
+        colour = COLOUR_CLOSED
+    else:
+        colour = COLOUR_APPROVED
+
+    lines = []
+    if banner:
+        lines.append(banner)
+        lines.append("")
+    lines.append(f"**Product:** {shown(req.product, PRODUCT_SHOWN_MAX)}")
+    details = [f"**Mood:** {mood.label}"]
+    if req.audience:
+        details.append(f"**Audience:** {shown(req.audience, 200)}")
+    if req.cta:
+        details.append(f"**Call to action:** {shown(req.cta, 200)}")
+    lines.append(" · ".join(details))
+    if job.offline and (note := offline_note(job)):
+        lines.append(f"*{note}*")
+
+    embed = discord.Embed(
+        title=cap(f"Storyboard · {shown(board.title, 200)}", 256),
+        description=cap("\n".join(lines), 4096),
+        colour=colour,
+    )
+    scene_budget = 1024
+    for _ in range(4):  # shrink scene text until the whole embed fits Discord's 6000-character cap
+        embed.clear_fields()
+        for scene in board.scenes:
+            value = shown(scene.description, min(300, scene_budget))
+            if scene.on_screen_text:
+                value += f"\n> On screen: “{shown(scene.on_screen_text, 60)}”"
+            embed.add_field(
+                name=f"#{scene.index} · {scene.beat.value} · {scene.duration:g}s",
+                value=cap(value, 1024) or "—",
+                inline=False,
+            )
+        embed.add_field(
+            name="Total", value=f"{board.total_duration:g} s · {len(board.scenes)} scenes · 9:16", inline=True
+        )
+        embed.add_field(name="Estimate", value=estimate(job, settings).line(settings), inline=False)
+        if len(embed) <= EMBED_TOTAL_MAX:
+            break
+        scene_budget //= 2
+    embed.set_footer(text=f"Job {job.id}")
+    return embed

@@ -1,0 +1,216 @@
+"""What teammates read: the storyboard embed, the status message, and who may press which button."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from bot.access_policy import Actor, may_act, moved_on, refusal
+from bot.status_view import (
+    COLOUR_CANCELLED,
+    COLOUR_DONE,
+    COLOUR_FAILED,
+    COLOUR_PARTIAL,
+    COLOUR_RUNNING,
+    render_status,
+)
+from bot.storyboard_embed import render_storyboard
+from pipeline.config import Settings
+from pipeline.models import (
+    AdRequest,
+    Beat,
+    Job,
+    JobStatus,
+    Scene,
+    StageStatus,
+    Storyboard,
+    fresh_scene_states,
+    utcnow,
+)
+
+LIVE = {"planner": "openai-gpt-4o", "images": "replicate-sdxl", "video": "replicate-svd"}
+OFFLINE = {"planner": "offline-planner", "images": "offline-images", "video": "offline-video"}
+
+
+def board(n: int = 6) -> Storyboard:
+    durations = {5: [4, 6, 7, 7, 6], 6: [4, 5, 6, 5, 5, 5], 7: [3, 5, 4, 4, 4, 4, 6]}[n]
+    beats = [Beat.HOOK, Beat.INTRO] + [Beat.FEATURE] * (n - 3) + [Beat.CTA]
+    return Storyboard(
+        title="Lumen launch",
+        scenes=[
+            Scene(
+                index=i + 1,
+                beat=b,
+                duration=d,
+                description=f"Scene {i + 1} of the lamp",
+                visual_prompt="lamp",
+                on_screen_text=f"Line {i + 1}",
+            )
+            for i, (b, d) in enumerate(zip(beats, durations, strict=True))
+        ],
+    )
+
+
+def job(product: str = "Lumen — a smart desk lamp", n: int = 6, *, offline: bool = False, **kw) -> Job:
+    sb = board(n)
+    j = Job(
+        request=AdRequest(product=product, mood="tech"),
+        storyboard=sb,
+        offline=offline,
+        providers=OFFLINE if offline else LIVE,
+        requester_id="111",
+        **kw,
+    )
+    j.scenes = fresh_scene_states(j.id, sb)
+    return j
+
+
+# -- the storyboard embed ----------------------------------------------------------------------------
+
+
+def test_the_storyboard_shows_every_scene_with_beat_and_duration_and_an_estimate() -> None:
+    j = job(status=JobStatus.AWAITING_APPROVAL)
+    embed = render_storyboard(j, Settings())
+    names = [f.name for f in embed.fields]
+    assert names[:6] == [
+        "#1 · hook · 4s",
+        "#2 · intro · 5s",
+        "#3 · feature · 6s",
+        "#4 · feature · 5s",
+        "#5 · feature · 5s",
+        "#6 · cta · 5s",
+    ]
+    assert "Scene 3 of the lamp" in embed.fields[2].value and "On screen: “Line 3”" in embed.fields[2].value
+    assert embed.fields[6].value.startswith("30 s · 6 scenes")
+    estimate = embed.fields[7].value
+    # 6 scenes × (6 s SDXL + 90 s SVD-XT) × $0.000725 per GPU-second
+    assert "$0.42" in estimate and "GPU-second" in estimate and "typical" in estimate
+    assert "**Product:** Lumen" in embed.description and "**Mood:** Tech" in embed.description
+
+
+def test_an_offline_storyboard_says_so_and_costs_nothing() -> None:
+    embed = render_storyboard(job(offline=True, status=JobStatus.AWAITING_APPROVAL), Settings())
+    assert "Offline preview" in embed.description
+    assert embed.fields[-1].value.startswith("Free offline preview")
+
+
+def test_user_text_cannot_ping_or_restyle_the_embed() -> None:
+    j = job(
+        "@everyone **FREE** lamps for <@&123456789012345678> [click](https://x.y)", status=JobStatus.AWAITING_APPROVAL
+    )
+    embed = render_storyboard(j, Settings())
+    assert "@everyone" not in embed.description and "@\u200beveryone" in embed.description
+    assert "<@&123456789012345678>" not in embed.description
+    assert "\\*\\*FREE\\*\\*" in embed.description and "\\[click](" in embed.description
+
+
+def test_the_longest_allowed_input_still_fits_discords_embed_limits() -> None:
+    long = "x" * 1000
+    j = Job(request=AdRequest(product=long, mood="luxury", audience="a" * 200, cta="c" * 200), providers=LIVE)
+    sb = Storyboard(
+        title="t" * 120,
+        scenes=[
+            Scene(index=i + 1, beat=b, duration=d, description="d" * 300, visual_prompt="v", on_screen_text="o" * 60)
+            for i, (b, d) in enumerate(
+                zip([Beat.HOOK, Beat.INTRO] + [Beat.FEATURE] * 4 + [Beat.CTA], [3, 5, 4, 4, 4, 4, 6], strict=True)
+            )
+        ],
+    )
+    j.storyboard, j.scenes = sb, fresh_scene_states(j.id, sb)
+    embed = render_storyboard(j, Settings(), banner="✅ Approved by <@1>")
+    assert len(embed) <= 6000 and len(embed.description) <= 4096 and len(embed.title) <= 256
+    assert all(len(f.value) <= 1024 and len(f.name) <= 256 for f in embed.fields) and len(embed.fields) <= 25
+
+
+# -- the status message --------------------------------------------------------------------------------
+
+
+def running(j: Job, seconds_ago: float = 40) -> Job:
+    j.status, j.started_at = JobStatus.RUNNING, utcnow() - timedelta(seconds=seconds_ago)
+    return j
+
+
+def test_each_scene_line_shows_its_stage_bar_and_attempt() -> None:
+    j = running(job())
+    s1, s2, s3, s4, s5 = (j.scene(i) for i in range(1, 6))
+    s1.seed.status, s1.seed.progress = StageStatus.RUNNING, 50.0
+    s2.seed.status, s2.clip.status, s2.clip.progress, s2.clip.attempt = StageStatus.DONE, StageStatus.RUNNING, 50, 2
+    s3.seed.status, s3.seed.attempt, s3.seed.error = StageStatus.RETRYING, 1, "GPU hiccup (code: PA)"
+    s4.seed.status, s4.clip.status = StageStatus.DONE, StageStatus.DONE
+    s5.seed.status, s5.clip.status, s5.normalized_path = StageStatus.DONE, StageStatus.DONE, "scene-5.mp4"
+    j.scene(6).seed.status, j.scene(6).seed.error = StageStatus.FAILED, "NSFW content **detected**."
+    text = render_status(j, utcnow()).embed.description
+    lines = text.splitlines()
+    assert "`#1` hook · **painting seed** `█░░░░░░░░░░░` 10%" in lines[2]
+    assert "`#2` intro · **animating** `███████░░░░░` 60%" in lines[3] and "attempt 2/3" in lines[3]
+    assert "**painting seed**" in lines[4] and "attempt 1/3 failed, retrying: GPU hiccup" in lines[4]
+    assert "**normalising**" in lines[5]
+    assert "**done** `████████████` 100%" in lines[6]
+    assert "`#6` cta · **failed**" in lines[7] and "NSFW content \\*\\*detected\\*\\*." in lines[8]
+    assert "**Overall**" in text and "Elapsed 40 s · ETA ~" in text
+    assert render_status(j, utcnow()).embed.colour == COLOUR_RUNNING
+
+
+def test_a_job_that_has_not_started_estimates_nothing_yet_and_shows_its_place_in_line() -> None:
+    j = job(status=JobStatus.QUEUED)
+    text = render_status(j, utcnow()).embed.description
+    assert "Queued" in text and "Not started yet" in text and "**queued**" in text
+    text = render_status(j, utcnow(), queue_position=3).embed.description
+    assert text.startswith("⏳ **Waiting for a free generation slot: number 3 in line.**")
+
+
+@pytest.mark.parametrize(
+    ("status", "colour", "words"),
+    [
+        (JobStatus.COMPLETED, COLOUR_DONE, "Done."),
+        (JobStatus.PARTIAL, COLOUR_PARTIAL, "Finished without scene 3"),
+        (JobStatus.FAILED, COLOUR_FAILED, "Failed.** No scene could be made"),
+        (JobStatus.CANCELLED, COLOUR_CANCELLED, "Cancelled."),
+    ],
+)
+def test_the_final_state_is_green_amber_red_or_grey(status: JobStatus, colour, words: str) -> None:
+    j = running(job())
+    for s in j.scenes:
+        s.seed.status, s.clip.status, s.normalized_path = StageStatus.DONE, StageStatus.DONE, "x.mp4"
+    if status is JobStatus.PARTIAL:
+        j.scene(3).clip.status, j.scene(3).normalized_path, j.scene(3).clip.error = StageStatus.FAILED, None, "boom"
+    j.status, j.finished_at = status, j.started_at + timedelta(seconds=95)
+    j.error = "No scene could be made (scene 1: NSFW)." if status is JobStatus.FAILED else None
+    render = render_status(j, utcnow() + timedelta(hours=1))
+    assert render.final and render.embed.colour == colour and words in render.embed.description
+    assert "Elapsed 1 min 35 s" in render.embed.description and "ETA" not in render.embed.description
+
+
+def test_huge_error_reasons_are_trimmed_to_discords_limits() -> None:
+    j = running(job(n=7))
+    for s in j.scenes:
+        s.seed.status, s.seed.error = StageStatus.FAILED, "e" * 5000
+    j.status, j.error = JobStatus.FAILED, "x" * 5000
+    embed = render_status(j, utcnow()).embed
+    assert len(embed.description) <= 4096 and len(embed) <= 6000
+    assert embed.description.count("**failed**") == 7
+
+
+# -- who may press what ----------------------------------------------------------------------------------
+
+
+def test_the_requester_an_approver_or_a_server_manager_may_act_and_nobody_else() -> None:
+    j = job()
+    assert may_act(j, Actor(111, (), False), "Ad approver")
+    assert may_act(j, Actor(222, ("ad APPROVER",), False), "Ad approver")
+    assert may_act(j, Actor(222, (), True), None)
+    assert not may_act(j, Actor(222, ("Ad approver",), False), None)
+    assert not may_act(j, Actor(222, ("Member",), False), "Ad approver")
+    assert refusal(j, "approve", "Ad approver") == (
+        "Only <@111> (who asked for it), members with the **Ad approver** role or members with Manage Server "
+        "can approve this ad."
+    )
+
+
+def test_a_button_on_a_job_that_moved_on_says_so() -> None:
+    j = job(status=JobStatus.RUNNING)
+    assert moved_on(j, "approve") == f"Nothing to approve: job `{j.id}` was already approved and is being generated."
+    assert moved_on(j, "cancel") is None
+    j.status = JobStatus.CANCELLED
+    assert moved_on(j, "cancel") == f"Nothing to cancel: job `{j.id}` was cancelled."
