@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.composer import ComposeResult
-
 from pipeline.errors import ProviderError, SafetyRejection
 from pipeline.providers.base import ClipRequest, SeedRequest, StageContext, StageResult
 
