@@ -16,6 +16,7 @@ VERBS = {
     "edit": "edit",
     "cancel": "cancel",
     "retry": "retry",
+    "reroll": "re-roll",
 }
 
 
@@ -55,6 +56,7 @@ ACTION_STATES: dict[str, tuple[JobStatus, ...]] = {
     "edit": (JobStatus.AWAITING_APPROVAL,),
     "cancel": (JobStatus.AWAITING_APPROVAL, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.COMPOSING),
     "retry": (JobStatus.PARTIAL, JobStatus.FAILED),
+    "reroll": (JobStatus.COMPLETED, JobStatus.PARTIAL, JobStatus.FAILED),
 }
 
 

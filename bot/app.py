@@ -32,12 +32,17 @@ from pipeline.composer import Composer
 from pipeline.config import Settings
 from pipeline.models import Job
 from pipeline.providers.base import Providers
+from pipeline.retention import purge_periodically
 from pipeline.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-SHUTDOWN_GRACE_S = 5.0  # for interactions being handled when the bot is asked to stop
+# SIGTERM → exit well inside the 10 s that `docker stop` and systemd give before SIGKILL. Phases share it:
+SHUTDOWN_BUDGET_S = 8.0
+SHUTDOWN_GRACE_S = 4.0  # interactions being handled when the bot is asked to stop
+JOBS_GRACE_S = 2.0  # job tasks stopping (their state is on disk; predictions keep running on Replicate)
+EDITS_GRACE_S = 2.0  # last status edits and result uploads in flight
 API_VERSION_SUFFIX = re.compile(r"/api/v\d+/?$")
 
 
@@ -88,7 +93,13 @@ class JantBot(commands.Bot):
         self._unsubscribe: Callable[[], None] | None = None
         self.in_flight = InFlightWork()
         self._closing = False
+        self._retention: asyncio.Task[None] | None = None
         apply_endpoint_overrides(settings)
+
+    @property
+    def closing(self) -> bool:
+        """Shutting down: new commands and clicks are answered 'try again in a minute'."""
+        return self._closing
 
     async def setup_hook(self) -> None:
         self.runtime = await Runtime.open(self.settings, self._providers)
@@ -98,18 +109,31 @@ class JantBot(commands.Bot):
             log.warning("offline: %s", notice)
         self.records = JobRecords(self.runtime)
         throttle: EditThrottle[Job] = EditThrottle(self.settings.status_edit_interval_s)
-        self.status_tracker = StatusTracker(self, throttle, ResultDelivery(self))
+        self.status_tracker = StatusTracker(
+            self, throttle, ResultDelivery(self), heartbeat_s=self.settings.status_heartbeat_s
+        )
         self.job_actions = JobActions(self)
 
         self.add_dynamic_items(JobButton)
         await self.add_cog(AdCommands(self))
         await self._sync_commands()
 
-        self._unsubscribe = self.runtime.orchestrator.bus.subscribe(self.status_tracker.on_event)
-        reattached = await self.status_tracker.reattach_unfinished()
+        # Restart: jobs that were running go on (their predictions are polled by the stored ids, never
+        # created again) and keep editing their status messages; results that finished while the bot
+        # was down, or just before it stopped, are posted now.
+        tracker = self.status_tracker
+        self._unsubscribe = self.runtime.orchestrator.bus.subscribe(tracker.on_event)
+        reattached = await tracker.reattach_unfinished()
+        settled = await tracker.settle_unfinished()
         resumed = await self.runtime.orchestrator.resume_all()
-        if resumed:
-            log.info("resumed %d job(s); %d status message(s) re-attached", len(resumed), reattached)
+        if resumed or settled:
+            log.info("resumed %d job(s), %d status message(s) re-attached, %d finished result(s) to post",
+                     len(resumed), reattached, settled)  # fmt: skip
+        tracker.start()
+        self._retention = asyncio.create_task(
+            purge_periodically(self.runtime.store, self.settings.data_dir, self.settings.retention_days),
+            name="media-retention",
+        )
 
     async def _sync_commands(self) -> None:
         guild_ids = self.settings.guild_ids
@@ -127,24 +151,34 @@ class JantBot(commands.Bot):
         log.info("logged in as %s (%s) in %d guild(s)", self.user, self.user.id if self.user else "?", len(self.guilds))
 
     async def close(self) -> None:
-        """Stop jobs where they are (predictions keep running and are resumed on restart), write the
-        last status edits we can, close the database, then disconnect."""
+        """Stop taking work (commands and clicks are answered 'try again in a minute'), let interactions
+        in progress finish, stop jobs where they are — their state is on disk and their predictions keep
+        running on Replicate, to be polled again after the restart — write the last status edits we can,
+        close the database, then disconnect. All within `SHUTDOWN_BUDGET_S`."""
         if self._closing:
             return await super().close()
         self._closing = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SHUTDOWN_BUDGET_S
+
+        def left(cap: float) -> float:
+            return max(0.1, min(cap, deadline - loop.time()))
+
         runtime: Runtime | None = getattr(self, "runtime", None)
         tracker: StatusTracker | None = getattr(self, "status_tracker", None)
         try:
-            if not await self.in_flight.wait_idle(SHUTDOWN_GRACE_S):
+            if not await self.in_flight.wait_idle(left(SHUTDOWN_GRACE_S)):
                 log.warning("closing with %d interaction(s) still being handled", self.in_flight.count)
+            if self._retention is not None:
+                self._retention.cancel()
             if self._unsubscribe is not None:
                 self._unsubscribe()
             if runtime is not None:
-                await runtime.orchestrator.shutdown()
+                await runtime.orchestrator.shutdown(left(JOBS_GRACE_S))
             if tracker is not None:
-                await tracker.close()
+                await tracker.close(left(EDITS_GRACE_S))
             if runtime is not None:
-                await runtime.store.close()
+                await runtime.close(left(0.5))
         except Exception:
             log.exception("error while shutting down")
         finally:

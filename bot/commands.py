@@ -1,7 +1,8 @@
-"""Slash commands: /makead, /jobs, /job — and the one place app-command errors are answered."""
+"""Slash commands: /makead, /jobs, /job, /cancel, /reroll — and the one place app-command errors are answered."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from typing import TYPE_CHECKING, Any
@@ -12,13 +13,13 @@ from discord.ext import commands
 from pydantic import ValidationError
 
 from bot.display_text import cap, mib, shown
-from bot.error_replies import reply_error
+from bot.error_replies import RESTARTING, reply_ephemeral, reply_error
 from bot.job_buttons import storyboard_buttons
 from bot.result_delivery import attachments, result_files, result_text, too_large_text
 from bot.status_view import render_status
 from bot.storyboard_embed import render_storyboard
 from pipeline.errors import InvalidRequest, JantError
-from pipeline.models import TEXT_FIELD_MAX_CHARS, AdRequest, Job, JobStatus, utcnow
+from pipeline.models import SCENES_MAX, TEXT_FIELD_MAX_CHARS, AdRequest, Job, JobStatus, StageName, utcnow
 from pipeline.moods import MOOD_PRESETS
 
 if TYPE_CHECKING:
@@ -44,6 +45,13 @@ _STATUS_WORDS = {
 
 
 class JantCommandTree(app_commands.CommandTree):
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        """While the bot shuts down, commands get a short 'try again in a minute' instead of half a job."""
+        if getattr(interaction.client, "closing", False):
+            await reply_ephemeral(interaction, RESTARTING)
+            return False
+        return True
+
     async def on_error(self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError) -> None:
         await reply_error(interaction, error)
 
@@ -66,6 +74,15 @@ def ad_request(product: str, mood: str, audience: str | None, cta: str | None) -
         return AdRequest(product=product, mood=mood, audience=audience, cta=cta)
     except ValidationError as exc:
         raise InvalidRequest(_field_problem(exc)) from None
+
+
+def parse_job_id(text: str) -> str:
+    job_id = text.strip().lower()
+    if not JOB_ID.match(job_id):
+        raise InvalidRequest(
+            f"Job ids are 8 characters of 0-9 and a-f, like `1a2b3c4d` (got `{cap(shown(text, 20), 20)}`)."
+        )
+    return job_id
 
 
 def job_link(job: Job) -> str:
@@ -103,7 +120,20 @@ class AdCommands(commands.Cog):
             await self._makead(interaction, request)
 
     async def _makead(self, interaction: discord.Interaction[Any], request: AdRequest) -> None:
+        orchestrator = self.bot.runtime.orchestrator
+        # Before deferring: a refusal is answered privately, not in the channel's "thinking…" message.
+        await orchestrator.check_daily_quota(str(interaction.user.id))
         await interaction.response.defer(thinking=True)
+        try:
+            await self._plan_in_public(interaction, request)
+        except Exception:
+            # The public "thinking…" placeholder must not turn into an error for the whole channel:
+            # remove it, and the error handler answers the requester privately.
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.delete_original_response()
+            raise
+
+    async def _plan_in_public(self, interaction: discord.Interaction[Any], request: AdRequest) -> None:
         orchestrator = self.bot.runtime.orchestrator
         guild = interaction.guild
         limit = interaction.filesize_limit or (guild.filesize_limit if guild else None)
@@ -158,12 +188,38 @@ class AdCommands(commands.Cog):
         with self.bot.in_flight.track():
             await self._job(interaction, id)
 
+    @app_commands.command(name="cancel", description="Stop an ad job; finished scenes are kept")
+    @app_commands.describe(id="The job id, e.g. 1a2b3c4d (see /jobs)")
+    @app_commands.guild_only()
+    async def cancel(self, interaction: discord.Interaction[Any], id: app_commands.Range[str, 1, 20]) -> None:
+        # Same rules as the Cancel button: the requester, the approver role or Manage Server.
+        await self.bot.job_actions.handle(interaction, "cancel", parse_job_id(id))
+
+    @app_commands.command(name="reroll", description="Make one scene of a finished ad again and re-join the ad")
+    @app_commands.describe(
+        id="The job id, e.g. 1a2b3c4d (see /jobs)",
+        scene="The scene number, as on the storyboard",
+        part="A new seed image (and so a new clip), or only a new clip from the same image",
+    )
+    @app_commands.choices(
+        part=[
+            app_commands.Choice(name="new seed image and clip", value=StageName.SEED.value),
+            app_commands.Choice(name="new clip, same image", value=StageName.CLIP.value),
+        ]
+    )
+    @app_commands.guild_only()
+    async def reroll(
+        self,
+        interaction: discord.Interaction[Any],
+        id: app_commands.Range[str, 1, 20],
+        scene: app_commands.Range[int, 1, SCENES_MAX],
+        part: app_commands.Choice[str],
+    ) -> None:
+        job_id = parse_job_id(id)
+        await self.bot.job_actions.handle(interaction, "reroll", job_id, scene=scene, part=StageName(part.value))
+
     async def _job(self, interaction: discord.Interaction[Any], id: str) -> None:
-        job_id = id.strip().lower()
-        if not JOB_ID.match(job_id):
-            raise InvalidRequest(
-                f"Job ids are 8 characters of 0-9 and a-f, like `1a2b3c4d` (got `{cap(shown(id, 20), 20)}`)."
-            )
+        job_id = parse_job_id(id)
         job = await self.bot.records.load(job_id)
         if job is None or (job.guild_id and job.guild_id != str(interaction.guild_id)):
             raise InvalidRequest(f"There is no job `{job_id}` in this server. `/jobs` lists yours.")

@@ -8,11 +8,13 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from bot.display_text import shown
 from pipeline.errors import JantError
 
 log = logging.getLogger(__name__)
 
 GENERIC = "Something went wrong on my side{where}. It has been logged; please try again in a minute."
+RESTARTING = "🔁 I'm restarting; try again in a minute. Ads already being made carry on."
 
 
 async def reply_ephemeral(interaction: discord.Interaction[Any], text: str, **kwargs: Any) -> None:
@@ -39,7 +41,10 @@ def user_error_text(exc: BaseException) -> str | None:
     if isinstance(exc, app_commands.MissingPermissions | app_commands.BotMissingPermissions):
         return f"⚠️ {exc}"
     if isinstance(exc, app_commands.TransformerError):
-        return f"⚠️ I could not read `{exc.value}` as {exc.type.name.lower()}."
+        value = shown(str(exc.value), 40)
+        if getattr(exc.transformer, "__discord_app_commands_is_choice__", False):
+            return f"⚠️ `{value}` is not one of the choices; pick one from the list Discord shows."
+        return f"⚠️ I could not read `{value}` as {exc.type.name.lower()}."
     return None
 
 

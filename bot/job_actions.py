@@ -15,13 +15,13 @@ import discord
 
 from bot.access_policy import Actor, may_act, moved_on, refusal
 from bot.display_text import NO_PINGS, cap
-from bot.error_replies import reply_ephemeral, reply_error
+from bot.error_replies import RESTARTING, reply_ephemeral, reply_error
 from bot.job_buttons import status_buttons, storyboard_buttons
 from bot.scene_editor import SceneEditModal, ScenePicker, duration_range, parse_duration
 from bot.status_view import render_status
 from bot.storyboard_embed import COLOUR_APPROVED, render_storyboard
 from pipeline.errors import InvalidRequest, JantError
-from pipeline.models import Job, JobStatus, utcnow
+from pipeline.models import Job, JobStatus, StageName, utcnow
 
 if TYPE_CHECKING:
     from bot.app import JantBot
@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BUSY = "I'm still working on the previous click for this job; try again in a moment."
+NO_THREAD = (
+    "ℹ️ Progress is posted in this channel, not in a thread ({why}). "
+    "Give me **Create Public Threads** for a thread per ad."
+)
 THREAD_ARCHIVE_MINUTES = 1440
 
 
@@ -51,11 +55,23 @@ class JobActions:
 
     # -- dispatch -------------------------------------------------------------------------------
 
-    async def handle(self, interaction: discord.Interaction[Any], action: str, job_id: str) -> None:
+    async def handle(self, interaction: discord.Interaction[Any], action: str, job_id: str, **options: Any) -> None:
+        """A button (or `/cancel`, `/reroll`): `action` is the button's name, `options` the command's extras."""
+        if await self.refuse_while_closing(interaction):
+            return
         with self.bot.in_flight.track():
-            await self._handle(interaction, action, job_id)
+            await self._handle(interaction, action, job_id, options)
 
-    async def _handle(self, interaction: discord.Interaction[Any], action: str, job_id: str) -> None:
+    async def refuse_while_closing(self, interaction: discord.Interaction[Any]) -> bool:
+        """While the bot shuts down it starts nothing new: say so instead of half-doing it."""
+        if not self.bot.closing:
+            return False
+        await reply_ephemeral(interaction, RESTARTING)
+        return True
+
+    async def _handle(
+        self, interaction: discord.Interaction[Any], action: str, job_id: str, options: dict[str, Any]
+    ) -> None:
         interaction.extras["job_id"] = job_id
         try:
             job = await self._checked(interaction, action, job_id)
@@ -69,7 +85,7 @@ class JobActions:
                 async with lock:
                     job = await self._checked(interaction, action, job_id)  # fresh, now that we hold the lock
                     if job is not None:
-                        await getattr(self, f"_{action}")(interaction, job)
+                        await getattr(self, f"_{action}")(interaction, job, **options)
             finally:
                 self._locks.pop(job_id, None)  # nobody waits on it: a second click is answered BUSY
         except Exception as exc:
@@ -108,7 +124,7 @@ class JobActions:
             embed=embed, view=storyboard_buttons(job.id, disabled=True), allowed_mentions=NO_PINGS
         )
 
-        home, thread = await self._status_home(interaction, job)
+        home, thread, note = await self._status_home(interaction, job)
         ui: dict[str, Any] = {"approved_by": user.id}
         if thread is not None:
             ui["thread_id"] = thread.id
@@ -127,33 +143,36 @@ class JobActions:
             return
         tracker.attach(job.id, home.id, message.id)  # before save_ui: events then carry the ids too
         await self.bot.records.save_ui(job, status_channel_id=home.id, status_message_id=message.id, **ui)
+        if note:
+            await reply_ephemeral(interaction, note)
 
     async def _status_home(
         self, interaction: discord.Interaction[Any], job: Job
-    ) -> tuple[discord.abc.Messageable, discord.Thread | None]:
-        """A thread from the storyboard message when the bot may open one, else the channel itself."""
+    ) -> tuple[discord.abc.Messageable, discord.Thread | None, str | None]:
+        """A thread from the storyboard message when the bot may open one, else the channel itself
+        (and a private note saying why, so the requester knows where to look and what to grant)."""
         channel = interaction.channel
         if isinstance(channel, discord.Thread):
-            return channel, None
+            return channel, None, None
+        note = None
         perms = interaction.app_permissions
-        if (
-            isinstance(channel, discord.TextChannel)
-            and interaction.message is not None
-            and perms.create_public_threads
-            and perms.send_messages_in_threads
-        ):
-            title = job.storyboard.title if job.storyboard else job.request.product
-            try:
-                thread = await interaction.message.create_thread(
-                    name=cap(f"Ad {job.id} · {discord.utils.escape_mentions(title)}", 100),
-                    auto_archive_duration=THREAD_ARCHIVE_MINUTES,
-                )
-                return thread, thread
-            except discord.HTTPException as exc:
-                log.warning("job %s: no thread (%s); posting progress in the channel", job.id, exc)
+        if isinstance(channel, discord.TextChannel) and interaction.message is not None:
+            if perms.create_public_threads and perms.send_messages_in_threads:
+                title = job.storyboard.title if job.storyboard else job.request.product
+                try:
+                    thread = await interaction.message.create_thread(
+                        name=cap(f"Ad {job.id} · {discord.utils.escape_mentions(title)}", 100),
+                        auto_archive_duration=THREAD_ARCHIVE_MINUTES,
+                    )
+                    return thread, thread, None
+                except discord.HTTPException as exc:
+                    log.warning("job %s: no thread (%s); posting progress in the channel", job.id, exc)
+                    note = NO_THREAD.format(why=exc.text or exc.status)
+            else:
+                note = NO_THREAD.format(why="I may not create public threads or talk in them here")
         if channel is None or not isinstance(channel, discord.abc.Messageable):
             channel = self.bot.get_partial_messageable(interaction.channel_id or 0, guild_id=interaction.guild_id)
-        return channel, None
+        return channel, None, note
 
     async def _replan(self, interaction: discord.Interaction[Any], job: Job) -> None:
         user = interaction.user
@@ -181,6 +200,8 @@ class JobActions:
         )
 
     async def open_scene_editor(self, interaction: discord.Interaction[Any], job_id: str, index: int) -> None:
+        if await self.refuse_while_closing(interaction):
+            return
         with self.bot.in_flight.track():
             await self._open_scene_editor(interaction, job_id, index)
 
@@ -198,6 +219,8 @@ class JobActions:
         self, interaction: discord.Interaction[Any], job_id: str, index: int, *, description: str, duration: str
     ) -> None:
         interaction.extras["job_id"] = job_id
+        if await self.refuse_while_closing(interaction):
+            return
         lock = self._locks.setdefault(job_id, asyncio.Lock())
         if lock.locked():
             await reply_ephemeral(interaction, BUSY)
@@ -253,15 +276,19 @@ class JobActions:
     # -- buttons on either message --------------------------------------------------------------
 
     async def _cancel(self, interaction: discord.Interaction[Any], job: Job) -> None:
+        """From a button, or from `/cancel id:` (then the storyboard message is edited with the bot token)."""
         user = interaction.user
         if job.status is JobStatus.AWAITING_APPROVAL:
             await self.orchestrator.cancel(job, by=str(user.id))
-            embed = render_storyboard(
-                job, self.bot.settings, banner=f"⏹️ Cancelled by {user.mention}. Nothing was generated."
-            )
-            await interaction.response.edit_message(
-                embed=embed, view=storyboard_buttons(job.id, disabled=True), allowed_mentions=NO_PINGS
-            )
+            banner = f"⏹️ Cancelled by {user.mention}. Nothing was generated."
+            if interaction.type is discord.InteractionType.component:
+                embed = render_storyboard(job, self.bot.settings, banner=banner)
+                await interaction.response.edit_message(
+                    embed=embed, view=storyboard_buttons(job.id, disabled=True), allowed_mentions=NO_PINGS
+                )
+                return
+            await reply_ephemeral(interaction, f"⏹️ Cancelled job `{job.id}` before anything was generated.")
+            await self.edit_storyboard_message(job, banner=banner)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         await self.orchestrator.cancel(job, by=str(user.id))
@@ -272,12 +299,29 @@ class JobActions:
 
     async def _retry(self, interaction: discord.Interaction[Any], job: Job) -> None:
         failed = [str(s.index) for s in job.scenes if not s.done]
+        await self._again(job)
         await self.orchestrator.retry_failed(job)
         which = f"scene{'s' if len(failed) != 1 else ''} {', '.join(failed)}"
         await reply_ephemeral(
             interaction,
             f"🔁 Re-making {which} of job `{job.id}`; finished scenes are reused. The status message follows along.",
         )
+
+    async def _reroll(self, interaction: discord.Interaction[Any], job: Job, *, scene: int, part: StageName) -> None:
+        self.orchestrator.check_reroll(job, scene, part)  # before anything changes: a refusal leaves no trace
+        await self._again(job)
+        await self.orchestrator.reroll_scene(job, scene, part)
+        what = "a new seed image and clip" if part is StageName.SEED else "a new clip from the same seed image"
+        await reply_ephemeral(
+            interaction,
+            f"🎲 Re-rolling scene {scene} of job `{job.id}`: {what}. The other scenes are kept and the ad is "
+            "joined again; the status message follows along.",
+        )
+
+    async def _again(self, job: Job) -> None:
+        """The job runs again: its status message comes back to life and its new result must be posted."""
+        self.bot.status_tracker.revive(job.id)
+        await self.bot.records.save_ui(job, settled=None, delivered=None, status_unavailable=None)
 
 
 def _int(value: str | None) -> int | None:

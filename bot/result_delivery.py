@@ -1,4 +1,10 @@
-"""Posting the finished ad (and its contact sheet) — or saying clearly why it cannot be attached."""
+"""Posting the finished ad (and its contact sheet) — or saying clearly why it cannot be attached.
+
+Where: next to the status message (the job's thread), else the channel the ad was asked for in. When
+neither exists any more (a moderator deleted them) the ad stays on the bot's disk and `/job id:` posts
+it wherever it is asked for. What happened is written to `job.ui["delivered"]`, so a restarted bot knows
+which finished ads still have to be posted.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +28,12 @@ log = logging.getLogger(__name__)
 DEFAULT_UPLOAD_LIMIT = discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES  # 10 MiB, an unboosted server
 FILE_TOO_LARGE = 40005
 MISSING_PERMISSIONS = 50013
+MISSING_ACCESS = 50001
+UNKNOWN_CHANNEL = 10003
+
+# job.ui["delivered"]: how the result reached Discord (or why it did not).
+POSTED, TOO_LARGE, NOT_PERMITTED = "posted", "too_large", "not_permitted"
+FILE_MISSING, NOWHERE = "file_missing", "nowhere"
 
 
 @dataclass(frozen=True)
@@ -72,20 +84,48 @@ async def attachments(files: ResultFiles, limit: int, job_id: str) -> list[disco
     return out
 
 
+def channel_gone(exc: discord.HTTPException) -> bool:
+    """The channel (or thread) was deleted, or the bot can no longer see it."""
+    return (isinstance(exc, discord.NotFound) and exc.code == UNKNOWN_CHANNEL) or (
+        isinstance(exc, discord.Forbidden) and exc.code == MISSING_ACCESS
+    )
+
+
 class ResultDelivery:
     def __init__(self, bot: JantBot) -> None:
         self.bot = bot
 
     async def deliver(self, job: Job, channel_id: int) -> discord.Message | None:
+        """Post the result in `channel_id`, else in the job's own channel; record what happened."""
+        candidates = [int(channel_id)]
+        if job.channel_id and int(job.channel_id) not in candidates:
+            candidates.append(int(job.channel_id))
+        for where in candidates:
+            try:
+                message, how = await self._deliver_in(job, where)
+            except discord.HTTPException as exc:
+                if not channel_gone(exc):
+                    raise
+                log.info("job %s: channel %s is gone (%s); trying the next place for the result", job.id, where, exc)
+                continue
+            await self.bot.records.save_ui(
+                job, delivered=how, result_channel_id=where, result_message_id=message.id if message else None
+            )
+            return message
+        log.warning("job %s: nowhere left to post the result; it is kept for /job", job.id)
+        await self.bot.records.save_ui(job, delivered=NOWHERE)
+        return None
+
+    async def _deliver_in(self, job: Job, channel_id: int) -> tuple[discord.Message | None, str]:
         channel = self.bot.get_partial_messageable(channel_id, guild_id=int(job.guild_id) if job.guild_id else None)
         files = result_files(job)
         if files is None:
             await channel.send(f"⚠️ Job `{job.id}` finished but its video file is missing from the bot's disk.")
-            return None
+            return None, FILE_MISSING
         limit = self.upload_limit(job)
         if files.ad_bytes > limit:
             await channel.send(too_large_text(job, files.ad_bytes, limit))
-            return None
+            return None, TOO_LARGE
         try:
             message = await channel.send(
                 result_text(job, files.ad_bytes), files=await attachments(files, limit, job.id)
@@ -96,9 +136,8 @@ class ResultDelivery:
                 raise
             log.warning("job %s: upload rejected (%s %s)", job.id, exc.status, exc.code)
             await channel.send(text)
-            return None
-        await self.bot.records.save_ui(job, result_channel_id=channel_id, result_message_id=message.id)
-        return message
+            return None, TOO_LARGE if exc.code != MISSING_PERMISSIONS else NOT_PERMITTED
+        return message, POSTED
 
     def upload_limit(self, job: Job) -> int:
         """The job's limit from its /makead interaction, lowered if the server lost boosts since."""

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -20,7 +21,7 @@ from pydantic import ValidationError
 from pipeline.composer import Composer, target_bitrate
 from pipeline.config import Settings
 from pipeline.errors import InvalidRequest, JantError, PlannerError
-from pipeline.events import EventBus, EventKind, ProgressEvent
+from pipeline.events import EventBus, EventKind, ProgressEvent, snapshot
 from pipeline.limiter import FairLimiter
 from pipeline.models import (
     AdRequest,
@@ -42,6 +43,7 @@ from pipeline.store import JobStore
 
 log = logging.getLogger(__name__)
 
+REROLLABLE = (JobStatus.COMPLETED, JobStatus.PARTIAL, JobStatus.FAILED)
 _PROGRESS_PERSIST_STEP = 10.0  # persist progress every 10 points; events go out on every report
 
 
@@ -88,9 +90,7 @@ class Orchestrator:
         ui: dict | None = None,
     ) -> Job:
         if requester_id is not None:
-            start, _ = day_window(utcnow())
-            made_today = await self.store.repo.count_jobs(requester_id=requester_id, since=start)
-            check_daily(self.quotas, made_today, utcnow())
+            await self.check_daily_quota(requester_id)
         job = Job(
             request=request,
             requester_id=requester_id,
@@ -110,6 +110,12 @@ class Orchestrator:
         await self._publish(EventKind.JOB_CREATED, job)
         return job
 
+    async def check_daily_quota(self, requester_id: str) -> None:
+        """Raise `QuotaExceeded` when the requester has made their daily number of ads."""
+        start, _ = day_window(utcnow())
+        made_today = await self.store.repo.count_jobs(requester_id=requester_id, since=start)
+        check_daily(self.quotas, made_today, utcnow())
+
     async def plan(self, job: Job, *, feedback: str | None = None) -> Job:
         """Write (or rewrite) the storyboard. A job with no storyboard yet fails when planning does."""
         try:
@@ -121,6 +127,9 @@ class Orchestrator:
             err = PlannerError(f"The storyboard writer broke a rule: {storyboard_problem(exc)}.")
             await self._planning_failed(job, err.user_message)
             raise err from exc
+        except Exception:  # our own bug: the job must not sit in "planning" forever
+            await self._planning_failed(job, "The storyboard could not be written (an unexpected error, logged).")
+            raise
         await self.store.set_storyboard(job, storyboard, JobStatus.AWAITING_APPROVAL, self.settings.max_attempts)
         await asyncio.to_thread(self._write_storyboard_file, job)
         await self._publish(EventKind.STORYBOARD_READY, job)
@@ -240,12 +249,18 @@ class Orchestrator:
         return job
 
     async def _run_scene(self, job: Job, scene: Scene) -> None:
+        # Pipelined: this scene's clip starts as soon as ITS seed is ready, whatever the others do.
+        seed_path = await self._make_seed(job, scene)
+        if seed_path is not None:
+            await self._make_clip(job, scene, seed_path)
+
+    async def _make_seed(self, job: Job, scene: Scene) -> Path | None:
+        """The scene's seed image (SDXL), or None when it failed for good (its clip is then skipped)."""
         state = job.scene(scene.index)
-        directory = self.job_dir(job)
         mood = mood_preset(job.request.mood)
         profile = self.settings.profile
         seed_path = await self._run_stage(
-            job, state.seed, directory / f"seed-{scene.index}.png",
+            job, state.seed, self.job_dir(job) / f"seed-{scene.index}.png",
             lambda ctx, dest: self.providers.images.generate(
                 SeedRequest(
                     storyboard=job.storyboard, scene=scene, mood=mood, product=job.request.product,
@@ -256,7 +271,14 @@ class Orchestrator:
         )  # fmt: skip
         if seed_path is None:
             await self._skip(job, state.clip, "its seed image failed")
-            return
+        return seed_path
+
+    async def _make_clip(self, job: Job, scene: Scene, seed_path: Path) -> None:
+        """The scene's clip (SVD), downloaded and normalised; failures are recorded on the stage."""
+        state = job.scene(scene.index)
+        directory = self.job_dir(job)
+        mood = mood_preset(job.request.mood)
+        profile = self.settings.profile
         clip_path = await self._run_stage(
             job, state.clip, directory / f"clip-{scene.index}.mp4",
             lambda ctx, dest: self.providers.video.animate(
@@ -398,17 +420,21 @@ class Orchestrator:
         await self._publish(EventKind.COMPOSING, job)
         directory = self.job_dir(job)
         try:
-            result = await self.composer.join(
-                [Path(s.normalized_path) for s in done if s.normalized_path],
-                directory / "final.mp4",
-                byte_limit=job.byte_limit,
-            )
             scenes = {s.index: s for s in job.storyboard.scenes}
-            await self.composer.contact_sheet(
-                [Path(s.seed.path) for s in done if s.seed.path],
-                [f"{scenes[s.index].beat.value} · {scenes[s.index].duration:g}s" for s in done],
-                directory / "contact-sheet.png",
-                title=job.storyboard.title,
+            # Side by side: the join is ffmpeg in a subprocess, the sheet Pillow in a thread, and the
+            # time from the last clip to the finished ad is what the requester waits for.
+            result, _sheet = await asyncio.gather(
+                self.composer.join(
+                    [Path(s.normalized_path) for s in done if s.normalized_path],
+                    directory / "final.mp4",
+                    byte_limit=job.byte_limit,
+                ),
+                self.composer.contact_sheet(
+                    [Path(s.seed.path) for s in done if s.seed.path],
+                    [f"{scenes[s.index].beat.value} · {scenes[s.index].duration:g}s" for s in done],
+                    directory / "contact-sheet.png",
+                    title=job.storyboard.title,
+                ),
             )
         except JantError as exc:
             await self.store.update(job, status=JobStatus.FAILED, error=exc.user_message, finished_at=utcnow())
@@ -482,8 +508,35 @@ class Orchestrator:
                     stage.status, stage.error, stage.progress, stage.attempt = StageStatus.PENDING, None, 0.0, 0
                     stage.prediction_id = None
                     await self.store.save_stage(stage)
-        await self.store.update(job, status=JobStatus.QUEUED, error=None, finished_at=None)
+        await self.store.update(job, status=JobStatus.QUEUED, error=None, started_at=None, finished_at=None)
         await self.store.event(job, "retry_failed")
+        return self.start(job)
+
+    def check_reroll(self, job: Job, index: int, part: StageName) -> None:
+        """Raise `InvalidRequest` (saying why) unless `reroll_scene(job, index, part)` can run."""
+        if job.status not in REROLLABLE or job.storyboard is None or job.started_at is None:
+            raise InvalidRequest(f"Job {job.id} is {job.status.value.replace('_', ' ')}; only a finished ad "
+                                 "(done, partial or failed) can have a scene re-rolled.")  # fmt: skip
+        if not 1 <= index <= len(job.storyboard.scenes):
+            raise InvalidRequest(f"There is no scene {index}; this storyboard has {len(job.storyboard.scenes)}.")
+        if part is StageName.CLIP and job.scene(index).seed.status is not StageStatus.DONE:
+            raise InvalidRequest(f"Scene {index} has no seed image to animate again; re-roll its seed instead.")
+
+    async def reroll_scene(self, job: Job, index: int, part: StageName) -> asyncio.Task[Job]:
+        """Make one scene again — a new seed image (and so a new clip), or only a new clip from the same
+        seed — with a fresh random seed, then re-join the ad. Every other scene is reused as it is."""
+        self.check_reroll(job, index, part)
+        scene = job.scene(index)
+        stages = [scene.clip] if part is StageName.CLIP else [scene.seed, scene.clip]
+        for stage in stages:
+            stage.status, stage.error, stage.progress, stage.attempt = StageStatus.PENDING, None, 0.0, 0
+            stage.prediction_id, stage.path, stage.seed = None, None, secrets.randbelow(2**31)  # a new take
+            await self.store.save_stage(stage)
+        await self.store.set_normalized(job, index, None)
+        # started_at None: the status message counts this run's time, not the days since the first one.
+        await self.store.update(job, status=JobStatus.QUEUED, error=None, started_at=None, finished_at=None)
+        await self.store.event(job, "reroll", scene_index=index, stage=part.value)
+        await self._publish(EventKind.JOB_QUEUED, job, index, part)
         return self.start(job)
 
     async def resume_all(self) -> list[asyncio.Task[Job]]:
@@ -514,4 +567,4 @@ class Orchestrator:
         stage: StageName | None = None,
         detail: str | None = None,
     ) -> None:
-        await self.bus.publish(ProgressEvent(kind, job.model_copy(deep=True), scene_index, stage, detail))
+        await self.bus.publish(ProgressEvent(kind, snapshot(job), scene_index, stage, detail))

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from pipeline.models import utcnow
 from pipeline.store import JobStore
@@ -28,3 +30,28 @@ async def purge_old_media(store: JobStore, data_dir: Path, days: int) -> list[st
     if purged:
         log.info("retention: deleted the media of %d jobs older than %d days", len(purged), days)
     return purged
+
+
+RETENTION_EVERY_S = 24 * 3600.0
+
+
+async def purge_periodically(
+    store: JobStore,
+    data_dir: Path,
+    days: int,
+    *,
+    every_s: float = RETENTION_EVERY_S,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+) -> None:
+    """Run `purge_old_media` now and then every `every_s` (a day) until cancelled. A failed sweep is
+    logged and tried again at the next one: retention must never take the bot down."""
+    if days <= 0:
+        return
+    while True:
+        try:
+            await purge_old_media(store, data_dir, days)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("retention: this sweep failed; trying again in %.0f s", every_s, exc_info=True)
+        await sleep(every_s)

@@ -30,9 +30,13 @@ def build_providers(settings: Settings) -> Providers:
         why = "JANT_OFFLINE is set" if settings.offline else "OPENAI_API_KEY is not set"
         notices.append(f"{why}: storyboards come from the offline planner (a local preview, not GPT-4o).")
     if settings.media_live:
+        from pipeline.providers.poll_scheduler import PollScheduler
         from pipeline.providers.replicate_media import ReplicateImageGenerator, ReplicateVideoGenerator
 
-        images, video = ReplicateImageGenerator(settings), ReplicateVideoGenerator(settings)
+        # One poll budget per Replicate account: seeds and clips draw on the same one.
+        polls = PollScheduler(settings.replicate_poll_budget_per_min, burst_s=settings.poll_interval_s)
+        images = ReplicateImageGenerator(settings, poll_scheduler=polls)
+        video = ReplicateVideoGenerator(settings, poll_scheduler=polls)
     else:
         images, video = OfflineImageGenerator(), OfflineVideoGenerator()
         why = "JANT_OFFLINE is set" if settings.offline else "REPLICATE_API_TOKEN is not set"
@@ -70,8 +74,8 @@ class Runtime:
         store = await JobStore.open(settings.db_path)
         return cls(settings, store, providers, Orchestrator(settings, store, providers))
 
-    async def close(self) -> None:
-        await self.orchestrator.shutdown()
+    async def close(self, grace_s: float = 8.0) -> None:
+        await self.orchestrator.shutdown(grace_s)
         p = self.providers
         for provider in (p.planner, p.images, p.video):
             aclose = getattr(provider, "aclose", None)

@@ -126,9 +126,7 @@ class JobStore:
 
     async def record_prediction(self, stage: StageState, provider: str, prediction_id: str) -> None:
         stage.prediction_id = prediction_id
-        await self.repo.record_prediction(
-            stage.job_id, stage.scene_index, stage.stage.value, stage.attempt, provider, prediction_id
-        )
+        await self.repo.record_prediction(stage.job_id, stage.scene_index, stage.stage.value, provider, prediction_id)
 
     async def event(
         self, job: Job, kind: str, *, scene_index: int | None = None, stage: str | None = None,

@@ -239,14 +239,22 @@ class JobRepository:
     # -- predictions (paid work) --------------------------------------------------------------
 
     async def record_prediction(
-        self, job_id: str, scene_index: int, stage: str, attempt: int, provider: str, prediction_id: str
+        self, job_id: str, scene_index: int, stage: str, provider: str, prediction_id: str
     ) -> None:
-        """Store a prediction id (and point the stage at it) in one transaction."""
+        """Store a prediction id (and point the stage at it) in one transaction.
+
+        Every paid prediction gets its own row, numbered per (job, scene, stage) across runs: a
+        Retry failed or a re-roll starts its attempts at 1 again and must not overwrite the rows of
+        predictions already paid for. Recording the same id twice is a no-op.
+        """
         now = _now()
         await self._in_transaction([
-            ("INSERT OR REPLACE INTO predictions (job_id, scene_index, stage, attempt, provider,"
-             " prediction_id, status, created_at, updated_at) VALUES (?,?,?,?,?,?,'created',?,?)",
-             (job_id, scene_index, stage, attempt, provider, prediction_id, now, now)),
+            ("INSERT INTO predictions (job_id, scene_index, stage, attempt, provider, prediction_id, status,"
+             " created_at, updated_at) SELECT ?, ?, ?, (SELECT COALESCE(MAX(attempt), 0) + 1 FROM predictions"
+             " WHERE job_id = ? AND scene_index = ? AND stage = ?), ?, ?, 'created', ?, ?"
+             " WHERE NOT EXISTS (SELECT 1 FROM predictions WHERE prediction_id = ?)",
+             (job_id, scene_index, stage, job_id, scene_index, stage, provider, prediction_id, now, now,
+              prediction_id)),
             ("UPDATE stages SET prediction_id = ?, updated_at = ? WHERE job_id = ? AND scene_index = ?"
              " AND stage = ?", (prediction_id, now, job_id, scene_index, stage)),
         ])  # fmt: skip

@@ -10,10 +10,12 @@ exercised without waiting on media generation.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import itertools
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -132,6 +134,16 @@ class Team:
         return [m for m in self.emu.all_messages if m.author_id == self.emu.bot_user.id]
 
 
+async def eventually(predicate: Callable[[], Awaitable[Any]], timeout: float = 20.0, what: str = "") -> Any:  # noqa: ASYNC109
+    """Re-check an async condition (a database read) until it holds; fail after `timeout`."""
+    async with asyncio.timeout(timeout):
+        for delay in itertools.chain((0.01, 0.02, 0.05), itertools.repeat(0.1)):
+            if result := await predicate():
+                return result
+            await asyncio.sleep(delay)
+    raise AssertionError(f"never happened: {what}")
+
+
 def job_id_of(message: StoredMessage) -> str:
     for custom_id in message.custom_ids:
         if m := JOB_IN_CUSTOM_ID.match(custom_id):
@@ -158,8 +170,11 @@ async def running_team(
     *,
     providers: Providers | None = None,
     composer: Any = None,
+    real_providers: bool = False,
     **settings: Any,
 ) -> AsyncIterator[Team]:
+    """`real_providers`: build them from the settings (GPT-4o / Replicate clients, pointed at emulators
+    by the settings' keys and base URLs) instead of the scripted in-process ones."""
     assert emu.guild is not None and emu.user is not None
     if not hasattr(emu, "_jant_team"):
         bob = emu.add_user("bob")
@@ -171,7 +186,7 @@ async def running_team(
     bob, carol = emu._jant_team  # type: ignore[attr-defined]
     bot = JantBot(
         bot_settings(tmp_path, emu, **settings),
-        providers=providers or scripted_providers(),
+        providers=None if real_providers else providers or scripted_providers(),
         composer=composer if composer is not None else CopyComposer(),
         guild_ready_timeout=0.05,
     )

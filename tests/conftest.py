@@ -35,3 +35,17 @@ def error_logs(caplog: pytest.LogCaptureFixture):
     """Collect ERROR records; tests fail on crashes that libraries only log."""
     caplog.set_level(logging.WARNING)
     yield lambda: [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    """The fault matrix (tests/test_fault_matrix.py): one line per injected fault and what became of it."""
+    import sys
+
+    module = sys.modules.get("tests.test_fault_matrix")
+    results = getattr(module, "RESULTS", None)
+    if not results:
+        return
+    terminalreporter.section("fault matrix")
+    width = max(len(row) for row in results)
+    for row, outcome in results.items():
+        terminalreporter.write_line(f"{row:<{width}}  {outcome}")

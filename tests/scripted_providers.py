@@ -35,6 +35,7 @@ class ScriptedStage:
     calls: list[Call] = field(default_factory=list)
     creates: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     cancelled: list[str] = field(default_factory=list)
+    issued: set[str] = field(default_factory=set)
     running: int = 0
     peak_running: int = 0
     started: dict[int, asyncio.Event] = field(default_factory=lambda: defaultdict(asyncio.Event))
@@ -47,6 +48,9 @@ class ScriptedStage:
         if prediction_id is None:
             self.creates[scene] += 1
             prediction_id = f"{self.name}-{scene}-{ctx.attempt}"
+            if prediction_id in self.issued:  # a re-run starts at attempt 1 again; ids stay unique, as Replicate's
+                prediction_id += f"-{self.creates[scene]}"
+            self.issued.add(prediction_id)
             await ctx.record_prediction(prediction_id)
         self.running += 1
         self.peak_running = max(self.peak_running, self.running)

@@ -193,31 +193,6 @@ async def test_a_user_over_the_concurrent_limit_is_told_and_the_storyboard_is_un
         team.video.gates[1].set()
 
 
-class BrokenPlanner:
-    name, offline = "broken-planner", True
-
-    async def plan(self, request, *, feedback=None):
-        raise RuntimeError("a bug in our own code")
-
-
-async def test_an_unexpected_error_gets_a_generic_message_with_the_job_id_and_a_log_line(
-    discord_emulator: DiscordEmulator, discord_errors, tmp_path: Path
-) -> None:
-    emu = discord_emulator
-    discord_errors.expect(r"^unexpected error in /makead \(job [0-9a-f]{8}\)$")
-    providers = Providers(BrokenPlanner(), ScriptedImages("seed"), ScriptedVideo("clip"))  # type: ignore[arg-type]
-    async with running_team(emu, tmp_path, discord_errors, providers=providers) as team:
-        rec = await emu.slash_command(
-            team.guild_id, team.channel_id, team.alice.id, "makead", {"product": "Lumen lamp", "mood": "tech"}
-        )
-        [reply] = await rec.wait_followups(1)
-        [job] = await team.bot.runtime.store.list()
-        assert reply.content == (
-            f"Something went wrong on my side with job `{job.id}`. It has been logged; please try again in a minute."
-        )
-    assert [r.getMessage() for r in discord_errors.records] == [f"unexpected error in /makead (job {job.id})"]
-
-
 class RefusingPlanner:
     name, offline = "refusing-planner", True
 

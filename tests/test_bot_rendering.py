@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from bot.access_policy import Actor, may_act, moved_on, refusal
+from bot.display_text import shown
 from bot.status_view import (
     COLOUR_CANCELLED,
     COLOUR_DONE,
@@ -102,7 +103,18 @@ def test_user_text_cannot_ping_or_restyle_the_embed() -> None:
     embed = render_storyboard(j, Settings())
     assert "@everyone" not in embed.description and "@\u200beveryone" in embed.description
     assert "<@&123456789012345678>" not in embed.description
-    assert "\\*\\*FREE\\*\\*" in embed.description and "\\[click](" in embed.description
+    assert "\\*\\*FREE\\*\\*" in embed.description and "\\[click\\]\\(https://x.y\\)" in embed.description
+
+
+def test_markdown_inside_brackets_is_escaped_too() -> None:
+    # discord.py's escape_markdown backslashes only the start of a greedy `[…](…)` match: the bold and the
+    # second link inside it stayed live. Every markup character is escaped on its own now.
+    text = "Lu\x00men\x1b[31m **bold** [click](https://evil.example/x_y) `code` ||spoiler|| # big ~~s~~"
+    assert shown(AdRequest(product=text).product, 1000) == (
+        "Lu men \\[31m \\*\\*bold\\*\\* \\[click\\]\\(https://evil.example/x\\_y\\) \\`code\\` "
+        "\\|\\|spoiler\\|\\| # big \\~\\~s\\~\\~"
+    )
+    assert shown("# Big\n> quote\n- item\n1. first", 100) == "\\# Big\n\\> quote\n\\- item\n1\\. first"
 
 
 def test_the_longest_allowed_input_still_fits_discords_embed_limits() -> None:

@@ -199,3 +199,38 @@ async def test_editing_a_scene_revalidates_the_storyboard(h: Harness) -> None:
 def test_job_directory_is_under_the_data_dir(settings: Settings) -> None:
     job = Job(request=AdRequest(product="x"))
     assert job.directory(settings.data_dir) == Path(settings.data_dir) / "jobs" / job.id
+
+
+async def test_a_reroll_remakes_one_scene_and_rejoins_the_ad_without_touching_the_others(h: Harness) -> None:
+    from pipeline.errors import InvalidRequest
+
+    job = await h.planned_job()
+    with pytest.raises(InvalidRequest, match="only a finished ad"):
+        await h.orch.reroll_scene(job, 2, StageName.CLIP)
+    job = await asyncio.wait_for(await h.orch.approve(job), 10)
+    assert job.status is JobStatus.COMPLETED
+    n = len(job.scenes)
+    first_paths = {s.index: (s.seed.path, s.clip.path) for s in job.scenes}
+
+    job = await asyncio.wait_for(await h.orch.reroll_scene(job, 2, StageName.CLIP), 10)
+    assert job.status is JobStatus.COMPLETED
+    assert dict(h.images.creates) == dict.fromkeys(range(1, n + 1), 1)  # no seed made again
+    assert h.video.creates[2] == 2 and all(h.video.creates[i] == 1 for i in range(1, n + 1) if i != 2)
+    assert len(h.composer.joined) == 2 and len(h.composer.joined[1]) == n  # re-joined with every scene
+    assert [c.scene for c in h.video.calls[n:]] == [2]  # only scene 2's clip ran the second time
+
+    job = await asyncio.wait_for(await h.orch.reroll_scene(job, 4, StageName.SEED), 10)
+    assert job.status is JobStatus.COMPLETED
+    assert h.images.creates[4] == 2 and h.video.creates[4] == 2  # a new seed needs a new clip
+    assert {s.index: (s.seed.path, s.clip.path) for s in job.scenes} == first_paths  # written again in place
+
+    # Every paid prediction keeps its row: re-runs start their attempts at 1 again but never overwrite.
+    preds = await h.store.repo.predictions(job.id)
+    assert len(preds) == sum(h.images.creates.values()) + sum(h.video.creates.values()) == 2 * n + 3
+    assert [(p["attempt"], p["prediction_id"]) for p in preds if (p["scene_index"], p["stage"]) == (2, "clip")] == [
+        (1, "clip-2-1"), (2, "clip-2-1-2")
+    ]  # fmt: skip
+    with pytest.raises(InvalidRequest, match="no scene 9"):
+        await h.orch.reroll_scene(job, 9, StageName.SEED)
+    kinds = [e["kind"] for e in await h.store.repo.events(job.id)]
+    assert kinds.count("reroll") == 2

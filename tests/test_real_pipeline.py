@@ -14,7 +14,6 @@ import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -24,24 +23,10 @@ from pipeline.runtime import Runtime
 from tests.emulators import media
 from tests.emulators.fake_openai import FakeOpenAI
 from tests.emulators.fake_replicate import SDXL_VERSION, SVD_VERSION, FakeReplicate
+from tests.service_fakes import SDXL, SVD, draft, service_env
 
-SDXL, SVD = "stability-ai/sdxl", "stability-ai/stable-video-diffusion"
 PRODUCT = "Lumen — a smart desk lamp that follows your circadian rhythm, dims at night and charges your phone"
 REPO = Path(__file__).resolve().parents[1]
-
-
-def draft() -> dict[str, Any]:
-    beats = ["hook", "intro", "feature", "feature", "cta"]
-    durations = [4, 6, 7, 7, 6]
-    return {
-        "title": "Lumen: light that knows the time",
-        "scenes": [
-            {"beat": b, "duration_seconds": d, "description": f"Lumen {b} scene {i}",
-             "visual_prompt": f"SCENE-{i} Lumen desk lamp on an oak desk, {b} shot",
-             "on_screen_text": "Get Lumen" if b == "cta" else None}
-            for i, (b, d) in enumerate(zip(beats, durations, strict=True), start=1)
-        ],
-    }  # fmt: skip
 
 
 @pytest.fixture
@@ -50,16 +35,6 @@ async def fakes() -> AsyncIterator[tuple[FakeOpenAI, FakeReplicate]]:
     async with FakeOpenAI() as oai, FakeReplicate(time_factor=0.1) as rep:
         oai.responder = lambda body: draft()
         yield oai, rep
-
-
-def service_env(oai: FakeOpenAI, rep: FakeReplicate, data_dir: Path) -> dict[str, str]:
-    return {
-        "OPENAI_API_KEY": FakeOpenAI.API_KEY, "OPENAI_BASE_URL": oai.base_url,
-        "REPLICATE_API_TOKEN": FakeReplicate.API_TOKEN, "REPLICATE_BASE_URL": rep.base_url,
-        "JANT_ALLOWED_MEDIA_HOSTS": "127.0.0.1", "JANT_DATA_DIR": str(data_dir),
-        "JANT_POLL_INTERVAL_S": "0.02", "JANT_RETRY_BACKOFF_S": "0.05",
-        "JANT_SEED_DEADLINE_S": "10", "JANT_CLIP_DEADLINE_S": "3",
-    }  # fmt: skip
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from pipeline.errors import ProviderError
 from pipeline.prompts import NEGATIVE_PROMPT, seed_prompt
 from pipeline.providers.base import ClipRequest, SeedRequest, StageContext, StageResult
 from pipeline.providers.media_download import MediaDownloader
+from pipeline.providers.poll_scheduler import PollScheduler
 from pipeline.providers.replicate_predictions import PredictionRunner, PredictionState, parse_log_progress
 
 # SVD's sampling bar is the slow part; the rest (VAE decode, ffmpeg, our download) gets the last 4 %.
@@ -34,6 +35,10 @@ SDXL_SAMPLING_SHARE = 95.0
 SVD_INPUT_JPEG_QUALITY = 95
 SVD_COND_AUG = 0.02
 SVD_DECODING_T = 7  # frames decoded at a time: 7 halves the VAE's peak memory vs 14, for little time
+# Polls are paced by the poll scheduler, so few requests are in flight at once; keeping every
+# connection alive (httpx keeps 20 of 100 by default) saves reconnecting after each burst of
+# creates, and a small pool keeps httpcore's per-request scan of its connections cheap.
+REPLICATE_CONNECTIONS = httpx.Limits(max_connections=32, max_keepalive_connections=32)
 
 
 def random_seed() -> int:
@@ -85,6 +90,24 @@ def svd_input_image(path: Path, width: int, height: int) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def sdxl_sampling(state: PredictionState) -> float | None:
+    """Fraction of SDXL's denoising bar done (None before the bar appears)."""
+    bar = parse_log_progress(state.logs)
+    if bar is None:
+        return None
+    current, total = bar
+    return min(1.0, current / max(1, total))
+
+
+def svd_sampling(state: PredictionState) -> float | None:
+    """Fraction of SVD's sampling done: its bar counts steps+1 but ends at steps (30/31, 25/26)."""
+    bar = parse_log_progress(state.logs)
+    if bar is None:
+        return None
+    current, total = bar
+    return min(1.0, current / max(1, total - 1))
+
+
 def sdxl_progress(state: PredictionState) -> tuple[float, str] | None:
     if state.status == "starting":
         return 0.0, "waiting for a GPU"
@@ -131,12 +154,20 @@ class _ReplicateStage:
 
     offline = False
 
-    def __init__(self, settings: Settings, *, label: str, version: str, deadline_s: float) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        label: str,
+        version: str,
+        deadline_s: float,
+        poll_scheduler: PollScheduler | None = None,
+    ) -> None:
         if settings.replicate_api_token is None:
             raise ProviderError("REPLICATE_API_TOKEN is not set.", retryable=False)
         self.settings = settings
         # Our own transport so aclose() can close the pool (replicate.Client has no close method).
-        self._transport = httpx.AsyncHTTPTransport()
+        self._transport = httpx.AsyncHTTPTransport(limits=REPLICATE_CONNECTIONS)
         self.client = replicate.Client(
             api_token=settings.replicate_api_token.get_secret_value(),
             base_url=settings.replicate_base_url,
@@ -145,6 +176,7 @@ class _ReplicateStage:
         self.runner = PredictionRunner(
             self.client, label=label, version=version, deadline_s=deadline_s,
             poll_base_s=settings.poll_interval_s, max_attempts=settings.max_attempts,
+            poll_budget_per_min=settings.replicate_poll_budget_per_min, scheduler=poll_scheduler,
         )  # fmt: skip
         self.downloader = MediaDownloader(
             settings.allowed_hosts, settings.max_download_bytes, backoff_s=min(1.0, settings.retry_backoff_s / 2)
@@ -161,14 +193,15 @@ class _ReplicateStage:
 class ReplicateImageGenerator(_ReplicateStage):
     name = "replicate-sdxl"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, poll_scheduler: PollScheduler | None = None) -> None:
         super().__init__(
-            settings, label="SDXL seed image", version=settings.sdxl_version, deadline_s=settings.seed_deadline_s
-        )
+            settings, label="SDXL seed image", version=settings.sdxl_version, deadline_s=settings.seed_deadline_s,
+            poll_scheduler=poll_scheduler,
+        )  # fmt: skip
 
     async def generate(self, request: SeedRequest, ctx: StageContext) -> StageResult:
         seed = request.seed if request.seed is not None else random_seed()
-        state = await self.runner.run(sdxl_input(request, seed), ctx, sdxl_progress)
+        state = await self.runner.run(sdxl_input(request, seed), ctx, sdxl_progress, sdxl_sampling)
         await self.downloader.fetch(output_url(state.output), request.dest, "png")
         return StageResult(
             path=request.dest, seed=_int_or(state.input.get("seed"), seed), prediction_id=state.id,
@@ -179,15 +212,18 @@ class ReplicateImageGenerator(_ReplicateStage):
 class ReplicateVideoGenerator(_ReplicateStage):
     name = "replicate-svd"
 
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings, label="SVD clip", version=settings.svd_version, deadline_s=settings.clip_deadline_s)
+    def __init__(self, settings: Settings, *, poll_scheduler: PollScheduler | None = None) -> None:
+        super().__init__(
+            settings, label="SVD clip", version=settings.svd_version, deadline_s=settings.clip_deadline_s,
+            poll_scheduler=poll_scheduler,
+        )  # fmt: skip
 
     async def animate(self, request: ClipRequest, ctx: StageContext) -> StageResult:
         seed = request.seed if request.seed is not None else random_seed()
         image = "" if ctx.existing_prediction_id else await asyncio.to_thread(
             svd_input_image, request.seed_image, request.width, request.height
         )  # fmt: skip
-        state = await self.runner.run(svd_input(request, image, seed), ctx, svd_progress)
+        state = await self.runner.run(svd_input(request, image, seed), ctx, svd_progress, svd_sampling)
         await self.downloader.fetch(output_url(state.output), request.dest, "mp4")
         return StageResult(
             path=request.dest, seed=_int_or(state.input.get("seed"), seed), prediction_id=state.id,

@@ -20,6 +20,7 @@ from pydantic import v1 as pydantic_v1
 
 from pipeline.errors import ProviderError, SafetyRejection, StageTimeout
 from pipeline.providers.base import StageContext
+from pipeline.providers.poll_scheduler import PollPlan, PollScheduler, TailEstimate, fair_share
 from pipeline.retry import classify
 
 log = logging.getLogger(__name__)
@@ -72,9 +73,10 @@ def _error_text(error: Any) -> str | None:
     return error if isinstance(error, str) else str(error)
 
 
-def poll_interval(base_s: float, in_flight: int) -> float:
-    """Seconds between polls of one prediction, so that all of them together stay within budget."""
-    return max(base_s, max(1, in_flight) * 60.0 / POLL_BUDGET_PER_MINUTE)
+def poll_interval(base_s: float, in_flight: int, budget_per_min: float = POLL_BUDGET_PER_MINUTE) -> float:
+    """Seconds between polls of one prediction, so that all of them together stay within budget
+    (the interval for a prediction we know nothing about yet; see `poll_scheduler`)."""
+    return fair_share(base_s, in_flight, budget_per_min)
 
 
 def parse_log_progress(logs: str | None) -> tuple[int, int] | None:
@@ -108,6 +110,8 @@ def _first_line(text: str, limit: int = 300) -> str:
 
 
 ProgressFn = Callable[[PredictionState], "tuple[float, str] | None"]
+# The fraction (0–1) of the model's sampling bar done, or None when the logs show no bar yet.
+SamplingFn = Callable[[PredictionState], "float | None"]
 
 
 class PredictionRunner:
@@ -122,6 +126,8 @@ class PredictionRunner:
         deadline_s: float,
         poll_base_s: float,
         max_attempts: int,
+        poll_budget_per_min: float = POLL_BUDGET_PER_MINUTE,
+        scheduler: PollScheduler | None = None,
     ) -> None:
         self.client = client
         self.label = label
@@ -129,8 +135,14 @@ class PredictionRunner:
         self.deadline_s = deadline_s
         self.poll_base_s = poll_base_s
         self.max_attempts = max_attempts
+        self.poll_budget_per_min = poll_budget_per_min
+        # Share one scheduler between every runner on the same account (see runtime.build_providers).
+        self.scheduler = scheduler or PollScheduler(poll_budget_per_min, burst_s=poll_base_s)
+        self.tail = TailEstimate()  # this model's time from the end of its sampling bar to the end
 
-    async def run(self, input: dict[str, Any], ctx: StageContext, progress: ProgressFn) -> PredictionState:
+    async def run(
+        self, input: dict[str, Any], ctx: StageContext, progress: ProgressFn, sampling: SamplingFn | None = None
+    ) -> PredictionState:
         """A succeeded prediction (new, or `ctx.existing_prediction_id` when resuming), or an error."""
         prefix = f"attempt {ctx.attempt}/{self.max_attempts} · " if ctx.attempt > 1 else ""
         resuming = ctx.existing_prediction_id is not None
@@ -139,12 +151,16 @@ class PredictionRunner:
             prefix += "resumed · "
         else:
             state = await self._create_shielded(input, ctx)
-        deadline = asyncio.get_running_loop().time() + self.deadline_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.deadline_s
+        plan = PollPlan(created=loop.time(), base=self.poll_base_s)
         last: tuple[float, str] | None = None
         limit = asyncio.timeout_at(deadline)
         try:
             async with limit:
                 if resuming:
+                    now = loop.time()
+                    await self.scheduler.turn(now, now + self.poll_base_s)
                     state = await self._poll(state)
                 while True:
                     report = progress(state) if state.status != "unknown" else None
@@ -153,8 +169,14 @@ class PredictionRunner:
                         await ctx.progress(report[0], prefix + report[1])
                     if state.terminal:
                         break
-                    await asyncio.sleep(poll_interval(self.poll_base_s, ctx.in_flight()))
+                    now = loop.time()
+                    plan.observe(now, sampling(state) if sampling and state.status == "processing" else None)
+                    share = poll_interval(self.poll_base_s, ctx.in_flight(), self.poll_budget_per_min)
+                    await self.scheduler.turn(*plan.next_poll(now, share, self.tail.seconds))
                     state = await self._poll(state)
+            tail = plan.tail_seen()
+            if state.status == "succeeded" and tail is not None:
+                self.tail.learn(tail)
         except TimeoutError:
             if not limit.expired():
                 raise

@@ -3335,9 +3335,11 @@ class DiscordEmulator:
             record.response_type == 5
             and original is not None
             and original.loading
+            and not original.deleted
             and not record._deferred_filled
         ):
-            # The first followup after a "thinking" defer fills that message (same id).
+            # The first followup after a "thinking" defer fills that message (same id); once the bot
+            # deleted the placeholder, a followup is a new message of its own.
             version = self._edit_version(
                 original, payload, req.files, limit=record.attachment_size_limit, source="followup"
             )

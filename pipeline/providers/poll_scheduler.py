@@ -1,0 +1,192 @@
+"""When to poll each Replicate prediction, so that many in flight share one request budget well.
+
+Replicate allows an account 3000 non-create requests a minute. Polling every prediction on the
+same widening interval (in flight × 60 / budget) spends that budget evenly — on clips that have
+a minute to go as much as on the one that is finishing — so with 300 predictions in flight each
+completion is noticed 3–4 s late on average, twice per scene. Instead:
+
+- `PollPlan` (pure, one per prediction) estimates when its prediction will end, from its own
+  sampling bar (two readings give a rate; one reading and the create time give a bound) plus the
+  model's usual tail after the bar (VAE decode, encoding; learned per model by `TailEstimate`),
+  and asks for the next poll half-way to that end: sparse while far, every `base` seconds close to
+  it, backing off again if the estimate proves early. Without any estimate (queued, no bar yet) it
+  asks for its fair share of the budget, the old interval.
+- `PollScheduler` (one per process and account) hands out the budget as a token bucket refilled
+  at budget/60 per second and, among polls that are due, serves the earliest deadline first. A poll
+  close to an expected end has a short deadline (`base`), so when the budget is tight it goes
+  before the progress check of a clip that has a minute left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from dataclasses import dataclass, field
+
+MAX_GAP_BASES = 10  # never more than 10 base intervals between polls (progress stays fresh) …
+# … unless the fair share of the budget is longer than that (hundreds in flight).
+NEAR_END_SHARE = 0.25  # close to its expected end, a prediction is polled 4× as often as its fair share
+TAIL_WEIGHT = 0.3  # EWMA weight of the newest tail observation
+
+
+def fair_share(base_s: float, in_flight: int, budget_per_min: float) -> float:
+    """Seconds between polls of one prediction if all in flight were polled alike within budget."""
+    return max(base_s, max(1, in_flight) * 60.0 / budget_per_min)
+
+
+@dataclass
+class TailEstimate:
+    """Per model: seconds between the end of the sampling bar and the prediction's end."""
+
+    seconds: float = 0.0
+    samples: int = 0
+
+    def learn(self, observed: float) -> None:
+        observed = max(0.0, observed)
+        if self.samples == 0:
+            self.seconds = observed
+        else:
+            self.seconds += TAIL_WEIGHT * (observed - self.seconds)
+        self.samples += 1
+
+
+@dataclass
+class PollPlan:
+    """What one prediction has shown so far, and when it is worth looking again."""
+
+    created: float  # when we created (or resumed) it, on the scheduler's clock
+    base: float  # the shortest gap between polls
+    readings: list[tuple[float, float]] = field(default_factory=list)  # (time, fraction of the bar) < 1
+    bar_done_seen: float | None = None  # first poll that found the bar complete
+    last_running: float | None = None  # the last poll that found it not finished
+    looks: int = 0  # answers seen that found it not finished (the create's answer is the first)
+
+    def observe(self, now: float, fraction: float | None) -> None:
+        """Record one poll of the still running prediction, with its sampling bar (None: no bar yet)."""
+        self.last_running = now
+        self.looks += 1
+        if fraction is None:
+            return
+        if fraction >= 1.0:
+            if self.bar_done_seen is None:
+                self.bar_done_seen = now
+            return
+        if fraction > 0.0 and (not self.readings or fraction > self.readings[-1][1]):
+            self.readings.append((now, fraction))
+
+    def bar_end(self) -> float | None:
+        """When the sampling bar ends (or ended), extrapolated from the readings."""
+        if len(self.readings) >= 2:
+            (t0, f0), (t1, f1) = self.readings[0], self.readings[-1]
+            if t1 > t0 and f1 > f0:
+                estimate = t1 + (1.0 - f1) * (t1 - t0) / (f1 - f0)
+                return min(estimate, self.bar_done_seen) if self.bar_done_seen is not None else estimate
+        if self.readings:
+            # One reading: as if sampling began at create time — the latest it can end, at that rate.
+            t1, f1 = self.readings[-1]
+            estimate = self.created + (t1 - self.created) / f1
+            return min(estimate, self.bar_done_seen) if self.bar_done_seen is not None else estimate
+        return self.bar_done_seen
+
+    def tail_seen(self) -> float | None:
+        """After the end: how long it ran past its bar, at least. The lower bound (the last poll that
+        found it running), so that a late poll does not teach us a longer tail and poll later still."""
+        end = self.bar_end()
+        if end is None or self.last_running is None:
+            return None
+        return max(0.0, self.last_running - end)
+
+    def expected_end(self, tail_s: float) -> float | None:
+        end = self.bar_end()
+        return None if end is None else end + tail_s
+
+    def next_poll(self, now: float, share_s: float, tail_s: float) -> tuple[float, float]:
+        """(due, deadline) of the next poll: not before `due`, and worth doing by `deadline`.
+
+        `share_s` is the prediction's fair share of the budget (the interval if all were polled
+        alike); close to an expected end it is polled 4× as often, far from it or with nothing to go
+        on less often, so the budget goes where a completion is about to be noticed.
+        """
+        shortest = max(self.base, share_s * NEAR_END_SHARE)
+        longest = max(self.base * MAX_GAP_BASES, share_s)
+        end = self.expected_end(tail_s)
+        if end is not None:
+            gap = abs(end - now) / 2  # half-way to the expected end; past it, back off by half the lateness
+        elif self.looks <= 1:
+            gap = shortest  # an early look: a first reading of the bar gives an estimate
+        else:
+            gap = share_s  # queued, or no bar yet: nothing to go on
+        gap = min(max(gap, shortest), longest)
+        return now + gap, now + 2 * gap
+
+
+class PollScheduler:
+    """One request budget shared by every poll of the process: earliest deadline first, paced."""
+
+    def __init__(self, per_minute: float, *, burst_s: float = 1.0) -> None:
+        """`per_minute` polls a minute on average; at most `burst_s` seconds' worth at once (give it
+        the base poll interval, so a benchmark that compresses time compresses the burst too)."""
+        if per_minute <= 0:
+            raise ValueError("the poll budget must be positive")
+        self.rate = per_minute / 60.0
+        self.capacity = max(1.0, self.rate * burst_s)  # at most budget + capacity in any minute
+        self._tokens = self.capacity
+        self._refilled: float | None = None
+        self._seq = itertools.count()
+        self._pending: list[tuple[float, int, float, asyncio.Future[None]]] = []  # by due
+        self._ready: list[tuple[float, int, asyncio.Future[None]]] = []  # by deadline
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self.granted = 0
+
+    @staticmethod
+    def now() -> float:
+        return asyncio.get_running_loop().time()
+
+    @property
+    def waiting(self) -> int:
+        return sum(not e[-1].done() for e in self._pending) + sum(not e[-1].done() for e in self._ready)
+
+    async def turn(self, due: float, deadline: float) -> None:
+        """Wait until this poll may be sent: it is due, a token is free and no more urgent poll waits."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._pending, (due, next(self._seq), deadline, fut))
+        self._dispatch()
+        await fut
+
+    def _dispatch(self) -> None:
+        now = self.now()
+        if self._refilled is None:
+            self._refilled = now
+        self._tokens = min(self.capacity, self._tokens + (now - self._refilled) * self.rate)
+        self._refilled = now
+        while self._pending and self._pending[0][0] <= now:
+            _due, seq, deadline, fut = heapq.heappop(self._pending)
+            if not fut.done():
+                heapq.heappush(self._ready, (deadline, seq, fut))
+        while self._ready and self._tokens >= 1.0:
+            *_, fut = heapq.heappop(self._ready)
+            if fut.done():  # its poller was cancelled
+                continue
+            self._tokens -= 1.0
+            self.granted += 1
+            fut.set_result(None)
+        while self._ready and self._ready[0][-1].done():
+            heapq.heappop(self._ready)
+        if self._ready:
+            self._wake_at(now + (1.0 - self._tokens) / self.rate)
+        elif self._pending:
+            self._wake_at(self._pending[0][0])
+
+    def _wake_at(self, when: float) -> None:
+        if self._timer is not None:
+            if self._timer_at is not None and self._timer_at <= when:
+                return  # already waking up in time
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = asyncio.get_running_loop().call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = self._timer_at = None
+        self._dispatch()
