@@ -1,0 +1,207 @@
+"""`make bench`: every figure of issue 6 in one run, printed as a table and written to last-run.json.
+
+    python -m benchmarks            # ≈ 3.5 minutes on 2 cores
+
+1. Critical-path ratio: one job, pipelined and seed-then-clip barrier (time ×0.1); fifty jobs,
+   both designs, through the bot (section 2's runs).
+2. Fifty concurrent ads in one bot process against the Discord, OpenAI and Replicate emulators
+   (time ×0.25: at ×0.1 two cores cannot do fifty jobs' CPU work in a tenth of the time, and the
+   ratio would measure that instead of the design).
+3. Composer (real ffmpeg, real time).
+4. Start-up of `jant bot` (real time: nothing to compress).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+from benchmarks.bench_composer import print_composer, run_composer_bench
+from benchmarks.bench_critical_path import measure
+from benchmarks.bench_fleet import run_fleet
+from benchmarks.bench_startup import run_startup
+from benchmarks.scenario import TimeScale, barrier_penalty, typical_job
+
+OUT = Path(__file__).with_name("last-run.json")
+SINGLE, FLEET, REAL = TimeScale(0.1), TimeScale(0.25), TimeScale(1.0)
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent, check=False).stdout.strip()  # fmt: skip
+    except OSError:
+        commit = ""
+    return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(),
+            "platform": platform.platform(), "commit": commit}  # fmt: skip
+
+
+def _stage(name: str) -> float:
+    print(f"· {name} …", file=sys.stderr, flush=True)
+    return time.monotonic()
+
+
+async def run(many: int = 50) -> dict[str, Any]:
+    started = time.monotonic()
+    sections: dict[str, Any] = {}
+    timings: dict[str, float] = {}
+
+    t = _stage("1 job, pipelined and barrier (time ×0.1)")
+    job = typical_job()
+    sections["single"] = {d: await measure(SINGLE, 1, d, first=job) for d in ("pipelined", "barrier")}
+    sections["single"]["job_number"] = job
+    timings["single_s"] = time.monotonic() - t
+
+    t = _stage(f"{many} ads through the bot, pipelined (time ×0.25)")
+    sections["fleet"] = await run_fleet(FLEET, many, design="pipelined")
+    timings["fleet_s"] = time.monotonic() - t
+    t = _stage(f"{many} ads through the bot, barrier baseline (time ×0.25)")
+    sections["fleet_barrier"] = await run_fleet(FLEET, many, design="barrier")
+    timings["fleet_barrier_s"] = time.monotonic() - t
+
+    t = _stage("composer (ffmpeg)")
+    sections["composer"] = await run_composer_bench()
+    timings["composer_s"] = time.monotonic() - t
+
+    t = _stage(f"start-up of `jant bot`, then with {many} running jobs in the database")
+    sections["startup"] = await run_startup(REAL, many)
+    timings["startup_s"] = time.monotonic() - t
+    timings["total_s"] = time.monotonic() - started
+
+    fleet, barrier = sections["fleet"], sections["fleet_barrier"]
+    compose = sections["composer"]["compose"]
+    figures = {
+        "critical_path_ratio_1_job": sections["single"]["pipelined"]["ratio_mean"],
+        "critical_path_ratio_1_job_barrier": sections["single"]["barrier"]["ratio_mean"],
+        "critical_path_ratio_50_jobs": fleet["critical_path"]["ratio_mean"],
+        "critical_path_ratio_50_jobs_p95": fleet["critical_path"]["ratio_p95"],
+        "critical_path_ratio_50_jobs_max": fleet["critical_path"]["ratio_max"],
+        "barrier_over_pipelined_50_jobs": barrier["critical_path"]["ratio_mean"] / fleet["critical_path"]["ratio_mean"],
+        "barrier_ratio_50_jobs": barrier["critical_path"]["ratio_mean"],
+        # What the scripts alone make the barrier cost (slowest seed + slowest clip vs slowest pair):
+        "barrier_penalty_scripted_1_job": barrier_penalty(job),
+        "barrier_penalty_scripted_50_jobs": mean(barrier_penalty(n) for n in range(many)),
+        "loop_lag_p50_ms": fleet["loop_lag_p50_ms"],
+        "loop_lag_p99_ms": fleet["loop_lag_p99_ms"],
+        "peak_rss_mb": fleet["peak_rss_mb"],
+        "cpu_s_per_job": fleet["cpu_s_per_job"],
+        "edits_per_status_per_s": fleet["discord"]["peak_edits_per_s"],
+        "discord_429s": fleet["discord"]["http_429s"],
+        "replicate_creates_per_min": fleet["replicate"]["creates_per_min"],
+        "replicate_other_per_min": fleet["replicate"]["others_per_min"],
+        "replicate_throttled": fleet["replicate"]["throttled"],
+        "predictions_in_flight_peak": fleet["replicate"]["peak_in_flight"],
+        "compose_after_last_clip_s": compose["prod"]["after_last_clip_s"],
+        "compose_after_last_clip_s_dev": compose["dev"]["after_last_clip_s"],
+        "final_bytes": compose["prod"]["bytes"],
+        "final_bytes_dev": compose["dev"]["bytes"],
+        "upload_limit_bytes": compose["prod"]["limit_bytes"],
+        "join_reencodes": compose["prod"]["join_encodes"],
+        "startup_commands_ready_s": sections["startup"]["commands_ready_s"],
+        "startup_all_jobs_resumed_s": sections["startup"]["all_resumed_s"],
+    }
+    for n in sections["composer"]["normalize"]:
+        figures[f"normalize_rtf_{n['size']}_{n['mode']}"] = n["rtf"]
+    if "fallback" in sections["composer"]:
+        figures["fallback_fit_bytes"] = sections["composer"]["fallback"]["fit_bytes"]
+        figures["fallback_fit_encodes"] = sections["composer"]["fallback"]["fit_encodes"]
+    return {
+        "figures": {k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()},
+        "jobs": many,
+        "time_factors": {"single": SINGLE.factor, "fleet": FLEET.factor, "startup": REAL.factor},
+        "machine": machine(),
+        "timings": timings,
+        "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "sections": sections,
+    }
+
+
+def _row(name: str, value: str, target: str, ok: bool | None) -> str:
+    mark = "" if ok is None else ("ok" if ok else "MISS")
+    return f"  {name:<46} {value:>14}   {target:<16} {mark}"
+
+
+def print_table(r: dict[str, Any]) -> None:
+    f, m = r["figures"], r["machine"]
+    n = r["jobs"]
+    print(f"\nJant benchmarks — {m['nproc']} CPUs ({m['cpu']}), Python {m['python']}, {time.strftime('%Y-%m-%d')}")
+    print(f"  time factors: 1 job ×{r['time_factors']['single']:g}, {n} jobs ×{r['time_factors']['fleet']:g} "
+          "(request rates in real-equivalent minutes); composer and start-up in real time\n")  # fmt: skip
+    print(_row("figure", "value", "target", None))
+    rows = [
+        ("1. critical path, 1 job (wall / ideal)", f"{f['critical_path_ratio_1_job']:.3f}", "≤ 1.05",
+         f["critical_path_ratio_1_job"] <= 1.05),
+        ("   same job, seed-then-clip barrier", f"{f['critical_path_ratio_1_job_barrier']:.3f}", "baseline", None),
+        (f"   {n} concurrent jobs, mean (p95 {f['critical_path_ratio_50_jobs_p95']:.3f})",
+         f"{f['critical_path_ratio_50_jobs']:.3f}", "≤ 1.10", f["critical_path_ratio_50_jobs"] <= 1.10),
+        (f"   {n} jobs, barrier design, mean", f"{f['barrier_ratio_50_jobs']:.3f}", "baseline", None),
+        ("   barrier / pipelined (scripts alone: "
+         f"{f['barrier_penalty_scripted_50_jobs']:.3f})", f"{f['barrier_over_pipelined_50_jobs']:.3f}", "> 1", None),
+        (f"2. {n} ads in one process: peak RSS (MB)", f"{f['peak_rss_mb']:.0f}", "", None),
+        ("   CPU seconds per job", f"{f['cpu_s_per_job']:.2f}", "", None),
+        ("   event-loop lag p50 / p99 (ms)", f"{f['loop_lag_p50_ms']:.1f} / {f['loop_lag_p99_ms']:.1f}", "p99 < 50",
+         f["loop_lag_p99_ms"] < 50),
+        ("   Replicate creates per minute (peak)", f"{f['replicate_creates_per_min']}", "< 600",
+         f["replicate_creates_per_min"] < 600),
+        ("   Replicate other requests per minute (peak)", f"{f['replicate_other_per_min']}", "< 3000",
+         f["replicate_other_per_min"] < 3000),
+        ("   Replicate 429s", f"{f['replicate_throttled']}", "0", f["replicate_throttled"] == 0),
+        ("   predictions in flight (peak)", f"{f['predictions_in_flight_peak']}", "", None),
+        ("   Discord edits per status message per s", f"{f['edits_per_status_per_s']:.3f}", "≤ 0.5",
+         f["edits_per_status_per_s"] <= 0.5 + 1e-3),
+        ("   Discord 429s", f"{f['discord_429s']}", "0", f["discord_429s"] == 0),
+        ("3. last clip → final, prod 1080x1920 (s)", f"{f['compose_after_last_clip_s']:.2f}", "≤ 3",
+         f["compose_after_last_clip_s"] <= 3),
+        ("   last clip → final, dev 720x1280 (s)", f"{f['compose_after_last_clip_s_dev']:.2f}", "≤ 3",
+         f["compose_after_last_clip_s_dev"] <= 3),
+        ("   final size, prod (MiB of 10)", f"{f['final_bytes'] / 2**20:.2f}", "< 10",
+         f["final_bytes"] < f["upload_limit_bytes"]),
+        ("   re-encodes at the join (common case)", f"{f['join_reencodes']}", "0", f["join_reencodes"] == 0),
+    ]
+    if "fallback_fit_bytes" in f:
+        rows.append(("   uncapped clips: fit (MiB) / encodes",
+                     f"{f['fallback_fit_bytes'] / 2**20:.2f} / {f['fallback_fit_encodes']}", "< 10 / 1",
+                     f["fallback_fit_bytes"] < f["upload_limit_bytes"] and f["fallback_fit_encodes"] <= 1))  # fmt: skip
+    for key, value in f.items():
+        if key.startswith("normalize_rtf_"):
+            rows.append((f"   normalise RTF {key.removeprefix('normalize_rtf_')}", f"{value:.2f}", "", None))
+    rows += [
+        ("4. `jant bot` → commands ready (s)", f"{f['startup_commands_ready_s']:.2f}", "", None),
+        (f"   `jant bot` → all {n} running jobs polled again (s)", f"{f['startup_all_jobs_resumed_s']:.2f}", "", None),
+    ]
+    for row in rows:
+        print(_row(*row))
+    print(f"\n  make bench took {r['timings']['total_s']:.0f} s; figures in {OUT.relative_to(Path.cwd())}"
+          if OUT.is_relative_to(Path.cwd()) else f"\n  make bench took {r['timings']['total_s']:.0f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=50, help="concurrent ads in sections 1, 2 and 4 (default 50)")
+    args = parser.parse_args()
+    result = asyncio.run(run(args.jobs))
+    if args.jobs == 50:  # last-run.json keeps the comparable run only
+        OUT.write_text(json.dumps(result, indent=2) + "\n")
+    print_composer(result["sections"]["composer"])
+    print_table(result)
+
+
+if __name__ == "__main__":
+    main()

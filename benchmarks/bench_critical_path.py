@@ -1,0 +1,121 @@
+"""Critical-path ratio: how close a job's wall time comes to the best its predictions allow.
+
+ideal(job) = max over scenes (seed latency + clip latency, as scripted) + the final join.
+ratio = wall / ideal, wall measured from approval to the job's finish inside the worker.
+The pipelined product and the seed-then-clip barrier run on identical scripted latencies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+from benchmarks.probes import percentile
+from benchmarks.scenario import TimeScale
+from benchmarks.services import Services, services
+
+WORKER_TIMEOUT_S = 240
+
+
+async def run_worker(mode: str, spec: dict[str, Any], env: dict[str, str], *, tmp: Path) -> tuple[Any, dict]:
+    """Start `python -m benchmarks.worker MODE`; returns (process, paths) to wait for or signal it."""
+    spec_path, out_path = tmp / f"{mode}-spec.json", tmp / f"{mode}-out.json"
+    await asyncio.to_thread(spec_path.write_text, json.dumps(spec))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "benchmarks.worker", mode, str(spec_path), str(out_path),
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    return proc, {"out": out_path}
+
+
+async def finish_worker(proc: Any, out: Path, limit_s: float = WORKER_TIMEOUT_S) -> dict[str, Any]:
+    """The worker's result, once it has exited; its output ends up in the error if it failed."""
+    try:
+        stdout, _ = await asyncio.wait_for(proc.communicate(), limit_s)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise RuntimeError(f"the benchmark worker did not finish within {limit_s:g} s") from None
+    text = stdout.decode(errors="replace")
+    raw = await asyncio.to_thread(lambda: out.read_text() if out.exists() else None)
+    if proc.returncode != 0 or raw is None:
+        raise RuntimeError(f"the benchmark worker failed ({proc.returncode}):\n{text[-4000:]}")
+    result = json.loads(raw)
+    result["log_tail"] = text[-2000:]
+    return result
+
+
+def job_ratios(svc: Services, result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per job: wall, ideal (scripted and as the emulator lived it), ratio."""
+    rows = []
+    for job_id, times in result["jobs"].items():
+        if times["queued"] is None or times["finished"] is None:
+            continue
+        join = result["join_s"].get(job_id, 0.0)
+        scripted, observed = [], []
+        for scene in times["scenes"]:
+            if not (scene["seed"] and scene["clip"] and scene["done"]):
+                continue
+            scripted.append(svc.scripted_wall(scene["seed"]) + svc.scripted_wall(scene["clip"]))
+            observed.append(svc.observed_wall(scene["seed"]) + svc.observed_wall(scene["clip"]))
+        if not scripted:
+            continue
+        wall = times["finished"] - times["queued"]
+        ideal = max(scripted) + join
+        rows.append({
+            "job": job_id, "status": times["status"], "wall_s": wall, "ideal_s": ideal,
+            "ratio": wall / ideal, "ratio_observed": wall / (max(observed) + join),
+        })  # fmt: skip
+    return rows
+
+
+def summarise(rows: list[dict[str, Any]], scale: TimeScale) -> dict[str, Any]:
+    ratios = [r["ratio"] for r in rows]
+    return {
+        "jobs": len(rows),
+        "completed": sum(r["status"] == "completed" for r in rows),
+        "ratio_mean": mean(ratios) if ratios else 0.0,
+        "ratio_p50": percentile(ratios, 50),
+        "ratio_p95": percentile(ratios, 95),
+        "ratio_max": max(ratios, default=0.0),
+        "ratio_observed_mean": mean(r["ratio_observed"] for r in rows) if rows else 0.0,
+        "wall_mean_real_s": scale.real(mean(r["wall_s"] for r in rows)) if rows else 0.0,
+        "ideal_mean_real_s": scale.real(mean(r["ideal_s"] for r in rows)) if rows else 0.0,
+    }
+
+
+async def measure(
+    scale: TimeScale, jobs: int, design: str, *, first: int = 0, env_extra: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """One worker run of `jobs` concurrent jobs in `design` ("pipelined" or "barrier"), fresh emulators;
+    the jobs get the scripts (stage seeds) of job numbers first, first+1, …"""
+    with tempfile.TemporaryDirectory(prefix="jant-bench-") as tmp:
+        async with services(scale) as svc:
+            started = time.monotonic()
+            spec = {"jobs": jobs, "design": design, "first": first}
+            env = svc.env(Path(tmp) / "data", **(env_extra or {}))
+            proc, paths = await run_worker("headless", spec, env, tmp=Path(tmp))
+            result = await finish_worker(proc, paths["out"])
+            rows = job_ratios(svc, result)
+            summary = summarise(rows, scale)
+            lags = result["lags"]
+            summary.update(
+                design=design, wall_run_s=time.monotonic() - started, replicate=svc.rates(),
+                cpu_s_per_job=result["cpu_s"] / max(1, jobs), peak_rss_mb=result["peak_rss_mb"],
+                loop_lag_p50_ms=percentile(lags, 50) * 1000, loop_lag_p99_ms=percentile(lags, 99) * 1000,
+                statuses=sorted(set(result["statuses"])),
+            )  # fmt: skip
+            return summary
+
+
+if __name__ == "__main__":
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1
+    f = float(sys.argv[2]) if len(sys.argv) > 2 else 0.1
+    design = sys.argv[3] if len(sys.argv) > 3 else "pipelined"
+    print(json.dumps(asyncio.run(measure(TimeScale(f), n, design)), indent=2))

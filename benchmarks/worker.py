@@ -1,0 +1,181 @@
+"""The measured process: Jant itself, started by the benchmark with its settings in the environment.
+
+    python -m benchmarks.worker headless SPEC.json OUT.json   # N jobs straight through the orchestrator
+    python -m benchmarks.worker bot SPEC.json OUT.json        # the Discord bot, until SIGTERM
+
+Real providers (GPT-4o planner, SDXL, SVD over the real `openai`/`replicate` clients) talk to the
+emulators the parent runs. The composer is a byte-copying stand-in (see probes.TimedCopyComposer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.barrier import BarrierOrchestrator
+from benchmarks.probes import JobClock, LoopLagSampler, TimedCopyComposer, cpu_seconds, peak_rss_mb, rss_mb
+from benchmarks.scenario import PRODUCT, TAKE, stage_seeds
+from pipeline.config import Settings
+from pipeline.events import EventKind, ProgressEvent
+from pipeline.models import AdRequest
+from pipeline.orchestrator import Orchestrator
+from pipeline.runtime import Runtime
+
+
+async def headless(spec: dict[str, Any]) -> dict[str, Any]:
+    settings = Settings()
+    runtime = await Runtime.open(settings)
+    assert not runtime.providers.offline, runtime.providers.notices
+    composer = TimedCopyComposer()
+    design = BarrierOrchestrator if spec["design"] == "barrier" else Orchestrator
+    orch = design(settings, runtime.store, runtime.providers, composer=composer)
+    runtime.orchestrator = orch
+    clock = JobClock()
+    orch.bus.subscribe(clock.on_event)
+    sampler = LoopLagSampler()
+    try:
+        jobs = []
+        for n in range(spec.get("first", 0), spec.get("first", 0) + spec["jobs"]):
+            job = await orch.create_job(AdRequest(product=PRODUCT, mood="tech"))
+            await orch.plan(job)
+            for scene in job.scenes:  # fixed seeds → the same scripted latencies in every design
+                scene.seed.seed, scene.clip.seed = stage_seeds(n, scene.index)
+                await orch.store.save_stage(scene.seed)
+                await orch.store.save_stage(scene.clip)
+            jobs.append(job)
+        sampler.start()
+        cpu0 = cpu_seconds()
+        step = spec.get("spread_s", 0.0) / max(1, len(jobs) - 1)
+        tasks = []
+        for job in jobs:  # spread_s 0: all at once, the worst case
+            tasks.append(await orch.approve(job))
+            if step:
+                await asyncio.sleep(step)
+        done = await asyncio.gather(*tasks)
+        cpu = cpu_seconds() - cpu0
+        await sampler.stop()
+    finally:
+        await runtime.close()
+    report = clock.report()
+    lags = sampler.lags_between(report["first_queued"] or 0, report["last_finished"] or time.monotonic())
+    return {
+        **report,
+        "statuses": [j.status.value for j in done],
+        "join_s": composer.join_s,
+        "cpu_s": cpu,
+        "lags": lags,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+async def prime(spec: dict[str, Any]) -> dict[str, Any]:
+    """Leave `jobs` jobs the way a stopped bot does: every clip a prediction still running on
+    Replicate, its id in SQLite; then stop (the predictions keep running)."""
+    settings = Settings()
+    runtime = await Runtime.open(settings)
+    orch = runtime.orchestrator
+    try:
+        jobs = []
+        for _ in range(spec["jobs"]):
+            job = await orch.create_job(AdRequest(product=PRODUCT, mood="tech"))
+            await orch.plan(job)
+            jobs.append(job)
+        for job in jobs:
+            await orch.approve(job)
+        async with asyncio.timeout(120):
+            while not all(s.clip.status.value == "running" and s.clip.prediction_id for j in jobs for s in j.scenes):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        clips = [s.clip.prediction_id for j in jobs for s in j.scenes]
+    finally:
+        await runtime.close(grace_s=5.0)
+    return {"clips": clips}
+
+
+async def bot(spec: dict[str, Any]) -> dict[str, Any]:
+    from bot.app import JantBot
+
+    if spec.get("design") == "barrier":  # the baseline design, in this process only
+        import pipeline.runtime
+
+        pipeline.runtime.Orchestrator = BarrierOrchestrator  # type: ignore[misc]
+    clock = JobClock()
+
+    async def fix_seeds(event: ProgressEvent) -> None:
+        """Take n of the run gets the stage seeds, and so the scripted latencies, of job n in any
+        design: the pipelined and barrier runs are compared job for job. Awaited by the event bus
+        inside `plan`, so before the storyboard (and its Approve button) is posted."""
+        if event.kind is not EventKind.STORYBOARD_READY:
+            return
+        match = TAKE.search(event.job.request.product)
+        if match is None:
+            return
+        for scene in event.job.scenes:
+            scene.seed.seed, scene.clip.seed = stage_seeds(int(match.group(1)), scene.index)
+            await client.runtime.store.save_stage(scene.seed)
+            await client.runtime.store.save_stage(scene.clip)
+
+    class MeasuredBot(JantBot):
+        async def setup_hook(self) -> None:
+            await super().setup_hook()
+            self.runtime.orchestrator.bus.subscribe(clock.on_event)
+            self.runtime.orchestrator.bus.subscribe(fix_seeds)
+
+    settings = Settings()
+    token = settings.discord_token.get_secret_value() if settings.discord_token else ""
+    composer = TimedCopyComposer()
+    client = MeasuredBot(settings, composer=composer, guild_ready_timeout=0.05)
+    sampler = LoopLagSampler()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    started = time.monotonic()
+    ready: dict[str, float] = {}
+
+    async def watch_ready() -> None:
+        await client.wait_until_ready()
+        ready["ready_s"] = time.monotonic() - started
+        ready["rss_ready_mb"] = rss_mb()
+        sampler.start()
+
+    async with client:
+        runner = asyncio.create_task(client.start(token), name="discord-bot")
+        watcher = asyncio.create_task(watch_ready())
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        await sampler.stop()
+        watcher.cancel()
+        await client.close()
+        await asyncio.gather(runner, watcher, return_exceptions=True)
+    report = clock.report()
+    lags = sampler.lags_between(report["first_queued"] or 0, report["last_finished"] or time.monotonic())
+    return {**report, **ready, "join_s": composer.join_s, "lags": lags, "peak_rss_mb": peak_rss_mb()}
+
+
+MODES = {"headless": headless, "prime": prime, "bot": bot}
+
+
+def main() -> None:
+    mode, spec_path, out_path = sys.argv[1:4]
+    logging.basicConfig(level=logging.WARNING, format="worker %(levelname)s %(name)s: %(message)s")
+    spec = json.loads(Path(spec_path).read_text())
+    profile = os.environ.get("BENCH_PROFILE")  # a path: write a cProfile of the worker there
+    if profile:
+        import cProfile
+
+        with cProfile.Profile() as prof:
+            result = asyncio.run(MODES[mode](spec))
+        prof.dump_stats(profile)
+    else:
+        result = asyncio.run(MODES[mode](spec))
+    Path(out_path).write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
