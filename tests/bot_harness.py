@@ -104,6 +104,17 @@ class Team:
         [board] = await rec.wait_followups(1, timeout=10)
         return rec, board, job_id_of(board)
 
+    async def start_generating(self, *, until_clip: int) -> tuple[StoredMessage, str, StoredMessage]:
+        """Alice runs /makead and approves it; returns once scene `until_clip`'s clip is generating.
+
+        Returns the storyboard message, the job id and the status message.
+        """
+        _, board, job_id = await self.makead()
+        await self.click(board, "approve", job_id, self.alice)
+        status = await self.status_message(job_id)
+        await asyncio.wait_for(self.video.started[until_clip].wait(), 5)
+        return board, job_id, status
+
     async def click(self, message: StoredMessage | int, action: str, job_id: str, user: User) -> InteractionRecord:
         message_id = message if isinstance(message, int) else message.id
         rec = await self.emu.click_button(message_id, f"jant:{action}:{job_id}", user.id)

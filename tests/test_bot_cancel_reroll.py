@@ -45,10 +45,7 @@ async def test_cancel_by_id_follows_the_button_rules_and_keeps_finished_scenes(
     emu = discord_emulator
     async with running_team(emu, tmp_path, discord_errors) as team:
         team.video.outcomes[3] = ["hang"]
-        _, board, job_id = await team.makead()
-        await team.click(board, "approve", job_id, team.alice)
-        status = await team.status_message(job_id)
-        await asyncio.wait_for(team.video.started[3].wait(), 5)
+        _, job_id, status = await team.start_generating(until_clip=3)
         await asyncio.wait_for(team.video.finished[1].wait(), 5)
 
         refused = await command(team, team.bob, "cancel", id=job_id)

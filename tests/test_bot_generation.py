@@ -40,10 +40,7 @@ async def test_cancel_during_generation_stops_the_job_and_says_so(
     emu = discord_emulator
     async with running_team(emu, tmp_path, discord_errors) as team:
         team.video.outcomes[3] = ["hang"]
-        _, board, job_id = await team.makead()
-        await team.click(board, "approve", job_id, team.alice)
-        status = await team.status_message(job_id)
-        await asyncio.wait_for(team.video.started[3].wait(), 5)
+        _, job_id, status = await team.start_generating(until_clip=3)
         refused = await team.click(status, "cancel", job_id, team.bob)
         assert refused.ephemeral and "can cancel this ad" in (refused.content or "")
         cancel = await team.click(status, "cancel", job_id, team.alice)
@@ -89,10 +86,7 @@ async def test_a_deleted_status_message_is_posted_again_and_goes_on(
     emu = discord_emulator
     async with running_team(emu, tmp_path, discord_errors) as team:
         team.video.gates[2] = asyncio.Event()
-        _, board, job_id = await team.makead()
-        await team.click(board, "approve", job_id, team.alice)
-        first = await team.status_message(job_id)
-        await asyncio.wait_for(team.video.started[2].wait(), 5)
+        _, job_id, first = await team.start_generating(until_clip=2)
         await emu.delete_message(first.channel_id, first.id)
         team.video.gates[2].set()
         second = await team.status_message(job_id)
@@ -251,10 +245,7 @@ async def test_a_restart_resumes_the_running_job_and_keeps_editing_its_status_me
     emu = discord_emulator
     async with running_team(emu, tmp_path, discord_errors) as team:
         team.video.gates[4] = asyncio.Event()  # never opened in this process
-        _, board, job_id = await team.makead()
-        await team.click(board, "approve", job_id, team.alice)
-        status = await team.status_message(job_id)
-        await asyncio.wait_for(team.video.started[4].wait(), 5)
+        _, job_id, status = await team.start_generating(until_clip=4)
     # The process stopped mid-generation; a new one starts on the same database.
     async with running_team(emu, tmp_path, discord_errors) as team:
         await team.wait_until(lambda: "✅ **Done.**" in embed_text(status), what="the resumed job to finish")

@@ -55,10 +55,7 @@ async def test_a_status_message_deleted_while_the_bot_was_down_is_posted_again_a
     emu = discord_emulator
     async with running_team(emu, tmp_path, discord_errors) as team:
         team.video.gates[2] = asyncio.Event()  # never opened in this process
-        _, board, job_id = await team.makead()
-        await team.click(board, "approve", job_id, team.alice)
-        first = await team.status_message(job_id)
-        await asyncio.wait_for(team.video.started[2].wait(), 5)
+        _, job_id, first = await team.start_generating(until_clip=2)
     await emu.delete_message(first.channel_id, first.id)  # a moderator tidies up while the bot is down
     async with running_team(emu, tmp_path, discord_errors) as team:
         again = await team.status_message(job_id)
@@ -75,10 +72,7 @@ async def test_a_heartbeat_moves_elapsed_time_while_nothing_else_happens(
     emu = discord_emulator
     async with running_team(emu, tmp_path, discord_errors, JANT_STATUS_HEARTBEAT_S=0.25) as team:
         team.video.gates[1] = asyncio.Event()  # scene 1's clip waits: no progress event for a while
-        _, board, job_id = await team.makead()
-        await team.click(board, "approve", job_id, team.alice)
-        status = await team.status_message(job_id)
-        await asyncio.wait_for(team.video.started[1].wait(), 5)
+        _, _, status = await team.start_generating(until_clip=1)
         await team.wait_until(lambda: "Elapsed 2 s" in embed_text(status), timeout=5, what="elapsed time to move")
         assert "Elapsed 1 s" in "".join(embed_text(status, i) for i in range(len(status.versions)))
         team.video.gates[1].set()

@@ -108,13 +108,18 @@ def svd_sampling(state: PredictionState) -> float | None:
     return min(1.0, current / max(1, total - 1))
 
 
-def sdxl_progress(state: PredictionState) -> tuple[float, str] | None:
+def _lifecycle_progress(state: PredictionState, sampling_share: float) -> tuple[float, str] | None:
+    """Progress for the states without a sampling bar; None while processing (read the bar)."""
     if state.status == "starting":
         return 0.0, "waiting for a GPU"
     if state.status == "succeeded":
-        return SDXL_SAMPLING_SHARE + 1, "downloading"
+        return sampling_share + 1, "downloading"
+    return None
+
+
+def sdxl_progress(state: PredictionState) -> tuple[float, str] | None:
     if state.status != "processing":
-        return None
+        return _lifecycle_progress(state, SDXL_SAMPLING_SHARE)
     bar = parse_log_progress(state.logs)
     if bar is None:
         return 1.0, "painting"
@@ -123,12 +128,8 @@ def sdxl_progress(state: PredictionState) -> tuple[float, str] | None:
 
 
 def svd_progress(state: PredictionState) -> tuple[float, str] | None:
-    if state.status == "starting":
-        return 0.0, "waiting for a GPU"
-    if state.status == "succeeded":
-        return SVD_SAMPLING_SHARE + 1, "downloading"
     if state.status != "processing":
-        return None
+        return _lifecycle_progress(state, SVD_SAMPLING_SHARE)
     bar = parse_log_progress(state.logs)
     if bar is None:
         return 1.0, "loading the model"
