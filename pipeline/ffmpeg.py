@@ -302,3 +302,27 @@ def has_faststart(path: str | os.PathLike[str]) -> bool:
     if "moov" not in kinds:
         return False
     return "mdat" not in kinds or kinds.index("moov") < kinds.index("mdat")
+
+
+def avc_decoder_config(path: str | os.PathLike[str]) -> bytes | None:
+    """The H.264 decoder configuration (the avcC box: profile, level, SPS and PPS) of an MP4.
+
+    Clips joined by stream copy are decoded with the first clip's configuration, so they must all
+    carry the same one; None when the file has no moov box or no avcC inside it.
+    """
+    try:
+        moov = next(((o, s) for kind, o, s in mp4_top_level_boxes(path) if kind == "moov"), None)
+        if moov is None:
+            return None
+        with open(path, "rb") as fh:
+            fh.seek(moov[0])
+            data = fh.read(moov[1])
+    except OSError:
+        return None
+    at = data.find(b"avcC")
+    if at < 4:
+        return None
+    (size,) = struct.unpack(">I", data[at - 4 : at])
+    if size < 8 or at - 4 + size > len(data):
+        return None
+    return data[at + 4 : at - 4 + size]

@@ -47,6 +47,11 @@ REROLLABLE = (JobStatus.COMPLETED, JobStatus.PARTIAL, JobStatus.FAILED)
 _PROGRESS_PERSIST_STEP = 10.0  # persist progress every 10 points; events go out on every report
 
 
+def _ad_waits_only_on(job: Job, index: int) -> bool:
+    """True when every other scene has its clip or has failed: the finished ad waits on this one."""
+    return all(s.index == index or s.failed or s.clip.status is StageStatus.DONE for s in job.scenes)
+
+
 class Orchestrator:
     def __init__(
         self,
@@ -299,8 +304,9 @@ class Orchestrator:
         )
         try:
             await self.composer.normalize_clip(
-                clip_path, normalized, scene.duration, caption=scene.on_screen_text, max_bitrate=max_bitrate
-            )
+                clip_path, normalized, scene.duration, caption=scene.on_screen_text, max_bitrate=max_bitrate,
+                urgent=_ad_waits_only_on(job, scene.index),
+            )  # fmt: skip
         except JantError as exc:
             state.clip.status, state.clip.error = StageStatus.FAILED, f"Could not prepare the clip: {exc}"
             await self.store.save_stage(state.clip)

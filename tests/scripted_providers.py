@@ -93,12 +93,16 @@ class CopyComposer:
 
     def __init__(self) -> None:
         self.normalized: list[tuple[int, float]] = []
+        self.urgent: list[int] = []  # scenes normalised as the one the ad was waiting on
         self.joined: list[list[Path]] = []
 
     async def normalize_clip(self, src: Path, dst: Path, duration: float, *, caption: str | None = None,
-                             max_bitrate: int | None = None) -> Path:  # fmt: skip
+                             max_bitrate: int | None = None, urgent: bool = False) -> Path:  # fmt: skip
         await asyncio.to_thread(shutil.copyfile, src, dst)
-        self.normalized.append((int(src.stem.split("-")[-1]), duration))
+        index = int(src.stem.split("-")[-1])
+        self.normalized.append((index, duration))
+        if urgent:
+            self.urgent.append(index)
         return dst
 
     async def join(self, clips: list[Path], dst: Path, *, byte_limit: int | None = None) -> ComposeResult:

@@ -7,6 +7,7 @@ Tests use the ultrafast preset where encode quality isn't what is being checked.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from pipeline.errors import ComposeError, DoesNotFit
 from pipeline.ffmpeg import (
     FfmpegError,
     MediaInfo,
+    avc_decoder_config,
     ffmpeg_exe,
     has_faststart,
     parse_banner,
@@ -358,6 +360,49 @@ async def test_a_clip_in_another_format_is_re_normalised_before_the_join(
     info = await probe(result.path, count_frames=True)
     assert (info.width, info.height, info.fps) == (720, 1280, 24)
     assert result.duration_s == pytest.approx(4.0 + 25 / 7, abs=2 * FRAME)
+
+
+async def test_an_urgent_clip_keeps_the_stream_headers_so_the_join_still_copies(
+    svd_clip: Path, tmp_path: Path
+) -> None:
+    # The product's own preset: the clip the ad waits on is encoded with less analysis...
+    c = Composer(360, 640)
+    normal = await c.normalize_clip(svd_clip, tmp_path / "a.mp4", 2.0, caption="Fast")
+    urgent = await c.normalize_clip(svd_clip, tmp_path / "b.mp4", 2.0, caption="Fast", urgent=True)
+    # (x264 writes its settings into the stream: the urgent one really was encoded differently)
+    assert b"subme=1 " in urgent.read_bytes() and b"subme=1 " not in normal.read_bytes()
+    # ...yet its decoder configuration (SPS/PPS) is byte for byte the same,
+    assert avc_decoder_config(urgent) == avc_decoder_config(normal) is not None
+    # so a composer that made neither (as after a restart) still joins them by stream copy, cleanly.
+    result = await Composer(360, 640).join([normal, urgent], tmp_path / "final.mp4")
+    assert result.encodes == 0
+    assert (await probe(result.path, count_frames=True)).frames == 96
+    assert await run_ffmpeg(["-v", "error", "-i", str(result.path), "-f", "null", "-"]) == ""
+
+
+async def test_a_clip_with_other_stream_headers_is_re_normalised_not_copied(svd_clip: Path, tmp_path: Path) -> None:
+    ours = await Composer(360, 640).normalize_clip(svd_clip, tmp_path / "a.mp4", 2.0)
+    # Same size, rate, codec and pixel format, but another preset: other SPS/PPS (no CABAC, …).
+    theirs = await Composer(360, 640, preset="ultrafast").normalize_clip(svd_clip, tmp_path / "b.mp4", 2.0)
+    a, b = await probe(ours), await probe(theirs)
+    assert (a.width, a.height, a.fps, a.codec, a.pix_fmt) == (b.width, b.height, b.fps, b.codec, b.pix_fmt)
+    assert avc_decoder_config(theirs) != avc_decoder_config(ours)
+    result = await Composer(360, 640).join([ours, theirs], tmp_path / "final.mp4")
+    assert result.encodes == 1
+    assert (await probe(result.path, count_frames=True)).frames == 96
+    assert await run_ffmpeg(["-v", "error", "-i", str(result.path), "-f", "null", "-"]) == ""
+
+
+async def test_a_clip_replaced_on_disk_is_looked_at_again(svd_clip: Path, tmp_path: Path) -> None:
+    c = composer()
+    first = await c.normalize_clip(svd_clip, tmp_path / "a.mp4", 2.0)
+    second = await c.normalize_clip(svd_clip, tmp_path / "b.mp4", 2.0)
+    # Behind the composer's back: scene b is now a raw SVD clip (576x1024, 7 fps).
+    await asyncio.to_thread(shutil.copyfile, svd_clip, second)
+    result = await c.join([first, second], tmp_path / "final.mp4")
+    assert result.encodes == 1
+    info = await probe(result.path, count_frames=True)
+    assert (info.width, info.height, info.fps) == (720, 1280, 24)
 
 
 async def test_joining_nothing_is_an_error(tmp_path: Path) -> None:

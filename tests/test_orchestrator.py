@@ -73,6 +73,20 @@ async def test_a_fast_seed_starts_its_clip_before_slow_seeds_finish(h: Harness) 
     assert [p.name for p in h.composer.joined[-1]] == [f"scene-{i}.mp4" for i in range(1, n + 1)]
 
 
+async def test_only_the_clip_the_ad_waits_on_is_normalised_in_a_hurry(h: Harness) -> None:
+    job = await h.planned_job()
+    n = len(job.scenes)
+    h.video.gates[2] = asyncio.Event()  # scene 2's clip arrives after every other scene is done
+    h.video.outcomes[4] = ["nsfw"]  # and scene 4 fails for good: nothing to wait for there
+    task = await h.orch.approve(job)
+    await asyncio.wait_for(until(lambda: len(h.composer.normalized) == n - 2), 10)
+    assert h.composer.urgent == []  # while scene 2 was still generating, nothing was on the critical path
+    h.video.gates[2].set()
+    job = await asyncio.wait_for(task, 10)
+    assert job.status is JobStatus.PARTIAL
+    assert h.composer.urgent == [2]
+
+
 async def test_a_clip_that_fails_twice_then_succeeds_completes_the_ad(h: Harness) -> None:
     job = await h.planned_job()
     h.video.outcomes[3] = ["flaky", "flaky", "ok"]
