@@ -114,6 +114,10 @@ async def run(many: int = 50) -> dict[str, Any]:
         "final_bytes_dev": compose["dev"]["bytes"],
         "upload_limit_bytes": compose["prod"]["limit_bytes"],
         "join_reencodes": compose["prod"]["join_encodes"],
+        "last_clip_urgent_s": compose["prod"].get("urgent_normalise_s"),
+        "last_clip_full_analysis_s": compose["prod"].get("normal_normalise_s"),
+        "last_clip_urgent_ssim": compose["prod"].get("urgent_ssim"),
+        "last_clip_full_analysis_ssim": compose["prod"].get("normal_ssim"),
         "startup_commands_ready_s": sections["startup"]["commands_ready_s"],
         "startup_all_jobs_resumed_s": sections["startup"]["all_resumed_s"],
     }
@@ -135,7 +139,7 @@ async def run(many: int = 50) -> dict[str, Any]:
 
 def _row(name: str, value: str, target: str, ok: bool | None) -> str:
     mark = "" if ok is None else ("ok" if ok else "MISS")
-    return f"  {name:<46} {value:>14}   {target:<16} {mark}"
+    return f"  {name:<50} {value:>15}   {target:<10} {mark}"
 
 
 def print_table(r: dict[str, Any]) -> None:
@@ -174,6 +178,10 @@ def print_table(r: dict[str, Any]) -> None:
         ("   final size, prod (MiB of 10)", f"{f['final_bytes'] / 2**20:.2f}", "< 10",
          f["final_bytes"] < f["upload_limit_bytes"]),
         ("   re-encodes at the join (common case)", f"{f['join_reencodes']}", "0", f["join_reencodes"] == 0),
+        ("   last clip urgent / full analysis (s)",
+         f"{f['last_clip_urgent_s']:.2f} / {f['last_clip_full_analysis_s']:.2f}", "", None),
+        ("   last clip urgent / full analysis (SSIM)",
+         f"{f['last_clip_urgent_ssim']:.4f} / {f['last_clip_full_analysis_ssim']:.4f}", "", None),
     ]
     if "fallback_fit_bytes" in f:
         rows.append(("   uncapped clips: fit (MiB) / encodes",
@@ -184,7 +192,7 @@ def print_table(r: dict[str, Any]) -> None:
             rows.append((f"   normalise RTF {key.removeprefix('normalize_rtf_')}", f"{value:.2f}", "", None))
     rows += [
         ("4. `jant bot` → commands ready (s)", f"{f['startup_commands_ready_s']:.2f}", "", None),
-        (f"   `jant bot` → all {n} running jobs polled again (s)", f"{f['startup_all_jobs_resumed_s']:.2f}", "", None),
+        (f"   `jant bot` → all {n} running jobs polled (s)", f"{f['startup_all_jobs_resumed_s']:.2f}", "", None),
     ]
     for row in rows:
         print(_row(*row))

@@ -98,6 +98,7 @@ class TimeScale:
         return {
             "JANT_POLL_INTERVAL_S": f"{POLL_BASE_S * f:g}",
             "JANT_REPLICATE_POLL_BUDGET_PER_MIN": f"{POLL_BUDGET_PER_MIN / f:g}",
+            "JANT_REPLICATE_RATE_WINDOW_S": f"{60 * f:g}",  # the create pacer's minute
             "JANT_SEED_DEADLINE_S": f"{90 * f:g}",
             "JANT_CLIP_DEADLINE_S": f"{300 * f:g}",
             "JANT_RETRY_BACKOFF_S": f"{2.0 * f:g}",

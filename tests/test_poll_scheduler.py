@@ -21,7 +21,7 @@ from pipeline.models import AdRequest, Job, StageName, StageStatus
 from pipeline.moods import mood_preset
 from pipeline.providers.base import SeedRequest, StageContext
 from pipeline.providers.offline_planner import OfflineStoryboardPlanner
-from pipeline.providers.poll_scheduler import PollPlan, PollScheduler, TailEstimate
+from pipeline.providers.poll_scheduler import CreatePacer, PollPlan, PollScheduler, TailEstimate
 from pipeline.providers.replicate_media import ReplicateImageGenerator, svd_sampling
 from pipeline.providers.replicate_predictions import PredictionState
 from pipeline.runtime import build_providers
@@ -143,6 +143,72 @@ async def test_thirty_seeds_polled_as_fast_as_allowed_stay_within_the_budget(tmp
         assert len(results) == 30 and all(r.path.exists() for r in results)
         assert fake.counts.throttled == 0
         assert fake.others_per_minute(window=1.0) <= 45
+
+
+async def test_creates_are_paced_to_the_window_in_the_order_they_asked() -> None:
+    pacer = CreatePacer(limit=3, window_s=0.3)  # 3 in any 0.3 s (each held 0.305 s)
+    assert pacer.expected_wait() == 0
+    loop = asyncio.get_running_loop()
+    granted: list[tuple[int, float]] = []
+
+    async def create(i: int) -> None:
+        await pacer.turn()
+        granted.append((i, loop.time()))
+
+    tasks = [asyncio.create_task(create(i)) for i in range(7)]
+    await asyncio.sleep(0)
+    assert len(granted) == 3  # a burst that fits the window goes at once
+    assert pacer.expected_wait() > 0.3  # a create asked now queues behind four others
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
+    assert [i for i, _ in granted] == list(range(7))  # first come, first served
+    times = [t for _, t in granted]
+    for k in range(3, 7):  # never a fourth create within one window of the three before it
+        assert times[k] - times[k - 3] >= 0.3
+    assert pacer.granted == 7
+
+
+async def test_a_burst_of_creates_beyond_replicates_limit_is_paced_not_refused(tmp_path: Path) -> None:
+    await media.mp4_bytes(576, 1024, 25, 7)
+    # Replicate's rule scaled to a 1 s window: 12 creates a "minute". We keep to 11 a window;
+    # thirty seeds asked at once would otherwise meet eighteen 429s.
+    async with FakeReplicate(time_factor=0.1, rate_window=1.0, create_limit=12) as fake:
+        fake.set_latency("stability-ai/sdxl", processing=1.0)
+        settings = Settings(
+            JANT_DATA_DIR=tmp_path / "data", REPLICATE_API_TOKEN=FakeReplicate.API_TOKEN,
+            REPLICATE_BASE_URL=fake.base_url, JANT_ALLOWED_MEDIA_HOSTS="127.0.0.1",
+            JANT_POLL_INTERVAL_S=0.01, JANT_REPLICATE_CREATES_PER_MIN=11, JANT_REPLICATE_RATE_WINDOW_S=1.0,
+            JANT_SEED_DEADLINE_S=30,
+        )  # fmt: skip
+        providers = build_providers(settings)
+        images = providers.images
+        assert isinstance(images, ReplicateImageGenerator)
+        assert images.runner.pacer is providers.video.runner.pacer  # type: ignore[attr-defined]
+        storyboard = await OfflineStoryboardPlanner().plan(AdRequest(product=PRODUCT, mood="tech"))
+        notes: list[str] = []
+
+        async def on_progress(_percent: float, note: str | None) -> None:
+            if note:
+                notes.append(note)
+
+        try:
+            results = await asyncio.gather(*(
+                images.generate(
+                    SeedRequest(storyboard=storyboard, scene=storyboard.scenes[0], mood=mood_preset("tech"),
+                                product=PRODUCT, width=640, height=1136, steps=20, dest=tmp_path / f"s{i}.png"),
+                    StageContext(job_id="j", scene_index=1, stage=StageName.SEED, attempt=1,
+                                 on_progress=on_progress, in_flight=lambda: 30),
+                )
+                for i in range(30)
+            ))  # fmt: skip
+        finally:
+            await images.aclose()
+            await providers.video.aclose()  # type: ignore[attr-defined]
+        assert len(results) == 30 and all(r.path.exists() for r in results)
+        assert fake.counts.throttled == 0
+        assert fake.counts.total_creates == 30
+        assert fake.creates_per_minute(window=1.0) <= 11
+        # The teammate is told why a scene has not started yet.
+        assert any("create limit" in n for n in notes)
 
 
 async def test_a_progress_snapshot_does_not_change_when_the_job_moves_on() -> None:

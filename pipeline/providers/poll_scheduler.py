@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+from collections import deque
 from dataclasses import dataclass, field
 
 MAX_GAP_BASES = 10  # never more than 10 base intervals between polls (progress stays fresh) …
@@ -190,3 +191,57 @@ class PollScheduler:
     def _on_timer(self) -> None:
         self._timer = self._timer_at = None
         self._dispatch()
+
+
+class CreatePacer:
+    """Prediction creates of one Replicate account, paced so that Replicate never refuses one.
+
+    Replicate allows 600 creates a minute per account and answers the next with a 429, which the
+    client does not retry (POST) and which would cost the stage an attempt. This mirrors the rule:
+    at most `limit` creates in any `window_s` seconds (each held a 60th of the window longer, for
+    the time a request takes to arrive), in the order they asked. A burst goes at once as long as
+    the window has room — fifty ads approved together send their 300 seeds straight away — and
+    only what would exceed the window waits.
+    """
+
+    def __init__(self, limit: int, window_s: float = 60.0) -> None:
+        if limit < 1 or window_s <= 0:
+            raise ValueError("the create limit must be at least 1 and the window positive")
+        self.limit = limit
+        self.hold = window_s * (1 + 1 / 60)
+        self._sent: deque[float] = deque()
+        self._lock = asyncio.Lock()  # FIFO: creates go out in the order they asked
+        self._waiting = 0
+        self.granted = 0
+
+    def _prune(self, now: float) -> None:
+        while self._sent and self._sent[0] <= now - self.hold:
+            self._sent.popleft()
+
+    def expected_wait(self) -> float:
+        """Seconds a create asked for now would wait for its turn (0: it would go at once)."""
+        now = asyncio.get_running_loop().time()
+        self._prune(now)
+        over = len(self._sent) + self._waiting - self.limit  # creates that must leave the window first
+        if over < 0:
+            return 0.0
+        if over < len(self._sent):
+            return max(0.0, self._sent[over] + self.hold - now)
+        return self.hold * (1 + (over - len(self._sent)) // self.limit)
+
+    async def turn(self) -> None:
+        """Wait until one more create fits the window, and take its place."""
+        loop = asyncio.get_running_loop()
+        self._waiting += 1
+        try:
+            async with self._lock:
+                while True:
+                    now = loop.time()
+                    self._prune(now)
+                    if len(self._sent) < self.limit:
+                        break
+                    await asyncio.sleep(self._sent[0] + self.hold - now)
+                self._sent.append(now)
+                self.granted += 1
+        finally:
+            self._waiting -= 1

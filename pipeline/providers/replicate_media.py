@@ -24,7 +24,7 @@ from pipeline.errors import ProviderError
 from pipeline.prompts import NEGATIVE_PROMPT, seed_prompt
 from pipeline.providers.base import ClipRequest, SeedRequest, StageContext, StageResult
 from pipeline.providers.media_download import MediaDownloader
-from pipeline.providers.poll_scheduler import PollScheduler
+from pipeline.providers.poll_scheduler import CreatePacer, PollScheduler
 from pipeline.providers.replicate_predictions import PredictionRunner, PredictionState, parse_log_progress
 
 # SVD's sampling bar is the slow part; the rest (VAE decode, ffmpeg, our download) gets the last 4 %.
@@ -163,6 +163,7 @@ class _ReplicateStage:
         version: str,
         deadline_s: float,
         poll_scheduler: PollScheduler | None = None,
+        create_pacer: CreatePacer | None = None,
     ) -> None:
         if settings.replicate_api_token is None:
             raise ProviderError("REPLICATE_API_TOKEN is not set.", retryable=False)
@@ -178,6 +179,7 @@ class _ReplicateStage:
             self.client, label=label, version=version, deadline_s=deadline_s,
             poll_base_s=settings.poll_interval_s, max_attempts=settings.max_attempts,
             poll_budget_per_min=settings.replicate_poll_budget_per_min, scheduler=poll_scheduler,
+            pacer=create_pacer or CreatePacer(settings.replicate_creates_per_min, settings.replicate_rate_window_s),
         )  # fmt: skip
         self.downloader = MediaDownloader(
             settings.allowed_hosts, settings.max_download_bytes, backoff_s=min(1.0, settings.retry_backoff_s / 2)
@@ -194,10 +196,16 @@ class _ReplicateStage:
 class ReplicateImageGenerator(_ReplicateStage):
     name = "replicate-sdxl"
 
-    def __init__(self, settings: Settings, *, poll_scheduler: PollScheduler | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        poll_scheduler: PollScheduler | None = None,
+        create_pacer: CreatePacer | None = None,
+    ) -> None:
         super().__init__(
             settings, label="SDXL seed image", version=settings.sdxl_version, deadline_s=settings.seed_deadline_s,
-            poll_scheduler=poll_scheduler,
+            poll_scheduler=poll_scheduler, create_pacer=create_pacer,
         )  # fmt: skip
 
     async def generate(self, request: SeedRequest, ctx: StageContext) -> StageResult:
@@ -213,10 +221,16 @@ class ReplicateImageGenerator(_ReplicateStage):
 class ReplicateVideoGenerator(_ReplicateStage):
     name = "replicate-svd"
 
-    def __init__(self, settings: Settings, *, poll_scheduler: PollScheduler | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        poll_scheduler: PollScheduler | None = None,
+        create_pacer: CreatePacer | None = None,
+    ) -> None:
         super().__init__(
             settings, label="SVD clip", version=settings.svd_version, deadline_s=settings.clip_deadline_s,
-            poll_scheduler=poll_scheduler,
+            poll_scheduler=poll_scheduler, create_pacer=create_pacer,
         )  # fmt: skip
 
     async def animate(self, request: ClipRequest, ctx: StageContext) -> StageResult:

@@ -20,7 +20,7 @@ from pydantic import v1 as pydantic_v1
 
 from pipeline.errors import ProviderError, SafetyRejection, StageTimeout
 from pipeline.providers.base import StageContext
-from pipeline.providers.poll_scheduler import PollPlan, PollScheduler, TailEstimate, fair_share
+from pipeline.providers.poll_scheduler import CreatePacer, PollPlan, PollScheduler, TailEstimate, fair_share
 from pipeline.retry import classify
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
 # Replicate allows 3000 non-create requests a minute per account; polls take at most 80 % of it.
 POLL_BUDGET_PER_MINUTE = 2400
+# And 600 creates a minute; we keep 30 in hand for whatever else uses the account.
+CREATES_PER_MINUTE = 570
 
 _BAR = re.compile(r"(\d+)%\|[^|\r\n]*\|\s*(\d+)/(\d+)")
 _SAFETY = re.compile(r"nsfw|safety (?:checker|filter|system)|sensitive content|flagged", re.IGNORECASE)
@@ -128,6 +130,7 @@ class PredictionRunner:
         max_attempts: int,
         poll_budget_per_min: float = POLL_BUDGET_PER_MINUTE,
         scheduler: PollScheduler | None = None,
+        pacer: CreatePacer | None = None,
     ) -> None:
         self.client = client
         self.label = label
@@ -138,6 +141,7 @@ class PredictionRunner:
         self.poll_budget_per_min = poll_budget_per_min
         # Share one scheduler between every runner on the same account (see runtime.build_providers).
         self.scheduler = scheduler or PollScheduler(poll_budget_per_min, burst_s=poll_base_s)
+        self.pacer = pacer or CreatePacer(CREATES_PER_MINUTE)
         self.tail = TailEstimate()  # this model's time from the end of its sampling bar to the end
 
     async def run(
@@ -150,6 +154,10 @@ class PredictionRunner:
             state = PredictionState(ctx.existing_prediction_id, "unknown")
             prefix += "resumed · "
         else:
+            wait = self.pacer.expected_wait()
+            if wait >= 1.0:
+                await ctx.progress(0.0, f"{prefix}waiting ~{wait:.0f} s for Replicate's create limit")
+            await self.pacer.turn()
             state = await self._create_shielded(input, ctx)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.deadline_s
