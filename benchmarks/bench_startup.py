@@ -28,7 +28,10 @@ JANT = Path(sys.executable).with_name("jant")
 async def _running_jobs(svc: Services, data_dir: Path, jobs: int, tmp: Path) -> set[str]:
     """`jobs` jobs left running by a stopped bot; returns the ids of their clip predictions."""
     svc.replicate.script_by(lambda model, version, inp: "slow:100000" if model == SVD else "slow:0.05")
-    proc, paths = await run_worker("prime", {"jobs": jobs}, svc.env(data_dir), tmp=tmp)
+    # Setting the scene, not measured: 50 jobs × 6 scenes make 600 creates at once, which the
+    # default pacer (570 a minute) would stretch over a second minute. Replicate allows 600.
+    env = svc.env(data_dir, JANT_REPLICATE_CREATES_PER_MIN="600")
+    proc, paths = await run_worker("prime", {"jobs": jobs}, env, tmp=tmp)
     result = await finish_worker(proc, paths["out"], 180)
     return set(result["clips"])
 
