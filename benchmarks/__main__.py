@@ -1,6 +1,6 @@
 """`make bench`: every figure of issue 6 in one run, printed as a table and written to last-run.json.
 
-    python -m benchmarks            # ≈ 3.5 minutes on 2 cores
+    python -m benchmarks            # ≈ 4 minutes on 2 cores
 
 1. Critical-path ratio: one job, pipelined and seed-then-clip barrier (time ×0.1); fifty jobs,
    both designs, through the bot (section 2's runs).
