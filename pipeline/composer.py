@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import math
 import os
-import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -304,10 +303,10 @@ class Composer:
             return known[1]
         return await probe(path, timeout=self.timeout)
 
-    async def _decoder_config(self) -> bytes | None:
-        """The avcC this composer's recipe produces (one tiny encode the first time, if need be)."""
+    async def _decoder_config(self, near: Path) -> bytes | None:
+        """The avcC this composer's recipe produces (one tiny encode beside `near` the first time)."""
         if self._config is None:
-            with _temp_path(Path(tempfile.gettempdir()) / "jant-recipe.mp4", ".mp4") as tmp:
+            with _temp_path(near, ".recipe.mp4") as tmp:
                 await run_ffmpeg(
                     [
                         "-f", "lavfi", "-i", f"color=c=black:s={self.width}x{self.height}:r={self.fps}",
@@ -341,7 +340,7 @@ class Composer:
         dst.parent.mkdir(parents=True, exist_ok=True)
         infos = await asyncio.gather(*(self._describe(c) for c in clips))
         configs = await asyncio.gather(*(asyncio.to_thread(avc_decoder_config, c) for c in clips))
-        want = await self._decoder_config()
+        want = await self._decoder_config(dst)
         encodes = 0
         with contextlib.ExitStack() as stack:
             parts: list[Path] = []

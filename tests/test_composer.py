@@ -373,10 +373,13 @@ async def test_an_urgent_clip_keeps_the_stream_headers_so_the_join_still_copies(
     assert b"subme=1 " in urgent.read_bytes() and b"subme=1 " not in normal.read_bytes()
     # ...yet its decoder configuration (SPS/PPS) is byte for byte the same,
     assert avc_decoder_config(urgent) == avc_decoder_config(normal) is not None
-    # so a composer that made neither (as after a restart) still joins them by stream copy, cleanly.
-    result = await Composer(360, 640).join([normal, urgent], tmp_path / "final.mp4")
+    # as is a clip capped for an upload limit (VBV leaves the headers alone too);
+    capped = await c.normalize_clip(svd_clip, tmp_path / "c.mp4", 2.0, max_bitrate=400_000)
+    assert avc_decoder_config(capped) == avc_decoder_config(normal)
+    # so a composer that made none of them (as after a restart) still joins them by stream copy, cleanly.
+    result = await Composer(360, 640).join([normal, urgent, capped], tmp_path / "final.mp4")
     assert result.encodes == 0
-    assert (await probe(result.path, count_frames=True)).frames == 96
+    assert (await probe(result.path, count_frames=True)).frames == 144
     assert await run_ffmpeg(["-v", "error", "-i", str(result.path), "-f", "null", "-"]) == ""
 
 
