@@ -41,6 +41,8 @@ MAX_FIT_ENCODES = 3
 # 1080x1920: about a quarter faster for 0.001-0.003 SSIM; turning off lookahead and mb-tree as
 # well saves little more and costs 3-5x the quality (benchmarks/README.md).
 URGENT_X264_PARAMS = "subme=1:me=dia"
+# Clips whose description the composer keeps for the join (a few hundred ads in flight at most).
+MADE_REMEMBERED = 2048
 # The caption fades in over FADE_S seconds from FADE_START; after that it is a still.
 CAPTION_FADE_START = 0.15
 CAPTION_FADE_S = 0.6
@@ -291,7 +293,10 @@ class Composer:
         made = MediaInfo(frames_out / fps, w, h, float(fps), "h264", "yuv420p", frames_out)
         key, config = await asyncio.to_thread(lambda: (_file_key(dst), avc_decoder_config(dst)))
         if key is not None:
+            self._made.pop(dst, None)
             self._made[dst] = (key, made)
+            while len(self._made) > MADE_REMEMBERED:  # a bot runs for weeks: forget the oldest
+                del self._made[next(iter(self._made))]
         if config is not None and self._config is None:
             self._config = config
         return dst
