@@ -29,6 +29,7 @@ from benchmarks.bench_composer import print_composer, run_composer_bench
 from benchmarks.bench_critical_path import measure
 from benchmarks.bench_fleet import run_fleet
 from benchmarks.bench_startup import run_startup
+from benchmarks.probes import host_check_ms, steal_seconds
 from benchmarks.scenario import TimeScale, barrier_penalty, typical_job
 
 OUT = Path(__file__).with_name("last-run.json")
@@ -62,6 +63,8 @@ async def run(many: int = 50) -> dict[str, Any]:
     started = time.monotonic()
     sections: dict[str, Any] = {}
     timings: dict[str, float] = {}
+    host = {"start_ms": host_check_ms()}
+    steal_at_start = steal_seconds()
 
     t = _stage("1 job, pipelined and barrier (time ×0.1)")
     job = typical_job()
@@ -70,7 +73,9 @@ async def run(many: int = 50) -> dict[str, Any]:
     timings["single_s"] = time.monotonic() - t
 
     t = _stage(f"{many} ads through the bot, pipelined (time ×0.25)")
+    host["before_fleet_ms"] = host_check_ms()
     sections["fleet"] = await run_fleet(FLEET, many, design="pipelined")
+    host["after_fleet_ms"] = host_check_ms()
     timings["fleet_s"] = time.monotonic() - t
     t = _stage(f"{many} ads through the bot, barrier baseline (time ×0.25)")
     sections["fleet_barrier"] = await run_fleet(FLEET, many, design="barrier")
@@ -84,6 +89,11 @@ async def run(many: int = 50) -> dict[str, Any]:
     sections["startup"] = await run_startup(REAL, many)
     timings["startup_s"] = time.monotonic() - t
     timings["total_s"] = time.monotonic() - started
+    host["end_ms"] = host_check_ms()
+    steal_at_end = steal_seconds()
+    if steal_at_start is not None and steal_at_end is not None:
+        host["steal_s"] = round(steal_at_end - steal_at_start, 2)
+    sections["host"] = host
 
     fleet, barrier = sections["fleet"], sections["fleet_barrier"]
     compose = sections["composer"]["compose"]
@@ -120,6 +130,9 @@ async def run(many: int = 50) -> dict[str, Any]:
         "last_clip_full_analysis_ssim": compose["prod"].get("normal_ssim"),
         "startup_commands_ready_s": sections["startup"]["commands_ready_s"],
         "startup_all_jobs_resumed_s": sections["startup"]["all_resumed_s"],
+        # The same CPU work timed around the run: equal figures in two runs mean an equally fast host.
+        "host_check_ms": host["start_ms"],
+        "host_check_ms_slowest": max(v for k, v in host.items() if k.endswith("_ms")),
     }
     for n in sections["composer"]["normalize"]:
         figures[f"normalize_rtf_{n['size']}_{n['mode']}"] = n["rtf"]
@@ -196,6 +209,12 @@ def print_table(r: dict[str, Any]) -> None:
     ]
     for row in rows:
         print(_row(*row))
+    h = r["sections"].get("host", {})
+    if h:
+        checks = ", ".join(f"{k.removesuffix('_ms').replace('_', ' ')} {v:g}"
+                           for k, v in h.items() if k.endswith("_ms"))  # fmt: skip
+        steal = f"; CPU stolen by the hypervisor {h['steal_s']:g} s" if "steal_s" in h else ""
+        print(f"\n  host check (the same CPU work, ms; compare runs only when these agree): {checks}{steal}")
     print(f"\n  make bench took {r['timings']['total_s']:.0f} s; figures in {OUT.relative_to(Path.cwd())}"
           if OUT.is_relative_to(Path.cwd()) else f"\n  make bench took {r['timings']['total_s']:.0f} s")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import resource
 import time
 from dataclasses import dataclass, field
@@ -54,6 +55,31 @@ def percentile(values: list[float], q: float) -> float:
 def cpu_seconds() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
+
+
+def host_check_ms(rounds: int = 5) -> float:
+    """Milliseconds a fixed piece of pure-Python CPU work takes here now (the best of `rounds`).
+
+    The same work every run, so a run whose host was slower than usual (noisy neighbours on a
+    shared VM) shows it here instead of only in its ratios. Blocking: call it between sections.
+    """
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        acc = 0
+        for i in range(300_000):
+            acc = (acc * 31 + i) % 1_000_003
+        best = min(best, time.perf_counter() - start)
+    return round(best * 1000, 1)
+
+
+def steal_seconds() -> float | None:
+    """CPU time the hypervisor gave to others, summed over CPUs since boot (/proc/stat), if reported."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def peak_rss_mb() -> float:
