@@ -30,14 +30,16 @@ def build_providers(settings: Settings) -> Providers:
         why = "JANT_OFFLINE is set" if settings.offline else "OPENAI_API_KEY is not set"
         notices.append(f"{why}: storyboards come from the offline planner (a local preview, not GPT-4o).")
     if settings.media_live:
-        from pipeline.providers.poll_scheduler import CreatePacer, PollScheduler
-        from pipeline.providers.replicate_media import ReplicateImageGenerator, ReplicateVideoGenerator
+        from pipeline.providers.replicate_media import (
+            AccountLimits,
+            ReplicateImageGenerator,
+            ReplicateVideoGenerator,
+        )
 
         # One poll budget and one create budget per Replicate account: seeds and clips share them.
-        polls = PollScheduler(settings.replicate_poll_budget_per_min, burst_s=settings.poll_interval_s)
-        creates = CreatePacer(settings.replicate_creates_per_min, settings.replicate_rate_window_s)
-        images = ReplicateImageGenerator(settings, poll_scheduler=polls, create_pacer=creates)
-        video = ReplicateVideoGenerator(settings, poll_scheduler=polls, create_pacer=creates)
+        limits = AccountLimits.from_settings(settings)
+        images = ReplicateImageGenerator(settings, limits=limits)
+        video = ReplicateVideoGenerator(settings, limits=limits)
     else:
         images, video = OfflineImageGenerator(), OfflineVideoGenerator()
         why = "JANT_OFFLINE is set" if settings.offline else "REPLICATE_API_TOKEN is not set"

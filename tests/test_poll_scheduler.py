@@ -19,7 +19,7 @@ from pipeline.config import Settings
 from pipeline.events import snapshot
 from pipeline.models import AdRequest, Job, StageName, StageStatus
 from pipeline.moods import mood_preset
-from pipeline.providers.base import SeedRequest, StageContext
+from pipeline.providers.base import SeedRequest, StageContext, StageResult
 from pipeline.providers.offline_planner import OfflineStoryboardPlanner
 from pipeline.providers.poll_scheduler import CreatePacer, PollPlan, PollScheduler, TailEstimate
 from pipeline.providers.replicate_media import ReplicateImageGenerator, svd_sampling
@@ -113,6 +113,39 @@ async def test_the_budget_is_never_overdrawn_and_a_cancelled_poll_costs_nothing(
     assert polls.granted == 4 and polls.waiting == 0
 
 
+async def seeds_at_once(settings: Settings, tmp_path: Path, count: int) -> tuple[list[StageResult], list[str]]:
+    """`count` seed images asked of the real Replicate provider at the same moment; their results
+    and every progress note the scenes showed."""
+    providers = build_providers(settings)
+    images = providers.images
+    assert isinstance(images, ReplicateImageGenerator)
+    # One poll budget and one create pacer for the account, whatever the model.
+    assert images.runner.scheduler is providers.video.runner.scheduler  # type: ignore[attr-defined]
+    assert images.runner.pacer is providers.video.runner.pacer  # type: ignore[attr-defined]
+    storyboard = await OfflineStoryboardPlanner().plan(AdRequest(product=PRODUCT, mood="tech"))
+    notes: list[str] = []
+
+    async def on_progress(_percent: float, note: str | None) -> None:
+        if note:
+            notes.append(note)
+
+    try:
+        results = await asyncio.gather(*(
+            images.generate(
+                SeedRequest(storyboard=storyboard, scene=storyboard.scenes[0], mood=mood_preset("tech"),
+                            product=PRODUCT, width=640, height=1136, steps=20, dest=tmp_path / f"s{i}.png"),
+                StageContext(job_id="j", scene_index=1, stage=StageName.SEED, attempt=1,
+                             on_progress=on_progress, in_flight=lambda: count),
+            )
+            for i in range(count)
+        ))  # fmt: skip
+    finally:
+        await images.aclose()
+        await providers.video.aclose()  # type: ignore[attr-defined]
+    assert len(results) == count and all(r.path.exists() for r in results)
+    return results, notes
+
+
 async def test_thirty_seeds_polled_as_fast_as_allowed_stay_within_the_budget(tmp_path: Path) -> None:
     await media.mp4_bytes(576, 1024, 25, 7)
     # Replicate's rule scaled to a 1 s window: 45 other requests a "minute"; we budget 20 (+20 burst).
@@ -123,24 +156,7 @@ async def test_thirty_seeds_polled_as_fast_as_allowed_stay_within_the_budget(tmp
             REPLICATE_BASE_URL=fake.base_url, JANT_ALLOWED_MEDIA_HOSTS="127.0.0.1",
             JANT_POLL_INTERVAL_S=0.001, JANT_REPLICATE_POLL_BUDGET_PER_MIN=20 * 60, JANT_SEED_DEADLINE_S=30,
         )  # fmt: skip
-        providers = build_providers(settings)
-        images = providers.images
-        assert isinstance(images, ReplicateImageGenerator)
-        assert images.runner.scheduler is providers.video.runner.scheduler  # type: ignore[attr-defined]
-        storyboard = await OfflineStoryboardPlanner().plan(AdRequest(product=PRODUCT, mood="tech"))
-        try:
-            results = await asyncio.gather(*(
-                images.generate(
-                    SeedRequest(storyboard=storyboard, scene=storyboard.scenes[0], mood=mood_preset("tech"),
-                                product=PRODUCT, width=640, height=1136, steps=20, dest=tmp_path / f"s{i}.png"),
-                    StageContext(job_id="j", scene_index=1, stage=StageName.SEED, attempt=1, in_flight=lambda: 30),
-                )
-                for i in range(30)
-            ))  # fmt: skip
-        finally:
-            await images.aclose()
-            await providers.video.aclose()  # type: ignore[attr-defined]
-        assert len(results) == 30 and all(r.path.exists() for r in results)
+        await seeds_at_once(settings, tmp_path, 30)
         assert fake.counts.throttled == 0
         assert fake.others_per_minute(window=1.0) <= 45
 
@@ -179,31 +195,7 @@ async def test_a_burst_of_creates_beyond_replicates_limit_is_paced_not_refused(t
             JANT_POLL_INTERVAL_S=0.01, JANT_REPLICATE_CREATES_PER_MIN=11, JANT_REPLICATE_RATE_WINDOW_S=1.0,
             JANT_SEED_DEADLINE_S=30,
         )  # fmt: skip
-        providers = build_providers(settings)
-        images = providers.images
-        assert isinstance(images, ReplicateImageGenerator)
-        assert images.runner.pacer is providers.video.runner.pacer  # type: ignore[attr-defined]
-        storyboard = await OfflineStoryboardPlanner().plan(AdRequest(product=PRODUCT, mood="tech"))
-        notes: list[str] = []
-
-        async def on_progress(_percent: float, note: str | None) -> None:
-            if note:
-                notes.append(note)
-
-        try:
-            results = await asyncio.gather(*(
-                images.generate(
-                    SeedRequest(storyboard=storyboard, scene=storyboard.scenes[0], mood=mood_preset("tech"),
-                                product=PRODUCT, width=640, height=1136, steps=20, dest=tmp_path / f"s{i}.png"),
-                    StageContext(job_id="j", scene_index=1, stage=StageName.SEED, attempt=1,
-                                 on_progress=on_progress, in_flight=lambda: 30),
-                )
-                for i in range(30)
-            ))  # fmt: skip
-        finally:
-            await images.aclose()
-            await providers.video.aclose()  # type: ignore[attr-defined]
-        assert len(results) == 30 and all(r.path.exists() for r in results)
+        _, notes = await seeds_at_once(settings, tmp_path, 30)
         assert fake.counts.throttled == 0
         assert fake.counts.total_creates == 30
         assert fake.creates_per_minute(window=1.0) <= 11

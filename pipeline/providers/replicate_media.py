@@ -12,6 +12,7 @@ import asyncio
 import base64
 import io
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +151,21 @@ def output_url(output: Any) -> str:
     return url
 
 
+@dataclass(frozen=True)
+class AccountLimits:
+    """What every runner on one Replicate account shares: the poll budget and the create pacer."""
+
+    polls: PollScheduler
+    creates: CreatePacer
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AccountLimits:
+        return cls(
+            PollScheduler(settings.replicate_poll_budget_per_min, burst_s=settings.poll_interval_s),
+            CreatePacer(settings.replicate_creates_per_min, settings.replicate_rate_window_s),
+        )
+
+
 class _ReplicateStage:
     """What the SDXL and SVD generators share: one client, one downloader, the prediction runner."""
 
@@ -162,8 +178,7 @@ class _ReplicateStage:
         label: str,
         version: str,
         deadline_s: float,
-        poll_scheduler: PollScheduler | None = None,
-        create_pacer: CreatePacer | None = None,
+        limits: AccountLimits | None = None,
     ) -> None:
         if settings.replicate_api_token is None:
             raise ProviderError("REPLICATE_API_TOKEN is not set.", retryable=False)
@@ -175,11 +190,12 @@ class _ReplicateStage:
             base_url=settings.replicate_base_url,
             transport=self._transport,
         )
+        limits = limits or AccountLimits.from_settings(settings)
         self.runner = PredictionRunner(
             self.client, label=label, version=version, deadline_s=deadline_s,
             poll_base_s=settings.poll_interval_s, max_attempts=settings.max_attempts,
-            poll_budget_per_min=settings.replicate_poll_budget_per_min, scheduler=poll_scheduler,
-            pacer=create_pacer or CreatePacer(settings.replicate_creates_per_min, settings.replicate_rate_window_s),
+            poll_budget_per_min=settings.replicate_poll_budget_per_min, scheduler=limits.polls,
+            pacer=limits.creates,
         )  # fmt: skip
         self.downloader = MediaDownloader(
             settings.allowed_hosts, settings.max_download_bytes, backoff_s=min(1.0, settings.retry_backoff_s / 2)
@@ -196,16 +212,10 @@ class _ReplicateStage:
 class ReplicateImageGenerator(_ReplicateStage):
     name = "replicate-sdxl"
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        poll_scheduler: PollScheduler | None = None,
-        create_pacer: CreatePacer | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, *, limits: AccountLimits | None = None) -> None:
         super().__init__(
             settings, label="SDXL seed image", version=settings.sdxl_version, deadline_s=settings.seed_deadline_s,
-            poll_scheduler=poll_scheduler, create_pacer=create_pacer,
+            limits=limits,
         )  # fmt: skip
 
     async def generate(self, request: SeedRequest, ctx: StageContext) -> StageResult:
@@ -221,16 +231,10 @@ class ReplicateImageGenerator(_ReplicateStage):
 class ReplicateVideoGenerator(_ReplicateStage):
     name = "replicate-svd"
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        poll_scheduler: PollScheduler | None = None,
-        create_pacer: CreatePacer | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, *, limits: AccountLimits | None = None) -> None:
         super().__init__(
             settings, label="SVD clip", version=settings.svd_version, deadline_s=settings.clip_deadline_s,
-            poll_scheduler=poll_scheduler, create_pacer=create_pacer,
+            limits=limits,
         )  # fmt: skip
 
     async def animate(self, request: ClipRequest, ctx: StageContext) -> StageResult:
