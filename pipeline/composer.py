@@ -156,8 +156,8 @@ class Composer:
         self.interpolate = interpolate
         self.preset, self.crf = preset, crf
         self.timeout = timeout
-        # Clips this composer wrote: path -> ((size, mtime), MediaInfo); and its recipe's avcC.
-        self._made: dict[Path, tuple[tuple[int, int], MediaInfo]] = {}
+        # Clips this composer wrote: path -> ((size, mtime), MediaInfo, avcC); and its recipe's avcC.
+        self._made: dict[Path, tuple[tuple[int, int], MediaInfo, bytes | None]] = {}
         self._config: bytes | None = None
 
     # -- encoding settings -------------------------------------------------------------------
@@ -294,19 +294,23 @@ class Composer:
         key, config = await asyncio.to_thread(lambda: (_file_key(dst), avc_decoder_config(dst)))
         if key is not None:
             self._made.pop(dst, None)
-            self._made[dst] = (key, made)
+            self._made[dst] = (key, made, config)
             while len(self._made) > MADE_REMEMBERED:  # a bot runs for weeks: forget the oldest
                 del self._made[next(iter(self._made))]
         if config is not None and self._config is None:
             self._config = config
         return dst
 
-    async def _describe(self, path: Path) -> MediaInfo:
-        """MediaInfo for a clip: remembered when this composer made it and it is unchanged, else probed."""
+    async def _describe(self, path: Path) -> tuple[MediaInfo, bytes | None]:
+        """A clip's MediaInfo and avcC: remembered when this composer made it and it is unchanged,
+        else read from the file."""
         known = self._made.get(path)
         if known is not None and known[0] == await asyncio.to_thread(_file_key, path):
-            return known[1]
-        return await probe(path, timeout=self.timeout)
+            return known[1], known[2]
+        info, config = await asyncio.gather(
+            probe(path, timeout=self.timeout), asyncio.to_thread(avc_decoder_config, path)
+        )
+        return info, config
 
     async def _decoder_config(self, near: Path) -> bytes | None:
         """The avcC this composer's recipe produces (one tiny encode beside `near` the first time)."""
@@ -343,13 +347,12 @@ class Composer:
         clips = [Path(c) for c in clips]
         dst = Path(dst)
         dst.parent.mkdir(parents=True, exist_ok=True)
-        infos = await asyncio.gather(*(self._describe(c) for c in clips))
-        configs = await asyncio.gather(*(asyncio.to_thread(avc_decoder_config, c) for c in clips))
+        described = await asyncio.gather(*(self._describe(c) for c in clips))
         want = await self._decoder_config(dst)
         encodes = 0
         with contextlib.ExitStack() as stack:
             parts: list[Path] = []
-            for i, (clip, info, config) in enumerate(zip(clips, infos, configs, strict=True)):
+            for i, (clip, (info, config)) in enumerate(zip(clips, described, strict=True)):
                 # Same format AND same SPS/PPS: a stream copy decodes every clip with the first's.
                 if self._matches(info) and (want is None or config == want):
                     parts.append(clip)

@@ -245,13 +245,16 @@ class Orchestrator:
         self.job_dir(job).mkdir(parents=True, exist_ok=True)
         scenes = [s for s in job.storyboard.scenes if not job.scene(s.index).done]
         try:
-            await asyncio.gather(*(self._run_scene(job, scene) for scene in scenes))
+            await self._run_scenes(job, scenes)
         except asyncio.CancelledError:
             await self._after_cancel(job)
             raise
         await self._finish(job)
         log.info("job %s %s in %.1f s", job.id, job.status.value, time.monotonic() - started)
         return job
+
+    async def _run_scenes(self, job: Job, scenes: list[Scene]) -> None:
+        await asyncio.gather(*(self._run_scene(job, scene) for scene in scenes))
 
     async def _run_scene(self, job: Job, scene: Scene) -> None:
         # Pipelined: this scene's clip starts as soon as ITS seed is ready, whatever the others do.

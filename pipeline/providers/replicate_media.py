@@ -26,7 +26,13 @@ from pipeline.prompts import NEGATIVE_PROMPT, seed_prompt
 from pipeline.providers.base import ClipRequest, SeedRequest, StageContext, StageResult
 from pipeline.providers.media_download import MediaDownloader
 from pipeline.providers.poll_scheduler import CreatePacer, PollScheduler
-from pipeline.providers.replicate_predictions import PredictionRunner, PredictionState, parse_log_progress
+from pipeline.providers.replicate_predictions import (
+    PredictionRunner,
+    PredictionState,
+    ProgressFn,
+    SamplingFn,
+    parse_log_progress,
+)
 
 # SVD's sampling bar is the slow part; the rest (VAE decode, ffmpeg, our download) gets the last 4 %.
 SVD_SAMPLING_SHARE = 96.0
@@ -208,6 +214,24 @@ class _ReplicateStage:
         await self.downloader.aclose()
         await self._transport.aclose()
 
+    async def _predict(
+        self,
+        input: dict[str, Any],
+        seed: int,
+        ctx: StageContext,
+        progress: ProgressFn,
+        sampling: SamplingFn,
+        dest: Path,
+        kind: str,
+    ) -> StageResult:
+        """Run one prediction to success, download its output to `dest` (checked to be `kind`)."""
+        state = await self.runner.run(input, ctx, progress, sampling)
+        await self.downloader.fetch(output_url(state.output), dest, kind)
+        return StageResult(
+            path=dest, seed=_int_or(state.input.get("seed"), seed), prediction_id=state.id,
+            predict_time=state.predict_time,
+        )  # fmt: skip
+
 
 class ReplicateImageGenerator(_ReplicateStage):
     name = "replicate-sdxl"
@@ -220,12 +244,9 @@ class ReplicateImageGenerator(_ReplicateStage):
 
     async def generate(self, request: SeedRequest, ctx: StageContext) -> StageResult:
         seed = request.seed if request.seed is not None else random_seed()
-        state = await self.runner.run(sdxl_input(request, seed), ctx, sdxl_progress, sdxl_sampling)
-        await self.downloader.fetch(output_url(state.output), request.dest, "png")
-        return StageResult(
-            path=request.dest, seed=_int_or(state.input.get("seed"), seed), prediction_id=state.id,
-            predict_time=state.predict_time,
-        )  # fmt: skip
+        return await self._predict(
+            sdxl_input(request, seed), seed, ctx, sdxl_progress, sdxl_sampling, request.dest, "png"
+        )
 
 
 class ReplicateVideoGenerator(_ReplicateStage):
@@ -242,12 +263,9 @@ class ReplicateVideoGenerator(_ReplicateStage):
         image = "" if ctx.existing_prediction_id else await asyncio.to_thread(
             svd_input_image, request.seed_image, request.width, request.height
         )  # fmt: skip
-        state = await self.runner.run(svd_input(request, image, seed), ctx, svd_progress, svd_sampling)
-        await self.downloader.fetch(output_url(state.output), request.dest, "mp4")
-        return StageResult(
-            path=request.dest, seed=_int_or(state.input.get("seed"), seed), prediction_id=state.id,
-            predict_time=state.predict_time,
-        )  # fmt: skip
+        return await self._predict(
+            svd_input(request, image, seed), seed, ctx, svd_progress, svd_sampling, request.dest, "mp4"
+        )
 
 
 def _int_or(value: Any, default: int) -> int:
