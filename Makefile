@@ -28,6 +28,7 @@ demo: $(VENV)/.installed
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check bot pipeline storage tests benchmarks
+	$(BIN)/ruff format --check bot pipeline storage tests benchmarks
 
 test: lint
 	$(BIN)/python -m pytest -q

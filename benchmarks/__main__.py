@@ -163,38 +163,86 @@ def print_table(r: dict[str, Any]) -> None:
           "(request rates in real-equivalent minutes); composer and start-up in real time\n")  # fmt: skip
     print(_row("figure", "value", "target", None))
     rows = [
-        ("1. critical path, 1 job (wall / ideal)", f"{f['critical_path_ratio_1_job']:.3f}", "≤ 1.05",
-         f["critical_path_ratio_1_job"] <= 1.05),
+        (
+            "1. critical path, 1 job (wall / ideal)",
+            f"{f['critical_path_ratio_1_job']:.3f}",
+            "≤ 1.05",
+            f["critical_path_ratio_1_job"] <= 1.05,
+        ),
         ("   same job, seed-then-clip barrier", f"{f['critical_path_ratio_1_job_barrier']:.3f}", "baseline", None),
-        (f"   {n} concurrent jobs, mean (p95 {f['critical_path_ratio_50_jobs_p95']:.3f})",
-         f"{f['critical_path_ratio_50_jobs']:.3f}", "≤ 1.10", f["critical_path_ratio_50_jobs"] <= 1.10),
+        (
+            f"   {n} concurrent jobs, mean (p95 {f['critical_path_ratio_50_jobs_p95']:.3f})",
+            f"{f['critical_path_ratio_50_jobs']:.3f}",
+            "≤ 1.10",
+            f["critical_path_ratio_50_jobs"] <= 1.10,
+        ),
         (f"   {n} jobs, barrier design, mean", f"{f['barrier_ratio_50_jobs']:.3f}", "baseline", None),
-        ("   barrier / pipelined (scripts alone: "
-         f"{f['barrier_penalty_scripted_50_jobs']:.3f})", f"{f['barrier_over_pipelined_50_jobs']:.3f}", "> 1", None),
+        (
+            f"   barrier / pipelined (scripts alone: {f['barrier_penalty_scripted_50_jobs']:.3f})",
+            f"{f['barrier_over_pipelined_50_jobs']:.3f}",
+            "> 1",
+            None,
+        ),
         (f"2. {n} ads in one process: peak RSS (MB)", f"{f['peak_rss_mb']:.0f}", "", None),
         ("   CPU seconds per job", f"{f['cpu_s_per_job']:.2f}", "", None),
-        ("   event-loop lag p50 / p99 (ms)", f"{f['loop_lag_p50_ms']:.1f} / {f['loop_lag_p99_ms']:.1f}", "p99 < 50",
-         f["loop_lag_p99_ms"] < 50),
-        ("   Replicate creates per minute (peak)", f"{f['replicate_creates_per_min']}", "< 600",
-         f["replicate_creates_per_min"] < 600),
-        ("   Replicate other requests per minute (peak)", f"{f['replicate_other_per_min']}", "< 3000",
-         f["replicate_other_per_min"] < 3000),
+        (
+            "   event-loop lag p50 / p99 (ms)",
+            f"{f['loop_lag_p50_ms']:.1f} / {f['loop_lag_p99_ms']:.1f}",
+            "p99 < 50",
+            f["loop_lag_p99_ms"] < 50,
+        ),
+        (
+            "   Replicate creates per minute (peak)",
+            f"{f['replicate_creates_per_min']}",
+            "< 600",
+            f["replicate_creates_per_min"] < 600,
+        ),
+        (
+            "   Replicate other requests per minute (peak)",
+            f"{f['replicate_other_per_min']}",
+            "< 3000",
+            f["replicate_other_per_min"] < 3000,
+        ),
         ("   Replicate 429s", f"{f['replicate_throttled']}", "0", f["replicate_throttled"] == 0),
         ("   predictions in flight (peak)", f"{f['predictions_in_flight_peak']}", "", None),
-        ("   Discord edits per status message per s", f"{f['edits_per_status_per_s']:.3f}", "≤ 0.5",
-         f["edits_per_status_per_s"] <= 0.5 + 1e-3),
+        (
+            "   Discord edits per status message per s",
+            f"{f['edits_per_status_per_s']:.3f}",
+            "≤ 0.5",
+            f["edits_per_status_per_s"] <= 0.5 + 1e-3,
+        ),
         ("   Discord 429s", f"{f['discord_429s']}", "0", f["discord_429s"] == 0),
-        ("3. last clip → final, prod 1080x1920 (s)", f"{f['compose_after_last_clip_s']:.2f}", "≤ 3",
-         f["compose_after_last_clip_s"] <= 3),
-        ("   last clip → final, dev 720x1280 (s)", f"{f['compose_after_last_clip_s_dev']:.2f}", "≤ 3",
-         f["compose_after_last_clip_s_dev"] <= 3),
-        ("   final size, prod (MiB of 10)", f"{f['final_bytes'] / 2**20:.2f}", "< 10",
-         f["final_bytes"] < f["upload_limit_bytes"]),
+        (
+            "3. last clip → final, prod 1080x1920 (s)",
+            f"{f['compose_after_last_clip_s']:.2f}",
+            "≤ 3",
+            f["compose_after_last_clip_s"] <= 3,
+        ),
+        (
+            "   last clip → final, dev 720x1280 (s)",
+            f"{f['compose_after_last_clip_s_dev']:.2f}",
+            "≤ 3",
+            f["compose_after_last_clip_s_dev"] <= 3,
+        ),
+        (
+            "   final size, prod (MiB of 10)",
+            f"{f['final_bytes'] / 2**20:.2f}",
+            "< 10",
+            f["final_bytes"] < f["upload_limit_bytes"],
+        ),
         ("   re-encodes at the join (common case)", f"{f['join_reencodes']}", "0", f["join_reencodes"] == 0),
-        ("   last clip urgent / full analysis (s)",
-         f"{f['last_clip_urgent_s']:.2f} / {f['last_clip_full_analysis_s']:.2f}", "", None),
-        ("   last clip urgent / full analysis (SSIM)",
-         f"{f['last_clip_urgent_ssim']:.4f} / {f['last_clip_full_analysis_ssim']:.4f}", "", None),
+        (
+            "   last clip urgent / full analysis (s)",
+            f"{f['last_clip_urgent_s']:.2f} / {f['last_clip_full_analysis_s']:.2f}",
+            "",
+            None,
+        ),
+        (
+            "   last clip urgent / full analysis (SSIM)",
+            f"{f['last_clip_urgent_ssim']:.4f} / {f['last_clip_full_analysis_ssim']:.4f}",
+            "",
+            None,
+        ),
     ]
     if "fallback_fit_bytes" in f:
         rows.append(("   uncapped clips: fit (MiB) / encodes",
@@ -215,8 +263,11 @@ def print_table(r: dict[str, Any]) -> None:
                            for k, v in h.items() if k.endswith("_ms"))  # fmt: skip
         steal = f"; CPU stolen by the hypervisor {h['steal_s']:g} s" if "steal_s" in h else ""
         print(f"\n  host check (the same CPU work, ms; compare runs only when these agree): {checks}{steal}")
-    print(f"\n  make bench took {r['timings']['total_s']:.0f} s; figures in {OUT.relative_to(Path.cwd())}"
-          if OUT.is_relative_to(Path.cwd()) else f"\n  make bench took {r['timings']['total_s']:.0f} s")
+    print(
+        f"\n  make bench took {r['timings']['total_s']:.0f} s; figures in {OUT.relative_to(Path.cwd())}"
+        if OUT.is_relative_to(Path.cwd())
+        else f"\n  make bench took {r['timings']['total_s']:.0f} s"
+    )
 
 
 def main() -> None:

@@ -84,8 +84,9 @@ async def _orchestrator_path(src: Path, d: Path, env: str) -> dict[str, Any]:
     if env == "prod":
         # The same clip at full analysis (what every earlier clip gets), and both against a
         # near-lossless encode of the scene: what `urgent` costs in time and in picture.
-        normal, normal_s = await _timed(c.normalize_clip(
-            src, d / f"{env}-normal.mp4", SCENES[LAST], caption="Get Lumen", max_bitrate=cap))
+        normal, normal_s = await _timed(
+            c.normalize_clip(src, d / f"{env}-normal.mp4", SCENES[LAST], caption="Get Lumen", max_bitrate=cap)
+        )
         reference = Composer(w, h, preset="ultrafast", crf=1)
         ref = await reference.normalize_clip(src, d / f"{env}-ref.mp4", SCENES[LAST], caption="Get Lumen")
         out = {

@@ -223,7 +223,7 @@ async def list_jobs(settings: Settings, limit: int) -> int:
     finally:
         await runtime.close()
     if not jobs:
-        console.print("No jobs yet. Make one: jant makead \"your product\" --yes")
+        console.print('No jobs yet. Make one: jant makead "your product" --yes')
         return EXIT_OK
     table = Table()
     for col in ("id", "status", "created", "mood", "product", "final"):

@@ -407,11 +407,7 @@ class Composer:
                 at_floor = int((MIN_VIDEO_BITRATE * duration / 8 + CONTAINER_OVERHEAD_BYTES) / 0.92)
                 raise DoesNotFit(max(at_floor, byte_limit + 1) if attempt == 1 else size, byte_limit)
             w, h = fit_size(self.width, self.height, self.fps, bitrate)
-            scale = (
-                ["-vf", f"scale={w}:{h}:flags=lanczos,setsar=1"]
-                if (w, h) != (self.width, self.height)
-                else []
-            )
+            scale = ["-vf", f"scale={w}:{h}:flags=lanczos,setsar=1"] if (w, h) != (self.width, self.height) else []
             out = stack.enter_context(_temp_path(dst, f".fit{attempt}.mp4"))
             await run_ffmpeg(
                 ["-i", str(src), *scale, *self._h264_args(bitrate=bitrate, size=(w, h)), str(out)],
@@ -451,9 +447,7 @@ def render_caption(text: str, width: int, height: int, dst: Path) -> int:
     """Draw `text` as a lower-third band (transparent PNG, full width); return its top y."""
     u = width / 720
     pad_x, pad_y = round(48 * u), round(26 * u)
-    block = ty.fit_text(
-        text, width - 2 * pad_x, size=round(54 * u), min_size=round(30 * u), max_lines=3, leading=1.2
-    )
+    block = ty.fit_text(text, width - 2 * pad_x, size=round(54 * u), min_size=round(30 * u), max_lines=3, leading=1.2)
     band_h = block.height + 2 * pad_y
     band = Image.new("RGBA", (width, band_h), (0, 0, 0, 0))
     # A translucent dark band with softened top/bottom edges, so it reads on any picture.
@@ -517,9 +511,7 @@ def _draw_contact_sheet(images: list[Path], labels: list[str], dst: Path, title:
                 thumb = _cover(im.convert("RGB"), SHEET_THUMB_W, SHEET_THUMB_H)
             sheet.paste(thumb, (x, y))
         except (OSError, ValueError):
-            draw.rectangle(
-                (x, y, x + SHEET_THUMB_W - 1, y + SHEET_THUMB_H - 1), fill=(34, 35, 42), outline=dim
-            )
+            draw.rectangle((x, y, x + SHEET_THUMB_W - 1, y + SHEET_THUMB_H - 1), fill=(34, 35, 42), outline=dim)
             missing = ty.fit_text("no image", SHEET_THUMB_W - 20, size=24, min_size=16, max_lines=1)
             ty.draw_block(draw, missing, x=x + SHEET_THUMB_W / 2, y=y + SHEET_THUMB_H / 2 - 12, fill=dim)
         # Scene number in a badge, the label beside it.
@@ -536,9 +528,7 @@ def _draw_contact_sheet(images: list[Path], labels: list[str], dst: Path, title:
             stroke_width=1,
             stroke_fill=bg,
         )
-        text = ty.fit_text(
-            label or f"Scene {i + 1}", SHEET_THUMB_W - bw - 10, size=22, min_size=16, max_lines=3
-        )
+        text = ty.fit_text(label or f"Scene {i + 1}", SHEET_THUMB_W - bw - 10, size=22, min_size=16, max_lines=3)
         ty.draw_block(draw, text, x=x + bw + 10, y=by + 6, fill=ink, align="left")
     tmp = dst.with_name(f".{dst.stem}.{uuid.uuid4().hex[:8]}.png")
     try:

@@ -146,9 +146,7 @@ async def run_ffmpeg(
     full = ["-hide_banner", "-nostdin", "-nostats", "-y", *args]
     code, stderr = await _exec(full, timeout=timeout, progress=progress, duration_s=duration_s)
     if code != 0:
-        raise FfmpegError(
-            f"ffmpeg failed (exit code {code}):\n{_tail(stderr)}", returncode=code, stderr=stderr
-        )
+        raise FfmpegError(f"ffmpeg failed (exit code {code}):\n{_tail(stderr)}", returncode=code, stderr=stderr)
     return stderr
 
 

@@ -65,9 +65,7 @@ class AdRequest(BaseModel):
         if not v:
             raise ValueError("the product description is empty: say what you are advertising")
         if len(v) > PRODUCT_MAX_CHARS:
-            raise ValueError(
-                f"the product description is {len(v)} characters; keep it under {PRODUCT_MAX_CHARS}"
-            )
+            raise ValueError(f"the product description is {len(v)} characters; keep it under {PRODUCT_MAX_CHARS}")
         return v
 
     @field_validator("audience", "cta")
@@ -129,9 +127,7 @@ class Scene(BaseModel):
     @classmethod
     def _duration(cls, v: float) -> float:
         if not (SCENE_MIN_S <= v <= SCENE_MAX_S):
-            raise ValueError(
-                f"scene duration must be between {SCENE_MIN_S:g} and {SCENE_MAX_S:g} s (got {v:g} s)"
-            )
+            raise ValueError(f"scene duration must be between {SCENE_MIN_S:g} and {SCENE_MAX_S:g} s (got {v:g} s)")
         return round(float(v), 2)
 
 
@@ -155,9 +151,7 @@ class Storyboard(BaseModel):
             raise ValueError("scenes must be numbered 1, 2, 3… in order")
         total = self.total_duration
         if not (TOTAL_MIN_S <= total <= TOTAL_MAX_S):
-            raise ValueError(
-                f"scene durations must add up to {TOTAL_MIN_S:g}–{TOTAL_MAX_S:g} s (got {total:g} s)"
-            )
+            raise ValueError(f"scene durations must add up to {TOTAL_MIN_S:g}–{TOTAL_MAX_S:g} s (got {total:g} s)")
         if self.scenes[0].beat is not Beat.HOOK:
             raise ValueError(f"the first scene must be the hook (got {self.scenes[0].beat.value})")
         if self.scenes[-1].beat is not Beat.CTA:

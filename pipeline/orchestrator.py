@@ -191,9 +191,7 @@ class Orchestrator:
             if job.requester_id is not None:
                 repo = self.store.repo
                 user_active = await repo.count_jobs(requester_id=job.requester_id, statuses=ACTIVE)
-                guild_active = (
-                    await repo.count_jobs(guild_id=job.guild_id, statuses=ACTIVE) if job.guild_id else None
-                )
+                guild_active = await repo.count_jobs(guild_id=job.guild_id, statuses=ACTIVE) if job.guild_id else None
                 check_concurrent(self.quotas, user_active, guild_active)
             await self.store.update(job, status=JobStatus.QUEUED)
         await self.store.event(job, "approved", detail=approved_by)
@@ -302,9 +300,7 @@ class Orchestrator:
             return
         # Normalise now, while other scenes still generate, so the final join is a cheap copy.
         normalized = directory / f"scene-{scene.index}.mp4"
-        max_bitrate = (
-            target_bitrate(job.storyboard.total_duration, job.byte_limit) if job.byte_limit else None
-        )
+        max_bitrate = target_bitrate(job.storyboard.total_duration, job.byte_limit) if job.byte_limit else None
         try:
             await self.composer.normalize_clip(
                 clip_path, normalized, scene.duration, caption=scene.on_screen_text, max_bitrate=max_bitrate,

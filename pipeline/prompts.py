@@ -13,10 +13,7 @@ NEGATIVE_PROMPT = (
 
 def mood_direction(mood: MoodPreset) -> str:
     """The shared art direction, also handed to the storyboard writer."""
-    return (
-        f"{mood.aesthetic}; style: {', '.join(mood.style_keywords)}; "
-        f"colour palette {', '.join(mood.palette)}"
-    )
+    return f"{mood.aesthetic}; style: {', '.join(mood.style_keywords)}; colour palette {', '.join(mood.palette)}"
 
 
 def seed_prompt(scene: Scene, mood: MoodPreset) -> str:

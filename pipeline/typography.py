@@ -177,7 +177,5 @@ def draw_block(
                 stroke_fill=shadow,
             )
         if outline is not None and outline_width > weight:
-            draw.text(
-                (lx, ly), line, font=block.font, fill=outline, stroke_width=outline_width, stroke_fill=outline
-            )
+            draw.text((lx, ly), line, font=block.font, fill=outline, stroke_width=outline_width, stroke_fill=outline)
         draw.text((lx, ly), line, font=block.font, fill=fill, stroke_width=weight, stroke_fill=fill)

@@ -135,10 +135,12 @@ class JobRepository:
                  s.get("error"), s.get("path"), s.get("seed"), s.get("prediction_id"), _now()),
             ))  # fmt: skip
             if s["stage"] == "seed":
-                rows.append((
-                    "INSERT OR REPLACE INTO scenes (job_id, scene_index, normalized_path) VALUES (?,?,?)",
-                    (job_id, s["scene_index"], s.get("normalized_path")),
-                ))
+                rows.append(
+                    (
+                        "INSERT OR REPLACE INTO scenes (job_id, scene_index, normalized_path) VALUES (?,?,?)",
+                        (job_id, s["scene_index"], s.get("normalized_path")),
+                    )
+                )
         return rows
 
     async def get_job(self, job_id: str) -> dict[str, Any] | None:
@@ -224,17 +226,25 @@ class JobRepository:
             raise KeyError(f"unknown stage fields: {sorted(unknown)}")
         fields["updated_at"] = _now()
         sets = ", ".join(f"{k} = ?" for k in fields)
-        await self._in_transaction([(
-            f"UPDATE stages SET {sets} WHERE job_id = ? AND scene_index = ? AND stage = ?",
-            [*fields.values(), job_id, scene_index, stage],
-        )])
+        await self._in_transaction(
+            [
+                (
+                    f"UPDATE stages SET {sets} WHERE job_id = ? AND scene_index = ? AND stage = ?",
+                    [*fields.values(), job_id, scene_index, stage],
+                )
+            ]
+        )
 
     async def set_normalized(self, job_id: str, scene_index: int, path: str | None) -> None:
-        await self._in_transaction([(
-            "INSERT INTO scenes (job_id, scene_index, normalized_path) VALUES (?, ?, ?)"
-            " ON CONFLICT (job_id, scene_index) DO UPDATE SET normalized_path = excluded.normalized_path",
-            (job_id, scene_index, path),
-        )])
+        await self._in_transaction(
+            [
+                (
+                    "INSERT INTO scenes (job_id, scene_index, normalized_path) VALUES (?, ?, ?)"
+                    " ON CONFLICT (job_id, scene_index) DO UPDATE SET normalized_path = excluded.normalized_path",
+                    (job_id, scene_index, path),
+                )
+            ]
+        )
 
     # -- predictions (paid work) --------------------------------------------------------------
 
@@ -260,10 +270,14 @@ class JobRepository:
         ])  # fmt: skip
 
     async def finish_prediction(self, prediction_id: str, status: str, predict_time: float | None) -> None:
-        await self._in_transaction([(
-            "UPDATE predictions SET status = ?, predict_time = ?, updated_at = ? WHERE prediction_id = ?",
-            (status, predict_time, _now(), prediction_id),
-        )])
+        await self._in_transaction(
+            [
+                (
+                    "UPDATE predictions SET status = ?, predict_time = ?, updated_at = ? WHERE prediction_id = ?",
+                    (status, predict_time, _now(), prediction_id),
+                )
+            ]
+        )
 
     async def predictions(self, job_id: str) -> list[dict[str, Any]]:
         async with self._conn.execute(

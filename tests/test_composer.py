@@ -140,9 +140,7 @@ def test_target_bitrate_leaves_headroom_under_the_limit() -> None:
     assert target_bitrate(30, 20_000) == 0  # smaller than the container itself
 
 
-@pytest.mark.parametrize(
-    ("duration", "limit", "safety"), [(0, MiB, 0.9), (-1, MiB, 0.9), (30, 0, 0.9), (30, MiB, 0)]
-)
+@pytest.mark.parametrize(("duration", "limit", "safety"), [(0, MiB, 0.9), (-1, MiB, 0.9), (30, 0, 0.9), (30, MiB, 0)])
 def test_target_bitrate_rejects_nonsense(duration: float, limit: int, safety: float) -> None:
     with pytest.raises(ValueError):
         target_bitrate(duration, limit, safety=safety)
@@ -311,9 +309,7 @@ async def test_six_scenes_join_by_stream_copy_into_a_30_s_ad(normalised: list[Pa
     assert not [n for n in names(media_dir) if n.startswith(".")]
 
 
-async def test_an_ad_over_the_upload_limit_is_re_encoded_to_fit(
-    noisy_normalised: list[Path], tmp_path: Path
-) -> None:
+async def test_an_ad_over_the_upload_limit_is_re_encoded_to_fit(noisy_normalised: list[Path], tmp_path: Path) -> None:
     limit = int(1.5 * MiB)
     c = composer()
     copied = await c.join(noisy_normalised, tmp_path / "copy.mp4")
@@ -333,9 +329,7 @@ async def test_clips_capped_at_the_target_bitrate_join_by_copy_under_the_limit(
     limit = int(1.5 * MiB)
     c = composer()
     cap = target_bitrate(3 * 2.0, limit)
-    clips = [
-        await c.normalize_clip(noisy_clip, tmp_path / f"s{i}.mp4", 2.0, max_bitrate=cap) for i in range(3)
-    ]
+    clips = [await c.normalize_clip(noisy_clip, tmp_path / f"s{i}.mp4", 2.0, max_bitrate=cap) for i in range(3)]
     result = await c.join(clips, tmp_path / "final.mp4", byte_limit=limit)
     assert result.encodes == 0
     assert result.bytes <= limit
@@ -362,9 +356,7 @@ async def test_a_clip_in_another_format_is_re_normalised_before_the_join(
     assert result.duration_s == pytest.approx(4.0 + 25 / 7, abs=2 * FRAME)
 
 
-async def test_an_urgent_clip_keeps_the_stream_headers_so_the_join_still_copies(
-    svd_clip: Path, tmp_path: Path
-) -> None:
+async def test_an_urgent_clip_keeps_the_stream_headers_so_the_join_still_copies(svd_clip: Path, tmp_path: Path) -> None:
     # The product's own preset: the clip the ad waits on is encoded with less analysis...
     c = Composer(360, 640)
     normal = await c.normalize_clip(svd_clip, tmp_path / "a.mp4", 2.0, caption="Fast")

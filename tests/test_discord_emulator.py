@@ -31,9 +31,7 @@ class ApproveView(discord.ui.View):
 
     @discord.ui.button(label="Approve", style=discord.ButtonStyle.success, custom_id="job:1:approve")
     async def approve(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
-        await interaction.response.edit_message(
-            content=f"Approved by {interaction.user.display_name}", view=None
-        )
+        await interaction.response.edit_message(content=f"Approved by {interaction.user.display_name}", view=None)
 
     @discord.ui.button(label="New storyboard", custom_id="job:1:again")
     async def again(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
@@ -103,14 +101,10 @@ class ScenarioBot(commands.Bot):
         async def render(interaction: discord.Interaction, size: int) -> None:
             await interaction.response.defer(thinking=True)
             try:
-                await interaction.followup.send(
-                    "Your ad", file=discord.File(io.BytesIO(bytes(size)), "ad.mp4")
-                )
+                await interaction.followup.send("Your ad", file=discord.File(io.BytesIO(bytes(size)), "ad.mp4"))
             except discord.HTTPException as e:
                 await self.outcomes.put(e)
-                await interaction.followup.send(
-                    f"Too big: the limit here is {interaction.filesize_limit} bytes"
-                )
+                await interaction.followup.send(f"Too big: the limit here is {interaction.filesize_limit} bytes")
 
         @tree.command(description="Waits for the test before acknowledging")
         async def slow(interaction: discord.Interaction) -> None:
@@ -127,22 +121,16 @@ class ScenarioBot(commands.Bot):
 
         @tree.command(description="Answers with a preview file")
         async def preview(interaction: discord.Interaction) -> None:
-            await interaction.response.send_message(
-                "Preview", file=discord.File(io.BytesIO(b"seed"), "seed-1.png")
-            )
+            await interaction.response.send_message("Preview", file=discord.File(io.BytesIO(b"seed"), "seed-1.png"))
 
         @tree.command(description="Suggests products while typing")
         async def pick(interaction: discord.Interaction, product: str) -> None:
             await interaction.response.send_message(f"Picked {product}")
 
         @pick.autocomplete("product")
-        async def pick_product(
-            interaction: discord.Interaction, current: str
-        ) -> list[app_commands.Choice[str]]:
+        async def pick_product(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
             names = ["Lumen lamp", "Lumen mini", "Aero bottle"]
-            return [
-                app_commands.Choice(name=n, value=n) for n in names if n.lower().startswith(current.lower())
-            ]
+            return [app_commands.Choice(name=n, value=n) for n in names if n.lower().startswith(current.lower())]
 
         @tree.command(description="Opens the scene editor")
         async def edit(interaction: discord.Interaction) -> None:
@@ -235,9 +223,7 @@ async def test_select_reply_and_modal_submit_reach_the_bot(discord_emulator: Dis
         assert opener.modal["title"] == "Edit scene 2"
         assert opener.modal["components"][0]["type"] == 18, "discord.py 2.7 wraps inputs in labels"
 
-        submit = await emu.submit_modal(
-            "job:1:edit-scene", {"scene-text": "The lamp glows at dusk"}, emu.user.id
-        )
+        submit = await emu.submit_modal("job:1:edit-scene", {"scene-text": "The lamp glows at dusk"}, emu.user.id)
         await submit.wait_response()
         assert submit.content == "Scene 2 is now: The lamp glows at dusk"
 
@@ -269,9 +255,7 @@ async def test_uploads_are_stored_and_the_guild_limit_is_enforced(discord_emulat
         channel = text_channel(bot, emu)
         assert channel.guild.filesize_limit == 10 * MiB
 
-        sent = await channel.send(
-            "contact sheet", file=discord.File(io.BytesIO(b"\x89PNG data"), "sheet.png")
-        )
+        sent = await channel.send("contact sheet", file=discord.File(io.BytesIO(b"\x89PNG data"), "sheet.png"))
         stored = emu.message(sent.id)
         assert stored.attachments == [("sheet.png", b"\x89PNG data", 9)]
         assert stored.attachments[0].content_type == "image/png"
@@ -292,9 +276,7 @@ async def test_uploads_are_stored_and_the_guild_limit_is_enforced(discord_emulat
             await channel.send(file=discord.File(io.BytesIO(bytes(10 * MiB + 1)), "ad.mp4"))
         assert (too_big.value.status, too_big.value.code) == (413, 40005)
 
-        rec = await emu.slash_command(
-            emu.guild.id, emu.channel.id, emu.user.id, "render", {"size": 10 * MiB + 1}
-        )
+        rec = await emu.slash_command(emu.guild.id, emu.channel.id, emu.user.id, "render", {"size": 10 * MiB + 1})
         error = await next_outcome(bot)
         assert error.code == 40005
         [notice] = await rec.wait_followups(1)
@@ -487,9 +469,7 @@ async def test_allowed_mentions_decide_who_gets_pinged(discord_emulator: Discord
     async with emu.run(bot):
         channel = text_channel(bot, emu)
         loud = await channel.send("@everyone the ad is ready")
-        quiet = await channel.send(
-            "@everyone the ad is ready", allowed_mentions=discord.AllowedMentions.none()
-        )
+        quiet = await channel.send("@everyone the ad is ready", allowed_mentions=discord.AllowedMentions.none())
         only_alice = await channel.send(
             f"<@{emu.user.id}> <@&{emu.guild.id}>",
             allowed_mentions=discord.AllowedMentions(everyone=False, roles=False),

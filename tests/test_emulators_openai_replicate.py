@@ -142,9 +142,7 @@ async def test_openai_responder_and_schema_default(fake_openai: FakeOpenAI, oai:
     assert r.choices[0].message.parsed.title == "Lumen"
 
 
-async def test_openai_refusal_sets_refusal_not_parsed(
-    fake_openai: FakeOpenAI, oai: openai.AsyncOpenAI
-) -> None:
+async def test_openai_refusal_sets_refusal_not_parsed(fake_openai: FakeOpenAI, oai: openai.AsyncOpenAI) -> None:
     fake_openai.reply_refusal("I can't help with that.")
     r = await oai.chat.completions.parse(model="gpt-4o", messages=MSG, response_format=Storyboard)
     assert r.choices[0].message.refusal == "I can't help with that."
@@ -193,9 +191,7 @@ async def test_openai_500_retried_and_retry_after_over_120_not(
 
 
 async def test_openai_timeout_then_retry(fake_openai: FakeOpenAI) -> None:
-    client = openai.AsyncOpenAI(
-        base_url=fake_openai.base_url, api_key=FakeOpenAI.API_KEY, timeout=0.3, max_retries=1
-    )
+    client = openai.AsyncOpenAI(base_url=fake_openai.base_url, api_key=FakeOpenAI.API_KEY, timeout=0.3, max_retries=1)
     fake_openai.delay(2.0).reply_json({"title": "late", "scenes": []}).reply_json(STORYBOARD)
     async with asyncio.timeout(5):
         r = await client.chat.completions.parse(model="gpt-4o", messages=MSG, response_format=Storyboard)
@@ -215,9 +211,7 @@ async def test_openai_auth_model_and_request_errors(fake_openai: FakeOpenAI, oai
     assert len(fake_openai.chat_requests) == 1  # 401 is not retried
 
     with pytest.raises(openai.NotFoundError) as ei2:
-        await oai.chat.completions.parse(
-            model="gpt-4o-does-not-exist", messages=MSG, response_format=Storyboard
-        )
+        await oai.chat.completions.parse(model="gpt-4o-does-not-exist", messages=MSG, response_format=Storyboard)
     assert ei2.value.code == "model_not_found"
 
     with pytest.raises(openai.BadRequestError) as ei3:
@@ -267,14 +261,10 @@ async def test_openai_rejects_non_strict_schemas(fake_openai: FakeOpenAI, oai: o
     assert check_strict_schema("S", openai.lib._pydantic.to_strict_json_schema(Storyboard)) is None
     assert "'allOf' is not permitted" in (check_strict_schema("S", {**nested, "allOf": []}) or "")
     with pytest.raises(openai.BadRequestError):  # root must be an object
-        await oai.chat.completions.create(
-            model="gpt-4o", messages=MSG, response_format=fmt({"type": "array"})
-        )
+        await oai.chat.completions.create(model="gpt-4o", messages=MSG, response_format=fmt({"type": "array"}))
 
 
-async def test_openai_models_retrieve_and_shutdown_date(
-    fake_openai: FakeOpenAI, oai: openai.AsyncOpenAI
-) -> None:
+async def test_openai_models_retrieve_and_shutdown_date(fake_openai: FakeOpenAI, oai: openai.AsyncOpenAI) -> None:
     m = await oai.models.retrieve("gpt-4o")
     assert (m.id, m.object, m.owned_by, m.shutdown_date) == ("gpt-4o", "model", "system", None)
     fake_openai.set_shutdown_date("gpt-4o", "2027-01-14")
@@ -362,14 +352,10 @@ async def test_svd_maintain_aspect_with_uploaded_file(fake_rep: FakeReplicate, r
     assert tqdm_line(20, 50, 0.102) == " 40%|████      | 20/50 [00:02<00:03,  9.80it/s]"
 
 
-async def test_prefer_wait_returns_starting_until_done(
-    fake_rep: FakeReplicate, rep: replicate.Client
-) -> None:
+async def test_prefer_wait_returns_starting_until_done(fake_rep: FakeReplicate, rep: replicate.Client) -> None:
     fake_rep.script(SDXL, "slow:1.5")
     async with asyncio.timeout(8):
-        out = await rep.async_run(
-            f"{SDXL}:{SDXL_VERSION}", input={"prompt": "x", "width": 512, "height": 512}, wait=1
-        )
+        out = await rep.async_run(f"{SDXL}:{SDXL_VERSION}", input={"prompt": "x", "width": 512, "height": 512}, wait=1)
     assert isinstance(out, list) and len(out) == 1  # async_run saw "starting" and polled to the end
     create = next(r for r in fake_rep.requests if r.method == "POST")
     assert create.headers["Prefer"] == "wait=1"
@@ -421,13 +407,9 @@ async def test_nsfw_and_infra_failures(fake_rep: FakeReplicate, rep: replicate.C
     assert done.status == "failed" and "please retry" in done.error and done.output is None
 
     # predicate hook: outcome chosen per prediction from its input
-    fake_rep.script_by(
-        lambda model, version, inp: "fail_nsfw" if "forbidden" in inp.get("prompt", "") else None
-    )
+    fake_rep.script_by(lambda model, version, inp: "fail_nsfw" if "forbidden" in inp.get("prompt", "") else None)
     ok = await rep.predictions.async_create(version=SDXL_VERSION, input={"prompt": "fine", "width": 512})
-    bad = await rep.predictions.async_create(
-        version=SDXL_VERSION, input={"prompt": "forbidden", "width": 512}
-    )
+    bad = await rep.predictions.async_create(version=SDXL_VERSION, input={"prompt": "forbidden", "width": 512})
     assert (await fake_rep.wait_for_status(ok.id))["status"] == "succeeded"
     assert (await fake_rep.wait_for_status(bad.id))["error"] == NSFW_ERROR
 
@@ -435,9 +417,7 @@ async def test_nsfw_and_infra_failures(fake_rep: FakeReplicate, rep: replicate.C
 async def test_input_validation_422(fake_rep: FakeReplicate, rep: replicate.Client) -> None:
     img = media.data_uri(media.png_bytes(64, 64))
     with pytest.raises(ReplicateError) as ei:
-        await rep.predictions.async_create(
-            version=SVD_VERSION, input={"input_image": img, "sizing_strategy": "bogus"}
-        )
+        await rep.predictions.async_create(version=SVD_VERSION, input={"input_image": img, "sizing_strategy": "bogus"})
     e = ei.value
     assert (e.status, e.title) == (422, "Input validation failed")
     assert e.detail == (
@@ -524,10 +504,7 @@ async def test_expired_output_404(fake_rep: FakeReplicate, rep: replicate.Client
 async def test_rate_limits_sliding_window() -> None:
     async with FakeReplicate(time_factor=0.1, create_limit=3, other_limit=2, rate_window=1.0) as fake:
         client = replicate.Client(api_token=FakeReplicate.API_TOKEN, base_url=fake.base_url)
-        ids = [
-            (await client.predictions.async_create(version=SDXL_VERSION, input={"width": 512})).id
-            for _ in range(3)
-        ]
+        ids = [(await client.predictions.async_create(version=SDXL_VERSION, input={"width": 512})).id for _ in range(3)]
         with pytest.raises(ReplicateError) as ei:
             await client.predictions.async_create(version=SDXL_VERSION, input={"width": 512})
         assert ei.value.status == 429 and "resets in ~1s" in ei.value.detail

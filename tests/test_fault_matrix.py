@@ -355,8 +355,8 @@ async def test_a_fault_ends_the_job_cleanly_with_nothing_lost_or_paid_twice(
             await _call(row.check, w)
 
     reason = f" — {stored_reasons(job)[:110]}" if job.status is not JobStatus.COMPLETED else ""
-    RESULTS[row.name] = (
-        f"{job.status.value}{reason} · creates {len(made)} = stored {len(stored)} · " + "; ".join(w.notes)
+    RESULTS[row.name] = f"{job.status.value}{reason} · creates {len(made)} = stored {len(stored)} · " + "; ".join(
+        w.notes
     )
 
 

@@ -23,10 +23,7 @@ from pipeline.providers.offline_images import (
 from pipeline.providers.offline_video import OfflineVideoGenerator, camera_move
 from pipeline.typography import drawable
 
-PRODUCT = (
-    "Lumen — a smart desk lamp that follows your circadian rhythm, "
-    "dims itself at night and charges your phone"
-)
+PRODUCT = "Lumen — a smart desk lamp that follows your circadian rhythm, dims itself at night and charges your phone"
 
 
 def storyboard() -> Storyboard:
@@ -172,9 +169,7 @@ async def test_text_the_bundled_font_cannot_draw_is_folded_not_boxed(tmp_path: P
 async def test_a_clip_is_shaped_like_svd_xt_output(seed_png: Path, tmp_path: Path) -> None:
     progress = Progress()
     dest = tmp_path / "clip-1.mp4"
-    result = await OfflineVideoGenerator().animate(
-        clip_request(seed_png, dest), ctx(StageName.CLIP, progress=progress)
-    )
+    result = await OfflineVideoGenerator().animate(clip_request(seed_png, dest), ctx(StageName.CLIP, progress=progress))
     assert result.path == dest and result.seed is not None
     info = await probe(dest, count_frames=True)
     assert (info.frames, info.fps, info.width, info.height) == (25, 7, 576, 1024)

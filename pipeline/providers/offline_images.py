@@ -145,9 +145,7 @@ class SeedPainter:
         elif beat is Beat.INTRO:
             for k in range(1, 6):
                 r = px(120) + k * px(70)
-                d.ellipse(
-                    (cx - r, cy - r, cx + r, cy + r), outline=(*self.accent2, 110 - k * 16), width=px(4)
-                )
+                d.ellipse((cx - r, cy - r, cx + r, cy + r), outline=(*self.accent2, 110 - k * 16), width=px(4))
         elif beat is Beat.FEATURE:
             tile, gap = px(150), px(26)
             cols = 3
@@ -156,16 +154,12 @@ class SeedPainter:
             for i in range(cols):
                 x = x0 + i * (tile + gap)
                 alpha = 70 if i == self.r.scene.index % cols else 35
-                d.rounded_rectangle(
-                    (x, y0, x + tile, y0 + tile * 0.72), radius=px(22), fill=(*self.accent, alpha)
-                )
+                d.rounded_rectangle((x, y0, x + tile, y0 + tile * 0.72), radius=px(22), fill=(*self.accent, alpha))
         else:
             # Below the lower third, where the composer puts the scene's caption.
             bw, bh = px(520), px(120)
             y0 = h * 0.815
-            d.rounded_rectangle(
-                (cx - bw / 2, y0, cx + bw / 2, y0 + bh), radius=bh // 2, fill=(*self.accent, 230)
-            )
+            d.rounded_rectangle((cx - bw / 2, y0, cx + bw / 2, y0 + bh), radius=bh // 2, fill=(*self.accent, 230))
             ax, ay = cx + bw / 2 - px(78), y0 + bh / 2
             arrow_ink = (20, 20, 24, 255) if ty.luminance(self.accent) > 0.4 else (250, 250, 250, 255)
             d.line((ax - px(34), ay, ax + px(20), ay), fill=arrow_ink, width=px(10))
@@ -184,9 +178,7 @@ class SeedPainter:
         layer = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
         d = ImageDraw.Draw(layer)
         plate = ty.mix(self.bg, self.accent, 0.25)
-        d.ellipse(
-            (cx - r, cy - r, cx + r, cy + r), fill=(*plate, 245), outline=(*self.accent, 255), width=px(8)
-        )
+        d.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(*plate, 245), outline=(*self.accent, 255), width=px(8))
         d.ellipse((cx - r + px(26), cy - r + px(26), cx + r - px(26), cy + r - px(26)),
                   outline=(*self.accent2, 120), width=px(3))  # fmt: skip
         mono = _monogram(name)
@@ -205,9 +197,7 @@ class SeedPainter:
         chip = f"SCENE {r.scene.index}/{total}  ·  {r.scene.beat.value.upper()}"
         cw = chip_font.getlength(chip)
         y0 = px(80)
-        d.rounded_rectangle(
-            (margin, y0, margin + cw + px(48), y0 + px(66)), radius=px(33), fill=(*self.accent, 235)
-        )
+        d.rounded_rectangle((margin, y0, margin + cw + px(48), y0 + px(66)), radius=px(33), fill=(*self.accent, 235))
         chip_ink = (20, 20, 24) if ty.luminance(self.accent) > 0.4 else (250, 250, 250)
         d.text((margin + px(24), y0 + px(33)), chip, font=chip_font, fill=chip_ink, anchor="lm",
                stroke_width=1, stroke_fill=chip_ink)  # fmt: skip
@@ -228,9 +218,7 @@ class SeedPainter:
         card = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
         cd = ImageDraw.Draw(card)
         card_fill = (0, 0, 0, 120) if self.dark else (255, 255, 255, 150)
-        cd.rounded_rectangle(
-            (margin, top, w - margin, top + desc.height + px(56)), radius=px(30), fill=card_fill
-        )
+        cd.rounded_rectangle((margin, top, w - margin, top + desc.height + px(56)), radius=px(30), fill=card_fill)
         canvas.alpha_composite(card)
         d = ImageDraw.Draw(canvas)
         ty.draw_block(d, desc, x=margin + px(32), y=top + px(24), fill=self.ink, align="left")

@@ -82,7 +82,9 @@ class OfflineStoryboardPlanner:
         for i, feat in enumerate(feats):
             scenes.append(
                 Scene(
-                    index=3 + i, beat=Beat.FEATURE, duration=layout[2 + i],
+                    index=3 + i,
+                    beat=Beat.FEATURE,
+                    duration=layout[2 + i],
                     description=f"Feature: {name} — {feat}.",
                     visual_prompt=f"{name} in use, {feat}, lifestyle scene for {audience}, {look}",
                     on_screen_text=feat[:1].upper() + feat[1:],
@@ -90,7 +92,9 @@ class OfflineStoryboardPlanner:
             )
         scenes.append(
             Scene(
-                index=len(scenes) + 1, beat=Beat.CTA, duration=layout[-1],
+                index=len(scenes) + 1,
+                beat=Beat.CTA,
+                duration=layout[-1],
                 description=f"Call to action: {cta}.",
                 visual_prompt=f"{name} centred on a clean backdrop, logo space, confident final frame, {look}",
                 on_screen_text=cta,

@@ -55,9 +55,7 @@ def camera_move(beat: Beat, scene_index: int, motion_bucket_id: int, seed: int) 
         return CameraMove("pull-out", (1.0 + amount, 1.0), (0.5 + lean, 0.5), (0.42, 0.5))
     left_to_right = (scene_index + seed) % 2 == 0
     xs = (0.0, 1.0) if left_to_right else (1.0, 0.0)
-    return CameraMove(
-        "pan-right" if left_to_right else "pan-left", (1.0 + amount, 1.0 + amount), xs, (0.45, 0.55)
-    )
+    return CameraMove("pan-right" if left_to_right else "pan-left", (1.0 + amount, 1.0 + amount), xs, (0.45, 0.55))
 
 
 def zoompan_filter(move: CameraMove, frames: int, width: int, height: int, fps: int) -> str:

@@ -617,9 +617,7 @@ class MessageVersion:
     attachments: list[Attachment]
     flags: int
     allowed_mentions: dict[str, Any] | None
-    source: (
-        str  # create | edit | interaction-response | deferred | followup | original-edit | component-update
-    )
+    source: str  # create | edit | interaction-response | deferred | followup | original-edit | component-update
     edited_timestamp: str | None = None
 
 
@@ -720,9 +718,7 @@ class RequestRecord:
     query: dict[str, str] = field(default_factory=dict)
     status: int | None = None
     code: int | None = None  # Discord error code of a failed request
-    route: str | None = (
-        None  # the matched template, e.g. "PATCH /channels/{channel_id}/messages/{message_id}"
-    )
+    route: str | None = None  # the matched template, e.g. "PATCH /channels/{channel_id}/messages/{message_id}"
     json: Any = None  # the JSON body (payload_json for multipart)
     files: list[tuple[str, int]] = field(default_factory=list)  # (filename, size)
 
@@ -932,9 +928,7 @@ class InteractionRecord:
 
     async def wait_response(self, timeout: float = 5.0) -> InteractionRecord:  # noqa: ASYNC109
         """Wait until the bot called back (accepted or rejected: look at ``callbacks``)."""
-        await self._emu.wait_for(
-            lambda: self.callbacks, timeout=timeout, description=f"a callback for {self!r}"
-        )
+        await self._emu.wait_for(lambda: self.callbacks, timeout=timeout, description=f"a callback for {self!r}")
         return self
 
     async def wait_followups(self, count: int = 1, timeout: float = 5.0) -> list[StoredMessage]:  # noqa: ASYNC109
@@ -1044,9 +1038,7 @@ def _validate_embeds(embeds: Any, errors: _Errors, path: tuple[str | int, ...]) 
         if isinstance(embed.get("footer"), dict):
             total += errors.length((*p, "footer", "text"), embed["footer"].get("text"), max_len=2048)
         if isinstance(embed.get("author"), dict):
-            total += errors.length(
-                (*p, "author", "name"), embed["author"].get("name"), max_len=256, required=True
-            )
+            total += errors.length((*p, "author", "name"), embed["author"].get("name"), max_len=256, required=True)
     if total > 6000:
         errors.add(path, "MAX_EMBED_SIZE_EXCEEDED", "Embed size exceeds maximum size of 6000")
 
@@ -1057,9 +1049,7 @@ def _validate_custom_id(c: Mapping[str, Any], path: tuple, errors: _Errors, seen
         errors.add((*path, "custom_id"), "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
         return
     if custom_id in seen:
-        errors.add(
-            (*path, "custom_id"), "COMPONENT_CUSTOM_ID_DUPLICATED", "Component custom id cannot be duplicated"
-        )
+        errors.add((*path, "custom_id"), "COMPONENT_CUSTOM_ID_DUPLICATED", "Component custom id cannot be duplicated")
     seen.add(custom_id)
 
 
@@ -1085,9 +1075,7 @@ def _validate_interactive(c: Mapping[str, Any], path: tuple, errors: _Errors, se
         else:
             errors.add((*path, "style"), "BASE_TYPE_CHOICES", "Value must be one of {1, 2, 3, 4, 5, 6}.")
         if style != 6 and not c.get("label") and not c.get("emoji"):
-            errors.add(
-                path, "BUTTON_COMPONENT_LABEL_OR_EMOJI_REQUIRED", "A button must have a label or an emoji"
-            )
+            errors.add(path, "BUTTON_COMPONENT_LABEL_OR_EMOJI_REQUIRED", "A button must have a label or an emoji")
     elif kind in _SELECT_TYPES:
         _validate_custom_id(c, path, errors, seen)
         errors.length((*path, "placeholder"), c.get("placeholder"), max_len=150)
@@ -1195,9 +1183,7 @@ def _check_upload_sizes(uploads: Sequence[_Upload], limit: int) -> None:
         raise DiscordAPIError(413, 40005, "Request entity too large")
 
 
-def _validate_text_input(
-    c: Mapping[str, Any], path: tuple, errors: _Errors, seen: set[str], *, legacy: bool
-) -> None:
+def _validate_text_input(c: Mapping[str, Any], path: tuple, errors: _Errors, seen: set[str], *, legacy: bool) -> None:
     _validate_custom_id(c, path, errors, seen)
     if c.get("style", 1) not in (1, 2):
         errors.add((*path, "style"), "BASE_TYPE_CHOICES", "Value must be one of {1, 2}.")
@@ -1461,9 +1447,7 @@ class DiscordEmulator:
                 await client.login(token or self.token)
                 task = asyncio.create_task(client.connect(reconnect=True), name="discord-emulator-client")
                 ready = asyncio.create_task(client.wait_until_ready())
-                done, _ = await asyncio.wait(
-                    {task, ready}, timeout=ready_timeout, return_when=asyncio.FIRST_COMPLETED
-                )
+                done, _ = await asyncio.wait({task, ready}, timeout=ready_timeout, return_when=asyncio.FIRST_COMPLETED)
                 if ready not in done:
                     ready.cancel()
                     if task in done:
@@ -1505,9 +1489,7 @@ class DiscordEmulator:
         gid = self._snowflake()
         owner = owner_id or self.owner_user.id
         guild = Guild(id=gid, name=name, owner_id=owner, premium_tier=premium_tier, preferred_locale=locale)
-        guild.roles[gid] = Role(
-            id=gid, guild_id=gid, name="@everyone", permissions=DEFAULT_EVERYONE_PERMISSIONS
-        )
+        guild.roles[gid] = Role(id=gid, guild_id=gid, name="@everyone", permissions=DEFAULT_EVERYONE_PERMISSIONS)
         bot_role = Role(
             id=self._snowflake(),
             guild_id=gid,
@@ -1543,14 +1525,10 @@ class DiscordEmulator:
             mentionable=mentionable,
         )
         guild.roles[role.id] = role
-        self._announce(
-            "GUILD_ROLE_CREATE", lambda: {"guild_id": str(guild_id), "role": role.to_dict()}, INTENT_GUILDS
-        )
+        self._announce("GUILD_ROLE_CREATE", lambda: {"guild_id": str(guild_id), "role": role.to_dict()}, INTENT_GUILDS)
         return role
 
-    def add_member(
-        self, guild_id: int, user_id: int, *, roles: Iterable[int] = (), nick: str | None = None
-    ) -> Member:
+    def add_member(self, guild_id: int, user_id: int, *, roles: Iterable[int] = (), nick: str | None = None) -> Member:
         guild = self._guild(guild_id)
         member = Member(guild_id, self.users[user_id], list(roles), nick)
         guild.members[user_id] = member
@@ -1758,9 +1736,7 @@ class DiscordEmulator:
                 return result
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise TimeoutError(
-                    self._report(description or getattr(predicate, "__name__", repr(predicate)))
-                )
+                raise TimeoutError(self._report(description or getattr(predicate, "__name__", repr(predicate))))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), remaining)
 
@@ -1789,8 +1765,7 @@ class DiscordEmulator:
         if self.server_errors:
             lines.append("emulator errors:\n" + "\n".join(self.server_errors))
         lines.append(
-            f"gateway: connected={self.connected} identifies={self.identify_count}"
-            f" resumes={self.resume_count}"
+            f"gateway: connected={self.connected} identifies={self.identify_count} resumes={self.resume_count}"
         )
         return "\n".join(lines)
 
@@ -1809,15 +1784,11 @@ class DiscordEmulator:
         message: str | None = None,
     ) -> Fault:
         """Fail the next ``times`` requests matching ``method`` (or ``"*"``) and ``path_regex``."""
-        fault = Fault(
-            method.upper(), re.compile(path_regex), status, retry_after, times, global_, code, message
-        )
+        fault = Fault(method.upper(), re.compile(path_regex), status, retry_after, times, global_, code, message)
         self.faults.append(fault)
         return fault
 
-    def set_rate_limit(
-        self, method: str, path_regex: str, limit: int, per: float, *, enforce: bool = True
-    ) -> None:
+    def set_rate_limit(self, method: str, path_regex: str, limit: int, per: float, *, enforce: bool = True) -> None:
         """Give matching routes a bucket of ``limit`` requests per ``per`` seconds (per channel,
         guild or webhook, like Discord). Going over it answers 429 when ``enforce``."""
         self._rate_rules.append(_RateLimitRule(method.upper(), re.compile(path_regex), limit, per, enforce))
@@ -1918,9 +1889,7 @@ class DiscordEmulator:
         data = self._command_data(guild_id, channel_id, user_id, name, dict(options), focused=focused)
         return await self._inject(self._envelope(4, guild_id, channel_id, user_id, data))
 
-    async def click_button(
-        self, message_id: int, custom_id: str, user_id: int | None = None
-    ) -> InteractionRecord:
+    async def click_button(self, message_id: int, custom_id: str, user_id: int | None = None) -> InteractionRecord:
         msg, component = self._clickable(message_id, custom_id, (2,))
         data: dict[str, Any] = {"custom_id": custom_id, "component_type": 2}
         if "id" in component:
@@ -1940,9 +1909,7 @@ class DiscordEmulator:
         if kind == 3:
             allowed = {o["value"] for o in component.get("options", [])}
             if not set(values) <= allowed:
-                raise ValueError(
-                    f"{sorted(set(values) - allowed)} are not options of {custom_id!r}: {sorted(allowed)}"
-                )
+                raise ValueError(f"{sorted(set(values) - allowed)} are not options of {custom_id!r}: {sorted(allowed)}")
         else:
             who = user_id or (self.user.id if self.user else 0)
             resolved = self._resolve_ids(msg.guild_id, msg.channel_id, who, [int(v) for v in values])
@@ -1963,9 +1930,7 @@ class DiscordEmulator:
             (
                 r
                 for r in reversed(self.interactions)
-                if r.modal
-                and r.modal.get("custom_id") == custom_id
-                and (user_id is None or r.user_id == user_id)
+                if r.modal and r.modal.get("custom_id") == custom_id and (user_id is None or r.user_id == user_id)
             ),
             None,
         )
@@ -2050,9 +2015,7 @@ class DiscordEmulator:
         if component is None:
             raise LookupError(f"message {message_id} has no component {custom_id!r}; it has {msg.custom_ids}")
         if component.get("type") not in kinds:
-            raise ValueError(
-                f"component {custom_id!r} has type {component.get('type')}, expected one of {kinds}"
-            )
+            raise ValueError(f"component {custom_id!r} has type {component.get('type')}, expected one of {kinds}")
         if component.get("disabled"):
             raise ValueError(f"component {custom_id!r} is disabled; a user cannot use it")
         return msg, component
@@ -2068,9 +2031,7 @@ class DiscordEmulator:
 
     async def _inject(self, payload: dict[str, Any]) -> InteractionRecord:
         if self._session is None:
-            raise RuntimeError(
-                "no discord.py client has identified yet; start it with `async with emu.run(bot)`"
-            )
+            raise RuntimeError("no discord.py client has identified yet; start it with `async with emu.run(bot)`")
         record = InteractionRecord(self, payload, created_at=self.clock.now())
         self.interactions.append(record)
         self._interactions_by_id[record.id] = record
@@ -2123,9 +2084,7 @@ class DiscordEmulator:
         else:
             payload.update(
                 user=user.to_dict(),
-                app_permissions=str(
-                    permission_bits("VIEW_CHANNEL", "SEND_MESSAGES", "EMBED_LINKS", "ATTACH_FILES")
-                ),
+                app_permissions=str(permission_bits("VIEW_CHANNEL", "SEND_MESSAGES", "EMBED_LINKS", "ATTACH_FILES")),
                 authorizing_integration_owners={"0": str(user_id)},
                 context=1,
                 attachment_size_limit=10 * MiB,
@@ -2175,9 +2134,7 @@ class DiscordEmulator:
         for key, value in options.items():
             if key not in by_name:
                 raise ValueError(f"/{name} has no option {key!r}; it has {sorted(by_name)}")
-            option = self._option_value(
-                by_name[key], value, resolved, guild_id, channel_id, user_id, key == focused
-            )
+            option = self._option_value(by_name[key], value, resolved, guild_id, channel_id, user_id, key == focused)
             container.append(option)
         if focused is None:
             missing = [o["name"] for o in by_name.values() if o.get("required") and o["name"] not in options]
@@ -2281,9 +2238,7 @@ class DiscordEmulator:
         targets = self._mentions(v.content, v.allowed_mentions)
         replied = False
         if msg.message_reference:
-            replied = (
-                v.allowed_mentions.get("replied_user", False) if v.allowed_mentions is not None else True
-            )
+            replied = v.allowed_mentions.get("replied_user", False) if v.allowed_mentions is not None else True
         return bool(targets["users"] or targets["roles"] or targets["everyone"] or replied)
 
     @staticmethod
@@ -2393,9 +2348,7 @@ class DiscordEmulator:
             counts: dict[str, int] = {}
             for emoji in msg.reactions:
                 counts[emoji] = counts.get(emoji, 0) + 1
-            data["reactions"] = [
-                {"count": n, "me": True, "emoji": {"id": None, "name": e}} for e, n in counts.items()
-            ]
+            data["reactions"] = [{"count": n, "me": True, "emoji": {"id": None, "name": e}} for e, n in counts.items()]
         return data
 
     # ---------------------------------------------------------------- gateway
@@ -2670,9 +2623,7 @@ class DiscordEmulator:
 
     async def _handle_outside_api(self, request: web.Request) -> web.Response:
         self.unknown_routes.append((request.method, request.path))
-        log.warning(
-            "discord emulator: unknown route %s %s (outside %s)", request.method, request.path, API_PREFIX
-        )
+        log.warning("discord emulator: unknown route %s %s (outside %s)", request.method, request.path, API_PREFIX)
         return self._json(404, {"message": "404: Not Found", "code": 0})
 
     async def _handle_cdn(self, request: web.Request) -> web.Response:
@@ -2680,9 +2631,7 @@ class DiscordEmulator:
         attachment = self._cdn.get(int(m.group(1))) if m else None
         if attachment is None:
             return web.Response(status=404, text="Not Found")
-        return web.Response(
-            body=attachment.data, content_type=attachment.content_type or "application/octet-stream"
-        )
+        return web.Response(body=attachment.data, content_type=attachment.content_type or "application/octet-stream")
 
     async def _handle_api(self, request: web.Request) -> web.StreamResponse:
         path = "/" + request.match_info["tail"]
@@ -2704,11 +2653,7 @@ class DiscordEmulator:
     async def _route(self, request: web.Request, record: RequestRecord, body: bytes) -> web.Response:
         method, path = record.method, record.path
         fault = next(
-            (
-                f
-                for f in self.faults
-                if f.remaining > 0 and f.method in ("*", method) and f.pattern.search(path)
-            ),
+            (f for f in self.faults if f.remaining > 0 and f.method in ("*", method) and f.pattern.search(path)),
             None,
         )
         match = None
@@ -2787,9 +2732,7 @@ class DiscordEmulator:
         remaining = max(0, rule.limit - len(window))
         return None, self._ratelimit_headers(route, rule.limit, remaining, reset_after)
 
-    def _ratelimit_headers(
-        self, route: str, limit: int, remaining: int, reset_after: float
-    ) -> dict[str, str]:
+    def _ratelimit_headers(self, route: str, limit: int, remaining: int, reset_after: float) -> dict[str, str]:
         return {
             "X-RateLimit-Limit": str(limit),
             "X-RateLimit-Remaining": str(remaining),
@@ -2849,9 +2792,7 @@ class DiscordEmulator:
 
     # ---------------------------------------------------------------- message storage
 
-    def _cdn_store(
-        self, channel_id: int, filename: str, data: bytes, description: str | None = None
-    ) -> Attachment:
+    def _cdn_store(self, channel_id: int, filename: str, data: bytes, description: str | None = None) -> Attachment:
         attachment_id = self._snowflake()
         attachment = Attachment(
             filename,
@@ -2934,9 +2875,7 @@ class DiscordEmulator:
                 "id": str(interaction.id),
                 "type": interaction.type,
                 "user": self.users[interaction.user_id].to_dict(),
-                "authorizing_integration_owners": interaction.payload.get(
-                    "authorizing_integration_owners", {}
-                ),
+                "authorizing_integration_owners": interaction.payload.get("authorizing_integration_owners", {}),
             }
             if interaction.type == 2:
                 metadata.update(name=interaction.name, command_type=1)
@@ -3002,9 +2941,7 @@ class DiscordEmulator:
         flags = prev.flags
         if payload.get("flags") is not None:
             requested = int(payload["flags"])
-            flags = (flags & ~FLAG_SUPPRESS_EMBEDS) | (
-                requested & (FLAG_SUPPRESS_EMBEDS | FLAG_COMPONENTS_V2)
-            )
+            flags = (flags & ~FLAG_SUPPRESS_EMBEDS) | (requested & (FLAG_SUPPRESS_EMBEDS | FLAG_COMPONENTS_V2))
         if clear_loading:
             flags &= ~FLAG_LOADING
         errors = _Errors()
@@ -3117,12 +3054,8 @@ class DiscordEmulator:
     async def _get_commands(self, req: _Req) -> Any:
         return self.synced_commands.get(self._command_scope(req), [])
 
-    def _stored_command(
-        self, cmd: dict[str, Any], scope: int | None, previous: Sequence[dict[str, Any]]
-    ) -> dict:
-        same = next(
-            (p for p in previous if p["name"] == cmd["name"] and p.get("type", 1) == cmd.get("type", 1)), None
-        )
+    def _stored_command(self, cmd: dict[str, Any], scope: int | None, previous: Sequence[dict[str, Any]]) -> dict:
+        same = next((p for p in previous if p["name"] == cmd["name"] and p.get("type", 1) == cmd.get("type", 1)), None)
         stored = {
             "type": 1,
             "description": "",
@@ -3215,10 +3148,7 @@ class DiscordEmulator:
                 uploads,
                 limit=record.attachment_size_limit,
                 path=("data",),
-                allowed_flags=FLAG_EPHEMERAL
-                | FLAG_SUPPRESS_EMBEDS
-                | FLAG_SUPPRESS_NOTIFICATIONS
-                | FLAG_COMPONENTS_V2,
+                allowed_flags=FLAG_EPHEMERAL | FLAG_SUPPRESS_EMBEDS | FLAG_SUPPRESS_NOTIFICATIONS | FLAG_COMPONENTS_V2,
                 source="interaction-response",
             )
             self._accept(record, kind, data)
@@ -3271,9 +3201,7 @@ class DiscordEmulator:
             if len(choices) > 25:
                 errors.add(("data", "choices"), "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
             for i, c in enumerate(choices):
-                errors.length(
-                    ("data", "choices", i, "name"), c.get("name"), min_len=1, max_len=100, required=True
-                )
+                errors.length(("data", "choices", i, "name"), c.get("name"), min_len=1, max_len=100, required=True)
             errors.raise_if_any()
             self._accept(record, kind, data)
             record.choices = choices
@@ -3353,10 +3281,7 @@ class DiscordEmulator:
                 payload,
                 req.files,
                 limit=record.attachment_size_limit,
-                allowed_flags=FLAG_EPHEMERAL
-                | FLAG_SUPPRESS_EMBEDS
-                | FLAG_SUPPRESS_NOTIFICATIONS
-                | FLAG_COMPONENTS_V2,
+                allowed_flags=FLAG_EPHEMERAL | FLAG_SUPPRESS_EMBEDS | FLAG_SUPPRESS_NOTIFICATIONS | FLAG_COMPONENTS_V2,
                 source="followup",
             )
             msg = self._store_message(
@@ -3449,9 +3374,7 @@ class DiscordEmulator:
         if not self._bot_can(channel, "READ_MESSAGE_HISTORY"):
             return []
         limit = max(1, min(100, int(req.query.get("limit", 50))))
-        messages = sorted(
-            self.messages(channel.id, include_ephemeral=False), key=lambda m: m.id, reverse=True
-        )
+        messages = sorted(self.messages(channel.id, include_ephemeral=False), key=lambda m: m.id, reverse=True)
         if "before" in req.query:
             messages = [m for m in messages if m.id < int(req.query["before"])]
         if "after" in req.query:
@@ -3516,9 +3439,7 @@ class DiscordEmulator:
                 raise _missing_permissions()
         if req.files and not self._bot_can(channel, "ATTACH_FILES"):
             raise _missing_permissions()
-        version = self._edit_version(
-            msg, payload, req.files, limit=self._channel_limit(channel), source="edit"
-        )
+        version = self._edit_version(msg, payload, req.files, limit=self._channel_limit(channel), source="edit")
         await self._apply_edit(msg, version)
         return self._message_json(msg)
 
@@ -3562,9 +3483,7 @@ class DiscordEmulator:
         await self._dispatch_thread_create(thread)
         return _Reply(201, self._channel_json(thread))
 
-    def _new_thread(
-        self, parent: Channel, payload: Mapping[str, Any], *, kind: int, thread_id: int
-    ) -> Channel:
+    def _new_thread(self, parent: Channel, payload: Mapping[str, Any], *, kind: int, thread_id: int) -> Channel:
         errors = _Errors()
         errors.length(("name",), payload.get("name"), min_len=1, max_len=100, required=True)
         duration = payload.get("auto_archive_duration", 1440) or 1440
@@ -3649,9 +3568,7 @@ class DiscordEmulator:
 
     async def _get_guild_channels(self, req: _Req) -> Any:
         guild = self._guild_for(req)
-        return [
-            self._channel_json(self.channels[c]) for c in guild.channel_ids if not self.channels[c].deleted
-        ]
+        return [self._channel_json(self.channels[c]) for c in guild.channel_ids if not self.channels[c].deleted]
 
     async def _get_roles(self, req: _Req) -> Any:
         return [r.to_dict() for r in self._guild_for(req).roles.values()]

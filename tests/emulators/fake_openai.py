@@ -48,9 +48,7 @@ from aiohttp import web
 
 __all__ = ["FakeOpenAI", "RecordedRequest", "Reply", "check_strict_schema", "synthesize_from_schema"]
 
-Responder = Callable[
-    [dict[str, Any]], "dict[str, Any] | str | Reply | Awaitable[dict[str, Any] | str | Reply]"
-]
+Responder = Callable[[dict[str, Any]], "dict[str, Any] | str | Reply | Awaitable[dict[str, Any] | str | Reply]"]
 
 
 @dataclass
@@ -150,10 +148,7 @@ def check_strict_schema(name: str, schema: Any) -> str | None:
     if "anyOf" in schema and "type" not in schema:
         return prefix + "schema must be a JSON Schema of 'type: \"object\"', got 'anyOf'."
     if schema.get("type") != "object":
-        return (
-            prefix
-            + f"schema must be a JSON Schema of 'type: \"object\"', got 'type: \"{schema.get('type')}\"'."
-        )
+        return prefix + f"schema must be a JSON Schema of 'type: \"object\"', got 'type: \"{schema.get('type')}\"'."
 
     stats = {"props": 0, "enums": 0, "chars": 0}
 
@@ -164,16 +159,12 @@ def check_strict_schema(name: str, schema: Any) -> str | None:
             if kw in node:
                 return f"In context={ctx!r}, '{kw}' is not permitted."
         types = node.get("type")
-        is_object = (
-            types == "object" or (isinstance(types, list) and "object" in types) or "properties" in node
-        )
+        is_object = types == "object" or (isinstance(types, list) and "object" in types) or "properties" in node
         if is_object:
             if depth > _MAX_DEPTH:
                 return f"In context={ctx!r}, exceeded the maximum object nesting depth of {_MAX_DEPTH}."
             if node.get("additionalProperties") is not False:
-                return (
-                    f"In context={ctx!r}, 'additionalProperties' is required to be supplied and to be false."
-                )
+                return f"In context={ctx!r}, 'additionalProperties' is required to be supplied and to be false."
             props = node.get("properties") or {}
             required = node.get("required")
             missing = [k for k in props if not isinstance(required, list) or k not in required]
@@ -341,9 +332,7 @@ class FakeOpenAI:
         self._queue.append(Reply(content=None, refusal=text))
         return self
 
-    def reply_length_cutoff(
-        self, partial: str = '{"title": "Lumen", "scenes": [{"prompt": "A desk lam'
-    ) -> FakeOpenAI:
+    def reply_length_cutoff(self, partial: str = '{"title": "Lumen", "scenes": [{"prompt": "A desk lam') -> FakeOpenAI:
         self._queue.append(Reply(content=partial, finish_reason="length"))
         return self
 
@@ -476,9 +465,7 @@ class FakeOpenAI:
             "openai-organization": "org-fake",
         }
         hdrs.update(headers or {})
-        return web.Response(
-            status=status, text=json.dumps(body), content_type="application/json", headers=hdrs
-        )
+        return web.Response(status=status, text=json.dumps(body), content_type="application/json", headers=hdrs)
 
     def _auth_error(self, request: web.Request) -> dict[str, Any] | None:
         auth = request.headers.get("Authorization", "")
@@ -509,9 +496,7 @@ class FakeOpenAI:
         rec = await self._record(request)
         if err := self._auth_error(request):
             return self._respond(rec, 401, err)
-        return self._respond(
-            rec, 200, {"object": "list", "data": [self._model_json(m) for m in self.models.values()]}
-        )
+        return self._respond(rec, 200, {"object": "list", "data": [self._model_json(m) for m in self.models.values()]})
 
     async def _get_model(self, request: web.Request) -> web.Response:
         rec = await self._record(request)
@@ -651,8 +636,7 @@ class FakeOpenAI:
                         return 400, _error(msg, param="response_format")
             elif rtype not in ("text", None):
                 return 400, _error(
-                    f"Invalid value: '{rtype}'. Supported values are: 'json_object', 'json_schema', "
-                    "and 'text'.",
+                    f"Invalid value: '{rtype}'. Supported values are: 'json_object', 'json_schema', and 'text'.",
                     param="response_format.type",
                     code="invalid_value",
                 )
@@ -679,9 +663,7 @@ class FakeOpenAI:
             return self._respond(rec, *invalid)
         wait = self._rate_limited()
         if wait is not None:
-            hdrs = _ratelimit_headers(
-                limit_requests=self.rpm_limit or 0, remaining_requests=0, reset_requests=wait
-            )
+            hdrs = _ratelimit_headers(limit_requests=self.rpm_limit or 0, remaining_requests=0, reset_requests=wait)
             hdrs["retry-after"] = str(max(1, math.ceil(wait)))
             return self._respond(
                 rec,

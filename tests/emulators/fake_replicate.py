@@ -214,8 +214,7 @@ def _sdxl_schema() -> dict[str, Any]:
         "mask": {
             "type": "string",
             "format": "uri",
-            "description": "Input mask for inpaint mode. Black areas "
-            "will be preserved, white areas will be inpainted.",
+            "description": "Input mask for inpaint mode. Black areas will be preserved, white areas will be inpainted.",
         },
         "width": {"type": "integer", "default": 1024, "description": "Width of output image"},
         "height": {"type": "integer", "default": 1024, "description": "Height of output image"},
@@ -260,8 +259,7 @@ def _sdxl_schema() -> dict[str, Any]:
         },
         "refine_steps": {
             "type": "integer",
-            "description": "For base_image_refiner, the number of steps to "
-            "refine, defaults to num_inference_steps",
+            "description": "For base_image_refiner, the number of steps to refine, defaults to num_inference_steps",
         },
         "apply_watermark": {
             "type": "boolean",
@@ -742,9 +740,7 @@ class FakeReplicate:
         self.models[ref] = model
         return model
 
-    def set_latency(
-        self, model: str, *, processing: float | None = None, starting: float | None = None
-    ) -> None:
+    def set_latency(self, model: str, *, processing: float | None = None, starting: float | None = None) -> None:
         """Per-model latency in seconds (both scaled by time_factor)."""
         m = self._model_by_key(model)
         if processing is not None:
@@ -783,9 +779,7 @@ class FakeReplicate:
         html: bool = False,
     ) -> None:
         """The next `times` prediction creates answer `status` (before validation or rate limiting)."""
-        self._create_faults.append(
-            _Fault(status, times, retry_after if status == 429 else None, detail, html)
-        )
+        self._create_faults.append(_Fault(status, times, retry_after if status == 429 else None, detail, html))
 
     def fail_get(
         self,
@@ -861,8 +855,7 @@ class FakeReplicate:
             secs = max(1, math.ceil(wait)) if wait >= 1 else wait
             headers["Retry-After"] = _fmt_num(secs)
             body: dict[str, Any] = {
-                "detail": fault.detail
-                or f"Request was throttled. Expected available in {_fmt_num(secs)} seconds.",
+                "detail": fault.detail or f"Request was throttled. Expected available in {_fmt_num(secs)} seconds.",
                 "status": 429,
                 "retry_after": secs,
             }
@@ -1044,9 +1037,7 @@ class FakeReplicate:
         known = schema["components"]["schemas"]["Input"]["properties"]
         self.unknown_inputs.extend((model.ref, k) for k in inp if k not in known)
         outcome = self._pick_outcome(model, version, inp)
-        p = _Prediction(
-            _prediction_id(), model, version, inp, outcome, token, time.time(), webhook=body.get("webhook")
-        )
+        p = _Prediction(_prediction_id(), model, version, inp, outcome, token, time.time(), webhook=body.get("webhook"))
         self.predictions[p.id] = p
         self.counts.creates[model.ref] += 1
         model.run_count += 1
@@ -1388,9 +1379,7 @@ class FakeReplicate:
         if p.outcome.startswith("fail:"):
             self._fail(p, p.outcome.split(":", 1)[1])
             return
-        flagged = (
-            set(range(n_out)) if p.outcome == "fail_nsfw" else ({0} if p.outcome == "nsfw_partial" else set())
-        )
+        flagged = set(range(n_out)) if p.outcome == "fail_nsfw" else ({0} if p.outcome == "nsfw_partial" else set())
         if inp.get("disable_safety_checker"):
             flagged = set()
         urls = []
