@@ -14,6 +14,7 @@ from typing import Protocol, runtime_checkable
 
 from pipeline.models import AdRequest, Scene, StageName, Storyboard
 from pipeline.moods import MoodPreset
+from pipeline.speech_timing import WordTiming
 
 
 @dataclass
@@ -72,6 +73,30 @@ class StageResult:
     seed: int | None = None
     prediction_id: str | None = None
     predict_time: float | None = None  # GPU seconds billed, when the provider reports it
+    duration: float | None = None  # seconds of audio or video, when the provider measured it
+    words: tuple[WordTiming, ...] | None = None  # word timings, when a voice provider gives them
+    cost_usd: float | None = None  # when billed per unit (characters, runs) rather than GPU time
+
+
+@dataclass(frozen=True)
+class VoiceRequest:
+    """One scene's voiceover line, spoken into `dest`."""
+
+    text: str
+    dest: Path
+    language: str = "en"  # ISO 639-1
+    voice_id: str | None = None  # None: the provider's default voice
+    speed: float = 1.0
+
+
+@dataclass(frozen=True)
+class MusicRequest:
+    """One instrumental bed for the whole ad, written to `dest`."""
+
+    mood: MoodPreset
+    duration: float  # seconds; always sent to the model
+    dest: Path
+    seed: int | None = None
 
 
 @runtime_checkable
@@ -100,6 +125,28 @@ class VideoGenerator(Protocol):
     offline: bool
 
     async def animate(self, request: ClipRequest, ctx: StageContext) -> StageResult: ...
+
+    async def cancel(self, prediction_id: str) -> None: ...
+
+
+@runtime_checkable
+class VoiceGenerator(Protocol):
+    """Text to speech: the result's `duration` is the measured audio length, `words` when known."""
+
+    name: str
+    offline: bool
+
+    async def synthesize(self, request: VoiceRequest, ctx: StageContext) -> StageResult: ...
+
+    async def cancel(self, prediction_id: str) -> None: ...
+
+
+@runtime_checkable
+class MusicGenerator(Protocol):
+    name: str
+    offline: bool
+
+    async def compose(self, request: MusicRequest, ctx: StageContext) -> StageResult: ...
 
     async def cancel(self, prediction_id: str) -> None: ...
 
