@@ -14,7 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipeline.language import detect_language, normalise_language
 from pipeline.moods import Mood
+from pipeline.spoken_text import voiceover_problem
 
 PRODUCT_MAX_CHARS = 2000
 TEXT_FIELD_MAX_CHARS = 200
@@ -24,6 +26,7 @@ SCENE_MIN_S, SCENE_MAX_S = 2.0, 8.0
 DESCRIPTION_MAX_CHARS = 300
 VISUAL_PROMPT_MAX_CHARS = 600
 ON_SCREEN_TEXT_MAX_CHARS = 60
+VOICEOVER_MAX_CHARS = 400  # a ceiling for the text field; the real limit is words per second of the scene
 
 
 def utcnow() -> datetime:
@@ -57,6 +60,20 @@ class AdRequest(BaseModel):
     mood: Mood = Mood.TECH
     audience: str | None = None
     cta: str | None = None
+    # ISO 639-1; detected from the product text when not given, so a request always knows its language.
+    language: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _detect_language(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("language") and isinstance(data.get("product"), str):
+            return {**data, "language": detect_language(data["product"])}
+        return data
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, v: str | None) -> str | None:
+        return None if v is None else normalise_language(v)
 
     @field_validator("product")
     @classmethod
@@ -96,6 +113,9 @@ class Scene(BaseModel):
     description: str
     visual_prompt: str
     on_screen_text: str | None = None
+    # The words spoken during the scene. None only on storyboards stored before Jant wrote voiceovers:
+    # those load as before and their scenes stay silent; every planner writes a line for every scene.
+    voiceover: str | None = None
 
     @field_validator("description", "visual_prompt")
     @classmethod
@@ -130,12 +150,27 @@ class Scene(BaseModel):
             raise ValueError(f"scene duration must be between {SCENE_MIN_S:g} and {SCENE_MAX_S:g} s (got {v:g} s)")
         return round(float(v), 2)
 
+    @field_validator("voiceover")
+    @classmethod
+    def _voiceover_text(cls, v: str | None) -> str | None:
+        return None if v is None else _clean_text(v)[:VOICEOVER_MAX_CHARS]
+
+    @model_validator(mode="after")
+    def _voiceover_rules(self) -> Scene:
+        # After the fields, so the message can name the scene and use its validated duration.
+        if self.voiceover is not None and (problem := voiceover_problem(self.voiceover, self.duration)):
+            raise ValueError(f"scene {self.index} ({self.beat.value}): {problem}")
+        return self
+
 
 class Storyboard(BaseModel):
     """5–7 scenes, 29–31 s in all, opening on a hook and closing on a call to action."""
 
     title: str
     scenes: list[Scene]
+    # The language the voiceover lines are written in (ISO 639-1): the request's, or English when the
+    # writer could not write that language (the card says so). None on storyboards without lines.
+    language: str | None = None
 
     @field_validator("title")
     @classmethod
@@ -161,6 +196,10 @@ class Storyboard(BaseModel):
     @property
     def total_duration(self) -> float:
         return round(sum(s.duration for s in self.scenes), 2)
+
+    @property
+    def has_voiceover(self) -> bool:
+        return any(s.voiceover for s in self.scenes)
 
 
 def storyboard_problem(exc: ValidationError) -> str:

@@ -2,16 +2,29 @@
 
 It reads the product text for a name and a list of features and lays them on the classic ad arc
 (hook → intro → features → call to action), so the offline preview tells the right story even if
-its pictures are placeholders.
+its pictures are placeholders. Each scene gets a spoken line in the request's language (templates in
+`pipeline.offline_lines`), filled with the product's own words and made speakable.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 
 from pipeline.models import AdRequest, Beat, Scene, Storyboard
 from pipeline.moods import mood_preset
+from pipeline.offline_lines import (
+    capitalised,
+    features,
+    first_clause,
+    fit_line,
+    product_name,
+    rotated,
+    templates_for,
+    trimmed,
+)
+from pipeline.spoken_text import spoken_form
+
+__all__ = ["OfflineStoryboardPlanner", "features", "product_name"]
 
 # Durations per storyboard size, each summing to 30 s: hook 3–4 s, intro 4–6 s, features 12–16 s, CTA 4–6 s.
 _LAYOUTS: dict[int, list[float]] = {
@@ -19,35 +32,6 @@ _LAYOUTS: dict[int, list[float]] = {
     3: [3.5, 5.0, 5.5, 5.5, 5.5, 5.0],
     4: [3.0, 5.0, 4.0, 4.0, 4.0, 4.0, 6.0],
 }
-_HOOKS = (
-    "Still putting up with {pain}?",
-    "What if {name} changed everything?",
-    "Stop scrolling: meet {name}.",
-    "You have never seen {name} like this.",
-)
-_GENERIC_FEATURES = ("designed for everyday life", "made to last", "effortless to use", "loved by its users")
-
-
-def product_name(text: str) -> str:
-    """The leading name of a description: 'Lumen — a smart desk lamp…' → 'Lumen'."""
-    head = re.split(r"\s[—–-]\s|[:,.;!?(]|\s(?:is|are|helps|lets|makes)\s", text, maxsplit=1)[0].strip()
-    words = head.split()
-    if not words:
-        return "Our product"
-    return " ".join(words[:4])
-
-
-def features(text: str, name: str) -> list[str]:
-    """Feature phrases: the clauses of the description after the name."""
-    body = text[len(name) :] if text.startswith(name) else text
-    body = re.sub(r"^\s*[—–:,-]?\s*(?:is\s+|are\s+)?(?:an?\s+|the\s+)?", "", body)
-    parts = [p.strip(" .!") for p in re.split(r",|;|\.\s|\sand\s|\swith\s|\sthat\s", body)]
-    found = [p for p in parts if len(p.split()) >= 2][:4]
-    for extra in _GENERIC_FEATURES:
-        if len(found) >= 2:
-            break
-        found.append(extra)
-    return found
 
 
 class OfflineStoryboardPlanner:
@@ -56,27 +40,43 @@ class OfflineStoryboardPlanner:
 
     async def plan(self, request: AdRequest, *, feedback: str | None = None) -> Storyboard:
         text = request.product
-        name = product_name(text)
-        feats = features(text, name)
+        wanted = request.language or "en"
+        language, lines = templates_for(wanted)
+        name = product_name(text, wanted)
+        feats = features(text, name, wanted)
         mood = mood_preset(request.mood)
         digest = hashlib.sha256(f"{text}|{request.mood}|{feedback or ''}".encode()).digest()
-        hook_line = _HOOKS[digest[0] % len(_HOOKS)].format(name=name, pain="the old way")
+        hook_line = lines.hooks[digest[0] % len(lines.hooks)].format(name=name)
         audience = request.audience or "people who want better"
-        cta = request.cta or f"Get {name} today"
+        cta = request.cta or lines.ctas[0].format(name=name).rstrip(".。")
         layout = _LAYOUTS[len(feats)]
         look = mood.style_keywords[0]
+
+        def say(options: tuple[str, ...], turn: int, duration: float, **words: str) -> str:
+            """The digest picks the template; the others, and shorter cuts of the user's words, follow
+            until one can be said in the scene's time."""
+            candidates = []
+            for cut in (None, 8, 5, 3):
+                shortened = {k: v if cut is None else trimmed(v, cut, lines.cjk) for k, v in words.items()}
+                shortened |= {k.capitalize(): capitalised(v) for k, v in shortened.items()}
+                candidates += [t.format(name=name, **shortened) for t in rotated(options, digest[turn])]
+            return fit_line(candidates, duration, language, fallback=lines.hooks[0])
+
+        what = first_clause(text, name, wanted)
         scenes = [
             Scene(
                 index=1, beat=Beat.HOOK, duration=layout[0],
                 description=f"Hook: {hook_line} An arresting opening shot for {audience}.",
                 visual_prompt=f"dramatic close-up teaser of {name}, {look}, intriguing reveal",
                 on_screen_text=hook_line,
+                voiceover=say(lines.hooks, 0, layout[0]),
             ),
             Scene(
                 index=2, beat=Beat.INTRO, duration=layout[1],
                 description=f"Introduce {name}: {text[:140]}",
                 visual_prompt=f"hero product shot of {name}, {text[:120]}, {look}",
-                on_screen_text=f"Meet {name}",
+                on_screen_text=lines.meet.format(name=name),
+                voiceover=say(lines.intros, 1, layout[1], what=what),
             ),
         ]  # fmt: skip
         for i, feat in enumerate(feats):
@@ -88,6 +88,7 @@ class OfflineStoryboardPlanner:
                     description=f"Feature: {name} — {feat}.",
                     visual_prompt=f"{name} in use, {feat}, lifestyle scene for {audience}, {look}",
                     on_screen_text=feat[:1].upper() + feat[1:],
+                    voiceover=say(lines.features, 2 + i, layout[2 + i], feat=feat),
                 )
             )
         scenes.append(
@@ -98,6 +99,16 @@ class OfflineStoryboardPlanner:
                 description=f"Call to action: {cta}.",
                 visual_prompt=f"{name} centred on a clean backdrop, logo space, confident final frame, {look}",
                 on_screen_text=cta,
+                voiceover=self._cta_line(request.cta, lines.ctas, digest[7], layout[-1], language, name),
             )
         )
-        return Storyboard(title=f"{name} — {mood.label} 30 s ad (offline preview)", scenes=scenes)
+        return Storyboard(title=f"{name} — {mood.label} 30 s ad (offline preview)", scenes=scenes, language=language)
+
+    @staticmethod
+    def _cta_line(cta: str | None, ctas: tuple[str, ...], turn: int, duration: float, language: str, name: str) -> str:
+        """The teammate's call to action, said as written when it can be (in English an address or a
+        price is spelled out); otherwise — another language that would lose the address — the template."""
+        candidates = [t.format(name=name) for t in rotated(ctas, turn)]
+        if cta and (language == "en" or spoken_form(cta, language) == spoken_form(cta, "en")):
+            candidates.insert(0, cta)
+        return fit_line(candidates, duration, language, fallback=ctas[0].format(name=name))
