@@ -70,6 +70,7 @@ def storyboard_draft(tag: str = "") -> dict[str, Any]:
                 "description": f"Lumen {beat} scene {i}{tag}",
                 "visual_prompt": f"Lumen desk lamp on an oak desk, {beat} shot, scene {i}{tag}",
                 "on_screen_text": "Get Lumen" if beat == "cta" else None,
+                "voiceover": "Get Lumen today." if beat == "cta" else f"Lumen, scene {i}.",
             }
             for i, (beat, duration) in enumerate(zip(BEATS, SCENE_DURATIONS, strict=True), start=1)
         ],

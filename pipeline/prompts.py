@@ -1,9 +1,14 @@
-"""Prompt text for the image model: every scene carries the mood's look, so the ad looks like one ad."""
+"""Prompt text: for the image model every scene carries the mood's look, so the ad looks like one ad;
+for the storyboard writer, the rules a spoken line obeys (the same ones `pipeline.models` checks)."""
 
 from __future__ import annotations
 
+import math
+
+from pipeline.language import language_name
 from pipeline.models import Scene
 from pipeline.moods import MoodPreset
+from pipeline.spoken_text import WORDS_PER_SECOND
 
 NEGATIVE_PROMPT = (
     "text, watermark, logo, signature, letters, caption, blurry, low quality, jpeg artifacts, deformed, "
@@ -22,3 +27,17 @@ def seed_prompt(scene: Scene, mood: MoodPreset) -> str:
         "Vertical 9:16 composition, subject centred with headroom for captions, commercial advertising "
         "photography, highly detailed, sharp focus"
     )
+
+
+def voiceover_rules(language: str) -> str:
+    """What the writer is told about each scene's `voiceover`, in the request's language."""
+    name = language_name(language)
+    return f"""Voiceover: every scene has a voiceover, the exact words a narrator says during that scene, written \
+in {name} (ISO 639-1 "{language}") whatever language the rest of the request is in. The hook's line grabs \
+attention within its first 2 seconds; the cta scene's line says the call to action. Rules that are checked:
+- never empty; at most {WORDS_PER_SECOND:g} words per second of the scene, rounded up (a 4 s scene: at most \
+{math.ceil(WORDS_PER_SECOND * 4)} words), and a little shorter is better: the line must end before the scene does;
+- written the way a person says it: no web address (write "lumen dot example", keep "lumen.example" in \
+on_screen_text), no digits with a currency (write "forty-nine dollars", not "$49"), no symbols such as \
+/ & % # @ * + = or emoji (write them as words);
+- plain sentences, no stage directions, no speaker names, no quotation marks around the whole line."""

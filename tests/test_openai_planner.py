@@ -33,7 +33,8 @@ def draft(durations: tuple[float, ...] = (4, 5, 5, 5, 5, 6), title: str = "Lumen
         "scenes": [
             {"beat": beat, "duration_seconds": d, "description": f"Scene {i}: Lumen {beat}",
              "visual_prompt": f"Lumen desk lamp, {beat} shot {i}, soft rim light, gold accents",
-             "on_screen_text": "Order at lumen.example" if beat == "cta" else None}
+             "on_screen_text": "Order at lumen.example" if beat == "cta" else None,
+             "voiceover": "Order at lumen dot example today." if beat == "cta" else f"Lumen, scene {i}: light that knows."}
             for i, (beat, d) in enumerate(zip(beats, durations, strict=True), start=1)
         ],
     }  # fmt: skip
@@ -120,6 +121,52 @@ async def test_a_40_second_storyboard_is_sent_back_once_with_the_rule_it_broke(
     assert msgs[:2] == first.json["messages"]
     assert msgs[2]["role"] == "assistant" and json.loads(msgs[2]["content"])["scenes"][0]["duration_seconds"] == 5
     assert msgs[3]["role"] == "user" and "add up to 29–31 s (got 40 s)" in msgs[3]["content"]
+
+
+async def test_every_scene_comes_back_with_its_spoken_line_in_the_request_language(
+    fake: FakeOpenAI, planner: OpenAIStoryboardPlanner
+) -> None:
+    fake.reply_json(draft())
+    board = await planner.plan(REQUEST)
+    assert board.scenes[-1].voiceover == "Order at lumen dot example today."
+    assert board.scenes[0].voiceover == "Lumen, scene 1: light that knows."
+    assert board.language == "en"
+    body = fake.chat_requests[0].json
+    scene_schema = body["response_format"]["json_schema"]["schema"]["$defs"]["SceneDraft"]
+    assert "voiceover" in scene_schema["required"] and scene_schema["properties"]["voiceover"]["type"] == "string"
+    system = body["messages"][0]["content"]
+    assert 'written in English (ISO 639-1 "en")' in system and "forty-nine dollars" in system
+
+    french = AdRequest(product="Lumen — une lampe de bureau qui suit votre rythme et recharge votre téléphone.")
+    fake.reply_json(draft())
+    board = await planner.plan(french)
+    assert board.language == "fr"
+    assert 'written in French (ISO 639-1 "fr")' in fake.chat_requests[1].json["messages"][0]["content"]
+
+
+async def test_a_line_with_an_address_is_sent_back_once_naming_the_scene(
+    fake: FakeOpenAI, planner: OpenAIStoryboardPlanner
+) -> None:
+    broken = draft()
+    broken["scenes"][-1]["voiceover"] = "Order now at lumen.example for $49!"
+    fake.reply_json(broken)
+    too_long = draft()
+    too_long["scenes"][0]["voiceover"] = "word " * 12  # a 4 s hook holds 11 words
+    fake.reply_json(too_long)
+    fake.reply_json(draft())
+    with pytest.raises(PlannerError) as ei:
+        await planner.plan(REQUEST)
+    first, second = fake.chat_requests
+    correction = second.json["messages"][-1]["content"]
+    assert "scene 6 (cta): the voiceover line contains the web address “lumen.example”" in correction
+    assert "scene 1 (hook): the voiceover line has 12 words; at most 11 can be said in 4 s" in str(ei.value)
+    assert fake.pending() == 1  # one correction round only
+
+    fake.clear()
+    fake.reply_json(broken)
+    fake.reply_json(draft())
+    board = await planner.plan(REQUEST)
+    assert board.scenes[-1].voiceover == "Order at lumen dot example today."
 
 
 async def test_a_storyboard_broken_twice_fails_with_the_rule(
