@@ -34,7 +34,8 @@ def draft(durations: tuple[float, ...] = (4, 5, 5, 5, 5, 6), title: str = "Lumen
             {"beat": beat, "duration_seconds": d, "description": f"Scene {i}: Lumen {beat}",
              "visual_prompt": f"Lumen desk lamp, {beat} shot {i}, soft rim light, gold accents",
              "on_screen_text": "Order at lumen.example" if beat == "cta" else None,
-             "voiceover": "Order at lumen dot example today." if beat == "cta" else f"Lumen, scene {i}: light that knows."}
+             "voiceover": "Order at lumen dot example today." if beat == "cta"
+                          else f"Lumen, scene {i}: light that knows."}
             for i, (beat, d) in enumerate(zip(beats, durations, strict=True), start=1)
         ],
     }  # fmt: skip
@@ -156,7 +157,7 @@ async def test_a_line_with_an_address_is_sent_back_once_naming_the_scene(
     fake.reply_json(draft())
     with pytest.raises(PlannerError) as ei:
         await planner.plan(REQUEST)
-    first, second = fake.chat_requests
+    _, second = fake.chat_requests
     correction = second.json["messages"][-1]["content"]
     assert "scene 6 (cta): the voiceover line contains the web address “lumen.example”" in correction
     assert "scene 1 (hook): the voiceover line has 12 words; at most 11 can be said in 4 s" in str(ei.value)
