@@ -9,12 +9,15 @@ import discord
 
 from bot.display_text import cap, duration, shown
 from pipeline.config import Settings
-from pipeline.models import Job, JobStatus
+from pipeline.language import language_name
+from pipeline.models import Job, JobStatus, Scene
 from pipeline.moods import mood_preset
 
 # Embed limits (Discord): title 256, description 4096, 25 fields, field name 256 / value 1024, 6000 in all.
 EMBED_TOTAL_MAX = 6000
 PRODUCT_SHOWN_MAX = 1000
+LINE_SHOWN_MAX = 300  # a 8 s line is at most 21 words; more would be a planner bug, cut rather than overflow
+NO_VOICE = "no voice"
 
 # Typical billed GPU seconds per scene on Replicate (A100-class), from public run times: an SDXL seed
 # at the dev/prod profile and one SVD clip. Only an estimate; the real figure comes from
@@ -67,9 +70,32 @@ def offline_note(job: Job) -> str | None:
     return f"Offline preview: {parts} made locally, not by GPT-4o / SDXL / SVD."
 
 
-def render_storyboard(job: Job, settings: Settings, *, banner: str | None = None) -> discord.Embed:
-    """One embed: product, mood, a field per scene, total, estimate. `banner` heads the description
-    (who approved it, a failed re-plan …); it is trusted bot text, not user text."""
+def spoken_line(scene: Scene, limit: int) -> str:
+    """The scene's voiceover as the card shows it; a storyboard made before voiceovers says it is silent."""
+    if scene.voiceover is None:
+        return "🔇 No line: planned before Jant wrote voiceovers (Edit scene can add one)."
+    return f"🗣️ “{shown(scene.voiceover, limit)}”"
+
+
+def language_note(job: Job) -> str | None:
+    """Said when the lines are not in the language the request asked for (the offline writer's fallback)."""
+    board = job.storyboard
+    asked = job.request.language
+    if board is None or board.language is None or asked is None or board.language == asked:
+        return None
+    return (
+        f"Lines are in {language_name(board.language)}: the storyboard writer has no "
+        f"{language_name(asked)} lines; edit a scene to write one yourself."
+    )
+
+
+def render_storyboard(
+    job: Job, settings: Settings, *, banner: str | None = None, voice: str | None = None
+) -> discord.Embed:
+    """One embed: product, mood, voice, a field per scene with its spoken line, total, estimate.
+    `banner` heads the description (who approved it, a failed re-plan …); it is trusted bot text, not
+    user text. `voice` names the voice the lines will be read in (default: the job's voice provider);
+    none means the ad is made without a voice."""
     assert job.storyboard is not None, "render_storyboard needs a planned job"
     board = job.storyboard
     req = job.request
@@ -92,6 +118,11 @@ def render_storyboard(job: Job, settings: Settings, *, banner: str | None = None
     if req.cta:
         details.append(f"**Call to action:** {shown(req.cta, 200)}")
     lines.append(" · ".join(details))
+    spoken = board.language or req.language
+    voice = voice or job.providers.get("voice") or NO_VOICE
+    lines.append(f"**Voice:** {shown(voice, 100)}" + (f" · **Language:** {language_name(spoken)}" if spoken else ""))
+    if note := language_note(job):
+        lines.append(f"*{note}*")
     if job.offline and (note := offline_note(job)):
         lines.append(f"*{note}*")
 
@@ -105,6 +136,7 @@ def render_storyboard(job: Job, settings: Settings, *, banner: str | None = None
         embed.clear_fields()
         for scene in board.scenes:
             value = shown(scene.description, min(300, scene_budget))
+            value += f"\n{spoken_line(scene, min(LINE_SHOWN_MAX, scene_budget))}"
             if scene.on_screen_text:
                 value += f"\n> On screen: “{shown(scene.on_screen_text, 60)}”"
             embed.add_field(

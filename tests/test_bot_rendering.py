@@ -47,9 +47,11 @@ def board(n: int = 6) -> Storyboard:
                 description=f"Scene {i + 1} of the lamp",
                 visual_prompt="lamp",
                 on_screen_text=f"Line {i + 1}",
+                voiceover=f"Lumen says line {i + 1}.",
             )
             for i, (b, d) in enumerate(zip(beats, durations, strict=True))
         ],
+        language="en",
     )
 
 
@@ -123,7 +125,15 @@ def test_the_longest_allowed_input_still_fits_discords_embed_limits() -> None:
     sb = Storyboard(
         title="t" * 120,
         scenes=[
-            Scene(index=i + 1, beat=b, duration=d, description="d" * 300, visual_prompt="v", on_screen_text="o" * 60)
+            Scene(
+                index=i + 1,
+                beat=b,
+                duration=d,
+                description="d" * 300,
+                visual_prompt="v",
+                on_screen_text="o" * 60,
+                voiceover=("y" * 49 + " ") * 8,
+            )  # the longest line a 3 s scene accepts: 400 characters
             for i, (b, d) in enumerate(
                 zip([Beat.HOOK, Beat.INTRO] + [Beat.FEATURE] * 4 + [Beat.CTA], [3, 5, 4, 4, 4, 4, 6], strict=True)
             )
@@ -133,6 +143,44 @@ def test_the_longest_allowed_input_still_fits_discords_embed_limits() -> None:
     embed = render_storyboard(j, Settings(), banner="✅ Approved by <@1>")
     assert len(embed) <= 6000 and len(embed.description) <= 4096 and len(embed.title) <= 256
     assert all(len(f.value) <= 1024 and len(f.name) <= 256 for f in embed.fields) and len(embed.fields) <= 25
+
+
+def test_the_card_shows_each_scenes_line_and_the_chosen_voice() -> None:
+    j = job(status=JobStatus.AWAITING_APPROVAL)
+    embed = render_storyboard(j, Settings(), voice="Wise Woman · minimax")
+    for i, field in enumerate(embed.fields[:6], start=1):
+        assert f"🗣️ “Lumen says line {i}.”" in field.value
+    assert "**Voice:** Wise Woman · minimax · **Language:** English" in embed.description
+    assert "**Voice:** no voice" in render_storyboard(j, Settings()).description
+    j.providers = {**LIVE, "voice": "replicate-minimax"}
+    assert "**Voice:** replicate-minimax" in render_storyboard(j, Settings()).description
+
+
+def test_a_storyboard_from_before_voiceovers_shows_its_scenes_are_silent() -> None:
+    j = job(status=JobStatus.AWAITING_APPROVAL)
+    assert j.storyboard is not None
+    j.storyboard = Storyboard.model_validate(
+        {**j.storyboard.model_dump(exclude={"language"}),
+         "scenes": [s.model_dump(exclude={"voiceover"}) for s in j.storyboard.scenes]}
+    )  # fmt: skip
+    embed = render_storyboard(j, Settings())
+    assert all("🔇 No line: planned before Jant wrote voiceovers" in f.value for f in embed.fields[:6])
+    assert "**Language:** English" in embed.description  # the request's own, detected
+
+
+def test_lines_written_in_another_language_than_asked_are_flagged() -> None:
+    j = job("Lumen — una lampada da scrivania intelligente che segue il tuo ritmo.", status=JobStatus.AWAITING_APPROVAL)
+    assert j.request.language == "it"
+    embed = render_storyboard(j, Settings())
+    assert "Lines are in English: the storyboard writer has no Italian lines" in embed.description
+
+
+def test_a_line_cannot_ping_or_restyle_the_card() -> None:
+    j = job(status=JobStatus.AWAITING_APPROVAL)
+    assert j.storyboard is not None
+    j.storyboard.scenes[1].voiceover = "Hey @everyone, **bold** and <@&123456789012345678>"
+    value = render_storyboard(j, Settings()).fields[1].value
+    assert "@\u200beveryone" in value and "\\*\\*bold\\*\\*" in value and "<@&123456789012345678>" not in value
 
 
 # -- the status message --------------------------------------------------------------------------------
