@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.access_policy import Actor, may_act, moved_on, refusal
-from bot.display_text import NO_PINGS, cap
+from bot.display_text import NO_PINGS, cap, shown
 from bot.error_replies import RESTARTING, reply_ephemeral, reply_error
 from bot.job_buttons import status_buttons, storyboard_buttons
 from bot.scene_editor import SceneEditModal, ScenePicker, duration_range, parse_duration
@@ -216,7 +216,14 @@ class JobActions:
         await interaction.response.send_modal(SceneEditModal(self, job, index))
 
     async def apply_scene_edit(
-        self, interaction: discord.Interaction[Any], job_id: str, index: int, *, description: str, duration: str
+        self,
+        interaction: discord.Interaction[Any],
+        job_id: str,
+        index: int,
+        *,
+        description: str,
+        duration: str,
+        voiceover: str | None = None,
     ) -> None:
         interaction.extras["job_id"] = job_id
         if await self.refuse_while_closing(interaction):
@@ -230,12 +237,18 @@ class JobActions:
                 async with lock:
                     job = await self._checked(interaction, "edit", job_id)
                     if job is not None:
-                        await self._apply_scene_edit(interaction, job, index, description, duration)
+                        await self._apply_scene_edit(interaction, job, index, description, duration, voiceover)
             finally:
                 self._locks.pop(job_id, None)
 
     async def _apply_scene_edit(
-        self, interaction: discord.Interaction[Any], job: Job, index: int, description: str, duration: str
+        self,
+        interaction: discord.Interaction[Any],
+        job: Job,
+        index: int,
+        description: str,
+        duration: str,
+        voiceover: str | None = None,
     ) -> None:
         assert job.storyboard is not None
         if not 1 <= index <= len(job.storyboard.scenes):
@@ -243,9 +256,14 @@ class JobActions:
         seconds = parse_duration(duration)
         before = job.storyboard.scenes[index - 1]
         text = description.strip()
+        line = None if voiceover is None else voiceover.strip()
         try:
             await self.orchestrator.edit_scene(
-                job, index, description=text if text != before.description else None, duration=seconds
+                job,
+                index,
+                description=text if text != before.description else None,
+                duration=seconds,
+                voiceover=line if line != (before.voiceover or "") else None,
             )
         except InvalidRequest as exc:
             low, high = duration_range(job, index)
@@ -254,8 +272,11 @@ class JobActions:
             )
             raise InvalidRequest(f"{exc}{hint} Nothing was changed.") from exc
         assert job.storyboard is not None
+        said = job.storyboard.scenes[index - 1].voiceover
+        heard = f" Its line now says “{shown(said, 300)}”." if said and said != before.voiceover else ""
         await reply_ephemeral(
-            interaction, f"✏️ Scene {index} is now {seconds:g} s; the ad runs {job.storyboard.total_duration:g} s."
+            interaction,
+            f"✏️ Scene {index} is now {seconds:g} s; the ad runs {job.storyboard.total_duration:g} s.{heard}",
         )
         await self.edit_storyboard_message(job, banner=f"✏️ Scene {index} edited by {interaction.user.mention}.")
 

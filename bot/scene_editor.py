@@ -1,4 +1,5 @@
-"""Edit scene: an ephemeral select of the scenes, then a modal with the scene's description and duration."""
+"""Edit scene: an ephemeral select of the scenes, then a modal with the scene's description, its spoken
+line and its duration."""
 
 from __future__ import annotations
 
@@ -10,7 +11,16 @@ from discord import ui
 from bot.display_text import cap
 from bot.error_replies import reply_error
 from pipeline.errors import InvalidRequest
-from pipeline.models import DESCRIPTION_MAX_CHARS, SCENE_MAX_S, SCENE_MIN_S, TOTAL_MAX_S, TOTAL_MIN_S, Job
+from pipeline.models import (
+    DESCRIPTION_MAX_CHARS,
+    SCENE_MAX_S,
+    SCENE_MIN_S,
+    TOTAL_MAX_S,
+    TOTAL_MIN_S,
+    VOICEOVER_MAX_CHARS,
+    Job,
+)
+from pipeline.spoken_text import max_spoken_words
 
 if TYPE_CHECKING:
     from bot.job_actions import JobActions
@@ -85,10 +95,24 @@ class SceneEditModal(ui.Modal):
             min_length=1,
             max_length=DESCRIPTION_MAX_CHARS,
         )
+        # Optional so a storyboard from before voiceovers can be edited without writing one; clearing an
+        # existing line is refused by the model's "not empty" rule with a message that names the scene.
+        self.voiceover: ui.TextInput[SceneEditModal] = ui.TextInput(
+            custom_id="voiceover",
+            style=discord.TextStyle.paragraph,
+            default=scene.voiceover or "",
+            required=False,
+            max_length=VOICEOVER_MAX_CHARS,
+        )
         self.duration: ui.TextInput[SceneEditModal] = ui.TextInput(
             custom_id="duration", default=f"{scene.duration:g}", min_length=1, max_length=6
         )
         self.add_item(ui.Label(text="What the scene shows", component=self.description))
+        said = (
+            f"At most {max_spoken_words(scene.duration)} words in {scene.duration:g} s; "
+            "write addresses and prices in words"
+        )
+        self.add_item(ui.Label(text="What is said", description=cap(said, 100), component=self.voiceover))
         hint = (
             f"{low:g}–{high:g} s keeps the ad at {TOTAL_MIN_S:g}–{TOTAL_MAX_S:g} s"
             if low <= high
@@ -98,7 +122,12 @@ class SceneEditModal(ui.Modal):
 
     async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
         await self.actions.apply_scene_edit(
-            interaction, self.job_id, self.index, description=self.description.value, duration=self.duration.value
+            interaction,
+            self.job_id,
+            self.index,
+            description=self.description.value,
+            duration=self.duration.value,
+            voiceover=self.voiceover.value,
         )
 
     async def on_error(self, interaction: discord.Interaction[Any], error: Exception) -> None:

@@ -146,7 +146,13 @@ class Orchestrator:
             await self.store.update(job, status=JobStatus.FAILED, error=message, finished_at=utcnow())
 
     async def edit_scene(
-        self, job: Job, index: int, *, description: str | None = None, duration: float | None = None
+        self,
+        job: Job,
+        index: int,
+        *,
+        description: str | None = None,
+        duration: float | None = None,
+        voiceover: str | None = None,
     ) -> Job:
         """Change one scene before approval; the whole storyboard is re-validated."""
         if job.status is not JobStatus.AWAITING_APPROVAL or job.storyboard is None:
@@ -162,6 +168,8 @@ class Orchestrator:
             scene["visual_prompt"] = description
         if duration is not None:
             scene["duration"] = duration
+        if voiceover is not None:  # checked with the (new) duration: the word limit follows it
+            scene["voiceover"] = voiceover
         try:
             storyboard = Storyboard.model_validate(data)
         except ValidationError as exc:

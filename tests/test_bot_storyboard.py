@@ -127,6 +127,54 @@ async def test_edit_scene_changes_one_scene_and_an_invalid_edit_gets_the_rule(
         assert (await team.job(job_id)).storyboard == stored.storyboard  # the bad edits left no trace
 
 
+async def test_edit_scene_rewrites_what_is_said_and_a_line_with_an_address_is_refused(
+    discord_emulator: DiscordEmulator, discord_errors, tmp_path: Path
+) -> None:
+    emu = discord_emulator
+    async with running_team(emu, tmp_path, discord_errors) as team:
+        _, board, job_id = await team.makead()
+        job = await team.job(job_id)
+        scene3 = job.storyboard.scenes[2]
+        assert f"🗣️ “{scene3.voiceover}”" in emu.message(board.id).embeds[0]["fields"][2]["value"]
+
+        async def edit_scene_3(**values: str) -> str:
+            opened = await team.click(board, "edit", job_id, team.alice)
+            picked = await (
+                await emu.select(opened.original.id, f"jant:pick:{job_id}", ["3"], team.alice.id)
+            ).wait_response()
+            labels = [c["label"] for c in picked.modal["components"]]
+            assert labels == ["What the scene shows", "What is said", "Duration in seconds"]
+            said = next(c for c in picked.modal["components"] if c["label"] == "What is said")
+            current = (await team.job(job_id)).storyboard.scenes[2].voiceover
+            assert said["component"]["value"] == current  # the current line, ready to change
+            submitted = await emu.submit_modal(f"jant:scene:{job_id}:3", values, team.alice.id)
+            await submitted.wait_response()
+            return submitted.content or ""
+
+        line = "It dims itself at night, so you sleep better."
+        reply = await edit_scene_3(voiceover=line)
+        assert reply.endswith(f"Its line now says “{line}”.")
+        await team.wait_until(
+            lambda: line in emu.message(board.id).embeds[0]["fields"][2]["value"],
+            what="the storyboard message to show the new line",
+        )
+        stored = await team.job(job_id)
+        assert stored.storyboard.scenes[2].voiceover == line
+        assert stored.storyboard.scenes[2].description == scene3.description  # only the line changed
+
+        edits_before = emu.message(board.id).edit_count
+        reply = await edit_scene_3(voiceover="Order now at lumen.example for $49")
+        assert reply.startswith(
+            "⚠️ That edit breaks the storyboard: scenes.2: scene 3 (feature): the voiceover line contains the web "
+            "address “lumen.example”"
+        )
+        assert reply.endswith("Nothing was changed.")
+        reply = await edit_scene_3(voiceover="")
+        assert "scene 3 (feature): the voiceover line is empty" in reply
+        assert emu.message(board.id).edit_count == edits_before
+        assert (await team.job(job_id)).storyboard == stored.storyboard
+
+
 async def test_new_storyboard_replans_in_place(
     discord_emulator: DiscordEmulator, discord_errors, tmp_path: Path
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -208,6 +209,30 @@ async def test_editing_a_scene_revalidates_the_storyboard(h: Harness) -> None:
     assert stored is not None and stored.storyboard.scenes[0].duration == first  # the bad edit left no trace
     with pytest.raises(InvalidRequest, match="no scene 9"):
         await h.orch.edit_scene(job, 9, duration=4)
+
+
+async def test_editing_a_scene_can_change_its_spoken_line_and_the_rules_still_hold(h: Harness) -> None:
+    from pipeline.errors import InvalidRequest
+
+    job = await h.planned_job()
+    await h.orch.edit_scene(job, 2, voiceover="Meet Lumen, the lamp that knows what time it is.")
+    stored = await h.store.get(job.id)
+    assert (
+        stored is not None
+        and stored.storyboard.scenes[1].voiceover == "Meet Lumen, the lamp that knows what time it is."
+    )
+    saved = json.loads((h.orch.job_dir(job) / "storyboard.json").read_text(encoding="utf-8"))
+    assert saved["storyboard"]["scenes"][1]["voiceover"] == "Meet Lumen, the lamp that knows what time it is."
+    with pytest.raises(InvalidRequest, match=r"scene 2 \(intro\): the voiceover line contains the web address"):
+        await h.orch.edit_scene(job, 2, voiceover="Order at lumen.example")
+    hook = job.storyboard.scenes[0]
+    eight = " ".join(["word"] * 8)  # fits 3 s (8 words)
+    await h.orch.edit_scene(job, 1, voiceover=eight, duration=3)
+    with pytest.raises(
+        InvalidRequest, match="scene 1 \\(hook\\): the voiceover line has 8 words; at most 6 can be said in 2 s"
+    ):
+        await h.orch.edit_scene(job, 1, duration=2)  # a shorter scene cannot hold the same line
+    assert (await h.store.get(job.id)).storyboard.scenes[0].voiceover == eight and hook.index == 1
 
 
 def test_job_directory_is_under_the_data_dir(settings: Settings) -> None:
