@@ -14,10 +14,12 @@ from rich.console import Console
 from rich.live import Live
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from pipeline.config import Settings
 from pipeline.errors import ConfigError, InvalidRequest, JantError
 from pipeline.events import ProgressEvent
+from pipeline.language import language_name, lines_language_note
 from pipeline.models import AdRequest, Job, JobStatus, SceneState, StageStatus
 from pipeline.moods import Mood
 from pipeline.runtime import Runtime
@@ -40,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("--mood", default=Mood.TECH.value, help=f"one of: {', '.join(m.value for m in Mood)}")
     make.add_argument("--audience", help="who the ad speaks to")
     make.add_argument("--cta", help="the call to action, e.g. 'Order at example.com'")
+    make.add_argument("--language", help="the language the ad speaks, e.g. fr (default: detected from the product)")
     make.add_argument("--yes", "-y", action="store_true", help="approve the storyboard without asking")
     make.add_argument("--byte-limit", type=int, help="fit final.mp4 under this many bytes")
     jobs = sub.add_parser("jobs", help="list recent jobs")
@@ -92,7 +95,9 @@ def _first_error(exc: ValidationError) -> str:
 
 def _request(args: argparse.Namespace) -> AdRequest:
     try:
-        return AdRequest(product=args.product, mood=args.mood, audience=args.audience, cta=args.cta)
+        return AdRequest(
+            product=args.product, mood=args.mood, audience=args.audience, cta=args.cta, language=args.language
+        )
     except ValidationError as exc:
         raise UsageError(_first_error(exc)) from None
 
@@ -132,12 +137,22 @@ async def makead(settings: Settings, args: argparse.Namespace) -> int:
 def _print_storyboard(job: Job) -> None:
     assert job.storyboard is not None
     table = Table(title=job.storyboard.title, show_lines=False)
-    for col in ("#", "beat", "sec", "scene", "on screen"):
+    for col in ("#", "beat", "sec", "scene", "says", "on screen"):
         table.add_column(col)
     for s in job.storyboard.scenes:
-        table.add_row(str(s.index), s.beat.value, f"{s.duration:g}", s.description, s.on_screen_text or "")
+        said = s.voiceover if s.voiceover is not None else "(silent: planned before voiceovers)"
+        # Text(): user and model words are printed as they are, never read as rich markup.
+        cells = (s.description, said, s.on_screen_text or "")
+        table.add_row(str(s.index), s.beat.value, f"{s.duration:g}", *(Text(c) for c in cells))
     console.print(table)
-    console.print(f"Total {job.storyboard.total_duration:g} s, mood {job.request.mood.value}.")
+    spoken = job.storyboard.language or job.request.language
+    console.print(
+        f"Total {job.storyboard.total_duration:g} s, mood {job.request.mood.value}"
+        + (f", lines in {language_name(spoken)}" if spoken else "")
+        + "."
+    )
+    if note := lines_language_note(job.request.language, job.storyboard.language):
+        console.print(note, markup=False)
 
 
 async def _run_with_progress(runtime: Runtime, job: Job) -> int:

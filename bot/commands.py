@@ -58,20 +58,22 @@ class JantCommandTree(app_commands.CommandTree):
 
 def _field_problem(exc: ValidationError) -> str:
     err = exc.errors()[0]
-    field = {"product": "product", "audience": "audience", "cta": "cta", "mood": "mood"}.get(
+    field = {"product": "product", "audience": "audience", "cta": "cta", "mood": "mood", "language": "language"}.get(
         str(err.get("loc", ("",))[0]), "input"
     )
     return f"`{field}`: {str(err.get('msg', '')).removeprefix('Value error, ')}."
 
 
-def ad_request(product: str, mood: str, audience: str | None, cta: str | None) -> AdRequest:
+def ad_request(
+    product: str, mood: str, audience: str | None, cta: str | None, language: str | None = None
+) -> AdRequest:
     if len(product) > PRODUCT_MAX:
         raise InvalidRequest(f"`product` is {len(product)} characters; keep it to {PRODUCT_MAX} or fewer.")
     for name, value in (("audience", audience), ("cta", cta)):
         if value is not None and len(value) > TEXT_FIELD_MAX_CHARS:
             raise InvalidRequest(f"`{name}` is {len(value)} characters; keep it to {TEXT_FIELD_MAX_CHARS} or fewer.")
     try:
-        return AdRequest(product=product, mood=mood, audience=audience, cta=cta)
+        return AdRequest(product=product, mood=mood, audience=audience, cta=cta, language=language)
     except ValidationError as exc:
         raise InvalidRequest(_field_problem(exc)) from None
 
@@ -104,6 +106,7 @@ class AdCommands(commands.Cog):
         mood="The look and pace of the ad",
         audience="Who the ad speaks to (optional)",
         cta="The call to action, e.g. 'Order at example.com' (optional)",
+        language="The language the ad speaks, e.g. fr, de, ja (optional: detected from the product text)",
     )
     @app_commands.choices(mood=[app_commands.Choice(name=p.label, value=m.value) for m, p in MOOD_PRESETS.items()])
     @app_commands.guild_only()
@@ -114,8 +117,10 @@ class AdCommands(commands.Cog):
         mood: app_commands.Choice[str],
         audience: app_commands.Range[str, 1, TEXT_FIELD_MAX_CHARS] | None = None,
         cta: app_commands.Range[str, 1, TEXT_FIELD_MAX_CHARS] | None = None,
+        language: app_commands.Range[str, 2, 40] | None = None,
     ) -> None:
-        request = ad_request(product, mood.value, audience, cta)  # before deferring: errors stay private
+        # Before deferring: errors stay private.
+        request = ad_request(product, mood.value, audience, cta, language)
         with self.bot.in_flight.track():
             await self._makead(interaction, request)
 

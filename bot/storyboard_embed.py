@@ -9,7 +9,7 @@ import discord
 
 from bot.display_text import cap, duration, shown
 from pipeline.config import Settings
-from pipeline.language import language_name
+from pipeline.language import language_name, lines_language_note
 from pipeline.models import Job, JobStatus, Scene
 from pipeline.moods import mood_preset
 
@@ -77,18 +77,6 @@ def spoken_line(scene: Scene, limit: int) -> str:
     return f"🗣️ “{shown(scene.voiceover, limit)}”"
 
 
-def language_note(job: Job) -> str | None:
-    """Said when the lines are not in the language the request asked for (the offline writer's fallback)."""
-    board = job.storyboard
-    asked = job.request.language
-    if board is None or board.language is None or asked is None or board.language == asked:
-        return None
-    return (
-        f"Lines are in {language_name(board.language)}: the storyboard writer has no "
-        f"{language_name(asked)} lines; edit a scene to write one yourself."
-    )
-
-
 def render_storyboard(
     job: Job, settings: Settings, *, banner: str | None = None, voice: str | None = None
 ) -> discord.Embed:
@@ -121,7 +109,7 @@ def render_storyboard(
     spoken = board.language or req.language
     voice = voice or job.providers.get("voice") or NO_VOICE
     lines.append(f"**Voice:** {shown(voice, 100)}" + (f" · **Language:** {language_name(spoken)}" if spoken else ""))
-    if note := language_note(job):
+    if note := lines_language_note(req.language, board.language):
         lines.append(f"*{note}*")
     if job.offline and (note := offline_note(job)):
         lines.append(f"*{note}*")

@@ -72,6 +72,17 @@ def language_name(code: str) -> str:
     return LANGUAGES.get(code, (code, code))[0]
 
 
+def lines_language_note(asked: str | None, written: str | None) -> str | None:
+    """Said when a storyboard's lines are not in the language the request asked for (the offline
+    writer's English fallback); None when they are, or when either is unknown."""
+    if asked is None or written is None or asked == written:
+        return None
+    return (
+        f"Lines are in {language_name(written)}: the storyboard writer has no {language_name(asked)} lines; "
+        "edit a scene to write one yourself."
+    )
+
+
 def normalise_language(value: str) -> str:
     """A user's way of naming a language → its ISO 639-1 code ('FR', 'fr-CA', 'pt_BR', 'French', 'français')."""
     text = value.strip()
@@ -83,7 +94,7 @@ def normalise_language(value: str) -> str:
         if folded in (english.casefold(), native.casefold()):
             return code
     raise ValueError(
-        f"unknown language {value.strip()!r}: use a two-letter ISO 639-1 code, one of {', '.join(sorted(LANGUAGES))}"
+        f"unknown language {value.strip()!r}: use a two-letter ISO 639-1 code such as en, fr, de, es, ja"
     )
 
 

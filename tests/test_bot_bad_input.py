@@ -26,7 +26,8 @@ async def raw_makead(team: Team, **values: str) -> InteractionRecord:
     """/makead as a raw API call would send it, past the limits Discord's own client enforces."""
     emu = team.emu
     data = emu._command_data(team.guild_id, team.channel_id, team.alice.id, "makead",
-                             {"product": "x", "mood": "tech", "audience": "x", "cta": "x"}, focused=None)  # fmt: skip
+                             {"product": "x", "mood": "tech", "audience": "x", "cta": "x", "language": "en"},
+                             focused=None)  # fmt: skip
     for option in data["options"]:
         option["value"] = values.get(option["name"], option["value"])
     payload = emu._envelope(2, team.guild_id, team.channel_id, team.alice.id, data)
@@ -39,7 +40,7 @@ async def test_text_over_the_slash_command_limits_gets_the_limit_and_nothing_is_
     async with running_team(discord_emulator, tmp_path, discord_errors) as team:
         [makead] = [c for c in discord_emulator.commands(None) if c["name"] == "makead"]
         limits = {o["name"]: o.get("max_length") for o in makead["options"]}
-        assert limits == {"product": 1000, "mood": None, "audience": 200, "cta": 200}  # what Discord enforces
+        assert limits == {"product": 1000, "mood": None, "audience": 200, "cta": 200, "language": 40}
 
         rec = await raw_makead(team, product="L" * 1500)
         assert rec.response_type == 4 and rec.ephemeral
@@ -49,6 +50,8 @@ async def test_text_over_the_slash_command_limits_gets_the_limit_and_nothing_is_
         rec = await raw_makead(team, mood="disco")
         assert rec.ephemeral
         assert rec.content == "⚠️ `disco` is not one of the choices; pick one from the list Discord shows."
+        rec = await raw_makead(team, language="klingon")
+        assert rec.ephemeral and rec.content.startswith("⚠️ `language`: unknown language 'klingon': use a two-letter")
         assert await team.bot.runtime.store.list() == []  # nothing was created
 
 

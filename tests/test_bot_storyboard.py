@@ -175,6 +175,23 @@ async def test_edit_scene_rewrites_what_is_said_and_a_line_with_an_address_is_re
         assert (await team.job(job_id)).storyboard == stored.storyboard
 
 
+async def test_makead_language_writes_the_lines_in_that_language_and_the_card_says_so(
+    discord_emulator: DiscordEmulator, discord_errors, tmp_path: Path
+) -> None:
+    emu = discord_emulator
+    async with running_team(emu, tmp_path, discord_errors) as team:
+        _, board, job_id = await team.makead(language="fr")
+        job = await team.job(job_id)
+        assert job.request.language == "fr" and job.storyboard.language == "fr"
+        embed = emu.message(board.id).embeds[0]
+        assert "**Language:** French" in embed["description"]
+        assert any(w in embed["fields"][-3]["value"] for w in ("Procurez-vous", "Essayez"))  # the cta scene
+
+        _, board, job_id = await team.makead(product="Lumen — una lampada da scrivania che segue il tuo ritmo.")
+        assert (await team.job(job_id)).request.language == "it"  # detected
+        assert "Lines are in English: the storyboard writer has no Italian lines" in embed_text(emu.message(board.id))
+
+
 async def test_new_storyboard_replans_in_place(
     discord_emulator: DiscordEmulator, discord_errors, tmp_path: Path
 ) -> None:

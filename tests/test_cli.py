@@ -65,6 +65,7 @@ async def test_makead_offline_makes_a_30_second_vertical_ad(tmp_path: Path) -> N
         (["makead", "x" * 2001, "--yes"], "keep it under 2000"),
         (["makead", PRODUCT, "--mood", "grumpy", "--yes"], "unknown mood 'grumpy'"),
         (["makead", PRODUCT], "pass --yes"),
+        (["makead", PRODUCT, "--language", "klingon", "--yes"], "unknown language 'klingon'"),
     ],
 )
 def test_bad_input_is_one_clear_line_exit_2_and_writes_nothing(tmp_path: Path, args: list[str], message: str) -> None:
@@ -90,3 +91,26 @@ def test_doctor_reports_offline_providers_and_ffmpeg(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "offline" in out and "OPENAI_API_KEY is not set" in out and "ffmpeg" in out
+
+
+async def test_show_prints_what_each_scene_says_in_the_chosen_language(tmp_path: Path) -> None:
+    from pipeline.config import Settings
+    from pipeline.models import AdRequest
+    from pipeline.runtime import Runtime
+
+    data = tmp_path / "data"
+    runtime = await Runtime.open(Settings(JANT_DATA_DIR=data))
+    try:
+        request = AdRequest(product=PRODUCT, cta="Order at lumen.example [today]", language="fr")
+        job = await runtime.orchestrator.create_job(request)
+        await runtime.orchestrator.plan(job)
+    finally:
+        await runtime.close()
+    assert job.storyboard is not None
+    result = jant("show", job.id, cwd=tmp_path, env={"JANT_DATA_DIR": str(data), "COLUMNS": "400"})
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "says" in out and "lines in French" in out
+    for scene in job.storyboard.scenes:
+        assert scene.voiceover and scene.voiceover in out
+    assert "Order at lumen.example [today]" in out  # printed as written, not eaten as markup
