@@ -4,6 +4,8 @@ addresses and prices are said the way a person says them; the language is detect
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -193,3 +195,39 @@ def test_a_given_language_wins_and_is_normalised() -> None:
     assert normalise_language("français") == "fr" and language_name("de") == "German"
     with pytest.raises(ValidationError, match="unknown language 'klingon': use a two-letter ISO 639-1 code"):
         AdRequest(product=PRODUCTS["en"], language="klingon")
+
+
+async def test_a_job_stored_before_voiceovers_reads_back_silent_from_the_database(tmp_path: Path) -> None:
+    import json
+    import sqlite3
+
+    from pipeline.models import Job, JobStatus
+    from pipeline.store import JobStore
+
+    db = tmp_path / "jant.db"
+    store = await JobStore.open(db)
+    job = await store.create(Job(request=AdRequest(product=PRODUCTS["fr"], mood="minimal")))
+    board = await OfflineStoryboardPlanner().plan(job.request)
+    await store.set_storyboard(job, board, JobStatus.AWAITING_APPROVAL, 3)
+    await store.close()
+    # Rewrite the row the way a Jant from before voiceovers stored it: no line, no language anywhere.
+    with sqlite3.connect(db) as conn:
+        request_json, board_json = conn.execute("SELECT request_json, storyboard_json FROM jobs").fetchone()
+        old_request = {k: v for k, v in json.loads(request_json).items() if k != "language"}
+        old_board = json.loads(board_json)
+        old_board.pop("language")
+        for s in old_board["scenes"]:
+            s.pop("voiceover")
+        conn.execute(
+            "UPDATE jobs SET request_json = ?, storyboard_json = ?", (json.dumps(old_request), json.dumps(old_board))
+        )
+
+    store = await JobStore.open(db)
+    try:
+        old = await store.get(job.id)
+    finally:
+        await store.close()
+    assert old is not None and old.storyboard is not None
+    assert [s.voiceover for s in old.storyboard.scenes] == [None] * len(board.scenes)
+    assert [s.description for s in old.storyboard.scenes] == [s.description for s in board.scenes]
+    assert old.request.language == "fr"  # detected again from the stored product text
