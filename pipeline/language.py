@@ -93,9 +93,7 @@ def normalise_language(value: str) -> str:
     for code, (english, native) in LANGUAGES.items():
         if folded in (english.casefold(), native.casefold()):
             return code
-    raise ValueError(
-        f"unknown language {value.strip()!r}: use a two-letter ISO 639-1 code such as en, fr, de, es, ja"
-    )
+    raise ValueError(f"unknown language {value.strip()!r}: use a two-letter ISO 639-1 code such as en, fr, de, es, ja")
 
 
 # -- detection --------------------------------------------------------------------------------------
