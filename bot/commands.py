@@ -119,8 +119,7 @@ class AdCommands(commands.Cog):
         cta: app_commands.Range[str, 1, TEXT_FIELD_MAX_CHARS] | None = None,
         language: app_commands.Range[str, 2, 40] | None = None,
     ) -> None:
-        # Before deferring: errors stay private.
-        request = ad_request(product, mood.value, audience, cta, language)
+        request = ad_request(product, mood.value, audience, cta, language)  # before deferring: errors stay private
         with self.bot.in_flight.track():
             await self._makead(interaction, request)
 
