@@ -29,12 +29,13 @@ from pipeline.models import StageName
 from pipeline.providers import offline_voice, voice_selection
 from pipeline.providers.audio_length import measured_duration
 from pipeline.providers.base import StageContext, VoiceRequest
+from pipeline.providers.media_download import looks_like
 from pipeline.providers.openai_voice import OpenAICompatibleVoiceGenerator, speech_retirement_warning
 from pipeline.providers.replicate_voice import ReplicateVoiceGenerator, minimax_voices
 from pipeline.retry import classify
 from tests.emulators.fake_openai import SPEECH_CONTENT_TYPES, FakeOpenAI
 from tests.emulators.fake_replicate import MINIMAX_VOICES, FakeReplicate, validate_input
-from tests.emulators.speech_audio import speech_seconds
+from tests.emulators.speech_audio import speech_bytes, speech_seconds
 
 TTS = "minimax/speech-02-turbo"
 LINE_FR = "Lumen suit votre journée : une lumière froide le matin, douce le soir."
@@ -279,10 +280,19 @@ async def test_speech_server_errors_say_what_to_change(
     assert not (tmp_path / "v.wav").exists()
 
 
+# What OpenAI's speech endpoint answers per response_format: (content type, how the bytes start).
+OPENAI_SPEECH_FORMATS = {
+    "mp3": ("audio/mpeg", (b"ID3", b"\xff\xfb", b"\xff\xf3")), "opus": ("audio/opus", (b"OggS",)),
+    "aac": ("audio/aac", (b"\xff\xf1", b"\xff\xf9")), "flac": ("audio/flac", (b"fLaC",)),
+    "wav": ("audio/wav", (b"RIFF",)), "pcm": ("audio/pcm", (b"",)),
+}  # fmt: skip
+
+
 async def test_the_speech_emulator_answers_each_format_with_its_content_type(fake_openai: FakeOpenAI) -> None:
+    assert set(OPENAI_SPEECH_FORMATS) == set(SPEECH_CONTENT_TYPES)
     client = openai.AsyncOpenAI(api_key=FakeOpenAI.API_KEY, base_url=fake_openai.base_url, max_retries=0)
     try:
-        for fmt, ctype in SPEECH_CONTENT_TYPES.items():
+        for fmt, (ctype, magic) in OPENAI_SPEECH_FORMATS.items():
             raw = await client.audio.speech.with_raw_response.create(
                 model="gpt-4o-mini-tts",
                 voice="coral",
@@ -290,6 +300,7 @@ async def test_the_speech_emulator_answers_each_format_with_its_content_type(fak
                 response_format=fmt,  # type: ignore[arg-type]
             )
             assert raw.headers["content-type"] == ctype and len(raw.content) > 500
+            assert raw.content.startswith(magic), fmt
     finally:
         await client.close()
 
@@ -370,3 +381,19 @@ async def test_auto_picks_replicate_with_a_token_then_offline_then_none(
 
     voice, notice = voice_selection.build_voice_provider(Settings(JANT_DATA_DIR=tmp_path, JANT_VOICE="none"))
     assert voice is None and notice is not None and "no voiceover" in notice
+
+
+def test_doctor_lists_the_voices_when_the_voice_id_is_wrong(tmp_path: Path) -> None:
+    env = {"REPLICATE_API_TOKEN": "r8_fake_doctor", "JANT_DATA_DIR": tmp_path}
+    wrong = voice_selection.voice_doctor_problems(Settings(**env, JANT_VOICE_ID="Morgan_Freeman"))
+    assert len(wrong) == 1 and "Morgan_Freeman" in wrong[0] and all(v in wrong[0] for v in MINIMAX_VOICES)
+    assert voice_selection.voice_doctor_problems(Settings(**env, JANT_VOICE_ID="Calm_Woman")) == []
+    at_openai = Settings(JANT_DATA_DIR=tmp_path, JANT_VOICE="openai-compatible")
+    assert any("2027-01-06" in p for p in voice_selection.voice_doctor_problems(at_openai))
+
+
+def test_audio_downloads_are_recognised_by_their_first_bytes() -> None:
+    for fmt in ("wav", "mp3", "flac"):
+        assert looks_like("audio", speech_bytes(0.5, fmt)[:16]), fmt
+    assert not looks_like("audio", b"<html><body>502 Bad Gateway</body></html>"[:16])
+    assert not looks_like("audio", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
