@@ -45,3 +45,30 @@ def build_voice_provider(
     if not piper_installed():  # offline
         return None, f"NO VOICEOVER: JANT_VOICE=offline but {NO_EXTRA}; captions and music only."
     return PiperVoiceGenerator(), None
+
+
+def voice_doctor_problems(settings: Settings) -> list[str]:
+    """What `jant doctor` should say about the voice settings (empty when all is well).
+
+    Pure: no provider is built and nothing is requested.
+    """
+    problems: list[str] = []
+    choice = settings.voice
+    if choice == "auto":
+        choice = "replicate" if settings.media_live else ("offline" if piper_installed() else "none")
+    if choice == "replicate" and settings.voice_id is not None:
+        from pipeline.providers.replicate_voice import minimax_voices
+
+        if settings.voice_id not in minimax_voices():
+            problems.append(
+                f"JANT_VOICE_ID={settings.voice_id!r} is not a MiniMax voice; choose one of: "
+                + ", ".join(minimax_voices())
+            )
+    if choice == "openai-compatible":
+        from pipeline.providers.openai_voice import speech_retirement_warning
+
+        if warning := speech_retirement_warning(settings):
+            problems.append(warning)
+    if choice == "offline" and not piper_installed():
+        problems.append(f"JANT_VOICE=offline but {NO_EXTRA}.")
+    return problems
