@@ -24,7 +24,7 @@ import replicate
 from replicate.exceptions import ReplicateError
 
 from pipeline.config import Settings
-from pipeline.errors import ProviderError, VoiceInputRejected, VoiceUnavailable
+from pipeline.errors import ProviderError, StageTimeout, VoiceInputRejected, VoiceUnavailable
 from pipeline.models import StageName
 from pipeline.providers import offline_voice, voice_selection
 from pipeline.providers.audio_length import measured_duration
@@ -212,6 +212,18 @@ async def test_the_emulator_fails_a_voice_minimax_does_not_have_after_the_create
     p = await client.predictions.async_create(model=TTS, input={"text": "Hello", "voice_id": "Morgan_Freeman"})
     done = await fake.wait_for_status(p.id)
     assert done["status"] == "failed" and "voice id not exist" in done["error"] and fake.counts.creates[TTS] == 1
+
+
+async def test_a_line_stuck_past_its_deadline_is_cancelled_on_replicate(fake: FakeReplicate, tmp_path: Path) -> None:
+    fake.script(TTS, "never")
+    gen = ReplicateVoiceGenerator(replicate_settings(fake, tmp_path, JANT_VOICE_DEADLINE_S=0.5))
+    rec = Recorder()
+    try:
+        with pytest.raises(StageTimeout):
+            await gen.synthesize(VoiceRequest(LINE_EN, tmp_path / "v.wav"), rec.ctx())
+    finally:
+        await gen.aclose()
+    assert fake.predictions[rec.ids[0]].status == "canceled" and fake.counts.cancels == 1
 
 
 def test_the_voice_list_for_doctor_is_minimaxs() -> None:

@@ -54,13 +54,13 @@ def _synthesize_to_wav(text: str, dest: Path, speed: float) -> tuple[float, tupl
     """Speak `text` into a 16-bit mono WAV at `dest`; (seconds, word timings). Runs in a thread."""
     from piper import SynthesisConfig
 
-    voice = _load_voice()
-    rate = voice.config.sample_rate
-    config = SynthesisConfig(length_scale=1.0 / speed)
-    gap = b"\x00\x00" * int(rate * SENTENCE_GAP_S)
     pcm = bytearray()
     words: list[WordTiming] = []
-    with _synth_lock:
+    with _synth_lock:  # also makes the first load happen once when lines arrive together
+        voice = _load_voice()
+        rate = voice.config.sample_rate
+        config = SynthesisConfig(length_scale=1.0 / speed)
+        gap = b"\x00\x00" * int(rate * SENTENCE_GAP_S)
         for i, sentence in enumerate(split_sentences(text)):
             if i:
                 pcm += gap
