@@ -20,17 +20,22 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
+# The offline voice (GPL, so an extra); an ad without it still has captions and music.
+$(VENV)/.installed-voice: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[voice]' || echo "Could not install the offline voice (jant[voice]): ads will have no voiceover offline."
+	@touch $@
+
 install: $(VENV)/.installed
 dev: $(VENV)/.installed-dev
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.installed $(VENV)/.installed-voice
 	$(BIN)/jant makead "$(DEMO_PRODUCT)" --mood tech --audience "remote workers" --cta "Order at lumen.example" --yes
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check bot pipeline storage tests benchmarks
 	$(BIN)/ruff format --check bot pipeline storage tests benchmarks
 
-test: lint
+test: lint $(VENV)/.installed-voice
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed-dev

@@ -96,6 +96,25 @@ class Settings(BaseSettings):
     # Re-render running status messages this often even without progress (elapsed, ETA, queue place).
     status_heartbeat_s: float = Field(default=15.0, ge=0, alias="JANT_STATUS_HEARTBEAT_S")  # 0: off
 
+    # --- Voice (the spoken line of each scene) -----------------------------------------------
+    # auto: Replicate when REPLICATE_API_TOKEN is set, else the offline voice when `jant[voice]` is
+    # installed, else none (captions and music only).
+    voice: Literal["auto", "replicate", "openai-compatible", "offline", "none"] = Field(
+        default="auto", alias="JANT_VOICE"
+    )
+    voice_id: str | None = Field(default=None, alias="JANT_VOICE_ID")  # None: the provider's default voice
+    voice_speed: float = Field(default=1.0, ge=0.5, le=2.0, alias="JANT_VOICE_SPEED")
+    # Official Replicate model: created by name, no version (speech-2.8-turbo takes the same inputs).
+    tts_model: str = Field(default="minimax/speech-02-turbo", alias="JANT_TTS_MODEL")
+    # MiniMax bills per input character; ~$0.015 per 1,000 for speech-02-turbo.
+    tts_price_per_1k_chars: float = Field(default=0.015, ge=0, alias="JANT_TTS_PRICE_PER_1K_CHARS")
+    voice_deadline_s: float = Field(default=60.0, gt=0, alias="JANT_VOICE_DEADLINE_S")
+    # openai-compatible: a speech server that speaks OpenAI's POST /audio/speech.
+    tts_base_url: str | None = Field(default=None, alias="JANT_TTS_BASE_URL")
+    tts_api_key: SecretStr | None = Field(default=None, alias="JANT_TTS_API_KEY")
+    openai_tts_model: str = Field(default="tts-1", alias="JANT_OPENAI_TTS_MODEL")
+    # --- end of voice ------------------------------------------------------------------------
+
     @field_validator("data_dir", mode="after")
     @classmethod
     def _expand(cls, v: Path) -> Path:

@@ -61,6 +61,24 @@ class SafetyRejection(ProviderError):
         )
 
 
+class VoiceUnavailable(ProviderError):
+    """This voice cannot speak the line (a language it does not speak): the ad goes on without it.
+
+    Final by nature: another attempt with the same voice gives the same answer.
+    """
+
+    def __init__(self, message: str, *, language: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, retryable=False, hint=hint)
+        self.language = language
+
+
+class VoiceInputRejected(ProviderError):
+    """A line, voice id or speed the TTS provider would refuse, caught before anything is paid."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, retryable=False, hint=hint)
+
+
 class StageTimeout(ProviderError):
     def __init__(self, message: str) -> None:
         super().__init__(message, retryable=True)

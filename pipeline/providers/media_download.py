@@ -24,7 +24,7 @@ from pipeline.retry import classify
 
 log = logging.getLogger(__name__)
 
-MediaKind = Literal["png", "mp4"]
+MediaKind = Literal["png", "mp4", "audio"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 _CHUNK = 256 * 1024
@@ -59,10 +59,21 @@ class BadMedia(ProviderError):
 
 
 def looks_like(kind: MediaKind, head: bytes) -> bool:
-    """Magic bytes: the PNG signature, or an ISO-BMFF `ftyp` box at offset 4 for MP4."""
+    """Magic bytes: the PNG signature, an ISO-BMFF `ftyp` box at offset 4 for MP4, or an audio header."""
     if kind == "png":
         return head.startswith(PNG_SIGNATURE)
+    if kind == "audio":
+        return looks_like_audio(head)
     return len(head) >= 12 and head[4:8] == b"ftyp"
+
+
+def looks_like_audio(head: bytes) -> bool:
+    """WAV (RIFF/WAVE), FLAC, Ogg, or MP3 (an ID3 tag or an MPEG audio frame sync)."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return True
+    if head[:4] in (b"fLaC", b"OggS") or head[:3] == b"ID3":
+        return True
+    return len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0
 
 
 def host_allowed(url: str, allowed_hosts: frozenset[str]) -> bool:

@@ -217,7 +217,9 @@ class PredictionRunner:
     async def _create_and_record(self, input: dict[str, Any], ctx: StageContext) -> PredictionState:
         # Shielded: once Replicate has the prediction, its id reaches storage even if the job is
         # being stopped, so a restart resumes it instead of paying for another.
-        p = await self.client.predictions.async_create(version=self.version, input=input)
+        # An official model ("owner/name", no version) is created at /v1/models/owner/name/predictions.
+        ref = {"model": self.version} if "/" in self.version else {"version": self.version}
+        p = await self.client.predictions.async_create(input=input, **ref)
         await ctx.record_prediction(p.id)
         return PredictionState.of(p)
 

@@ -13,6 +13,10 @@ Endpoints
                                 reply, else `responder`, else a reply synthesized from the json_schema.
     GET  /v1/models             list
     GET  /v1/models/{id}        Model object; 404 model_not_found for unknown ids
+    POST /v1/audio/speech       auth, model (404 model_not_found), voice/input/speed/response_format
+                                checked with the API's 400 bodies, then raw audio bytes (duration in
+                                proportion to the text) with the format's content type. Scripted
+                                errors: fail_speech(status, ...), same arguments as fail().
 
 Errors use OpenAI's body `{"error": {"message", "type", "param", "code"}}` and carry `x-request-id`;
 successes carry `x-request-id`, `openai-processing-ms` and `x-ratelimit-*` headers.
@@ -45,6 +49,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.emulators.speech_audio import speech_bytes, speech_seconds
 
 __all__ = ["FakeOpenAI", "RecordedRequest", "Reply", "check_strict_schema", "synthesize_from_schema"]
 
@@ -104,6 +110,16 @@ _DEFAULT_MODELS = [
         snapshot="gpt-3.5-turbo-0125",
     ),
 ]
+
+SPEECH_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts", "gpt-4o-mini-tts-2025-12-15")
+SPEECH_VOICES = (
+    "alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse", "marin", "cedar",
+)  # fmt: skip
+SPEECH_MAX_INPUT = 4096
+SPEECH_CONTENT_TYPES = {
+    "mp3": "audio/mpeg", "opus": "audio/opus", "aac": "audio/aac", "flac": "audio/flac", "wav": "audio/wav",
+    "pcm": "audio/pcm",
+}  # fmt: skip
 
 _VALID_ROLES = ("system", "assistant", "user", "function", "tool", "developer")
 _NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -290,12 +306,16 @@ class FakeOpenAI:
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
         self.base_url = ""
+        # Speech models and their announced shutdown date (openai 3.60 `SpeechModel` docstring).
+        self.speech_models: dict[str, str | None] = dict.fromkeys(SPEECH_MODELS, "2027-01-06")
+        self._speech_queue: deque[Reply] = deque()
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> FakeOpenAI:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._list_models)
+        app.router.add_post("/v1/audio/speech", self._speech)
         app.router.add_get("/v1/models/{model_id:.+}", self._get_model)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         self._runner = web.AppRunner(app, access_log=None)
@@ -403,6 +423,13 @@ class FakeOpenAI:
             )
         return self
 
+    def fail_speech(self, status: int, *, times: int = 1, **kwargs: Any) -> FakeOpenAI:
+        """Like fail(), for the next `times` requests to /v1/audio/speech."""
+        self.fail(status, times=times, **kwargs)
+        for reply in [self._queue.pop() for _ in range(times)][::-1]:
+            self._speech_queue.append(reply)
+        return self
+
     def delay(self, seconds: float) -> FakeOpenAI:
         """The next chat request (scripted or not) waits `seconds` before answering."""
         self._pending_delay += seconds
@@ -441,6 +468,10 @@ class FakeOpenAI:
     @property
     def chat_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
+    @property
+    def speech_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.endswith("/audio/speech")]
 
     # ------------------------------------------------------------------ handlers
     async def _record(self, request: web.Request) -> RecordedRequest:
@@ -700,6 +731,108 @@ class FakeOpenAI:
                 **_ratelimit_headers(),
                 "openai-processing-ms": str(int((time.monotonic() - started) * 1000)),
                 **reply.headers,
+            },
+        )
+
+    # ------------------------------------------------------------------ speech
+    def _validate_speech(self, body: Any) -> tuple[int, dict[str, Any]] | None:
+        if not isinstance(body, dict):
+            return 400, _error("We could not parse the JSON body of your request.")
+        for name in ("model", "input", "voice"):
+            if name not in body:
+                return 400, _error(
+                    f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter"
+                )
+        if body["model"] not in self.speech_models:
+            return 404, _error(
+                f"The model `{body['model']}` does not exist or you do not have access to it.",
+                code="model_not_found",
+            )
+        text = body["input"]
+        if not isinstance(text, str) or not text:
+            return 400, _error("Invalid 'input': empty string.", param="input", code="empty_string")
+        if len(text) > SPEECH_MAX_INPUT:
+            return 400, _error(
+                f"string too long. Expected a string with maximum length {SPEECH_MAX_INPUT}, but got a string "
+                f"with length {len(text)} instead.",
+                param="input",
+                code="string_above_max_length",
+            )
+        voice = body["voice"]
+        voice_id = voice.get("id") if isinstance(voice, dict) else voice
+        if voice_id not in SPEECH_VOICES:
+            return 400, _error(
+                f"Invalid value: '{voice_id}'. Supported values are: "
+                + ", ".join(f"'{v}'" for v in SPEECH_VOICES)
+                + ".",
+                param="voice",
+                code="invalid_value",
+            )
+        fmt = body.get("response_format", "mp3")
+        if fmt not in SPEECH_CONTENT_TYPES:
+            return 400, _error(
+                f"Invalid value: '{fmt}'. Supported values are: "
+                + ", ".join(f"'{f}'" for f in SPEECH_CONTENT_TYPES)
+                + ".",
+                param="response_format",
+                code="invalid_value",
+            )
+        speed = body.get("speed", 1.0)
+        if not isinstance(speed, int | float) or isinstance(speed, bool):
+            return 400, _error("Invalid type for 'speed': expected a decimal.", param="speed", code="invalid_type")
+        if speed < 0.25:
+            return 400, _error(
+                f"Invalid 'speed': decimal below minimum value. Expected a value >= 0.25, but got {speed} instead.",
+                param="speed",
+                code="decimal_below_min_value",
+            )
+        if speed > 4:
+            return 400, _error(
+                f"Invalid 'speed': decimal above maximum value. Expected a value <= 4, but got {speed} instead.",
+                param="speed",
+                code="decimal_above_max_value",
+            )
+        return None
+
+    async def _speech(self, request: web.Request) -> web.Response:
+        rec = await self._record(request)
+        if err := self._auth_error(request):
+            return self._respond(rec, 401, err)
+        body = rec.json
+        invalid = self._validate_speech(body)
+        if invalid:
+            return self._respond(rec, *invalid)
+        if self._speech_queue:
+            reply = self._speech_queue.popleft()
+            return self._respond(rec, reply.status, reply.error or _error("error"), reply.headers)
+        wait = self._rate_limited()
+        if wait is not None:
+            hdrs = _ratelimit_headers(limit_requests=self.rpm_limit or 0, remaining_requests=0, reset_requests=wait)
+            hdrs["retry-after"] = str(max(1, math.ceil(wait)))
+            return self._respond(
+                rec,
+                429,
+                _error(
+                    f"Rate limit reached for {body['model']} in organization org-fake on requests per min (RPM): "
+                    f"Limit {self.rpm_limit}, Used {self.rpm_limit}, Requested 1. Please try again in "
+                    f"{_fmt_duration(wait)}.",
+                    type="requests",
+                    code="rate_limit_exceeded",
+                ),
+                hdrs,
+            )
+        fmt = body.get("response_format", "mp3")
+        seconds = speech_seconds(body["input"], float(body.get("speed", 1.0)))
+        data = await asyncio.to_thread(speech_bytes, seconds, fmt, 24000)
+        rec.status = 200
+        return web.Response(
+            status=200,
+            body=data,
+            headers={
+                "Content-Type": SPEECH_CONTENT_TYPES[fmt],
+                "x-request-id": f"req_{uuid.uuid4().hex}",
+                "openai-processing-ms": str(int(seconds * 40)),
+                **_ratelimit_headers(),
             },
         )
 

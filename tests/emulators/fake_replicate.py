@@ -48,9 +48,12 @@ import aiohttp
 from aiohttp import web
 
 from tests.emulators import media
+from tests.emulators.speech_audio import speech_bytes, speech_seconds
 
 __all__ = [
     "INTERRUPTED_ERROR",
+    "MINIMAX_TTS_MODELS",
+    "MINIMAX_VOICES",
     "NSFW_ERROR",
     "OOM_ERROR",
     "OUTCOMES",
@@ -468,6 +471,75 @@ def svd_output_size(strategy: str, width: int, height: int) -> tuple[int, int]:
     return width - width % 64, height - height % 64  # use_image_dimensions
 
 
+# ------------------------------------------------------------------------------ text-to-speech (MiniMax)
+# The TTS models (owned by the voice work; music models live in their own block). Schema from the
+# model's Replicate API page as summarised in PLATFORM-FACTS G: `text` (≤ 5,000 characters, checked
+# by the model at run time, not by the schema), the 17 system `voice_id`s, `speed` 0.5–2, `volume`
+# 0–10, `pitch` −12..12, and enums for emotion, language_boost, sample_rate, bitrate, format, channel.
+# Output: one audio URI. The exact wording of MiniMax's run-time errors is not verified.
+
+MINIMAX_TTS_MODELS = ("minimax/speech-02-turbo", "minimax/speech-2.8-turbo")
+MINIMAX_TTS_VERSION = "6b2f1a6b8e5d4c3b2a19f8e7d6c5b4a39281706f5e4d3c2b1a0f9e8d7c6b5a43"
+MINIMAX_VOICES = (
+    "Wise_Woman", "Friendly_Person", "Inspirational_girl", "Deep_Voice_Man", "Calm_Woman", "Casual_Guy",
+    "Lively_Girl", "Patient_Man", "Young_Knight", "Determined_Man", "Lovely_Girl", "Decent_Boy",
+    "Imposing_Manner", "Elegant_Man", "Abbess", "Sweet_Girl_2", "Exuberant_Girl",
+)  # fmt: skip
+MINIMAX_MAX_CHARS = 5000
+MINIMAX_LANGUAGE_BOOSTS = (
+    "None", "Automatic", "Chinese", "Chinese,Yue", "English", "Arabic", "Russian", "Spanish", "French",
+    "Portuguese", "German", "Turkish", "Dutch", "Ukrainian", "Vietnamese", "Indonesian", "Japanese", "Italian",
+    "Korean", "Thai", "Polish", "Romanian", "Greek", "Czech", "Finnish", "Hindi",
+)  # fmt: skip
+VOICE_NOT_FOUND_ERROR = "MiniMax API error (status_code 2054): voice id not exist: {voice}"
+TEXT_TOO_LONG_ERROR = "MiniMax API error (status_code 2013): invalid params, text length {n} exceeds 5000 characters"
+_AUDIO_TYPES = {"mp3": "audio/mpeg", "wav": "audio/wav", "flac": "audio/flac", "pcm": "application/octet-stream"}
+_PAUSE = re.compile(r"<#\s*([\d.]+)\s*#>")
+
+
+def minimax_tts_schema() -> dict[str, Any]:
+    props = {
+        "text": {
+            "type": "string",
+            "description": "Text to convert to speech. Every character is 1 token. Maximum 5000 characters. "
+            "Use <#x#> between words to control pause duration (0.01-99.99s).",
+        },
+        "voice_id": {
+            "type": "string",
+            "default": "Wise_Woman",
+            "description": "Desired voice ID. Use a voice ID you have trained, or one of the following system "
+            "voice IDs: " + ", ".join(MINIMAX_VOICES),
+        },
+        "speed": {"type": "number", "default": 1, "minimum": 0.5, "maximum": 2, "description": "Speech speed"},
+        "volume": {"type": "number", "default": 1, "minimum": 0, "maximum": 10, "description": "Speech volume"},
+        "pitch": {"type": "integer", "default": 0, "minimum": -12, "maximum": 12, "description": "Speech pitch"},
+        "emotion": {"default": "auto", "description": "Speech emotion"},
+        "english_normalization": {
+            "type": "boolean",
+            "default": False,
+            "description": "Enable English text normalization for better number reading",
+        },
+        "sample_rate": {"default": 32000, "description": "Sample rate for the generated speech"},
+        "bitrate": {"default": 128000, "description": "Bitrate for the generated speech"},
+        "audio_format": {"default": "mp3", "description": "Audio format"},
+        "channel": {"default": "mono", "description": "Number of audio channels"},
+        "subtitle_enable": {"type": "boolean", "default": False, "description": "Sentence timestamps"},
+        "language_boost": {"default": "None", "description": "Enhance recognition of specific languages"},
+    }
+    enums: dict[str, list[Any]] = {
+        "emotion": ["auto", "happy", "sad", "angry", "fearful", "disgusted", "surprised", "calm", "fluent", "neutral"],
+        "sample_rate": [8000, 16000, 22050, 24000, 32000, 44100],
+        "bitrate": [32000, 64000, 128000, 256000],
+        "audio_format": ["mp3", "wav", "flac", "pcm"],
+        "channel": ["mono", "stereo"],
+        "language_boost": list(MINIMAX_LANGUAGE_BOOSTS),
+    }
+    schema = _cog_openapi(props, ["text"], enums, {"type": "string", "format": "uri"})  # type: ignore[arg-type]
+    for name in ("sample_rate", "bitrate"):
+        schema["components"]["schemas"][name]["type"] = "integer"
+    return schema
+
+
 # --------------------------------------------------------------------------------------------- models
 
 
@@ -654,6 +726,11 @@ class FakeReplicate:
             processing=0.6,
             description="SVD is a research-only image to video model",
         )
+        for ref in MINIMAX_TTS_MODELS:  # text-to-speech: official models, created by name
+            self.add_model(
+                ref, MINIMAX_TTS_VERSION, kind="tts", official=True, starting=0.02, processing=0.2,
+                openapi_schema=minimax_tts_schema(), description="Text-to-Audio (T2A) with emotional expression",
+            )  # fmt: skip
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> FakeReplicate:
@@ -1302,6 +1379,8 @@ class FakeReplicate:
                 await self._run_sdxl(p, total)
             elif m.kind == "svd":
                 await self._run_svd(p, total)
+            elif m.kind == "tts":
+                await self._run_tts(p, total)
             else:
                 await self._run_generic(p, total)
         finally:
@@ -1500,6 +1579,35 @@ class FakeReplicate:
         if rest > 0:
             await asyncio.sleep(rest)
         p.output = self._store(p, "000000.mp4", mp4, "video/mp4")
+        self._finish(p, "succeeded")
+
+    # ------------------------------------------------------------------ text-to-speech (MiniMax)
+    async def _run_tts(self, p: _Prediction, total: float) -> None:
+        inp = p.input
+        text, voice = inp["text"], inp.get("voice_id", "Wise_Woman")
+        fmt, rate = inp.get("audio_format", "mp3"), int(inp.get("sample_rate", 32000))
+        p.logs = f"Using voice: {voice}\nText length: {len(text)} characters\n"
+        if len(text) > MINIMAX_MAX_CHARS:
+            self._fail(p, TEXT_TOO_LONG_ERROR.format(n=len(text)), traceback=False)
+            return
+        if voice not in MINIMAX_VOICES:
+            self._fail(p, VOICE_NOT_FOUND_ERROR.format(voice=voice), traceback=False)
+            return
+        if p.outcome == "never":
+            p.logs += "Generating speech...\n"
+            await asyncio.Event().wait()
+        await asyncio.sleep(total * 0.7)
+        if p.outcome in ("fail_infra", "fail_nsfw") or p.outcome.startswith("fail:"):
+            err = {"fail_infra": INTERRUPTED_ERROR, "fail_nsfw": NSFW_ERROR}.get(p.outcome)
+            self._fail(p, err or p.outcome.split(":", 1)[1])
+            return
+        pauses = sum(float(x) for x in _PAUSE.findall(text))
+        seconds = speech_seconds(_PAUSE.sub("", text), float(inp.get("speed", 1))) + pauses
+        channels = 2 if inp.get("channel") == "stereo" else 1
+        data = await asyncio.to_thread(speech_bytes, round(seconds, 2), fmt, rate, channels)
+        p.logs += f"Generating speech...\nAudio generated: {seconds:.2f}s, {len(data)} bytes ({fmt})\n"
+        await asyncio.sleep(total * 0.3)
+        p.output = self._store(p, f"output.{fmt}", data, _AUDIO_TYPES[fmt])
         self._finish(p, "succeeded")
 
     async def _run_generic(self, p: _Prediction, total: float) -> None:
