@@ -88,12 +88,9 @@ async def migrate(conn: aiosqlite.Connection, available: Sequence[Migration] | N
     """
     known = list(migrations() if available is None else available)
     latest = known[-1][0] if known else 0
-    db_path = await _file_of(conn)
-    current = await schema_version(conn)
-    if current > latest:
-        raise DatabaseTooNew(db_path, current, latest)
-    if current == latest:
+    if await schema_version(conn) == latest:
         return []
+    db_path = await _file_of(conn)
     applied: list[int] = []
     async with _migration_lock(conn, db_path):
         current = await schema_version(conn)  # another process may have migrated while we waited

@@ -51,8 +51,14 @@ async def db_with_a_planned_job(db: Path) -> Job:
 
 
 async def migrate_with(db: Path, available: list[tuple[int, str, str]]) -> list[int]:
+    """`migrate` on a connection configured as `connect` configures it (foreign keys on)."""
     async with aiosqlite.connect(db, isolation_level=None) as conn:
-        return await migrate(conn, available)
+        await conn.execute("PRAGMA foreign_keys=ON")
+        try:
+            return await migrate(conn, available)
+        finally:
+            async with conn.execute("PRAGMA foreign_keys") as cur:
+                assert (await cur.fetchone())[0] == 1, "migrating must leave foreign keys on"
 
 
 async def test_a_migration_failing_part_way_leaves_the_database_exactly_as_it_was(tmp_path: Path) -> None:
@@ -105,7 +111,6 @@ async def test_rebuilding_a_parent_table_keeps_its_childrens_rows(tmp_path: Path
     ]
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM stages WHERE job_id = ?", (job.id,)).fetchone()[0] == 10
-        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 0  # a fresh connection's default
 
 
 async def test_a_database_newer_than_the_code_is_refused_naming_both_versions(tmp_path: Path) -> None:
