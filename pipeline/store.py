@@ -90,7 +90,7 @@ class JobStore:
                 str(exc), hint="Keep using the jant release you had before, and report this message."
             ) from exc
         except DatabaseLocked as exc:
-            raise JantError(str(exc), hint="Try again once the other jant process has finished starting.") from exc
+            raise JantError(str(exc), hint="Try again once the other jant process is done with it.") from exc
 
     async def close(self) -> None:
         await self.repo.close()

@@ -84,7 +84,8 @@ async def migrate(conn: aiosqlite.Connection, available: Sequence[Migration] | N
 
     Returns the versions this call applied: empty when the database was already current, which is
     checked first without taking the lock. Raises `DatabaseTooNew` for a database a newer jant wrote,
-    and `MigrationFailed` (naming the file and SQLite's reason) after rolling everything back.
+    `MigrationFailed` (naming the file and SQLite's reason) after rolling everything back, and
+    `DatabaseLocked` when another process holds the lock for longer than MIGRATION_LOCK_TIMEOUT_S.
     """
     known = list(migrations() if available is None else available)
     latest = known[-1][0] if known else 0
@@ -101,8 +102,9 @@ async def migrate(conn: aiosqlite.Connection, available: Sequence[Migration] | N
             if version > current:
                 await _apply(conn, version, name, sql, db_path, unchanged_at=current)
                 applied.append(version)
-    for name in (n for v, n, _ in known if v in applied):
-        log.info("applied migration %s", name)
+    for version, name, _ in known:
+        if version in applied:
+            log.info("applied migration %s", name)
     return applied
 
 
