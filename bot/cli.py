@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pipeline.config import Settings
-from pipeline.errors import ConfigError, InvalidRequest, JantError
+from pipeline.errors import ConfigError, DatabaseSchemaError, InvalidRequest, JantError
 from pipeline.events import ProgressEvent
 from pipeline.language import language_name, lines_language_note
 from pipeline.models import AdRequest, Job, JobStatus, SceneState, StageStatus
@@ -76,11 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_bot(settings)
     except UsageError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
+        err_console.print(f"[red]error:[/] {exc}", soft_wrap=True)  # one line, however long
         return EXIT_USAGE
     except JantError as exc:
-        err_console.print(f"[red]error:[/] {exc.user_message}")
-        return EXIT_USAGE if isinstance(exc, ConfigError | InvalidRequest) else EXIT_FAILED
+        err_console.print(f"[red]error:[/] {exc.user_message}", soft_wrap=True)
+        return EXIT_USAGE if isinstance(exc, ConfigError | InvalidRequest | DatabaseSchemaError) else EXIT_FAILED
     except KeyboardInterrupt:
         err_console.print("Interrupted.")
         return 130
@@ -290,16 +290,18 @@ async def doctor(settings: Settings) -> int:
     except Exception as exc:
         ok = False
         table.add_row("ffmpeg", "[red]missing[/]", str(exc))
+    checking = "data dir"
     try:
         await asyncio.to_thread(check_data_dir, settings)
         table.add_row("data dir", "[green]ok[/]", str(settings.data_dir))
+        checking = "database"
         runtime = await Runtime.open(settings, providers)
         count = await runtime.store.repo.count_jobs()
         await runtime.close()
         table.add_row("database", "[green]ok[/]", f"{settings.db_path} ({count} jobs)")
     except JantError as exc:
         ok = False
-        table.add_row("data dir", "[red]error[/]", exc.user_message)
+        table.add_row(checking, "[red]error[/]", exc.user_message)
     table.add_row("discord", "[green]token set[/]" if settings.discord_token else "[yellow]no token[/]",
                   "`jant bot` needs DISCORD_TOKEN" if not settings.discord_token else "")  # fmt: skip
     table.add_row("environment", settings.env, f"seeds {settings.profile.seed_width}x{settings.profile.seed_height}, "

@@ -26,6 +26,10 @@ class ConfigError(JantError):
     hint = "Check your environment or .env file; `jant doctor` shows what is set."
 
 
+class DatabaseSchemaError(JantError):
+    """The database cannot be brought to this code's schema: a failed migration, or a newer database."""
+
+
 class InvalidRequest(JantError):
     """Bad input from a user: product text, mood, modal values …"""
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import tempfile
 from dataclasses import dataclass
 
 from pipeline.config import Settings
@@ -52,9 +54,13 @@ def check_data_dir(settings: Settings) -> None:
     path = settings.data_dir
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_bytes(b"ok")
-        probe.unlink()
+        # A name of its own: processes starting together must not delete each other's probe.
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=path)
+        try:
+            os.write(fd, b"ok")
+        finally:
+            os.close(fd)
+            os.unlink(probe)
         settings.db_path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(

@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import DatabaseSchemaError, JantError
 from pipeline.models import (
     AdRequest,
     Job,
@@ -17,6 +18,7 @@ from pipeline.models import (
     fresh_scene_states,
     utcnow,
 )
+from storage.errors import DatabaseLocked, DatabaseTooNew, MigrationFailed
 from storage.repository import JobRepository
 
 
@@ -77,7 +79,18 @@ class JobStore:
 
     @classmethod
     async def open(cls, db_path: Path) -> JobStore:
-        return cls(await JobRepository.open(db_path))
+        try:
+            return cls(await JobRepository.open(db_path))
+        except DatabaseTooNew as exc:
+            raise DatabaseSchemaError(
+                str(exc), hint="Run the newer jant, or point JANT_DATA_DIR (or JANT_DB_PATH) at another folder."
+            ) from exc
+        except MigrationFailed as exc:
+            raise DatabaseSchemaError(
+                str(exc), hint="Keep using the jant release you had before, and report this message."
+            ) from exc
+        except DatabaseLocked as exc:
+            raise JantError(str(exc), hint="Try again once the other jant process is done with it.") from exc
 
     async def close(self) -> None:
         await self.repo.close()
