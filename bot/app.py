@@ -30,6 +30,7 @@ from bot.result_delivery import ResultDelivery
 from bot.status_tracker import StatusTracker
 from pipeline.composer import Composer
 from pipeline.config import Settings
+from pipeline.model_lifetimes import check_model_lifetimes
 from pipeline.models import Job
 from pipeline.providers.base import Providers
 from pipeline.retention import purge_periodically
@@ -94,6 +95,7 @@ class JantBot(commands.Bot):
         self.in_flight = InFlightWork()
         self._closing = False
         self._retention: asyncio.Task[None] | None = None
+        self._lifetimes: asyncio.Task[None] | None = None
         apply_endpoint_overrides(settings)
 
     @property
@@ -107,6 +109,8 @@ class JantBot(commands.Bot):
             self.runtime.orchestrator.composer = self._composer
         for notice in self.runtime.providers.notices:
             log.warning("offline: %s", notice)
+        if self.settings.planner_live:  # in the background: a slow OpenAI must not hold up start-up
+            self._lifetimes = asyncio.create_task(self._warn_about_model_lifetimes(), name="model-lifetimes")
         self.records = JobRecords(self.runtime)
         throttle: EditThrottle[Job] = EditThrottle(self.settings.status_edit_interval_s)
         self.status_tracker = StatusTracker(
@@ -134,6 +138,11 @@ class JantBot(commands.Bot):
             purge_periodically(self.runtime.store, self.settings.data_dir, self.settings.retention_days),
             name="media-retention",
         )
+
+    async def _warn_about_model_lifetimes(self) -> None:
+        report = await check_model_lifetimes(self.settings)
+        for warning in report.warnings():
+            log.warning("%s", warning)
 
     async def _sync_commands(self) -> None:
         guild_ids = self.settings.guild_ids
@@ -169,8 +178,9 @@ class JantBot(commands.Bot):
         try:
             if not await self.in_flight.wait_idle(left(SHUTDOWN_GRACE_S)):
                 log.warning("closing with %d interaction(s) still being handled", self.in_flight.count)
-            if self._retention is not None:
-                self._retention.cancel()
+            for task in (self._retention, self._lifetimes):
+                if task is not None:
+                    task.cancel()
             if self._unsubscribe is not None:
                 self._unsubscribe()
             if runtime is not None:

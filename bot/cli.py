@@ -15,6 +15,7 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pipeline.byte_limit import byte_limit_problem, byte_limit_warning
 from pipeline.config import Settings
 from pipeline.errors import ConfigError, InvalidRequest, JantError
 from pipeline.events import ProgressEvent
@@ -24,8 +25,10 @@ from pipeline.runtime import Runtime
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# soft_wrap: a line is one line (a terminal wraps it itself; a log or a pipe must not get it cut in two).
+# Tables and progress bars still fit the width.
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class UsageError(Exception):
@@ -99,6 +102,11 @@ def _request(args: argparse.Namespace) -> AdRequest:
 
 async def makead(settings: Settings, args: argparse.Namespace) -> int:
     request = _request(args)  # validated before anything is written
+    if args.byte_limit is not None and (problem := byte_limit_problem(args.byte_limit)):
+        raise UsageError(f"--byte-limit: {problem}")  # JANT_BYTE_LIMIT is checked by Settings
+    limit = args.byte_limit if args.byte_limit is not None else settings.byte_limit
+    if limit is not None and (warning := byte_limit_warning(limit)):
+        err_console.print(f"[bold yellow]warning:[/] {warning}")
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if not args.yes and not interactive:
         raise UsageError("no terminal to ask for approval: pass --yes to approve the storyboard automatically")
@@ -138,6 +146,8 @@ def _print_storyboard(job: Job) -> None:
         table.add_row(str(s.index), s.beat.value, f"{s.duration:g}", s.description, s.on_screen_text or "")
     console.print(table)
     console.print(f"Total {job.storyboard.total_duration:g} s, mood {job.request.mood.value}.")
+    if job.storyboard.model_note:
+        console.print(f"[yellow]{job.storyboard.model_note}[/]")
 
 
 async def _run_with_progress(runtime: Runtime, job: Job) -> int:
@@ -254,8 +264,17 @@ async def show_job(settings: Settings, job_id: str) -> int:
     return EXIT_OK
 
 
+# What each secret unlocks, for `jant doctor`: (secret, what runs live with it, what happens without).
+SECRET_USES = (
+    ("OPENAI_API_KEY", "storyboards by GPT-4o", "storyboards come from the offline planner"),
+    ("REPLICATE_API_TOKEN", "seed images (SDXL) and clips (SVD)", "seed images and clips are drawn locally"),
+    ("DISCORD_TOKEN", "`jant bot`", "`jant bot` cannot start (`jant makead` works without it)"),
+)
+
+
 async def doctor(settings: Settings) -> int:
     from pipeline.ffmpeg import ffmpeg_exe, ffmpeg_version
+    from pipeline.model_lifetimes import check_model_lifetimes
     from pipeline.runtime import build_providers, check_data_dir
 
     ok = True
@@ -264,11 +283,27 @@ async def doctor(settings: Settings) -> int:
     table.add_column("check")
     table.add_column("status")
     table.add_column("detail")
+    for name, live_use, offline_use in SECRET_USES:
+        state = settings.secret_state(name)
+        if state == "set":
+            table.add_row(name, "[green]set[/]", live_use)
+        elif state == "empty":
+            table.add_row(name, "[yellow]empty[/]", f"present but empty, so not set: {offline_use}")
+        else:
+            table.add_row(name, "[yellow]not set[/]", offline_use)
     for stage, prov in (("storyboards", providers.planner), ("seed images", providers.images),
                         ("clips", providers.video)):  # fmt: skip
         table.add_row(stage, "[yellow]offline[/]" if prov.offline else "[green]live[/]", prov.name)
     for notice in providers.notices:
         table.add_row("", "", notice)
+    if settings.planner_live:
+        report = await check_model_lifetimes(settings)
+        for model in report.models:
+            warning = model.warning()
+            status = "[yellow]warning[/]" if warning else "[green]ok[/]"
+            table.add_row(model.setting, status, warning or f"{model.model}: no shutdown date announced")
+        if report.unavailable:
+            table.add_row("model dates", "[yellow]unknown[/]", report.unavailable)
     try:
         exe = ffmpeg_exe()
         table.add_row("ffmpeg", "[green]ok[/]", f"{exe} ({await ffmpeg_version()})")
@@ -285,8 +320,10 @@ async def doctor(settings: Settings) -> int:
     except JantError as exc:
         ok = False
         table.add_row("data dir", "[red]error[/]", exc.user_message)
-    table.add_row("discord", "[green]token set[/]" if settings.discord_token else "[yellow]no token[/]",
-                  "`jant bot` needs DISCORD_TOKEN" if not settings.discord_token else "")  # fmt: skip
+    if settings.byte_limit is not None:
+        warning = byte_limit_warning(settings.byte_limit)
+        table.add_row("JANT_BYTE_LIMIT", "[yellow]warning[/]" if warning else "[green]ok[/]",
+                      warning or f"final.mp4 fits in {settings.byte_limit} bytes")  # fmt: skip
     table.add_row("environment", settings.env, f"seeds {settings.profile.seed_width}x{settings.profile.seed_height}, "
                   f"output {settings.profile.output_width}x{settings.profile.output_height}")  # fmt: skip
     console.print(table)

@@ -94,6 +94,8 @@ def render_storyboard(job: Job, settings: Settings, *, banner: str | None = None
     lines.append(" · ".join(details))
     if job.offline and (note := offline_note(job)):
         lines.append(f"*{note}*")
+    if board.model_note:
+        lines.append(f"*{board.model_note}*")
 
     embed = discord.Embed(
         title=cap(f"Storyboard · {shown(board.title, 200)}", 256),

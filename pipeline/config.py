@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline.byte_limit import byte_limit_problem
 
 SVD_VERSION = "3f0457e4619daac51203dedb472816fd4af51f3149fa7a9e0b5ffcf1b8172438"
 SDXL_VERSION = "7762fd07cf82c948538e41f63f77d685e02b063e37e496e96eefd46c929f9bdc"
@@ -26,7 +29,16 @@ class EnvProfile:
         self.clip_width, self.clip_height = 576, 1024
 
 
+SECRET_NAMES = ("OPENAI_API_KEY", "REPLICATE_API_TOKEN", "DISCORD_TOKEN")
+_SECRETS = frozenset(SECRET_NAMES)
+
+
+def _text(value: str | SecretStr) -> str:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
 class Settings(BaseSettings):
+    # An empty variable (`KEY=` in .env, `export KEY=`) means "not set" (see `_blank_means_unset`).
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     # Secrets: a missing one selects the offline provider for that stage.
@@ -47,6 +59,11 @@ class Settings(BaseSettings):
 
     # Models: every id is a setting (snapshots get retired).
     openai_model: str = Field(default="gpt-4o", alias="JANT_OPENAI_MODEL")
+    # Used when OpenAI answers 404 model_not_found for `openai_model` (gpt-4o shuts down 2027-01-14).
+    # gpt-4.1 retires the same day and the gpt-5 family earlier (2026-12-11); the announced successor
+    # is the gpt-6 family (openai 3.60.0 lists it as a chat model); gpt-6-astra heads that list.
+    # "none": no fallback, planning fails with the setting to change instead.
+    openai_fallback_model: str | None = Field(default="gpt-6-astra", alias="JANT_OPENAI_FALLBACK_MODEL")
     sdxl_model: str = Field(default="stability-ai/sdxl", alias="JANT_SDXL_MODEL")
     sdxl_version: str = Field(default=SDXL_VERSION, alias="JANT_SDXL_VERSION")
     svd_model: str = Field(default="stability-ai/stable-video-diffusion", alias="JANT_SVD_MODEL")
@@ -95,6 +112,49 @@ class Settings(BaseSettings):
     status_edit_interval_s: float = Field(default=2.0, gt=0, alias="JANT_STATUS_EDIT_INTERVAL_S")
     # Re-render running status messages this often even without progress (elapsed, ETA, queue place).
     status_heartbeat_s: float = Field(default=15.0, ge=0, alias="JANT_STATUS_HEARTBEAT_S")  # 0: off
+
+    _blank: frozenset[str] = PrivateAttr(default=frozenset())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _blank_means_unset(cls, data: Any, handler: Callable[[Any], Settings]) -> Settings:
+        """A whitespace-only value counts as not set, whatever its source, so `cp .env.example .env`
+        behaves like no .env at all; which ones were blank is kept for `jant doctor` to report."""
+        blank: set[str] = set()
+        if isinstance(data, dict):
+            blank = {str(k) for k, v in data.items() if isinstance(v, str | SecretStr) and not _text(v).strip()}
+            data = {k: (_text(v).strip() if k in _SECRETS else v) for k, v in data.items() if k not in blank}
+        settings = handler(data)
+        settings._blank = frozenset(blank)
+        return settings
+
+    @field_validator("openai_fallback_model", mode="after")
+    @classmethod
+    def _no_fallback(cls, v: str | None) -> str | None:
+        return None if v is None or v.strip().lower() in ("none", "off") else v.strip()
+
+    @field_validator("byte_limit", mode="after")
+    @classmethod
+    def _usable_byte_limit(cls, v: int | None) -> int | None:
+        if v is not None and (problem := byte_limit_problem(v)):
+            raise ValueError(problem)
+        return v
+
+    def is_blank(self, env_name: str) -> bool:
+        """The variable was given (environment, .env or keyword) but empty: it counts as not set."""
+        return env_name in self._blank
+
+    def secret_state(self, env_name: str) -> Literal["set", "empty", "missing"]:
+        """For reports: a secret is set, present but empty (so not set), or absent. Never its value."""
+        field = {"OPENAI_API_KEY": "openai_api_key", "REPLICATE_API_TOKEN": "replicate_api_token",
+                 "DISCORD_TOKEN": "discord_token"}[env_name]  # fmt: skip
+        if getattr(self, field) is not None:
+            return "set"
+        return "empty" if self.is_blank(env_name) else "missing"
+
+    def unset_reason(self, env_name: str) -> str:
+        """'X is not set' or 'X is empty', for the offline notices."""
+        return f"{env_name} is empty" if self.is_blank(env_name) else f"{env_name} is not set"
 
     @field_validator("data_dir", mode="after")
     @classmethod

@@ -136,6 +136,8 @@ class Storyboard(BaseModel):
 
     title: str
     scenes: list[Scene]
+    # Trusted bot text shown on the storyboard card, e.g. that a fallback model wrote it.
+    model_note: str | None = None
 
     @field_validator("title")
     @classmethod

@@ -27,7 +27,7 @@ def build_providers(settings: Settings) -> Providers:
         planner = OpenAIStoryboardPlanner(settings)
     else:
         planner = OfflineStoryboardPlanner()
-        why = "JANT_OFFLINE is set" if settings.offline else "OPENAI_API_KEY is not set"
+        why = "JANT_OFFLINE is set" if settings.offline else settings.unset_reason("OPENAI_API_KEY")
         notices.append(f"{why}: storyboards come from the offline planner (a local preview, not GPT-4o).")
     if settings.media_live:
         from pipeline.providers.replicate_media import (
@@ -42,7 +42,7 @@ def build_providers(settings: Settings) -> Providers:
         video = ReplicateVideoGenerator(settings, limits=limits)
     else:
         images, video = OfflineImageGenerator(), OfflineVideoGenerator()
-        why = "JANT_OFFLINE is set" if settings.offline else "REPLICATE_API_TOKEN is not set"
+        why = "JANT_OFFLINE is set" if settings.offline else settings.unset_reason("REPLICATE_API_TOKEN")
         notices.append(f"{why}: seed images and clips are drawn locally (an offline preview, not SDXL/SVD).")
     return Providers(planner=planner, images=images, video=video, notices=notices)
 
