@@ -9,6 +9,7 @@ never needs to read message content.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import signal
@@ -21,6 +22,15 @@ import yarl
 from discord.ext import commands
 
 from bot.commands import AdCommands, JantCommandTree
+from bot.discord_connect import (
+    CannotReachDiscord,
+    OneLineReconnects,
+    failure_line,
+    is_unreachable,
+    retry_delays,
+    retry_line,
+    silence_voice_warnings,
+)
 from bot.edit_throttle import EditThrottle
 from bot.in_flight import InFlightWork
 from bot.job_actions import JobActions
@@ -196,7 +206,6 @@ class JantBot(commands.Bot):
 
 
 async def _serve(settings: Settings, token: str) -> int:
-    bot = JantBot(settings)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -204,6 +213,26 @@ async def _serve(settings: Settings, token: str) -> int:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # not on this platform / not the main thread
             pass
+    attempts = settings.discord_connect_attempts
+    delays = retry_delays(attempts, settings.discord_connect_backoff_s)
+    for attempt in range(1, attempts + 1):
+        try:
+            return await _serve_once(JantBot(settings), token, stop)
+        except Exception as exc:
+            if not is_unreachable(exc):
+                raise
+            where = discord.http.Route.BASE
+            if attempt == attempts:
+                raise CannotReachDiscord(where, attempts, exc) from exc
+            print(retry_line(where, exc, attempt, attempts, delays[attempt - 1]), file=sys.stderr, flush=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delays[attempt - 1])
+            if stop.is_set():
+                return EXIT_OK
+    return EXIT_OK
+
+
+async def _serve_once(bot: JantBot, token: str, stop: asyncio.Event) -> int:
     async with bot:
         runner = asyncio.create_task(bot.start(token), name="discord-bot")
         stopper = asyncio.create_task(stop.wait(), name="stop-signal")
@@ -229,14 +258,16 @@ def run_bot(settings: Settings) -> int:
         return EXIT_USAGE
     for name in ("bot", "pipeline"):
         logging.getLogger(name).setLevel(logging.INFO)
+    silence_voice_warnings()
+    logging.getLogger("discord.client").addFilter(OneLineReconnects())
     try:
         return asyncio.run(_serve(settings, settings.discord_token.get_secret_value().strip()))
-    except discord.LoginFailure:
-        print("error: Discord rejected DISCORD_TOKEN (401). Copy the bot token again from the developer portal.",
-              file=sys.stderr)  # fmt: skip
-        return EXIT_USAGE
-    except discord.PrivilegedIntentsRequired:
-        print("error: Discord refused the gateway intents.", file=sys.stderr)
-        return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_OK
+    except Exception as exc:
+        known = failure_line(exc)
+        if known is None:
+            raise
+        line, code = known
+        print(line, file=sys.stderr)
+        return code

@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     discord_guild_ids: str = Field(default="", alias="JANT_DISCORD_GUILD_IDS")
     approver_role: str | None = Field(default=None, alias="JANT_APPROVER_ROLE")
     status_edit_interval_s: float = Field(default=2.0, gt=0, alias="JANT_STATUS_EDIT_INTERVAL_S")
+    # `jant bot` start-up when Discord cannot be reached: this many tries, waiting BACKOFF_S, then
+    # twice as long each time (2, 4, 8, 16, 32 s: about a minute), then exit 2.
+    discord_connect_attempts: int = Field(default=6, ge=1, alias="JANT_DISCORD_CONNECT_ATTEMPTS")
+    discord_connect_backoff_s: float = Field(default=2.0, ge=0, alias="JANT_DISCORD_CONNECT_BACKOFF_S")
     # Re-render running status messages this often even without progress (elapsed, ETA, queue place).
     status_heartbeat_s: float = Field(default=15.0, ge=0, alias="JANT_STATUS_HEARTBEAT_S")  # 0: off
 
