@@ -8,6 +8,7 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -46,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("--yes", "-y", action="store_true", help="approve the storyboard without asking")
     make.add_argument("--byte-limit", type=int, help="fit final.mp4 under this many bytes")
     jobs = sub.add_parser("jobs", help="list recent jobs")
-    jobs.add_argument("--limit", type=int, default=20)
+    jobs.add_argument("--limit", type=int, default=20, help="how many of the newest jobs to list (1 or more)")
     show = sub.add_parser("show", help="show one job")
     show.add_argument("job_id")
     sub.add_parser("doctor", help="report which providers are live or offline, ffmpeg, data dir and database")
@@ -227,6 +228,8 @@ def _report(runtime: Runtime, job: Job, elapsed: float) -> int:
 
 
 async def list_jobs(settings: Settings, limit: int) -> int:
+    if limit < 1:
+        raise UsageError(f"--limit must be 1 or more (got {limit})")
     runtime = await Runtime.open(settings)
     try:
         jobs = await runtime.store.list(limit=limit)
@@ -259,9 +262,45 @@ async def show_job(settings: Settings, job_id: str) -> int:
         for s in job.scenes:
             console.print(f"  scene {s.index}: seed {s.seed.status.value}, clip {s.clip.status.value}"
                           + (f" — {s.error}" if s.error else ""))  # fmt: skip
-    if job.final_path:
-        console.print(f"final: {job.final_path}")
+    directory = job.directory(settings.data_dir)
+    files = await asyncio.to_thread(job_files, directory)
+    if files:
+        console.print(f"files in {directory}:")
+        for path, size in files:
+            console.print(f"  {path.name:<20} {_size(size)}")
+    else:
+        console.print(f"no files yet in {directory}")
     return EXIT_OK
+
+
+# The order a reader follows a job in: plan, stills, raw clips, retimed scenes, ads, overview.
+_FILE_ORDER = (("storyboard", ".json"), ("seed-", ".png"), ("clip-", ".mp4"), ("scene-", ".mp4"),
+               ("final", ".mp4"), ("contact-sheet", ".png"))  # fmt: skip
+
+
+def job_files(directory: Path) -> list[tuple[Path, int]]:
+    """The job's files that exist (storyboard, seeds, clips, scene files, finals, contact sheet) with
+    their sizes, in pipeline order; temporary and hidden files are left out."""
+    if not directory.is_dir():
+        return []
+    found: list[tuple[tuple[int, int, str], Path, int]] = []
+    for path in directory.iterdir():
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        for rank, (prefix, suffix) in enumerate(_FILE_ORDER):
+            if path.name.startswith(prefix) and path.name.endswith(suffix):
+                digits = "".join(ch for ch in path.stem if ch.isdigit())
+                try:
+                    size = path.stat().st_size
+                except FileNotFoundError:  # removed by retention or a re-render while we looked
+                    break
+                found.append(((rank, int(digits) if digits else 0, path.name), path, size))
+                break
+    return [(path, size) for _, path, size in sorted(found)]
+
+
+def _size(n: int) -> str:
+    return f"{n / 1_048_576:.1f} MiB" if n >= 1_048_576 else f"{max(1, round(n / 1024))} KiB"
 
 
 # What each secret unlocks, for `jant doctor`: (secret, what runs live with it, what happens without).
