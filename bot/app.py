@@ -65,10 +65,10 @@ def rest_base(api_base: str) -> str:
 
 def apply_endpoint_overrides(settings: Settings) -> None:
     """Point discord.py elsewhere (tests: the local emulator). Route.BASE is read on every request."""
-    if settings.discord_api_base:
-        discord.http.Route.BASE = rest_base(settings.discord_api_base)
-    if settings.discord_gateway_url:
-        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+    if settings.discord.api_base:
+        discord.http.Route.BASE = rest_base(settings.discord.api_base)
+    if settings.discord.gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord.gateway_url)
 
 
 def intents() -> discord.Intents:
@@ -122,9 +122,9 @@ class JantBot(commands.Bot):
         if self.settings.planner_live:  # in the background: a slow OpenAI must not hold up start-up
             self._lifetimes = asyncio.create_task(self._warn_about_model_lifetimes(), name="model-lifetimes")
         self.records = JobRecords(self.runtime)
-        throttle: EditThrottle[Job] = EditThrottle(self.settings.status_edit_interval_s)
+        throttle: EditThrottle[Job] = EditThrottle(self.settings.discord.status_edit_interval_s)
         self.status_tracker = StatusTracker(
-            self, throttle, ResultDelivery(self), heartbeat_s=self.settings.status_heartbeat_s
+            self, throttle, ResultDelivery(self), heartbeat_s=self.settings.discord.status_heartbeat_s
         )
         self.job_actions = JobActions(self)
 
@@ -145,7 +145,9 @@ class JantBot(commands.Bot):
                      len(resumed), reattached, settled)  # fmt: skip
         tracker.start()
         self._retention = asyncio.create_task(
-            purge_periodically(self.runtime.store, self.settings.data_dir, self.settings.retention_days),
+            purge_periodically(
+                self.runtime.store, self.settings.storage.data_dir, self.settings.storage.retention_days
+            ),
             name="media-retention",
         )
 
@@ -155,7 +157,7 @@ class JantBot(commands.Bot):
             log.warning("%s", warning)
 
     async def _sync_commands(self) -> None:
-        guild_ids = self.settings.guild_ids
+        guild_ids = self.settings.discord.guild_ids
         if guild_ids:  # guild commands appear at once; global ones can take a while to propagate
             for guild_id in guild_ids:
                 guild = discord.Object(id=guild_id)
@@ -213,8 +215,8 @@ async def _serve(settings: Settings, token: str) -> int:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # not on this platform / not the main thread
             pass
-    attempts = settings.discord_connect_attempts
-    delays = retry_delays(attempts, settings.discord_connect_backoff_s)
+    attempts = settings.discord.connect_attempts
+    delays = retry_delays(attempts, settings.discord.connect_backoff_s)
     for attempt in range(1, attempts + 1):
         try:
             return await _serve_once(JantBot(settings), token, stop)
@@ -248,7 +250,7 @@ async def _serve_once(bot: JantBot, token: str, stop: asyncio.Event) -> int:
 
 
 def run_bot(settings: Settings) -> int:
-    if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
+    if settings.discord.token is None or not settings.discord.token.get_secret_value().strip():
         print(
             "error: DISCORD_TOKEN is not set. Create a bot at https://discord.com/developers/applications, "
             "copy its token into DISCORD_TOKEN (environment or .env), and invite it with the "
@@ -261,7 +263,7 @@ def run_bot(settings: Settings) -> int:
     silence_voice_warnings()
     logging.getLogger("discord.client").addFilter(OneLineReconnects())
     try:
-        return asyncio.run(_serve(settings, settings.discord_token.get_secret_value().strip()))
+        return asyncio.run(_serve(settings, settings.discord.token.get_secret_value().strip()))
     except KeyboardInterrupt:
         return EXIT_OK
     except Exception as exc:

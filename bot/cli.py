@@ -105,7 +105,7 @@ async def makead(settings: Settings, args: argparse.Namespace) -> int:
     request = _request(args)  # validated before anything is written
     if args.byte_limit is not None and (problem := byte_limit_problem(args.byte_limit)):
         raise UsageError(f"--byte-limit: {problem}")  # JANT_BYTE_LIMIT is checked by Settings
-    limit = args.byte_limit if args.byte_limit is not None else settings.byte_limit
+    limit = args.byte_limit if args.byte_limit is not None else settings.media.byte_limit
     if limit is not None and (warning := byte_limit_warning(limit)):
         err_console.print(f"[bold yellow]warning:[/] {warning}")
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
@@ -208,7 +208,7 @@ def _scene_note(scene: SceneState) -> str:
 
 
 def _report(runtime: Runtime, job: Job, elapsed: float) -> int:
-    directory = job.directory(runtime.settings.data_dir)
+    directory = job.directory(runtime.settings.storage.data_dir)
     if job.status in (JobStatus.COMPLETED, JobStatus.PARTIAL):
         colour = "green" if job.status is JobStatus.COMPLETED else "yellow"
         console.print(f"[{colour}]Job {job.id} {job.status.value}[/] in {elapsed:.1f} s.")
@@ -262,7 +262,7 @@ async def show_job(settings: Settings, job_id: str) -> int:
         for s in job.scenes:
             console.print(f"  scene {s.index}: seed {s.seed.status.value}, clip {s.clip.status.value}"
                           + (f" — {s.error}" if s.error else ""))  # fmt: skip
-    directory = job.directory(settings.data_dir)
+    directory = job.directory(settings.storage.data_dir)
     files = await asyncio.to_thread(job_files, directory)
     if files:
         console.print(f"files in {directory}:")
@@ -351,20 +351,21 @@ async def doctor(settings: Settings) -> int:
         table.add_row("ffmpeg", "[red]missing[/]", str(exc))
     try:
         await asyncio.to_thread(check_data_dir, settings)
-        table.add_row("data dir", "[green]ok[/]", str(settings.data_dir))
+        table.add_row("data dir", "[green]ok[/]", str(settings.storage.data_dir))
         runtime = await Runtime.open(settings, providers)
         count = await runtime.store.repo.count_jobs()
         await runtime.close()
-        table.add_row("database", "[green]ok[/]", f"{settings.db_path} ({count} jobs)")
+        table.add_row("database", "[green]ok[/]", f"{settings.storage.db_path} ({count} jobs)")
     except JantError as exc:
         ok = False
         table.add_row("data dir", "[red]error[/]", exc.user_message)
-    if settings.byte_limit is not None:
-        warning = byte_limit_warning(settings.byte_limit)
+    if settings.media.byte_limit is not None:
+        warning = byte_limit_warning(settings.media.byte_limit)
         table.add_row("JANT_BYTE_LIMIT", "[yellow]warning[/]" if warning else "[green]ok[/]",
-                      warning or f"final.mp4 fits in {settings.byte_limit} bytes")  # fmt: skip
-    table.add_row("environment", settings.env, f"seeds {settings.profile.seed_width}x{settings.profile.seed_height}, "
-                  f"output {settings.profile.output_width}x{settings.profile.output_height}")  # fmt: skip
+                      warning or f"final.mp4 fits in {settings.media.byte_limit} bytes")  # fmt: skip
+    profile = settings.media.profile
+    table.add_row("environment", settings.media.env, f"seeds {profile.seed_width}x{profile.seed_height}, "
+                  f"output {profile.output_width}x{profile.output_height}")  # fmt: skip
     console.print(table)
     return EXIT_OK if ok else EXIT_FAILED
 

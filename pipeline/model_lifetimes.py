@@ -47,20 +47,20 @@ class LifetimeReport:
 
 
 def configured_models(settings: Settings) -> list[tuple[str, str]]:
-    models = [(settings.openai_model, "JANT_OPENAI_MODEL")]
-    fallback = settings.openai_fallback_model
-    if fallback and fallback != settings.openai_model:
+    models = [(settings.openai.model, "JANT_OPENAI_MODEL")]
+    fallback = settings.openai.fallback_model
+    if fallback and fallback != settings.openai.model:
         models.append((fallback, "JANT_OPENAI_FALLBACK_MODEL"))
     return models
 
 
 async def check_model_lifetimes(settings: Settings) -> LifetimeReport:
     """Read `shutdown_date` for the storyboard model and its fallback. Never raises for API trouble."""
-    if settings.openai_api_key is None:
+    if settings.openai.api_key is None:
         return LifetimeReport()
     client = openai.AsyncOpenAI(
-        api_key=settings.openai_api_key.get_secret_value(),
-        base_url=settings.openai_base_url,
+        api_key=settings.openai.api_key.get_secret_value(),
+        base_url=settings.openai.base_url,
         max_retries=0,
         timeout=CHECK_TIMEOUT_S,
     )

@@ -65,9 +65,7 @@ class AdRequest(BaseModel):
         if not v:
             raise ValueError("the product description is empty: say what you are advertising")
         if len(v) > PRODUCT_MAX_CHARS:
-            raise ValueError(
-                f"the product description is {len(v)} characters; use at most {PRODUCT_MAX_CHARS}"
-            )
+            raise ValueError(f"the product description is {len(v)} characters; use at most {PRODUCT_MAX_CHARS}")
         return v
 
     @field_validator("audience", "cta")

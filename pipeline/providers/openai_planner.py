@@ -142,18 +142,18 @@ class OpenAIStoryboardPlanner:
     offline = False
 
     def __init__(self, settings: Settings) -> None:
-        if settings.openai_api_key is None:
+        if settings.openai.api_key is None:
             raise PlannerError("OPENAI_API_KEY is not set.")
-        self.configured_model = settings.openai_model
-        fallback = settings.openai_fallback_model
+        self.configured_model = settings.openai.model
+        fallback = settings.openai.fallback_model
         self.fallback_model = fallback if fallback and fallback != self.configured_model else None
         self.model = self.configured_model
         self.name = f"openai-{self.model}"
         # Set once the configured model is found gone: what the storyboard card says about it.
         self.model_note: str | None = None
         self.client = openai.AsyncOpenAI(
-            api_key=settings.openai_api_key.get_secret_value(),
-            base_url=settings.openai_base_url,  # None: the client reads OPENAI_BASE_URL or uses the default
+            api_key=settings.openai.api_key.get_secret_value(),
+            base_url=settings.openai.base_url,  # None: the client reads OPENAI_BASE_URL or uses the default
             max_retries=MAX_RETRIES,
             timeout=TIMEOUT_S,
         )
