@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.composer import Composer, target_bitrate
+from pipeline.config import EnvProfile
 from pipeline.ffmpeg import avc_decoder_config, ffmpeg_version, probe, run_ffmpeg
 from tests.emulators import media
 
@@ -31,8 +32,9 @@ MiB = 1024 * 1024
 LIMIT = 10 * MiB
 SCENES = [4.0, 5.0, 6.0, 6.0, 5.0, 4.0]
 LAST = 3  # index of the clip that arrives last: a 6 s scene, captioned
-SIZES = {"dev": (720, 1280), "prod": (1080, 1920)}
-SEED_SIZES = {"dev": (640, 1136), "prod": (1080, 1920)}
+PROFILES = {env: EnvProfile(env) for env in ("dev", "prod")}  # the sizes JANT_ENV buys, from one place
+SIZES = {env: (p.output_width, p.output_height) for env, p in PROFILES.items()}
+SEED_SIZES = {env: (p.seed_width, p.seed_height) for env, p in PROFILES.items()}
 DUP_S, MCI_S = 4.0, 2.0  # scene lengths for the real-time factors (mci costs ~4-7 s per output second)
 
 

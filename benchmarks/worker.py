@@ -128,7 +128,7 @@ async def bot(spec: dict[str, Any]) -> dict[str, Any]:
             self.runtime.orchestrator.bus.subscribe(fix_seeds)
 
     settings = Settings()
-    token = settings.discord_token.get_secret_value() if settings.discord_token else ""
+    token = settings.discord.token.get_secret_value() if settings.discord.token else ""
     composer = TimedCopyComposer()
     client = MeasuredBot(settings, composer=composer, guild_ready_timeout=0.05)
     sampler = LoopLagSampler()

@@ -9,6 +9,7 @@ never needs to read message content.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import signal
@@ -21,6 +22,15 @@ import yarl
 from discord.ext import commands
 
 from bot.commands import AdCommands, JantCommandTree
+from bot.discord_connect import (
+    CannotReachDiscord,
+    OneLineReconnects,
+    failure_line,
+    is_unreachable,
+    retry_delays,
+    retry_line,
+    silence_voice_warnings,
+)
 from bot.edit_throttle import EditThrottle
 from bot.in_flight import InFlightWork
 from bot.job_actions import JobActions
@@ -30,6 +40,7 @@ from bot.result_delivery import ResultDelivery
 from bot.status_tracker import StatusTracker
 from pipeline.composer import Composer
 from pipeline.config import Settings
+from pipeline.model_lifetimes import check_model_lifetimes
 from pipeline.models import Job
 from pipeline.providers.base import Providers
 from pipeline.retention import purge_periodically
@@ -54,10 +65,10 @@ def rest_base(api_base: str) -> str:
 
 def apply_endpoint_overrides(settings: Settings) -> None:
     """Point discord.py elsewhere (tests: the local emulator). Route.BASE is read on every request."""
-    if settings.discord_api_base:
-        discord.http.Route.BASE = rest_base(settings.discord_api_base)
-    if settings.discord_gateway_url:
-        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+    if settings.discord.api_base:
+        discord.http.Route.BASE = rest_base(settings.discord.api_base)
+    if settings.discord.gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord.gateway_url)
 
 
 def intents() -> discord.Intents:
@@ -94,6 +105,7 @@ class JantBot(commands.Bot):
         self.in_flight = InFlightWork()
         self._closing = False
         self._retention: asyncio.Task[None] | None = None
+        self._lifetimes: asyncio.Task[None] | None = None
         apply_endpoint_overrides(settings)
 
     @property
@@ -107,10 +119,12 @@ class JantBot(commands.Bot):
             self.runtime.orchestrator.composer = self._composer
         for notice in self.runtime.providers.notices:
             log.warning("offline: %s", notice)
+        if self.settings.planner_live:  # in the background: a slow OpenAI must not hold up start-up
+            self._lifetimes = asyncio.create_task(self._warn_about_model_lifetimes(), name="model-lifetimes")
         self.records = JobRecords(self.runtime)
-        throttle: EditThrottle[Job] = EditThrottle(self.settings.status_edit_interval_s)
+        throttle: EditThrottle[Job] = EditThrottle(self.settings.discord.status_edit_interval_s)
         self.status_tracker = StatusTracker(
-            self, throttle, ResultDelivery(self), heartbeat_s=self.settings.status_heartbeat_s
+            self, throttle, ResultDelivery(self), heartbeat_s=self.settings.discord.status_heartbeat_s
         )
         self.job_actions = JobActions(self)
 
@@ -131,12 +145,19 @@ class JantBot(commands.Bot):
                      len(resumed), reattached, settled)  # fmt: skip
         tracker.start()
         self._retention = asyncio.create_task(
-            purge_periodically(self.runtime.store, self.settings.data_dir, self.settings.retention_days),
+            purge_periodically(
+                self.runtime.store, self.settings.storage.data_dir, self.settings.storage.retention_days
+            ),
             name="media-retention",
         )
 
+    async def _warn_about_model_lifetimes(self) -> None:
+        report = await check_model_lifetimes(self.settings)
+        for warning in report.warnings():
+            log.warning("%s", warning)
+
     async def _sync_commands(self) -> None:
-        guild_ids = self.settings.guild_ids
+        guild_ids = self.settings.discord.guild_ids
         if guild_ids:  # guild commands appear at once; global ones can take a while to propagate
             for guild_id in guild_ids:
                 guild = discord.Object(id=guild_id)
@@ -169,8 +190,9 @@ class JantBot(commands.Bot):
         try:
             if not await self.in_flight.wait_idle(left(SHUTDOWN_GRACE_S)):
                 log.warning("closing with %d interaction(s) still being handled", self.in_flight.count)
-            if self._retention is not None:
-                self._retention.cancel()
+            for task in (self._retention, self._lifetimes):
+                if task is not None:
+                    task.cancel()
             if self._unsubscribe is not None:
                 self._unsubscribe()
             if runtime is not None:
@@ -186,7 +208,6 @@ class JantBot(commands.Bot):
 
 
 async def _serve(settings: Settings, token: str) -> int:
-    bot = JantBot(settings)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -194,6 +215,26 @@ async def _serve(settings: Settings, token: str) -> int:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # not on this platform / not the main thread
             pass
+    attempts = settings.discord.connect_attempts
+    delays = retry_delays(attempts, settings.discord.connect_backoff_s)
+    for attempt in range(1, attempts + 1):
+        try:
+            return await _serve_once(JantBot(settings), token, stop)
+        except Exception as exc:
+            if not is_unreachable(exc):
+                raise
+            where = discord.http.Route.BASE
+            if attempt == attempts:
+                raise CannotReachDiscord(where, attempts, exc) from exc
+            print(retry_line(where, exc, attempt, attempts, delays[attempt - 1]), file=sys.stderr, flush=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delays[attempt - 1])
+            if stop.is_set():
+                return EXIT_OK
+    return EXIT_OK
+
+
+async def _serve_once(bot: JantBot, token: str, stop: asyncio.Event) -> int:
     async with bot:
         runner = asyncio.create_task(bot.start(token), name="discord-bot")
         stopper = asyncio.create_task(stop.wait(), name="stop-signal")
@@ -209,7 +250,7 @@ async def _serve(settings: Settings, token: str) -> int:
 
 
 def run_bot(settings: Settings) -> int:
-    if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
+    if settings.discord.token is None or not settings.discord.token.get_secret_value().strip():
         print(
             "error: DISCORD_TOKEN is not set. Create a bot at https://discord.com/developers/applications, "
             "copy its token into DISCORD_TOKEN (environment or .env), and invite it with the "
@@ -219,14 +260,16 @@ def run_bot(settings: Settings) -> int:
         return EXIT_USAGE
     for name in ("bot", "pipeline"):
         logging.getLogger(name).setLevel(logging.INFO)
+    silence_voice_warnings()
+    logging.getLogger("discord.client").addFilter(OneLineReconnects())
     try:
-        return asyncio.run(_serve(settings, settings.discord_token.get_secret_value().strip()))
-    except discord.LoginFailure:
-        print("error: Discord rejected DISCORD_TOKEN (401). Copy the bot token again from the developer portal.",
-              file=sys.stderr)  # fmt: skip
-        return EXIT_USAGE
-    except discord.PrivilegedIntentsRequired:
-        print("error: Discord refused the gateway intents.", file=sys.stderr)
-        return EXIT_FAILED
+        return asyncio.run(_serve(settings, settings.discord.token.get_secret_value().strip()))
     except KeyboardInterrupt:
         return EXIT_OK
+    except Exception as exc:
+        known = failure_line(exc)
+        if known is None:
+            raise
+        line, code = known
+        print(line, file=sys.stderr)
+        return code

@@ -8,6 +8,7 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -16,6 +17,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 from rich.text import Text
 
+from pipeline.byte_limit import byte_limit_problem, byte_limit_warning
 from pipeline.config import Settings
 from pipeline.errors import ConfigError, DatabaseSchemaError, InvalidRequest, JantError
 from pipeline.events import ProgressEvent
@@ -26,8 +28,10 @@ from pipeline.runtime import Runtime
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# soft_wrap: a line is one line (a terminal wraps it itself; a log or a pipe must not get it cut in two).
+# Tables and progress bars still fit the width.
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class UsageError(Exception):
@@ -46,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("--yes", "-y", action="store_true", help="approve the storyboard without asking")
     make.add_argument("--byte-limit", type=int, help="fit final.mp4 under this many bytes")
     jobs = sub.add_parser("jobs", help="list recent jobs")
-    jobs.add_argument("--limit", type=int, default=20)
+    jobs.add_argument("--limit", type=int, default=20, help="how many of the newest jobs to list (1 or more)")
     show = sub.add_parser("show", help="show one job")
     show.add_argument("job_id")
     sub.add_parser("doctor", help="report which providers are live or offline, ffmpeg, data dir and database")
@@ -104,6 +108,11 @@ def _request(args: argparse.Namespace) -> AdRequest:
 
 async def makead(settings: Settings, args: argparse.Namespace) -> int:
     request = _request(args)  # validated before anything is written
+    if args.byte_limit is not None and (problem := byte_limit_problem(args.byte_limit)):
+        raise UsageError(f"--byte-limit: {problem}")  # JANT_BYTE_LIMIT is checked by Settings
+    limit = args.byte_limit if args.byte_limit is not None else settings.media.byte_limit
+    if limit is not None and (warning := byte_limit_warning(limit)):
+        err_console.print(f"[bold yellow]warning:[/] {warning}")
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if not args.yes and not interactive:
         raise UsageError("no terminal to ask for approval: pass --yes to approve the storyboard automatically")
@@ -153,6 +162,8 @@ def _print_storyboard(job: Job) -> None:
     )
     if note := lines_language_note(job.request.language, job.storyboard.language):
         console.print(note, markup=False)
+    if job.storyboard.model_note:
+        console.print(f"[yellow]{job.storyboard.model_note}[/]")
 
 
 async def _run_with_progress(runtime: Runtime, job: Job) -> int:
@@ -212,7 +223,7 @@ def _scene_note(scene: SceneState) -> str:
 
 
 def _report(runtime: Runtime, job: Job, elapsed: float) -> int:
-    directory = job.directory(runtime.settings.data_dir)
+    directory = job.directory(runtime.settings.storage.data_dir)
     if job.status in (JobStatus.COMPLETED, JobStatus.PARTIAL):
         colour = "green" if job.status is JobStatus.COMPLETED else "yellow"
         console.print(f"[{colour}]Job {job.id} {job.status.value}[/] in {elapsed:.1f} s.")
@@ -232,6 +243,8 @@ def _report(runtime: Runtime, job: Job, elapsed: float) -> int:
 
 
 async def list_jobs(settings: Settings, limit: int) -> int:
+    if limit < 1:
+        raise UsageError(f"--limit must be 1 or more (got {limit})")
     runtime = await Runtime.open(settings)
     try:
         jobs = await runtime.store.list(limit=limit)
@@ -264,13 +277,58 @@ async def show_job(settings: Settings, job_id: str) -> int:
         for s in job.scenes:
             console.print(f"  scene {s.index}: seed {s.seed.status.value}, clip {s.clip.status.value}"
                           + (f" — {s.error}" if s.error else ""))  # fmt: skip
-    if job.final_path:
-        console.print(f"final: {job.final_path}")
+    directory = job.directory(settings.storage.data_dir)
+    files = await asyncio.to_thread(job_files, directory)
+    if files:
+        console.print(f"files in {directory}:")
+        for path, size in files:
+            console.print(f"  {path.name:<20} {_size(size)}")
+    else:
+        console.print(f"no files yet in {directory}")
     return EXIT_OK
+
+
+# The order a reader follows a job in: plan, stills, raw clips, retimed scenes, ads, overview.
+_FILE_ORDER = (("storyboard", ".json"), ("seed-", ".png"), ("clip-", ".mp4"), ("scene-", ".mp4"),
+               ("final", ".mp4"), ("contact-sheet", ".png"))  # fmt: skip
+
+
+def job_files(directory: Path) -> list[tuple[Path, int]]:
+    """The job's files that exist (storyboard, seeds, clips, scene files, finals, contact sheet) with
+    their sizes, in pipeline order; temporary and hidden files are left out."""
+    if not directory.is_dir():
+        return []
+    found: list[tuple[tuple[int, int, str], Path, int]] = []
+    for path in directory.iterdir():
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        for rank, (prefix, suffix) in enumerate(_FILE_ORDER):
+            if path.name.startswith(prefix) and path.name.endswith(suffix):
+                digits = "".join(ch for ch in path.stem if ch.isdigit())
+                try:
+                    size = path.stat().st_size
+                except FileNotFoundError:  # removed by retention or a re-render while we looked
+                    break
+                found.append(((rank, int(digits) if digits else 0, path.name), path, size))
+                break
+    return [(path, size) for _, path, size in sorted(found)]
+
+
+def _size(n: int) -> str:
+    return f"{n / 1_048_576:.1f} MiB" if n >= 1_048_576 else f"{max(1, round(n / 1024))} KiB"
+
+
+# What each secret unlocks, for `jant doctor`: (secret, what runs live with it, what happens without).
+SECRET_USES = (
+    ("OPENAI_API_KEY", "storyboards by GPT-4o", "storyboards come from the offline planner"),
+    ("REPLICATE_API_TOKEN", "seed images (SDXL) and clips (SVD)", "seed images and clips are drawn locally"),
+    ("DISCORD_TOKEN", "`jant bot`", "`jant bot` cannot start (`jant makead` works without it)"),
+)
 
 
 async def doctor(settings: Settings) -> int:
     from pipeline.ffmpeg import ffmpeg_exe, ffmpeg_version
+    from pipeline.model_lifetimes import check_model_lifetimes
     from pipeline.runtime import build_providers, check_data_dir
 
     ok = True
@@ -279,11 +337,27 @@ async def doctor(settings: Settings) -> int:
     table.add_column("check")
     table.add_column("status")
     table.add_column("detail")
+    for name, live_use, offline_use in SECRET_USES:
+        state = settings.secret_state(name)
+        if state == "set":
+            table.add_row(name, "[green]set[/]", live_use)
+        elif state == "empty":
+            table.add_row(name, "[yellow]empty[/]", f"present but empty, so not set: {offline_use}")
+        else:
+            table.add_row(name, "[yellow]not set[/]", offline_use)
     for stage, prov in (("storyboards", providers.planner), ("seed images", providers.images),
                         ("clips", providers.video)):  # fmt: skip
         table.add_row(stage, "[yellow]offline[/]" if prov.offline else "[green]live[/]", prov.name)
     for notice in providers.notices:
         table.add_row("", "", notice)
+    if settings.planner_live:
+        report = await check_model_lifetimes(settings)
+        for model in report.models:
+            warning = model.warning()
+            status = "[yellow]warning[/]" if warning else "[green]ok[/]"
+            table.add_row(model.setting, status, warning or f"{model.model}: no shutdown date announced")
+        if report.unavailable:
+            table.add_row("model dates", "[yellow]unknown[/]", report.unavailable)
     try:
         exe = ffmpeg_exe()
         table.add_row("ffmpeg", "[green]ok[/]", f"{exe} ({await ffmpeg_version()})")
@@ -293,19 +367,22 @@ async def doctor(settings: Settings) -> int:
     checking = "data dir"
     try:
         await asyncio.to_thread(check_data_dir, settings)
-        table.add_row("data dir", "[green]ok[/]", str(settings.data_dir))
+        table.add_row("data dir", "[green]ok[/]", str(settings.storage.data_dir))
         checking = "database"
         runtime = await Runtime.open(settings, providers)
         count = await runtime.store.repo.count_jobs()
         await runtime.close()
-        table.add_row("database", "[green]ok[/]", f"{settings.db_path} ({count} jobs)")
+        table.add_row("database", "[green]ok[/]", f"{settings.storage.db_path} ({count} jobs)")
     except JantError as exc:
         ok = False
         table.add_row(checking, "[red]error[/]", exc.user_message)
-    table.add_row("discord", "[green]token set[/]" if settings.discord_token else "[yellow]no token[/]",
-                  "`jant bot` needs DISCORD_TOKEN" if not settings.discord_token else "")  # fmt: skip
-    table.add_row("environment", settings.env, f"seeds {settings.profile.seed_width}x{settings.profile.seed_height}, "
-                  f"output {settings.profile.output_width}x{settings.profile.output_height}")  # fmt: skip
+    if settings.media.byte_limit is not None:
+        warning = byte_limit_warning(settings.media.byte_limit)
+        table.add_row("JANT_BYTE_LIMIT", "[yellow]warning[/]" if warning else "[green]ok[/]",
+                      warning or f"final.mp4 fits in {settings.media.byte_limit} bytes")  # fmt: skip
+    profile = settings.media.profile
+    table.add_row("environment", settings.media.env, f"seeds {profile.seed_width}x{profile.seed_height}, "
+                  f"output {profile.output_width}x{profile.output_height}")  # fmt: skip
     console.print(table)
     return EXIT_OK if ok else EXIT_FAILED
 

@@ -97,8 +97,8 @@ class JobActions:
         if job is None or (job.guild_id and interaction.guild_id and job.guild_id != str(interaction.guild_id)):
             await reply_ephemeral(interaction, f"I have no job `{job_id}` any more; `/jobs` lists yours.")
             return None
-        if not may_act(job, actor_of(interaction), self.bot.settings.approver_role):
-            await reply_ephemeral(interaction, refusal(job, action, self.bot.settings.approver_role))
+        if not may_act(job, actor_of(interaction), self.bot.settings.discord.approver_role):
+            await reply_ephemeral(interaction, refusal(job, action, self.bot.settings.discord.approver_role))
             return None
         if why := moved_on(job, action):
             await reply_ephemeral(interaction, why)

@@ -30,6 +30,7 @@ from bot.edit_throttle import EditThrottle
 from bot.job_buttons import status_buttons
 from bot.result_delivery import channel_gone
 from bot.status_view import render_status
+from pipeline.config import DiscordSettings
 from pipeline.events import EventKind, ProgressEvent
 from pipeline.models import Job, JobStatus, utcnow
 
@@ -54,9 +55,12 @@ class StatusTarget:
     message_id: int
 
 
+_HEARTBEAT_S: float = DiscordSettings.model_fields["status_heartbeat_s"].default  # JANT_STATUS_HEARTBEAT_S
+
+
 class StatusTracker:
     def __init__(
-        self, bot: JantBot, throttle: EditThrottle[Job], delivery: ResultDelivery, *, heartbeat_s: float = 15.0
+        self, bot: JantBot, throttle: EditThrottle[Job], delivery: ResultDelivery, *, heartbeat_s: float = _HEARTBEAT_S
     ) -> None:
         self.bot = bot
         self.throttle = throttle

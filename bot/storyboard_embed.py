@@ -43,7 +43,7 @@ class Estimate:
             return f"Free offline preview (drawn locally, no API cost) · ready in about {duration(self.wall_seconds)}"
         return (
             f"≈ ${self.cost_usd:.2f} for ~{self.gpu_seconds:.0f} GPU-seconds "
-            f"(typical SDXL + SVD time per scene × ${settings.price_per_gpu_second:g}/GPU-s) · "
+            f"(typical SDXL + SVD time per scene × ${settings.replicate.price_per_gpu_second:g}/GPU-s) · "
             f"ready in about {duration(self.wall_seconds)}"
         )
 
@@ -51,14 +51,14 @@ class Estimate:
 def estimate(job: Job, settings: Settings) -> Estimate:
     scenes = len(job.storyboard.scenes) if job.storyboard else 0
     seed_s = TYPICAL_SEED_GPU_S.get(job.env, TYPICAL_SEED_GPU_S["dev"])
-    clip_s = TYPICAL_CLIP_GPU_S.get(settings.svd_video_length, 90.0)
+    clip_s = TYPICAL_CLIP_GPU_S.get(settings.replicate.svd_video_length, 90.0)
     gpu = scenes * (seed_s + clip_s)
     if job.offline:
         return Estimate(0.0, 0.0, max(20.0, 6.0 * scenes + COMPOSE_WALL_S), offline=True)
     # Scenes run side by side up to the prediction limit (a seed and a clip slot each).
-    waves = math.ceil(scenes / max(1, settings.max_concurrent_predictions // 2)) if scenes else 0
+    waves = math.ceil(scenes / max(1, settings.limits.max_concurrent_predictions // 2)) if scenes else 0
     wall = waves * (seed_s + clip_s) + COMPOSE_WALL_S
-    return Estimate(gpu, round(gpu * settings.price_per_gpu_second, 2), wall, offline=False)
+    return Estimate(gpu, round(gpu * settings.replicate.price_per_gpu_second, 2), wall, offline=False)
 
 
 def offline_note(job: Job) -> str | None:
@@ -113,6 +113,8 @@ def render_storyboard(
         lines.append(f"*{note}*")
     if job.offline and (note := offline_note(job)):
         lines.append(f"*{note}*")
+    if board.model_note:
+        lines.append(f"*{board.model_note}*")
 
     embed = discord.Embed(
         title=cap(f"Storyboard · {shown(board.title, 200)}", 256),

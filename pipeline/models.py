@@ -82,7 +82,7 @@ class AdRequest(BaseModel):
         if not v:
             raise ValueError("the product description is empty: say what you are advertising")
         if len(v) > PRODUCT_MAX_CHARS:
-            raise ValueError(f"the product description is {len(v)} characters; keep it under {PRODUCT_MAX_CHARS}")
+            raise ValueError(f"the product description is {len(v)} characters; use at most {PRODUCT_MAX_CHARS}")
         return v
 
     @field_validator("audience", "cta")
@@ -171,6 +171,8 @@ class Storyboard(BaseModel):
     # The language the voiceover lines are written in (ISO 639-1): the request's, or English when the
     # writer could not write that language (the card says so). None on storyboards without lines.
     language: str | None = None
+    # Trusted bot text shown on the storyboard card, e.g. that a fallback model wrote it.
+    model_note: str | None = None
 
     @field_validator("title")
     @classmethod

@@ -68,17 +68,17 @@ class Orchestrator:
         self.store = store
         self.providers = providers
         self.bus = bus or EventBus()
-        self.limiter = limiter or FairLimiter(settings.max_concurrent_predictions)
-        profile = settings.profile
+        self.limiter = limiter or FairLimiter(settings.limits.max_concurrent_predictions)
+        profile = settings.media.profile
         self.composer = composer or Composer(
-            profile.output_width, profile.output_height, interpolate=settings.interpolate
+            profile.output_width, profile.output_height, interpolate=settings.media.interpolate
         )
-        self.retry = retry or RetryPolicy(settings.max_attempts, settings.retry_backoff_s)
+        self.retry = retry or RetryPolicy(settings.limits.max_attempts, settings.limits.retry_backoff_s)
         self._tasks: dict[str, asyncio.Task[Job]] = {}
         self._user_cancelled: set[str] = set()
         self._jobs: dict[str, Job] = {}  # live jobs: the copy the running task mutates
         self.quotas = QuotaLimits(
-            settings.user_concurrent_jobs, settings.guild_concurrent_jobs, settings.user_daily_jobs
+            settings.limits.user_concurrent_jobs, settings.limits.guild_concurrent_jobs, settings.limits.user_daily_jobs
         )
         self._approval_lock = asyncio.Lock()  # quota check and status change happen as one step
 
@@ -101,10 +101,10 @@ class Orchestrator:
             requester_id=requester_id,
             guild_id=guild_id,
             channel_id=channel_id,
-            byte_limit=byte_limit if byte_limit is not None else self.settings.byte_limit,
+            byte_limit=byte_limit if byte_limit is not None else self.settings.media.byte_limit,
             ui=ui or {},
             offline=self.providers.offline,
-            env=self.settings.env,
+            env=self.settings.media.env,
             providers={
                 "planner": self.providers.planner.name,
                 "images": self.providers.images.name,
@@ -135,7 +135,7 @@ class Orchestrator:
         except Exception:  # our own bug: the job must not sit in "planning" forever
             await self._planning_failed(job, "The storyboard could not be written (an unexpected error, logged).")
             raise
-        await self.store.set_storyboard(job, storyboard, JobStatus.AWAITING_APPROVAL, self.settings.max_attempts)
+        await self.store.set_storyboard(job, storyboard, JobStatus.AWAITING_APPROVAL, self.settings.limits.max_attempts)
         await asyncio.to_thread(self._write_storyboard_file, job)
         await self._publish(EventKind.STORYBOARD_READY, job)
         return job
@@ -174,7 +174,7 @@ class Orchestrator:
             storyboard = Storyboard.model_validate(data)
         except ValidationError as exc:
             raise InvalidRequest(f"That edit breaks the storyboard: {storyboard_problem(exc)}.") from exc
-        await self.store.set_storyboard(job, storyboard, JobStatus.AWAITING_APPROVAL, self.settings.max_attempts)
+        await self.store.set_storyboard(job, storyboard, JobStatus.AWAITING_APPROVAL, self.settings.limits.max_attempts)
         await self.store.event(job, "scene_edited", scene_index=index)
         await asyncio.to_thread(self._write_storyboard_file, job)
         await self._publish(EventKind.STORYBOARD_READY, job, scene_index=index)
@@ -190,7 +190,7 @@ class Orchestrator:
         os.replace(tmp, directory / "storyboard.json")
 
     def job_dir(self, job: Job) -> Path:
-        return job.directory(self.settings.data_dir)
+        return job.directory(self.settings.storage.data_dir)
 
     async def approve(self, job: Job, *, approved_by: str | None = None) -> asyncio.Task[Job]:
         async with self._approval_lock:
@@ -272,7 +272,7 @@ class Orchestrator:
         """The scene's seed image (SDXL), or None when it failed for good (its clip is then skipped)."""
         state = job.scene(scene.index)
         mood = mood_preset(job.request.mood)
-        profile = self.settings.profile
+        profile = self.settings.media.profile
         seed_path = await self._run_stage(
             job, state.seed, self.job_dir(job) / f"seed-{scene.index}.png",
             lambda ctx, dest: self.providers.images.generate(
@@ -292,14 +292,14 @@ class Orchestrator:
         state = job.scene(scene.index)
         directory = self.job_dir(job)
         mood = mood_preset(job.request.mood)
-        profile = self.settings.profile
+        profile = self.settings.media.profile
         clip_path = await self._run_stage(
             job, state.clip, directory / f"clip-{scene.index}.mp4",
             lambda ctx, dest: self.providers.video.animate(
                 ClipRequest(
                     scene=scene, mood=mood, seed_image=seed_path, dest=dest,
-                    width=profile.clip_width, height=profile.clip_height, fps=self.settings.svd_fps,
-                    video_length=self.settings.svd_video_length, motion_bucket_id=mood.motion_bucket_id,
+                    width=profile.clip_width, height=profile.clip_height, fps=self.settings.replicate.svd_fps,
+                    video_length=self.settings.replicate.svd_video_length, motion_bucket_id=mood.motion_bucket_id,
                     seed=state.clip.seed,
                 ), ctx),
             provider=self.providers.video.name,
@@ -404,7 +404,11 @@ class Orchestrator:
     async def _with_deadline(self, stage: StageState, work: Awaitable[StageResult]) -> StageResult:
         # Providers enforce their own deadlines (and cancel the prediction); this outer bound only
         # guards against a provider that hangs anyway.
-        base = self.settings.seed_deadline_s if stage.stage is StageName.SEED else self.settings.clip_deadline_s
+        base = (
+            self.settings.limits.seed_deadline_s
+            if stage.stage is StageName.SEED
+            else self.settings.limits.clip_deadline_s
+        )
         return await asyncio.wait_for(work, timeout=base * 1.5 + 30)
 
     async def _stage_done(self, job: Job, stage: StageState, result: StageResult) -> None:
@@ -416,7 +420,9 @@ class Orchestrator:
         await self.store.save_stage(stage)
         if result.predict_time:
             gpu = round(job.gpu_seconds + result.predict_time, 3)
-            await self.store.update(job, gpu_seconds=gpu, cost_usd=round(gpu * self.settings.price_per_gpu_second, 4))
+            await self.store.update(
+                job, gpu_seconds=gpu, cost_usd=round(gpu * self.settings.replicate.price_per_gpu_second, 4)
+            )
         await self._publish(EventKind.STAGE_DONE, job, stage.scene_index, stage.stage)
 
     async def _finish(self, job: Job) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from pipeline.config import LimitsSettings
 from pipeline.errors import ProviderError
 
 
@@ -179,8 +180,9 @@ def _host_of(exc: Any) -> str:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_attempts: int = 3
-    backoff_base_s: float = 2.0  # 2 s, 4 s, 8 s …
+    # Defaults are the settings' (JANT_MAX_ATTEMPTS, JANT_RETRY_BACKOFF_S), not a second copy.
+    max_attempts: int = LimitsSettings.model_fields["max_attempts"].default
+    backoff_base_s: float = LimitsSettings.model_fields["retry_backoff_s"].default  # 2 s, 4 s, 8 s …
     backoff_cap_s: float = 60.0
 
     def delay(self, attempt: int, decision: RetryDecision) -> float:

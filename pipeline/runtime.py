@@ -29,7 +29,7 @@ def build_providers(settings: Settings) -> Providers:
         planner = OpenAIStoryboardPlanner(settings)
     else:
         planner = OfflineStoryboardPlanner()
-        why = "JANT_OFFLINE is set" if settings.offline else "OPENAI_API_KEY is not set"
+        why = "JANT_OFFLINE is set" if settings.media.offline else settings.unset_reason("OPENAI_API_KEY")
         notices.append(f"{why}: storyboards come from the offline planner (a local preview, not GPT-4o).")
     if settings.media_live:
         from pipeline.providers.replicate_media import (
@@ -44,14 +44,14 @@ def build_providers(settings: Settings) -> Providers:
         video = ReplicateVideoGenerator(settings, limits=limits)
     else:
         images, video = OfflineImageGenerator(), OfflineVideoGenerator()
-        why = "JANT_OFFLINE is set" if settings.offline else "REPLICATE_API_TOKEN is not set"
+        why = "JANT_OFFLINE is set" if settings.media.offline else settings.unset_reason("REPLICATE_API_TOKEN")
         notices.append(f"{why}: seed images and clips are drawn locally (an offline preview, not SDXL/SVD).")
     return Providers(planner=planner, images=images, video=video, notices=notices)
 
 
 def check_data_dir(settings: Settings) -> None:
     """Fail early, with the path, when the data directory cannot be written."""
-    path = settings.data_dir
+    path = settings.storage.data_dir
     try:
         path.mkdir(parents=True, exist_ok=True)
         # A name of its own: processes starting together must not delete each other's probe.
@@ -61,7 +61,7 @@ def check_data_dir(settings: Settings) -> None:
         finally:
             os.close(fd)
             os.unlink(probe)
-        settings.db_path.parent.mkdir(parents=True, exist_ok=True)
+        settings.storage.db_path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(
             f"The data directory {path} cannot be written ({exc.strerror or exc}).",
@@ -80,7 +80,7 @@ class Runtime:
     async def open(cls, settings: Settings, providers: Providers | None = None) -> Runtime:
         await asyncio.to_thread(check_data_dir, settings)
         providers = providers or build_providers(settings)
-        store = await JobStore.open(settings.db_path)
+        store = await JobStore.open(settings.storage.db_path)
         return cls(settings, store, providers, Orchestrator(settings, store, providers))
 
     async def close(self, grace_s: float = 8.0) -> None:

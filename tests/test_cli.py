@@ -62,7 +62,7 @@ async def test_makead_offline_makes_a_30_second_vertical_ad(tmp_path: Path) -> N
     ("args", "message"),
     [
         (["makead", "", "--yes"], "product description is empty"),
-        (["makead", "x" * 2001, "--yes"], "keep it under 2000"),
+        (["makead", "x" * 2001, "--yes"], "use at most 2000"),
         (["makead", PRODUCT, "--mood", "grumpy", "--yes"], "unknown mood 'grumpy'"),
         (["makead", PRODUCT], "pass --yes"),
         (["makead", PRODUCT, "--language", "klingon", "--yes"], "unknown language 'klingon'"),

@@ -13,6 +13,7 @@ Every row asserts the same three promises, then its own story:
 from __future__ import annotations
 
 import asyncio
+import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -354,7 +355,12 @@ async def test_a_fault_ends_the_job_cleanly_with_nothing_lost_or_paid_twice(
         if row.check:
             await _call(row.check, w)
 
-    reason = f" — {stored_reasons(job)[:110]}" if job.status is not JobStatus.COMPLETED else ""
+    # Shortened at a word boundary: the summary table is read by people, a cut word reads as a typo.
+    reason = (
+        f" — {textwrap.shorten(stored_reasons(job), 110, placeholder=' …')}"
+        if job.status is not JobStatus.COMPLETED
+        else ""
+    )
     RESULTS[row.name] = f"{job.status.value}{reason} · creates {len(made)} = stored {len(stored)} · " + "; ".join(
         w.notes
     )

@@ -214,7 +214,7 @@ async def test_a_length_cut_off_and_a_content_filter_stop_are_clear_errors(
 
 
 async def test_an_unknown_model_names_the_setting_to_fix(fake: FakeOpenAI, tmp_path: Path) -> None:
-    planner = planner_for(fake, tmp_path, JANT_OPENAI_MODEL="gpt-4o-typo")
+    planner = planner_for(fake, tmp_path, JANT_OPENAI_MODEL="gpt-4o-typo", JANT_OPENAI_FALLBACK_MODEL="none")
     try:
         with pytest.raises(PlannerError) as ei:
             await planner.plan(REQUEST)

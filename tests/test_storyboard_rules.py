@@ -98,7 +98,7 @@ def test_long_model_text_is_capped_and_control_characters_dropped() -> None:
 
 @pytest.mark.parametrize(
     ("product", "message"),
-    [("", "empty"), ("   \n ", "empty"), ("x" * 2001, "under 2000")],
+    [("", "empty"), ("   \n ", "empty"), ("x" * 2001, "at most 2000")],
 )
 def test_bad_product_text(product: str, message: str) -> None:
     with pytest.raises(ValidationError, match=message):

@@ -5,7 +5,13 @@ counts and durations are checked by `pipeline.models.Storyboard`; a storyboard t
 goes back once with the broken rule spelled out. The product text is a teammate's free text, so it
 travels as JSON data between markers and the model is told never to follow instructions inside it.
 
-Cost bound: at most 2 asks per `plan` × (1 + `MAX_RETRIES`) HTTP requests each = 6 chat requests.
+Cost bound: at most 2 asks per `plan` × (1 + `MAX_RETRIES`) HTTP requests each = 6 chat requests
+(plus one 404 when the configured model turns out to be gone).
+
+Models retire (gpt-4o shuts down on 2027-01-14). When OpenAI answers 404 `model_not_found` for
+`JANT_OPENAI_MODEL`, the planner switches to `JANT_OPENAI_FALLBACK_MODEL` for that request and for
+the rest of its life (one planner per process), logs it once, and marks every storyboard the
+fallback writes with a `model_note` that the storyboard card and the CLI show.
 """
 
 from __future__ import annotations
@@ -128,17 +134,30 @@ def to_storyboard(draft: StoryboardDraft, language: str | None = None) -> Storyb
     })  # fmt: skip
 
 
+class _ModelGone(Exception):
+    """OpenAI answered 404 model_not_found for `model`."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__(model)
+        self.model = model
+
+
 class OpenAIStoryboardPlanner:
     offline = False
 
     def __init__(self, settings: Settings) -> None:
-        if settings.openai_api_key is None:
+        if settings.openai.api_key is None:
             raise PlannerError("OPENAI_API_KEY is not set.")
-        self.model = settings.openai_model
+        self.configured_model = settings.openai.model
+        fallback = settings.openai.fallback_model
+        self.fallback_model = fallback if fallback and fallback != self.configured_model else None
+        self.model = self.configured_model
         self.name = f"openai-{self.model}"
+        # Set once the configured model is found gone: what the storyboard card says about it.
+        self.model_note: str | None = None
         self.client = openai.AsyncOpenAI(
-            api_key=settings.openai_api_key.get_secret_value(),
-            base_url=settings.openai_base_url,  # None: the client reads OPENAI_BASE_URL or uses the default
+            api_key=settings.openai.api_key.get_secret_value(),
+            base_url=settings.openai.base_url,  # None: the client reads OPENAI_BASE_URL or uses the default
             max_retries=MAX_RETRIES,
             timeout=TIMEOUT_S,
         )
@@ -161,15 +180,59 @@ class OpenAIStoryboardPlanner:
                 messages.append({"role": "user", "content": correction_prompt(problem)})
                 continue
             try:
-                return to_storyboard(draft, request.language)
+                board = to_storyboard(draft, request.language)
             except pydantic.ValidationError as exc:
                 problem = storyboard_problem(exc)
                 log.info("storyboard ask %d broke a rule: %s", ask, problem)
                 messages.append({"role": "assistant", "content": draft.model_dump_json()})
                 messages.append({"role": "user", "content": correction_prompt(problem)})
+                continue
+            if self.model_note:
+                board.model_note = self.model_note
+            return board
         raise PlannerError(f"The storyboard writer broke a rule twice: {problem}.")
 
     async def _ask(self, messages: list[dict[str, str]], temperature: float) -> StoryboardDraft:
+        try:
+            return await self._ask_model(messages, temperature)
+        except _ModelGone:
+            if self.model != self.configured_model or self.fallback_model is None:
+                raise self._gone_error() from None
+            self._switch_to_fallback()
+        try:
+            return await self._ask_model(messages, temperature)
+        except _ModelGone:
+            raise self._gone_error() from None
+
+    def _switch_to_fallback(self) -> None:
+        assert self.fallback_model is not None
+        gone, self.model = self.model, self.fallback_model
+        self.name = f"openai-{self.model}"
+        self.model_note = (
+            f"Written by {self.model}: OpenAI no longer serves {gone} (model_not_found). "
+            "Set JANT_OPENAI_MODEL to choose the storyboard model."
+        )
+        log.warning(
+            "OpenAI answered model_not_found for %s (JANT_OPENAI_MODEL): storyboards now use %s "
+            "(JANT_OPENAI_FALLBACK_MODEL) until restart",
+            gone,
+            self.model,
+        )
+
+    def _gone_error(self) -> PlannerError:
+        if self.model != self.configured_model:
+            return PlannerError(
+                f"Neither OpenAI model can be used: {self.configured_model!r} (JANT_OPENAI_MODEL) and "
+                f"{self.model!r} (JANT_OPENAI_FALLBACK_MODEL) do not exist or this key cannot use them.",
+                hint="Set JANT_OPENAI_MODEL to a chat model your key can use (see platform.openai.com/docs/models).",
+            )
+        why = "" if self.fallback_model else " and no JANT_OPENAI_FALLBACK_MODEL is set"
+        return PlannerError(
+            f"The OpenAI model {self.model!r} does not exist or this key cannot use it{why}.",
+            hint="Set JANT_OPENAI_MODEL to a chat model your key can use (see platform.openai.com/docs/models).",
+        )
+
+    async def _ask_model(self, messages: list[dict[str, str]], temperature: float) -> StoryboardDraft:
         try:
             completion = await self.client.chat.completions.parse(
                 model=self.model,
@@ -188,6 +251,10 @@ class OpenAIStoryboardPlanner:
                 "OpenAI's content filter stopped the storyboard.",
                 hint="Rephrase the product description so it is clearly safe for work.",
             ) from None
+        except openai.NotFoundError as exc:
+            if exc.code == "model_not_found":  # the code is the contract; the message text is not
+                raise _ModelGone(self.model) from exc
+            raise self._status_error(exc) from exc
         except openai.APIStatusError as exc:
             raise self._status_error(exc) from exc
         except openai.APITimeoutError as exc:
@@ -218,10 +285,10 @@ class OpenAIStoryboardPlanner:
             return PlannerError("OpenAI rejected the API key (401).", hint="Check OPENAI_API_KEY.")
         if status == 403:
             return PlannerError(f"OpenAI refused the request (403): {text}", hint="Check OPENAI_API_KEY's project.")
-        if status == 404 or code == "model_not_found":
+        if status == 404:
             return PlannerError(
-                f"The OpenAI model {self.model!r} does not exist or this key cannot use it.",
-                hint="Set JANT_OPENAI_MODEL to a model your key can use (default gpt-4o).",
+                f"OpenAI answered 404 for {self.model!r}: {text}",
+                hint="Check OPENAI_BASE_URL if you set it, and JANT_OPENAI_MODEL.",
             )
         if status == 429 and code == "insufficient_quota":
             return PlannerError(

@@ -38,7 +38,7 @@ NO_KEY = "unused"
 
 
 def speech_base_url(settings: Settings) -> str:
-    return (settings.tts_base_url or f"https://{OPENAI_HOST}/v1").rstrip("/")
+    return (settings.audio.tts_base_url or f"https://{OPENAI_HOST}/v1").rstrip("/")
 
 
 def points_at_openai(settings: Settings) -> bool:
@@ -64,8 +64,8 @@ def speech_retirement_warning(settings: Settings, *, today: dt.date | None = Non
 
 def _api_key(settings: Settings) -> str:
     """JANT_TTS_API_KEY; OPENAI_API_KEY only for OpenAI itself (never sent to a third party)."""
-    if settings.tts_api_key is not None:
-        return settings.tts_api_key.get_secret_value()
+    if settings.audio.tts_api_key is not None:
+        return settings.audio.tts_api_key.get_secret_value()
     if points_at_openai(settings) and settings.openai_api_key is not None:
         return settings.openai_api_key.get_secret_value()
     return NO_KEY
@@ -91,11 +91,11 @@ class OpenAICompatibleVoiceGenerator:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.model = settings.openai_tts_model
+        self.model = settings.audio.openai_tts_model
         self.host = urlsplit(speech_base_url(settings)).hostname or "the speech server"
         self.client = openai.AsyncOpenAI(
             api_key=_api_key(settings), base_url=speech_base_url(settings), max_retries=0,
-            timeout=settings.voice_deadline_s,
+            timeout=settings.audio.voice_deadline_s,
         )  # fmt: skip
 
     def check(self, text: str, voice: str, speed: float) -> None:
@@ -120,7 +120,7 @@ class OpenAICompatibleVoiceGenerator:
             )
 
     async def synthesize(self, request: VoiceRequest, ctx: StageContext) -> StageResult:
-        voice = request.voice_id or self.settings.voice_id or DEFAULT_VOICE
+        voice = request.voice_id or self.settings.audio.voice_id or DEFAULT_VOICE
         text = request.text.strip()
         self.check(text, voice, request.speed)
         await ctx.progress(0.0, "speaking")

@@ -167,8 +167,8 @@ class AccountLimits:
     @classmethod
     def from_settings(cls, settings: Settings) -> AccountLimits:
         return cls(
-            PollScheduler(settings.replicate_poll_budget_per_min, burst_s=settings.poll_interval_s),
-            CreatePacer(settings.replicate_creates_per_min, settings.replicate_rate_window_s),
+            PollScheduler(settings.replicate.poll_budget_per_min, burst_s=settings.limits.poll_interval_s),
+            CreatePacer(settings.replicate.creates_per_min, settings.replicate.rate_window_s),
         )
 
 
@@ -186,25 +186,27 @@ class _ReplicateStage:
         deadline_s: float,
         limits: AccountLimits | None = None,
     ) -> None:
-        if settings.replicate_api_token is None:
+        if settings.replicate.api_token is None:
             raise ProviderError("REPLICATE_API_TOKEN is not set.", retryable=False)
         self.settings = settings
         # Our own transport so aclose() can close the pool (replicate.Client has no close method).
         self._transport = httpx.AsyncHTTPTransport(limits=REPLICATE_CONNECTIONS)
         self.client = replicate.Client(
-            api_token=settings.replicate_api_token.get_secret_value(),
-            base_url=settings.replicate_base_url,
+            api_token=settings.replicate.api_token.get_secret_value(),
+            base_url=settings.replicate.base_url,
             transport=self._transport,
         )
         limits = limits or AccountLimits.from_settings(settings)
         self.runner = PredictionRunner(
             self.client, label=label, version=version, deadline_s=deadline_s,
-            poll_base_s=settings.poll_interval_s, max_attempts=settings.max_attempts,
-            poll_budget_per_min=settings.replicate_poll_budget_per_min, scheduler=limits.polls,
+            poll_base_s=settings.limits.poll_interval_s, max_attempts=settings.limits.max_attempts,
+            poll_budget_per_min=settings.replicate.poll_budget_per_min, scheduler=limits.polls,
             pacer=limits.creates,
         )  # fmt: skip
         self.downloader = MediaDownloader(
-            settings.allowed_hosts, settings.max_download_bytes, backoff_s=min(1.0, settings.retry_backoff_s / 2)
+            settings.replicate.allowed_hosts,
+            settings.replicate.max_download_bytes,
+            backoff_s=min(1.0, settings.limits.retry_backoff_s / 2),
         )
 
     async def cancel(self, prediction_id: str) -> None:
@@ -238,7 +240,8 @@ class ReplicateImageGenerator(_ReplicateStage):
 
     def __init__(self, settings: Settings, *, limits: AccountLimits | None = None) -> None:
         super().__init__(
-            settings, label="SDXL seed image", version=settings.sdxl_version, deadline_s=settings.seed_deadline_s,
+            settings, label="SDXL seed image", version=settings.replicate.sdxl_version,
+            deadline_s=settings.limits.seed_deadline_s,
             limits=limits,
         )  # fmt: skip
 
@@ -254,7 +257,8 @@ class ReplicateVideoGenerator(_ReplicateStage):
 
     def __init__(self, settings: Settings, *, limits: AccountLimits | None = None) -> None:
         super().__init__(
-            settings, label="SVD clip", version=settings.svd_version, deadline_s=settings.clip_deadline_s,
+            settings, label="SVD clip", version=settings.replicate.svd_version,
+            deadline_s=settings.limits.clip_deadline_s,
             limits=limits,
         )  # fmt: skip
 

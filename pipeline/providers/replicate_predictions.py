@@ -18,6 +18,7 @@ from typing import Any
 import replicate
 from pydantic import v1 as pydantic_v1
 
+from pipeline.config import ReplicateSettings
 from pipeline.errors import ProviderError, SafetyRejection, StageTimeout
 from pipeline.providers.base import StageContext
 from pipeline.providers.poll_scheduler import CreatePacer, PollPlan, PollScheduler, TailEstimate, fair_share
@@ -26,10 +27,10 @@ from pipeline.retry import classify
 log = logging.getLogger(__name__)
 
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
-# Replicate allows 3000 non-create requests a minute per account; polls take at most 80 % of it.
-POLL_BUDGET_PER_MINUTE = 2400
-# And 600 creates a minute; we keep 30 in hand for whatever else uses the account.
-CREATES_PER_MINUTE = 570
+# Defaults for callers that pass no budget: the settings' own defaults (Replicate's per-account
+# limits and why these shares of them are in `pipeline.config.ReplicateSettings`), never a copy.
+_POLLS_PER_MIN: float = ReplicateSettings.model_fields["poll_budget_per_min"].default
+_CREATES_PER_MIN: int = ReplicateSettings.model_fields["creates_per_min"].default
 
 _BAR = re.compile(r"(\d+)%\|[^|\r\n]*\|\s*(\d+)/(\d+)")
 _SAFETY = re.compile(r"nsfw|safety (?:checker|filter|system)|sensitive content|flagged", re.IGNORECASE)
@@ -75,7 +76,7 @@ def _error_text(error: Any) -> str | None:
     return error if isinstance(error, str) else str(error)
 
 
-def poll_interval(base_s: float, in_flight: int, budget_per_min: float = POLL_BUDGET_PER_MINUTE) -> float:
+def poll_interval(base_s: float, in_flight: int, budget_per_min: float = _POLLS_PER_MIN) -> float:
     """Seconds between polls of one prediction, so that all of them together stay within budget
     (the interval for a prediction we know nothing about yet; see `poll_scheduler`)."""
     return fair_share(base_s, in_flight, budget_per_min)
@@ -128,7 +129,7 @@ class PredictionRunner:
         deadline_s: float,
         poll_base_s: float,
         max_attempts: int,
-        poll_budget_per_min: float = POLL_BUDGET_PER_MINUTE,
+        poll_budget_per_min: float = _POLLS_PER_MIN,
         scheduler: PollScheduler | None = None,
         pacer: CreatePacer | None = None,
     ) -> None:
@@ -141,7 +142,7 @@ class PredictionRunner:
         self.poll_budget_per_min = poll_budget_per_min
         # Share one scheduler between every runner on the same account (see runtime.build_providers).
         self.scheduler = scheduler or PollScheduler(poll_budget_per_min, burst_s=poll_base_s)
-        self.pacer = pacer or CreatePacer(CREATES_PER_MINUTE)
+        self.pacer = pacer or CreatePacer(_CREATES_PER_MIN)
         self.tail = TailEstimate()  # this model's time from the end of its sampling bar to the end
 
     async def run(

@@ -109,13 +109,13 @@ class ReplicateVoiceGenerator(_ReplicateStage):
 
     def __init__(self, settings: Settings, *, limits: AccountLimits | None = None) -> None:
         super().__init__(
-            settings, label="Voiceover", version=settings.tts_model, deadline_s=settings.voice_deadline_s,
+            settings, label="Voiceover", version=settings.audio.tts_model, deadline_s=settings.audio.voice_deadline_s,
             limits=limits,
         )  # fmt: skip
-        self.price_per_char = settings.tts_price_per_1k_chars / 1000
+        self.price_per_char = settings.audio.tts_price_per_1k_chars / 1000
 
     async def synthesize(self, request: VoiceRequest, ctx: StageContext) -> StageResult:
-        voice_id = request.voice_id or self.settings.voice_id or MINIMAX_DEFAULT_VOICE
+        voice_id = request.voice_id or self.settings.audio.voice_id or MINIMAX_DEFAULT_VOICE
         if ctx.existing_prediction_id is None:  # a resumed prediction was checked when it was created
             check_minimax_request(request.text, voice_id, request.speed)
         inp = minimax_input(request, voice_id)

@@ -19,7 +19,7 @@ def build_voice_provider(
     settings: Settings, *, limits: AccountLimits | None = None
 ) -> tuple[VoiceGenerator | None, str | None]:
     """(the voice, or None for an ad without one; a one-line notice for the user, or None)."""
-    choice = settings.voice
+    choice = settings.audio.voice
     if choice == "none":
         return None, "JANT_VOICE=none: the ad has captions and music, no voiceover."
     if choice == "auto":
@@ -53,15 +53,15 @@ def voice_doctor_problems(settings: Settings) -> list[str]:
     Pure: no provider is built and nothing is requested.
     """
     problems: list[str] = []
-    choice = settings.voice
+    choice = settings.audio.voice
     if choice == "auto":
         choice = "replicate" if settings.media_live else ("offline" if piper_installed() else "none")
-    if choice == "replicate" and settings.voice_id is not None:
+    if choice == "replicate" and settings.audio.voice_id is not None:
         from pipeline.providers.replicate_voice import minimax_voices
 
-        if settings.voice_id not in minimax_voices():
+        if settings.audio.voice_id not in minimax_voices():
             problems.append(
-                f"JANT_VOICE_ID={settings.voice_id!r} is not a MiniMax voice; choose one of: "
+                f"JANT_VOICE_ID={settings.audio.voice_id!r} is not a MiniMax voice; choose one of: "
                 + ", ".join(minimax_voices())
             )
     if choice == "openai-compatible":

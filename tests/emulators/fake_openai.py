@@ -12,7 +12,8 @@ Endpoints
                                 response_format incl. strict json_schema rules), then the next scripted
                                 reply, else `responder`, else a reply synthesized from the json_schema.
     GET  /v1/models             list
-    GET  /v1/models/{id}        Model object; 404 model_not_found for unknown ids
+    GET  /v1/models/{id}        Model object {id, created, object, owned_by, shutdown_date}; 404
+                                model_not_found for unknown or retired ids (same body as chat's)
     POST /v1/audio/speech       auth, model (404 model_not_found), voice/input/speed/response_format
                                 checked with the API's 400 bodies, then raw audio bytes (duration in
                                 proportion to the text) with the format's content type. Scripted
@@ -101,6 +102,9 @@ _DEFAULT_MODELS = [
     _ModelInfo("gpt-4o-mini-2024-07-18", 1721172717),
     _ModelInfo("gpt-4.1", 1744316542, snapshot="gpt-4.1-2025-04-14"),
     _ModelInfo("gpt-4.1-mini", 1744318173, snapshot="gpt-4.1-mini-2025-04-14"),
+    # The gpt-6 family is what OpenAI names as gpt-4o's successor (Jant's default fallback); its
+    # created time here is made up, not a published value.
+    _ModelInfo("gpt-6-astra", 1790000000),
     _ModelInfo("gpt-4-turbo", 1712361441, structured_outputs=False, snapshot="gpt-4-turbo-2024-04-09"),
     _ModelInfo(
         "gpt-3.5-turbo",
@@ -146,6 +150,11 @@ def _error(
     message: str, *, type: str = "invalid_request_error", param: str | None = None, code: str | None = None
 ) -> dict[str, Any]:
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+def _model_not_found(model_id: str) -> dict[str, Any]:
+    """What OpenAI answers, with 404, for a model that is retired, unknown or not open to this key."""
+    return _error(f"The model `{model_id}` does not exist or you do not have access to it.", code="model_not_found")
 
 
 # --------------------------------------------------------------------------------------- strict schema
@@ -462,6 +471,10 @@ class FakeOpenAI:
         """The model is gone: chat answers 404 model_not_found, GET /models/{id} 404."""
         self.models.pop(model_id, None)
 
+    def retire_model(self, model_id: str) -> None:
+        """After its shutdown date a model answers like one that never existed (404 model_not_found)."""
+        self.remove_model(model_id)
+
     def set_shutdown_date(self, model_id: str, date: str | None) -> None:
         self.models[model_id].shutdown_date = date
 
@@ -535,23 +548,19 @@ class FakeOpenAI:
             return self._respond(rec, 401, err)
         model = self.models.get(request.match_info["model_id"])
         if model is None:
-            return self._respond(
-                rec,
-                404,
-                _error(
-                    f"The model '{request.match_info['model_id']}' does not exist",
-                    param="model",
-                    code="model_not_found",
-                ),
-            )
+            return self._respond(rec, 404, _model_not_found(request.match_info["model_id"]))
         return self._respond(rec, 200, self._model_json(model))
 
     @staticmethod
     def _model_json(m: _ModelInfo) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": m.id, "object": "model", "created": m.created, "owned_by": m.owned_by}
-        if m.shutdown_date is not None:
-            out["shutdown_date"] = m.shutdown_date
-        return out
+        # shutdown_date is YYYY-MM-DD once a shutdown is announced, null before.
+        return {
+            "id": m.id,
+            "object": "model",
+            "created": m.created,
+            "owned_by": m.owned_by,
+            "shutdown_date": m.shutdown_date,
+        }
 
     def _validate_chat(self, body: Any) -> tuple[int, dict[str, Any]] | None:
         if not isinstance(body, dict):
@@ -615,10 +624,7 @@ class FakeOpenAI:
                 )
         model = self.models.get(model_id)
         if model is None:
-            return 404, _error(
-                f"The model `{model_id}` does not exist or you do not have access to it.",
-                code="model_not_found",
-            )
+            return 404, _model_not_found(model_id)
         if body.get("stream"):
             return 400, _error("fake_openai: stream=true is not emulated.", param="stream")
         rf = body.get("response_format")
