@@ -96,6 +96,15 @@ class Settings(BaseSettings):
     # Re-render running status messages this often even without progress (elapsed, ETA, queue place).
     status_heartbeat_s: float = Field(default=15.0, ge=0, alias="JANT_STATUS_HEARTBEAT_S")  # 0: off
 
+    # -- Music bed (issue 12) ---------------------------------------------------------------------
+    # auto: Replicate when REPLICATE_API_TOKEN is set, else a bed synthesised offline.
+    music: Literal["auto", "replicate", "offline", "none"] = Field(default="auto", alias="JANT_MUSIC")
+    # An official model (owner/name, created without a version) or owner/name:version.
+    music_model: str = Field(default="stability-ai/stable-audio-2.5", alias="JANT_MUSIC_MODEL")
+    music_deadline_s: float = Field(default=240.0, gt=0, alias="JANT_MUSIC_DEADLINE_S")
+    # What one music run costs when the model bills per run rather than GPU time (3P estimate).
+    music_price_per_run: float = Field(default=0.20, ge=0, alias="JANT_MUSIC_PRICE_PER_RUN")
+
     @field_validator("data_dir", mode="after")
     @classmethod
     def _expand(cls, v: Path) -> Path:
