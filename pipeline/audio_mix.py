@@ -97,12 +97,14 @@ def _fit_length(duration: float) -> str:
     return f"apad=whole_dur={duration:.6f},atrim=end={duration:.6f},asetpts=N/SR/TB"
 
 
-def voice_stem_graph(starts: Sequence[float], duration: float) -> str:
-    """Inputs 0..n-1 (voice lines) delayed to their start seconds and summed into [out]."""
+def voice_stem_graph(starts: Sequence[float], duration: float, gains_db: Sequence[float] | None = None) -> str:
+    """Inputs 0..n-1 (voice lines) levelled by `gains_db`, delayed to their start seconds and
+    summed into [out]."""
     parts = []
     for i, start in enumerate(starts):
         delay = max(0, round(start * 1000))
-        parts.append(f"[{i}:a]{_stereo()},adelay=delays={delay}:all=1[v{i}]")
+        gain = gains_db[i] if gains_db is not None else 0.0
+        parts.append(f"[{i}:a]{_stereo()},volume={gain:.3f}dB,adelay=delays={delay}:all=1[v{i}]")
     labels = "".join(f"[v{i}]" for i in range(len(starts)))
     tail = f"{_fit_length(duration)},{MEASURE}[out]"
     if len(starts) == 1:
@@ -138,7 +140,7 @@ def duck_graph(voice_gain_db: float, bed_gain_db: float, duration: float, *, out
         f"[bed][key]{duck}[ducked];"
     )
     if output == "bed":
-        return graph + "[vo]anullsink;[ducked]anull[out]"
+        return graph + f"[vo]anullsink;[ducked]{_fit_length(duration)},{MEASURE}[out]"
     return graph + f"[ducked][vo]amix=inputs=2:normalize=0:duration=first,{MEASURE}[out]"
 
 
@@ -238,7 +240,11 @@ async def render_stems(
     stems = Stems(work / "voice.wav", work / "bed.wav", None, None)
     jobs = []
     if lines:
-        graph = voice_stem_graph([s for _, s in lines], duration)
+        # Each line levelled on its own: a quiet line next to a loud one must still be heard, and
+        # the ducking compressor must see every line at the same level.
+        heard = await asyncio.gather(*(measure(p, timeout=timeout) for p, _ in lines))
+        gains = [stem_gain(m, VOICE_LUFS) or 0.0 for m in heard]
+        graph = voice_stem_graph([s for _, s in lines], duration, gains)
         jobs.append(render_stem(graph, [p for p, _ in lines], stems.voice, timeout=timeout))
     if music is not None:
         jobs.append(render_stem(bed_stem_graph(duration), [Path(music)], stems.bed, timeout=timeout))
