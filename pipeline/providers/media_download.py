@@ -24,7 +24,7 @@ from pipeline.retry import classify
 
 log = logging.getLogger(__name__)
 
-MediaKind = Literal["png", "mp4"]
+MediaKind = Literal["png", "mp4", "audio"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 _CHUNK = 256 * 1024
@@ -59,10 +59,16 @@ class BadMedia(ProviderError):
 
 
 def looks_like(kind: MediaKind, head: bytes) -> bool:
-    """Magic bytes: the PNG signature, or an ISO-BMFF `ftyp` box at offset 4 for MP4."""
+    """Magic bytes: the PNG signature, an ISO-BMFF `ftyp` box at offset 4 for MP4, and for audio
+    any of the containers models answer with (MP3 with or without an ID3 tag, WAV, FLAC, Ogg, M4A)."""
     if kind == "png":
         return head.startswith(PNG_SIGNATURE)
-    return len(head) >= 12 and head[4:8] == b"ftyp"
+    is_mp4 = len(head) >= 12 and head[4:8] == b"ftyp"
+    if kind == "audio":
+        mp3_frame = len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0
+        wav = head[:4] == b"RIFF" and head[8:12] == b"WAVE"
+        return is_mp4 or mp3_frame or wav or head[:3] == b"ID3" or head[:4] in (b"fLaC", b"OggS")
+    return is_mp4
 
 
 def host_allowed(url: str, allowed_hosts: frozenset[str]) -> bool:

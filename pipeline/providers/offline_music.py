@@ -186,6 +186,8 @@ def build_music_provider(settings: Settings) -> tuple[MusicGenerator | None, str
     choice = settings.music
     if choice == "none":
         return None, "JANT_MUSIC=none: ads are made without a music bed."
+    if choice == "replicate" and settings.offline:
+        return OfflineMusicGenerator(), "JANT_OFFLINE is set: music beds are synthesised offline."
     if choice == "replicate" or (choice == "auto" and settings.media_live):
         if settings.replicate_api_token is None:
             return OfflineMusicGenerator(), (
