@@ -237,7 +237,7 @@ async def render_stems(
 ) -> Stems:
     """Voice lines on the timeline and the bed trimmed to the ad, as WAVs in `work`, measured."""
     lines = [(Path(p), max(0.0, float(s))) for p, s in voice if float(s) < duration]
-    stems = Stems(work / "voice.wav", work / "bed.wav", None, None)
+    voice_wav, bed_wav = work / "voice.wav", work / "bed.wav"
     jobs = []
     if lines:
         # Each line levelled on its own: a quiet line next to a loud one must still be heard, and
@@ -245,14 +245,14 @@ async def render_stems(
         heard = await asyncio.gather(*(measure(p, timeout=timeout) for p, _ in lines))
         gains = [stem_gain(m, VOICE_LUFS) or 0.0 for m in heard]
         graph = voice_stem_graph([s for _, s in lines], duration, gains)
-        jobs.append(render_stem(graph, [p for p, _ in lines], stems.voice, timeout=timeout))
+        jobs.append(render_stem(graph, [p for p, _ in lines], voice_wav, timeout=timeout))
     if music is not None:
-        jobs.append(render_stem(bed_stem_graph(duration), [Path(music)], stems.bed, timeout=timeout))
+        jobs.append(render_stem(bed_stem_graph(duration), [Path(music)], bed_wav, timeout=timeout))
     measured = list(await asyncio.gather(*jobs))
     voice_gain = stem_gain(measured.pop(0), VOICE_LUFS) if lines else None
     bed_target = VOICE_LUFS - BED_UNDER_VOICE_DB if voice_gain is not None else BED_ALONE_LUFS
     bed_gain = stem_gain(measured.pop(0), bed_target) if music is not None else None
-    return Stems(stems.voice, stems.bed, voice_gain, bed_gain)
+    return Stems(voice_wav, bed_wav, voice_gain, bed_gain)
 
 
 async def _mix_into(
@@ -309,5 +309,6 @@ async def _mix_into(
     if got.true_peak > TRUE_PEAK_CEILING or abs(TARGET_LUFS - got.integrated) > 1.0:
         raise ComposeError(
             f"The soundtrack could not be mastered to {TARGET_LUFS:g} LUFS under {TRUE_PEAK_CEILING:g} dBTP "
-            f"(got {got.integrated:.1f} LUFS, {got.true_peak:.1f} dBTP)."
+            f"(got {got.integrated:.1f} LUFS, {got.true_peak:.1f} dBTP).",
+            hint="The voice and music files are kept: retry the job, or set JANT_MUSIC=none to leave the music out.",
         )

@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 
 from pipeline.config import Settings
+from pipeline.ffmpeg import run_ffmpeg
 from pipeline.moods import MusicStyle, music_style
 from pipeline.providers.base import MusicGenerator, MusicRequest, StageContext, StageResult
 
@@ -72,7 +73,7 @@ def bed_expression(style: MusicStyle, seed: int) -> str:
     bass_reg = 3 + n_tones
     setup.append(f"st({bass_reg},{_select('ld(0)', [midi_hz(root - 12 + ch[0] % 12) for ch in chords])})")
 
-    # Pad: swells in over pad_attack_s, holds, releases at the bar's end; a slow swell over the whole cycle.
+    # Pad: swells in over pad_attack_s, holds, releases at the bar's end; breathes over the cycle.
     pad_env = (
         f"(1-exp(-ld(1)/{style.pad_attack_s:.3f}))*min(1,({bar:.6f}-ld(1))/{RELEASE_S * 3:.3f})"
         f"*(0.85+0.15*sin(2*PI*t/{len(voiced) * bar:.6f}))"
@@ -93,7 +94,9 @@ def bed_expression(style: MusicStyle, seed: int) -> str:
             f"(1-exp(-{u}/0.006))*exp(-{u}/{style.pluck_decay_s:.3f})"
             f"*min(1,({step:.6f}-{u})/{min(RELEASE_S, step / 4):.4f})"
         )
-        parts.append(f"st(8,{which})*0+{PLUCK_LEVEL:.4f}*{_tone(f'2*{freq}', style.harmonics)}*{env}")
+        # An octave up, so at most three partials: the rest would fold back above 12 kHz at 24 kHz.
+        pluck = _tone(f"2*{freq}", style.harmonics[:3])
+        parts.append(f"st(8,{which})*0+{PLUCK_LEVEL:.4f}*{pluck}*{env}")
     if style.bass:
         env = f"(1-exp(-ld(2)/0.012))*exp(-ld(2)/{beat * 0.9:.4f})*min(1,({beat:.6f}-ld(2))/{RELEASE_S:.3f})"
         parts.append(f"{BASS_LEVEL:.4f}*(sin(2*PI*ld({bass_reg})*t)+0.25*sin(4*PI*ld({bass_reg})*t))*{env}")
@@ -139,8 +142,6 @@ def bed_args(style: MusicStyle, seed: int, duration: float, dest: Path) -> list[
 
 async def synthesize_bed(style: MusicStyle, seed: int, duration: float, dest: Path, *, timeout: float = 120) -> Path:  # noqa: ASYNC109
     """Write the bed to `dest` atomically (ffmpeg runs in its own process: the loop never waits on it)."""
-    from pipeline.ffmpeg import run_ffmpeg
-
     if duration <= 0:
         raise ValueError(f"duration must be positive (got {duration})")
     dest = Path(dest)
