@@ -115,9 +115,8 @@ async def test_one_bed_is_created_by_model_with_its_duration_and_an_instrumental
 
 
 def test_the_emulator_rejects_what_stable_audio_rejects() -> None:
-    schema = FakeReplicate().models[STABLE_AUDIO_REF].versions[
-        FakeReplicate().models[STABLE_AUDIO_REF].latest_version
-    ].openapi_schema  # fmt: skip
+    model = FakeReplicate().models[STABLE_AUDIO_REF]
+    schema = model.versions[model.latest_version].openapi_schema
     fields = {e["field"] for e in validate_input(schema, {"duration": 191, "steps": 50, "cfg_scale": 0.5})}
     assert fields == {"input", "input.duration", "input.steps", "input.cfg_scale"}  # input: prompt is required
     assert validate_input(schema, {"prompt": "x", "duration": 2.5})  # an integer, not a fraction
