@@ -89,21 +89,21 @@ class Settings(BaseSettings):
     interpolate: bool = Field(default=False, alias="JANT_INTERPOLATE")  # minterpolate: slow, smoother
     byte_limit: int | None = Field(default=None, alias="JANT_BYTE_LIMIT")  # CLI output cap, bytes
 
+    # -- Music bed (issue 12) ---------------------------------------------------------------------
+    # auto: Replicate when REPLICATE_API_TOKEN is set, else a bed synthesised offline.
+    music: Literal["auto", "replicate", "offline", "none"] = Field(default="auto", alias="JANT_MUSIC")
+    # An official model's owner/name (created by name, no version) or a community model's version id.
+    music_model: str = Field(default="stability-ai/stable-audio-2.5", alias="JANT_MUSIC_MODEL")
+    music_deadline_s: float = Field(default=240.0, gt=0, alias="JANT_MUSIC_DEADLINE_S")
+    # What one music run costs when the model bills per run rather than GPU time (3P estimate).
+    music_price_per_run: float = Field(default=0.20, ge=0, alias="JANT_MUSIC_PRICE_PER_RUN")
+
     # Discord.
     discord_guild_ids: str = Field(default="", alias="JANT_DISCORD_GUILD_IDS")
     approver_role: str | None = Field(default=None, alias="JANT_APPROVER_ROLE")
     status_edit_interval_s: float = Field(default=2.0, gt=0, alias="JANT_STATUS_EDIT_INTERVAL_S")
     # Re-render running status messages this often even without progress (elapsed, ETA, queue place).
     status_heartbeat_s: float = Field(default=15.0, ge=0, alias="JANT_STATUS_HEARTBEAT_S")  # 0: off
-
-    # -- Music bed (issue 12) ---------------------------------------------------------------------
-    # auto: Replicate when REPLICATE_API_TOKEN is set, else a bed synthesised offline.
-    music: Literal["auto", "replicate", "offline", "none"] = Field(default="auto", alias="JANT_MUSIC")
-    # An official model (owner/name, created without a version) or owner/name:version.
-    music_model: str = Field(default="stability-ai/stable-audio-2.5", alias="JANT_MUSIC_MODEL")
-    music_deadline_s: float = Field(default=240.0, gt=0, alias="JANT_MUSIC_DEADLINE_S")
-    # What one music run costs when the model bills per run rather than GPU time (3P estimate).
-    music_price_per_run: float = Field(default=0.20, ge=0, alias="JANT_MUSIC_PRICE_PER_RUN")
 
     @field_validator("data_dir", mode="after")
     @classmethod

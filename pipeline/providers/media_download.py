@@ -59,16 +59,21 @@ class BadMedia(ProviderError):
 
 
 def looks_like(kind: MediaKind, head: bytes) -> bool:
-    """Magic bytes: the PNG signature, an ISO-BMFF `ftyp` box at offset 4 for MP4, and for audio
-    any of the containers models answer with (MP3 with or without an ID3 tag, WAV, FLAC, Ogg, M4A)."""
+    """Magic bytes: the PNG signature, an ISO-BMFF `ftyp` box at offset 4 for MP4, or an audio header."""
     if kind == "png":
         return head.startswith(PNG_SIGNATURE)
-    is_mp4 = len(head) >= 12 and head[4:8] == b"ftyp"
     if kind == "audio":
-        mp3_frame = len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0
-        wav = head[:4] == b"RIFF" and head[8:12] == b"WAVE"
-        return is_mp4 or mp3_frame or wav or head[:3] == b"ID3" or head[:4] in (b"fLaC", b"OggS")
-    return is_mp4
+        return looks_like_audio(head)
+    return len(head) >= 12 and head[4:8] == b"ftyp"
+
+
+def looks_like_audio(head: bytes) -> bool:
+    """WAV (RIFF/WAVE), FLAC, Ogg, or MP3 (an ID3 tag or an MPEG audio frame sync)."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return True
+    if head[:4] in (b"fLaC", b"OggS") or head[:3] == b"ID3":
+        return True
+    return len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0
 
 
 def host_allowed(url: str, allowed_hosts: frozenset[str]) -> bool:

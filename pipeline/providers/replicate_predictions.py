@@ -69,17 +69,6 @@ class PredictionState:
         )  # fmt: skip
 
 
-def create_target(ref: str) -> dict[str, str]:
-    """How to create a prediction of `ref`: an official model's bare `owner/name` is created by
-    model (POST /v1/models/owner/name/predictions, no version); `owner/name:version` or a bare
-    version id by version."""
-    if ":" in ref:
-        return {"version": ref.rsplit(":", 1)[1]}
-    if "/" in ref:
-        return {"model": ref}
-    return {"version": ref}
-
-
 def _error_text(error: Any) -> str | None:
     if error is None or error == "":
         return None
@@ -228,7 +217,9 @@ class PredictionRunner:
     async def _create_and_record(self, input: dict[str, Any], ctx: StageContext) -> PredictionState:
         # Shielded: once Replicate has the prediction, its id reaches storage even if the job is
         # being stopped, so a restart resumes it instead of paying for another.
-        p = await self.client.predictions.async_create(**create_target(self.version), input=input)
+        # An official model ("owner/name", no version) is created at /v1/models/owner/name/predictions.
+        ref = {"model": self.version} if "/" in self.version else {"version": self.version}
+        p = await self.client.predictions.async_create(input=input, **ref)
         await ctx.record_prediction(p.id)
         return PredictionState.of(p)
 

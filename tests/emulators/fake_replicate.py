@@ -639,6 +639,7 @@ class FakeReplicate:
         self._window: dict[tuple[str, str], deque[float]] = {}
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
+        add_music_models(self)  # the music block at the end of this file
         self.add_model(
             "stability-ai/sdxl",
             sdxl_version,
@@ -655,7 +656,6 @@ class FakeReplicate:
             processing=0.6,
             description="SVD is a research-only image to video model",
         )
-        add_music_models(self)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> FakeReplicate:
@@ -720,9 +720,7 @@ class FakeReplicate:
     ) -> FakeModel:
         """Register a model (or a new latest version of a known one). kind: sdxl | svd | generic."""
         owner, name = ref.split("/", 1)
-        schema = (
-            openapi_schema or {"sdxl": _sdxl_schema, "svd": _svd_schema, **MUSIC_SCHEMAS}.get(kind, _generic_schema)()
-        )
+        schema = openapi_schema or {"sdxl": _sdxl_schema, "svd": _svd_schema}.get(kind, _generic_schema)()
         ver = FakeVersion(version, _now_iso(time.time() - 86400 * 300), cog_version, schema)
         if ref in self.models:
             model = self.models[ref]
@@ -1302,12 +1300,12 @@ class FakeReplicate:
             p.status = "processing"
             p.started = time.time()
             total = slow if slow is not None else m.processing * tf
-            if m.kind == "sdxl":
+            if m.kind == MUSIC_KIND:
+                await run_stable_audio(self, p, total)
+            elif m.kind == "sdxl":
                 await self._run_sdxl(p, total)
             elif m.kind == "svd":
                 await self._run_svd(p, total)
-            elif m.kind in MUSIC_SCHEMAS:
-                await run_stable_audio(self, p, total)
             else:
                 await self._run_generic(p, total)
         finally:
@@ -1600,14 +1598,15 @@ def _stable_audio_schema() -> dict[str, Any]:
     return _cog_openapi(props, ["prompt"], {}, {"type": "string", "format": "uri"})
 
 
-MUSIC_SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {"stable_audio": _stable_audio_schema}
+MUSIC_KIND = "stable_audio"
 
 
 def add_music_models(fake: FakeReplicate) -> None:
     fake.add_model(
         STABLE_AUDIO_REF,
         STABLE_AUDIO_VERSION,
-        kind="stable_audio",
+        kind=MUSIC_KIND,
+        openapi_schema=_stable_audio_schema(),
         official=True,
         starting=0.05,
         processing=0.4,
