@@ -11,6 +11,7 @@ under fresh per-frame noise, so sizes are a worst case, not a typical ad.
   arrives with its bitrate capped so that the join can stream-copy; the time from the last clip's
   arrival (the longest scene, captioned: the worst case) to the final file and contact sheet.
 - The fallback when clips were not capped: the join re-encodes to fit.
+- The soundtrack: six voice lines over the offline music bed, ducked and mastered (mix_audio).
 """
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ async def run_composer_bench(*, fallback: bool = True) -> dict[str, Any]:
                 })  # fmt: skip
 
         out["compose"] = {env: await _orchestrator_path(src, d, env) for env in SIZES}
+        out["audio_mix"] = await run_audio_mix_bench(d)
 
         if fallback:  # clips normalised without the cap: the join has to re-encode to fit
             w, h = SIZES["prod"]
@@ -145,6 +147,46 @@ async def run_composer_bench(*, fallback: bool = True) -> dict[str, Any]:
                 "fit_size": f"{info.width}x{info.height}", "limit_bytes": LIMIT,
             }  # fmt: skip
     return out
+
+
+async def _voice_like_line(dst: Path, seconds: float, f0: float) -> Path:
+    """A TTS-shaped line (22.05 kHz mono, like piper's): a harmonic buzz gated into syllables."""
+    expr = (f"0.3*(sin(2*PI*{f0}*t)+0.5*sin(2*PI*{2 * f0}*t)+0.3*sin(2*PI*{3 * f0}*t))"
+            "*pow(0.5+0.5*sin(2*PI*4*t),2)")  # fmt: skip
+    await run_ffmpeg(["-f", "lavfi", "-i", f"aevalsrc='{expr}':s=22050:d={seconds:.2f}", str(dst)])
+    return dst
+
+
+async def run_audio_mix_bench(d: Path, *, runs: int = 3) -> dict[str, Any]:
+    """The soundtrack of a 30 s ad: six voice lines at the scenes' starts over the offline bed,
+    ducked and mastered (Composer.mix_audio); and the bed's own synthesis. Median of `runs`."""
+    from pipeline.audio_mix import measure
+    from pipeline.moods import MUSIC_STYLES, Mood
+    from pipeline.providers.offline_music import synthesize_bed
+
+    starts = [sum(SCENES[:i]) for i in range(len(SCENES))]
+    lines = [await _voice_like_line(d / f"line-{i}.wav", dur - 0.8, 140 + 15 * i) for i, dur in enumerate(SCENES)]
+    bed_s, mix_s = [], []
+    for r in range(runs):
+        bed, secs = await _timed(synthesize_bed(MUSIC_STYLES[Mood.ENERGETIC], r, sum(SCENES), d / f"bed-{r}.wav"))
+        bed_s.append(secs)
+        mix, secs = await _timed(Composer(*SIZES["prod"]).mix_audio(
+            list(zip(lines, starts, strict=True)), bed, sum(SCENES), d / f"soundtrack-{r}.m4a"
+        ))  # fmt: skip
+        mix_s.append(secs)
+    loud = await measure(mix)
+    return {
+        "ad_s": sum(SCENES), "lines": len(lines), "runs": runs,
+        "bed_seconds": round(sorted(bed_s)[runs // 2], 2), "mix_seconds": round(sorted(mix_s)[runs // 2], 2),
+        "mix_seconds_all": [round(x, 2) for x in mix_s], "lufs": loud.integrated, "true_peak_dbtp": loud.true_peak,
+        "bytes": mix.stat().st_size,
+    }  # fmt: skip
+
+
+def print_audio_mix(a: dict[str, Any]) -> None:
+    print(f"  soundtrack of a {a['ad_s']:g} s ad ({a['lines']} voice lines + offline bed, median of {a['runs']}): "
+          f"mix {a['mix_seconds']:.2f} s (runs {a['mix_seconds_all']}), bed synthesis {a['bed_seconds']:.2f} s, "
+          f"{a['lufs']:.1f} LUFS, {a['true_peak_dbtp']:.1f} dBTP, {a['bytes'] / 1024:.0f} KiB")  # fmt: skip
 
 
 def print_composer(r: dict[str, Any]) -> None:
@@ -164,6 +206,8 @@ def print_composer(r: dict[str, Any]) -> None:
               f"{c['urgent_bytes'] / MiB:.2f} MiB; full analysis {c['normal_normalise_s']:.2f} s, SSIM "
               f"{c['normal_ssim']:.4f}, {c['normal_bytes'] / MiB:.2f} MiB; same stream headers: "
               f"{c['same_decoder_config']}")  # fmt: skip
+    if "audio_mix" in r:
+        print_audio_mix(r["audio_mix"])
     if "fallback" in r:
         f = r["fallback"]
         print(f"  fallback, uncapped clips {f['size']}: {f['uncapped_bytes'] / MiB:.1f} MiB -> fit in "

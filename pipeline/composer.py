@@ -13,13 +13,14 @@ import contextlib
 import math
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter
 
 from pipeline import typography as ty
+from pipeline.audio_mix import mix_soundtrack
 from pipeline.errors import ComposeError, DoesNotFit
 from pipeline.ffmpeg import MediaInfo, ProgressCallback, avc_decoder_config, probe, run_ffmpeg
 
@@ -48,11 +49,12 @@ CAPTION_FADE_START = 0.15
 CAPTION_FADE_S = 0.6
 
 
-def target_bitrate(duration_s: float, byte_limit: int, *, safety: float = 0.92) -> int:
+def target_bitrate(duration_s: float, byte_limit: int, *, safety: float = 0.92, audio_bps: int = 0) -> int:
     """Video bits/s for an ad of `duration_s` to land under `byte_limit` bytes.
 
     `safety` absorbs the encoder's overshoot (single-pass x264 ABR lands within a few percent);
-    the container's overhead is reserved separately. 0 when nothing fits.
+    the container's overhead is reserved separately, and so is the audio track's `audio_bps`
+    (the soundtrack is copied as is, so the video gets what is left). 0 when nothing fits.
     """
     if duration_s <= 0:
         raise ValueError(f"duration must be positive (got {duration_s})")
@@ -60,8 +62,10 @@ def target_bitrate(duration_s: float, byte_limit: int, *, safety: float = 0.92) 
         raise ValueError(f"byte limit must be positive (got {byte_limit})")
     if not 0 < safety <= 1:
         raise ValueError(f"safety must be in (0, 1] (got {safety})")
+    if audio_bps < 0:
+        raise ValueError(f"audio bitrate must not be negative (got {audio_bps})")
     usable = byte_limit * safety - CONTAINER_OVERHEAD_BYTES
-    return max(0, int(usable * 8 / duration_s))
+    return max(0, int(usable * 8 / duration_s) - audio_bps)
 
 
 def min_bitrate(width: int, height: int, fps: float) -> int:
@@ -105,6 +109,11 @@ def concat_line(path: Path) -> str:
     if "\n" in text or "\r" in text:
         raise ComposeError(f"cannot join a clip whose path contains a line break: {text!r}")
     return "file '" + text.replace("'", "'\\''") + "'\n"
+
+
+def _audio_bps(audio: Path, duration: float) -> int:
+    """The soundtrack's real bits/s over the ad (its file size: AAC at 128 kb/s runs a little over)."""
+    return int(os.path.getsize(audio) * 8 / max(duration, 0.001))
 
 
 def _file_key(path: Path) -> tuple[int, int] | None:
@@ -169,6 +178,7 @@ class Composer:
         bitrate: int | None = None,
         size: tuple[int, int] | None = None,
         urgent: bool = False,
+        copy_audio: bool = False,
     ) -> list[str]:
         """The one H.264 recipe: every clip gets the same codec parameters, so joins stream-copy.
 
@@ -176,8 +186,9 @@ class Composer:
         stream headers stay the same.
         """
         w, h = size or (self.width, self.height)
+        audio = ["-c:a", "copy"] if copy_audio else ["-an"]
         args = [
-            "-map_metadata", "-1", "-an", "-sn", "-dn",
+            "-map_metadata", "-1", *audio, "-sn", "-dn",
             "-c:v", "libx264", "-preset", self.preset,
             "-profile:v", "high", "-level:v", _h264_level(w, h, self.fps), "-pix_fmt", "yuv420p",
             "-g", str(2 * self.fps), "-r", str(self.fps),
@@ -335,12 +346,16 @@ class Composer:
         *,
         byte_limit: int | None = None,
         progress: ProgressCallback | None = None,
+        audio: Path | None = None,
     ) -> ComposeResult:
         """Concatenate normalised clips into `dst` (stream copy), re-encoding only to fit `byte_limit`.
 
         A clip that doesn't match this composer's format (say, normalised under another profile)
         is re-normalised first, keeping its length; that counts as an encode. Raises DoesNotFit
         when the limit would need less than the lowest acceptable bitrate.
+
+        `audio` (the soundtrack from `mix_audio`) is muxed in as it is, cut to the video's length;
+        its bytes count against `byte_limit`, so a re-encode gives the video only what is left.
         """
         if not clips:
             raise ComposeError("There are no clips to join.")
@@ -368,10 +383,17 @@ class Composer:
             text = "".join(concat_line(p.absolute()) for p in parts)
             await asyncio.to_thread(listing.write_text, text, encoding="utf-8")
             joined = stack.enter_context(_temp_path(dst, ".mp4"))
+            sound: list[str] = []
+            if audio is not None:
+                # Cut at the video's planned length: the copy can only stop on a packet (~21 ms).
+                planned = sum(info.duration_s or 0.0 for info, _ in described)
+                cut = ["-t", f"{planned:.6f}"] if planned > 0 else []
+                sound = [*cut, "-i", str(audio)]
             await run_ffmpeg(
                 [
-                    "-f", "concat", "-safe", "0", "-i", str(listing),
-                    "-map", "0:v:0", "-c", "copy", "-map_metadata", "-1",
+                    "-f", "concat", "-safe", "0", "-i", str(listing), *sound,
+                    "-map", "0:v:0", *(["-map", "1:a:0"] if audio is not None else []),
+                    "-c", "copy", "-map_metadata", "-1",
                     "-movflags", "+faststart", "-f", "mp4", str(joined),
                 ],
                 timeout=self.timeout,
@@ -381,7 +403,10 @@ class Composer:
             size = await asyncio.to_thread(os.path.getsize, joined)
             final = joined
             if byte_limit is not None and size > byte_limit:
-                final, size, n = await self._fit(joined, dst, duration, byte_limit, stack, progress)
+                audio_bps = await asyncio.to_thread(_audio_bps, audio, duration) if audio is not None else 0
+                final, size, n = await self._fit(
+                    joined, dst, duration, byte_limit, stack, progress, audio_bps=audio_bps
+                )
                 encodes += n
             os.replace(final, dst)
         if progress is not None:
@@ -396,21 +421,34 @@ class Composer:
         byte_limit: int,
         stack: contextlib.ExitStack,
         progress: ProgressCallback | None,
+        *,
+        audio_bps: int = 0,
     ) -> tuple[Path, int, int]:
-        """Re-encode `src` at the bitrate the limit allows, stepping down if x264 overshoots."""
-        bitrate = target_bitrate(duration, byte_limit)
+        """Re-encode `src`'s video at the bitrate the limit allows (its audio, if any, is copied),
+        stepping down if x264 overshoots."""
+        bitrate = target_bitrate(duration, byte_limit, audio_bps=audio_bps)
         size = await asyncio.to_thread(os.path.getsize, src)
         for attempt in range(1, MAX_FIT_ENCODES + 1):
             if bitrate < MIN_VIDEO_BITRATE:
                 # Don't spend an encode on a picture we would refuse to send. The size reported
                 # is what the lowest acceptable quality would weigh (or the last real attempt).
-                at_floor = int((MIN_VIDEO_BITRATE * duration / 8 + CONTAINER_OVERHEAD_BYTES) / 0.92)
+                at_floor = int(((MIN_VIDEO_BITRATE + audio_bps) * duration / 8 + CONTAINER_OVERHEAD_BYTES) / 0.92)
                 raise DoesNotFit(max(at_floor, byte_limit + 1) if attempt == 1 else size, byte_limit)
             w, h = fit_size(self.width, self.height, self.fps, bitrate)
             scale = ["-vf", f"scale={w}:{h}:flags=lanczos,setsar=1"] if (w, h) != (self.width, self.height) else []
             out = stack.enter_context(_temp_path(dst, f".fit{attempt}.mp4"))
             await run_ffmpeg(
-                ["-i", str(src), *scale, *self._h264_args(bitrate=bitrate, size=(w, h)), str(out)],
+                [
+                    "-i",
+                    str(src),
+                    "-map",
+                    "0:v:0",
+                    "-map",
+                    "0:a?",
+                    *scale,
+                    *self._h264_args(bitrate=bitrate, size=(w, h), copy_audio=audio_bps > 0),
+                    str(out),
+                ],
                 timeout=self.timeout,
                 progress=progress,
                 duration_s=duration,
@@ -418,9 +456,26 @@ class Composer:
             size = await asyncio.to_thread(os.path.getsize, out)
             if size <= byte_limit:
                 return out, size, attempt
-            # Overshoot: scale by how far off we were, and at least 15 % lower.
-            bitrate = int(bitrate * min(0.85, byte_limit * 0.92 / size))
+            # Overshoot: scale the video by how far off we were, and at least 15 % lower.
+            audio_bytes = audio_bps * duration / 8
+            bitrate = int(bitrate * min(0.85, (byte_limit * 0.92 - audio_bytes) / max(1.0, size - audio_bytes)))
         raise DoesNotFit(size, byte_limit)
+
+    # -- the soundtrack -----------------------------------------------------------------------
+
+    async def mix_audio(
+        self,
+        voice: Sequence[tuple[Path, float]],
+        music: Path | None,
+        duration: float,
+        dest: Path,
+    ) -> Path:
+        """The ad's soundtrack: each voice file at its start second, the music ducked under them,
+        faded, mastered to −14 LUFS / ≤ −1 dBTP, AAC-LC 48 kHz stereo, exactly `duration` s.
+
+        Either side may be empty; with neither, the track is silence. See `pipeline.audio_mix`.
+        """
+        return await mix_soundtrack(voice, music, duration, Path(dest), timeout=self.timeout)
 
     # -- review aid --------------------------------------------------------------------------
 

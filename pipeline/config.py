@@ -195,7 +195,7 @@ class StorageSettings(_Section):
 
 
 class AudioSettings(_Section):
-    """What the ad sounds like and says: the voice of each scene's line."""
+    """What the ad sounds like and says: the voice of each scene's line and the music bed."""
 
     # auto: Replicate when REPLICATE_API_TOKEN is set, else the offline voice when `jant[voice]` is
     # installed, else none (captions and music only).
@@ -213,6 +213,14 @@ class AudioSettings(_Section):
     tts_base_url: str | None = Field(default=None, alias="JANT_TTS_BASE_URL")
     tts_api_key: SecretStr | None = Field(default=None, alias="JANT_TTS_API_KEY")
     openai_tts_model: str = Field(default="tts-1", alias="JANT_OPENAI_TTS_MODEL")
+
+    # Music bed. auto: Replicate when REPLICATE_API_TOKEN is set, else a bed synthesised offline.
+    music: Literal["auto", "replicate", "offline", "none"] = Field(default="auto", alias="JANT_MUSIC")
+    # An official model's owner/name (created by name, no version) or a community model's version id.
+    music_model: str = Field(default="stability-ai/stable-audio-2.5", alias="JANT_MUSIC_MODEL")
+    music_deadline_s: float = Field(default=240.0, gt=0, alias="JANT_MUSIC_DEADLINE_S")
+    # What one music run costs when the model bills per run rather than GPU time (3P estimate).
+    music_price_per_run: float = Field(default=0.20, ge=0, alias="JANT_MUSIC_PRICE_PER_RUN")
 
 
 # The old flat name → (section, name in the section). The compatibility layer reads only this.

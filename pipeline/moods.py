@@ -91,3 +91,111 @@ def mood_preset(mood: Mood | str) -> MoodPreset:
     except ValueError:
         valid = ", ".join(m.value for m in Mood)
         raise ValueError(f"unknown mood {mood!r}; choose one of: {valid}") from None
+
+
+# -- The music bed each mood gets ------------------------------------------------------------------
+
+
+class MusicStyle(BaseModel):
+    """How a mood sounds: the offline synthesiser plays it, the music model is prompted with it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bpm: int
+    root_midi: int  # the key's tonic (MIDI note number, 57 = A3)
+    # Chords as semitones above the tonic; one chord per bar, looped.
+    progression: tuple[tuple[int, ...], ...]
+    pad_attack_s: float  # how slowly each chord swells in: no hard onsets
+    pulse: int  # plucked notes per beat over the pad (0: pad only)
+    pluck_decay_s: float
+    # Relative strength of partials 1..n of every note: few, falling partials sound soft.
+    harmonics: tuple[float, ...]
+    lowpass_hz: int  # the top of the bed: nothing bright enough to fight the voice
+    bass: bool
+    prompt: str  # for a text-to-music model; always an instrumental
+
+
+MUSIC_STYLES: dict[Mood, MusicStyle] = {
+    Mood.ENERGETIC: MusicStyle(
+        bpm=124,
+        root_midi=52,
+        progression=((0, 4, 7), (9, 12, 16), (5, 9, 12), (7, 11, 14)),  # E: I-vi-IV-V
+        pad_attack_s=0.08,
+        pulse=2,
+        pluck_decay_s=0.16,
+        harmonics=(1.0, 0.45, 0.25, 0.12),
+        lowpass_hz=3200,
+        bass=True,
+        prompt="upbeat energetic electronic pop instrumental, driving four-on-the-floor beat, bright synth "
+        "plucks, 124 BPM, E major, advertising background music",
+    ),
+    Mood.LUXURY: MusicStyle(
+        bpm=72,
+        root_midi=50,
+        progression=((0, 4, 7, 11), (9, 12, 16, 19), (2, 5, 9, 12), (7, 11, 14, 17)),  # D maj7
+        pad_attack_s=0.9,
+        pulse=0,
+        pluck_decay_s=0.6,
+        harmonics=(1.0, 0.3, 0.08),
+        lowpass_hz=2000,
+        bass=True,
+        prompt="elegant slow luxury lounge instrumental, warm electric piano and soft strings, 72 BPM, D major "
+        "seventh chords, sophisticated fashion advert background music",
+    ),
+    Mood.PLAYFUL: MusicStyle(
+        bpm=112,
+        root_midi=60,
+        progression=((0, 4, 7), (5, 9, 12), (7, 11, 14), (0, 4, 7)),  # C: I-IV-V-I
+        pad_attack_s=0.25,
+        pulse=2,
+        pluck_decay_s=0.12,
+        harmonics=(1.0, 0.0, 0.3, 0.0, 0.1),
+        lowpass_hz=3600,
+        bass=True,
+        prompt="playful bouncy ukulele and glockenspiel instrumental, 112 BPM, C major, "
+        "cheerful quirky advert background music",
+    ),
+    Mood.MINIMAL: MusicStyle(
+        bpm=84,
+        root_midi=57,
+        progression=((0, 7, 12), (5, 12, 17), (3, 10, 15), (7, 14, 19)),  # A: open fifths
+        pad_attack_s=1.2,
+        pulse=0,
+        pluck_decay_s=0.8,
+        harmonics=(1.0, 0.15),
+        lowpass_hz=1800,
+        bass=False,
+        prompt="calm minimal ambient instrumental, soft felt piano and airy pad, 84 BPM, A minor, sparse and "
+        "clean, Scandinavian design advert background music",
+    ),
+    Mood.CINEMATIC: MusicStyle(
+        bpm=90,
+        root_midi=50,
+        progression=((0, 3, 7), (8, 12, 15), (3, 7, 10), (10, 14, 17)),  # D minor: i-VI-III-VII
+        pad_attack_s=1.0,
+        pulse=1,
+        pluck_decay_s=0.5,
+        harmonics=(1.0, 0.5, 0.3, 0.15, 0.08),
+        lowpass_hz=2400,
+        bass=True,
+        prompt="cinematic emotional orchestral instrumental, swelling strings, low piano ostinato, 90 BPM, "
+        "D minor, epic film trailer style advert background music",
+    ),
+    Mood.TECH: MusicStyle(
+        bpm=118,
+        root_midi=55,
+        progression=((0, 3, 7), (0, 3, 8), (-2, 2, 5), (-4, 0, 3)),  # G minor, moving bass
+        pad_attack_s=0.3,
+        pulse=4,
+        pluck_decay_s=0.07,
+        harmonics=(1.0, 0.5, 0.33, 0.25),
+        lowpass_hz=2800,
+        bass=True,
+        prompt="modern tech product launch instrumental, pulsing arpeggiated synths, deep sub bass, 118 BPM, "
+        "G minor, clean futuristic keynote background music",
+    ),
+}
+
+
+def music_style(mood: Mood | str) -> MusicStyle:
+    return MUSIC_STYLES[mood_preset(mood).mood]

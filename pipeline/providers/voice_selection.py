@@ -30,7 +30,7 @@ def build_voice_provider(
         else:
             return None, f"NO VOICEOVER: REPLICATE_API_TOKEN is not set and {NO_EXTRA}; captions and music only."
     if choice == "replicate":
-        if settings.replicate_api_token is None:
+        if settings.replicate.api_token is None:
             return (
                 None,
                 "NO VOICEOVER: JANT_VOICE=replicate but REPLICATE_API_TOKEN is not set; captions and music only.",

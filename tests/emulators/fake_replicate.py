@@ -16,7 +16,8 @@ What it emulates (see PLATFORM-FACTS A/B):
   live API's 422 body (`title: "Input validation failed"`, `detail`, `invalid_fields`).
 - Files API (`POST /v1/files` multipart field `content`, GET/list/delete, `/download`).
 - Outputs served from `http://127.0.0.1:PORT/files/...` as real bytes: PNGs of the requested size
-  (SDXL), H.264 MP4s of 14/25 frames at frames_per_second+1 fps sized per cog-svd's sizing strategy (SVD).
+  (SDXL), H.264 MP4s of 14/25 frames at frames_per_second+1 fps sized per cog-svd's sizing strategy (SVD),
+  MP3s of the requested `duration` (stable-audio-2.5, an official model; see the music block at the end).
 - Lifecycle starting → processing → succeeded/failed/canceled/aborted with tqdm-style logs.
 - Auth (`Authorization: Bearer|Token`), RFC 7807 error bodies, sliding-window rate limits
   (600 creates/min, 3000 other requests/min per token) with Retry-After.
@@ -710,6 +711,7 @@ class FakeReplicate:
         self._window: dict[tuple[str, str], deque[float]] = {}
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
+        add_music_models(self)  # the music block at the end of this file
         self.add_model(
             "stability-ai/sdxl",
             sdxl_version,
@@ -1375,7 +1377,9 @@ class FakeReplicate:
             p.status = "processing"
             p.started = time.time()
             total = slow if slow is not None else m.processing * tf
-            if m.kind == "sdxl":
+            if m.kind == MUSIC_KIND:
+                await run_stable_audio(self, p, total)
+            elif m.kind == "sdxl":
                 await self._run_sdxl(p, total)
             elif m.kind == "svd":
                 await self._run_svd(p, total)
@@ -1658,3 +1662,105 @@ def _peak(times: list[float], window: float) -> int:
         j = bisect.bisect_left(times, t + window, lo=i)
         best = max(best, j - i)
     return best
+
+
+# ==================================================================================== music models
+# (issue 12, music bed) stability-ai/stable-audio-2.5: an official model, created by model name
+# (POST /v1/models/stability-ai/stable-audio-2.5/predictions). Schema of version a61ac8ed as
+# replicate.com shows it: `duration` defaults to 190 s, so a client that forgets it gets (and
+# pays for) 190 s of audio. Output: one audio URI (MP3 bytes made by ffmpeg).
+
+STABLE_AUDIO_REF = "stability-ai/stable-audio-2.5"
+STABLE_AUDIO_VERSION = "a61ac8edbb27cd2eda1b2eff2bbc03dcff1131f5560836ff77a052df05b77491"
+
+
+def _stable_audio_schema() -> dict[str, Any]:
+    props = {
+        "seed": {
+            "type": "integer",
+            "description": "Random seed for reproducible results. Leave blank for random seed.",
+        },
+        "steps": {
+            "type": "integer",
+            "default": 8,
+            "minimum": 4,
+            "maximum": 8,
+            "description": "Number of diffusion steps (higher = better quality but slower)",
+        },
+        "prompt": {"type": "string", "description": "Text prompt describing the desired audio"},
+        "duration": {
+            "type": "integer",
+            "default": 190,
+            "minimum": 1,
+            "maximum": 190,
+            "description": "Duration of generated audio in seconds",
+        },
+        "cfg_scale": {
+            "type": "number",
+            "default": 1,
+            "minimum": 1,
+            "maximum": 25,
+            "description": "Classifier-free guidance scale (higher = more prompt adherence)",
+        },
+    }
+    return _cog_openapi(props, ["prompt"], {}, {"type": "string", "format": "uri"})
+
+
+MUSIC_KIND = "stable_audio"
+
+
+def add_music_models(fake: FakeReplicate) -> None:
+    fake.add_model(
+        STABLE_AUDIO_REF,
+        STABLE_AUDIO_VERSION,
+        kind=MUSIC_KIND,
+        openapi_schema=_stable_audio_schema(),
+        official=True,
+        starting=0.05,
+        processing=0.4,
+        description="Generate high-quality music and sound from text prompts",
+    )
+
+
+async def music_mp3(seconds: int, seed: int) -> bytes:
+    """`seconds` of a soft two-note chord (pitch from the seed) as MP3: real audio a decoder reads."""
+    f0 = 110 * 2 ** ((seed % 12) / 12)
+    expr = f"0.2*sin(2*PI*{f0:.3f}*t)+0.15*sin(2*PI*{f0 * 1.5:.3f}*t)"
+    proc = await asyncio.create_subprocess_exec(
+        media.ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-f", "lavfi",
+        "-i", f"aevalsrc='{expr}':s=44100:d={seconds}", "-ac", "2", "-c:a", "libmp3lame", "-b:a", "128k",
+        "-f", "mp3", "-",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"ffmpeg could not make the fake music: {err.decode(errors='replace')[-300:]}")
+    return out
+
+
+async def run_stable_audio(fake: FakeReplicate, p: _Prediction, total: float) -> None:
+    inp = p.input
+    seed = inp.get("seed")
+    seed = int.from_bytes(os.urandom(2), "big") if seed is None else int(seed)
+    steps = int(inp.get("steps", 8))
+    seconds = int(inp.get("duration", 190))
+    p.logs = f"Using seed: {seed}\nGenerating {seconds}s of audio: {inp.get('prompt', '')}\n"
+
+    def line(n: int) -> str:
+        return tqdm_line(n, steps, 0.25)
+
+    if p.outcome == "never":
+        await fake._hang(p, steps, line, "\r")
+        return
+    await fake._progress(p, total * 0.8, steps, line, "\r")
+    p.logs += "\n"
+    if p.outcome == "fail_infra":
+        fake._fail(p, INTERRUPTED_ERROR, traceback=False)
+        return
+    if p.outcome.startswith("fail:"):
+        fake._fail(p, p.outcome.split(":", 1)[1])
+        return
+    data = await music_mp3(seconds, seed)
+    p.logs += f"Saved output.mp3 ({len(data)} bytes)\n"
+    p.output = fake._store(p, "output.mp3", data, "audio/mpeg")
+    fake._finish(p, "succeeded")
