@@ -86,10 +86,9 @@ def parse_job_id(text: str) -> str:
 
 
 def job_link(job: Job) -> str:
-    if job.guild_id and job.ui.get("storyboard_channel_id") and job.ui.get("storyboard_message_id"):
+    if job.guild_id and job.ui.storyboard_channel_id and job.ui.storyboard_message_id:
         return (
-            f"https://discord.com/channels/{job.guild_id}/{job.ui['storyboard_channel_id']}/"
-            f"{job.ui['storyboard_message_id']}"
+            f"https://discord.com/channels/{job.guild_id}/{job.ui.storyboard_channel_id}/{job.ui.storyboard_message_id}"
         )
     return ""
 

@@ -181,7 +181,7 @@ class JobActions:
         await interaction.response.edit_message(
             embed=waiting, view=storyboard_buttons(job.id, disabled=True), allowed_mentions=NO_PINGS
         )
-        take = int(job.ui.get("replans", 0)) + 1
+        take = (job.ui.replans or 0) + 1
         try:
             await self.orchestrator.plan(job, feedback=f"a different take (#{take})")
         except JantError as exc:
@@ -261,14 +261,14 @@ class JobActions:
 
     async def edit_storyboard_message(self, job: Job, *, banner: str | None = None) -> None:
         """Rewrite the storyboard message with the bot token (the /makead token may have expired)."""
-        channel_id, message_id = job.ui.get("storyboard_channel_id"), job.ui.get("storyboard_message_id")
+        channel_id, message_id = job.ui.storyboard_channel_id, job.ui.storyboard_message_id
         if not channel_id or not message_id:
             return
-        channel = self.bot.get_partial_messageable(int(channel_id), guild_id=_int(job.guild_id))
+        channel = self.bot.get_partial_messageable(channel_id, guild_id=_int(job.guild_id))
         embed = render_storyboard(job, self.bot.settings, banner=banner)
         view = storyboard_buttons(job.id, disabled=job.status is not JobStatus.AWAITING_APPROVAL)
         try:
-            await channel.get_partial_message(int(message_id)).edit(embed=embed, view=view, allowed_mentions=NO_PINGS)
+            await channel.get_partial_message(message_id).edit(embed=embed, view=view, allowed_mentions=NO_PINGS)
         except discord.NotFound:
             message = await channel.send(embed=embed, view=view)
             await self.bot.records.save_ui(job, storyboard_message_id=message.id)

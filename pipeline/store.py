@@ -10,6 +10,7 @@ from pipeline.models import (
     AdRequest,
     Job,
     JobStatus,
+    JobUi,
     SceneState,
     StageName,
     StageState,
@@ -43,6 +44,7 @@ def _job_row(job: Job) -> dict[str, Any]:
     data = job.model_dump(mode="json", exclude={"scenes"})
     return {
         **data,
+        "ui": job.ui.stored(),
         "request": job.request.model_dump(mode="json"),
         "storyboard": job.storyboard.model_dump(mode="json") if job.storyboard else None,
     }
@@ -105,12 +107,21 @@ class JobStore:
         await self.repo.add_event(job.id, "storyboard_ready", detail=f"{len(storyboard.scenes)} scenes")
 
     async def update(self, job: Job, **fields: Any) -> None:
-        """Set fields on the job and persist them."""
+        """Set fields on the job and persist them (`ui` goes through `update_ui`)."""
+        if "ui" in fields:
+            raise ValueError("job.ui is written key by key: use JobStore.update_ui")
         for key, value in fields.items():
             setattr(job, key, value)
         job.updated_at = utcnow()
         row = {k: _db_value(v) for k, v in fields.items()}
         await self.repo.update_job(job.id, updated_at=job.updated_at, **row)
+
+    async def update_ui(self, job: Job, **changes: Any) -> JobUi:
+        """Set (or, with None, remove) `job.ui` keys atomically; `job.ui` becomes what is stored,
+        keys other writers added included."""
+        stored = await self.repo.patch_job_json(job.id, "ui", JobUi.patch(changes))
+        job.ui = JobUi.model_validate(stored)
+        return job.ui
 
     async def save_stage(self, stage: StageState) -> None:
         stage.updated_at = utcnow()

@@ -144,7 +144,7 @@ async def _delete_status(w: World) -> None:
 
 async def _status_reposted(w: World) -> None:
     job = await w.team.job(w.job_id)
-    again = w.emu.message(job.ui["status_message_id"])
+    again = w.emu.message(job.ui.status_message_id)
     assert again.id != w.status.id and again.channel_id == w.status.channel_id
     assert "✅ **Done.**" in embed_text(again)
     w.notes.append("posted again in the same thread, new id remembered")
@@ -157,9 +157,9 @@ async def _delete_thread(w: World) -> None:
 
 async def _moved_to_channel(w: World) -> None:
     job = await w.team.job(w.job_id)
-    moved = w.emu.message(job.ui["status_message_id"])
+    moved = w.emu.message(job.ui.status_message_id)
     assert moved.channel_id == w.team.channel_id and "✅ **Done.**" in embed_text(moved)
-    result = w.emu.message(job.ui["result_message_id"])
+    result = w.emu.message(job.ui.result_message_id)
     assert result.channel_id == w.team.channel_id and result.attachments
     w.notes.append("status and result moved to the channel")
 
@@ -172,7 +172,7 @@ async def _delete_thread_and_channel(w: World) -> None:
 
 async def _kept_for_job(w: World) -> None:
     job = await w.team.job(w.job_id)
-    assert job.ui["delivered"] == "nowhere" and "status_unavailable" in job.ui
+    assert job.ui.delivered == "nowhere" and job.ui.status_unavailable is not None
     emu, team = w.emu, w.team
     elsewhere = emu.add_text_channel(team.guild_id, "ads")
     await emu.settle()
@@ -188,7 +188,7 @@ def _deny_attach(w: World) -> None:
 
 async def _told_to_grant_attach(w: World) -> None:
     job = await w.team.job(w.job_id)
-    assert job.ui["delivered"] == "not_permitted"
+    assert job.ui.delivered == "not_permitted"
     note = await w.emu.wait_for_message(w.status.channel_id, lambda m: "may not attach files" in m.content)
     assert note.content == (
         f"⚠️ The ad for job `{w.job_id}` is ready, but I may not attach files here. Give me **Attach Files**, "
@@ -290,7 +290,7 @@ async def settled(team: Team, job_id: str) -> Job:
         job = await team.bot.runtime.store.get(job_id)
         if job is None or not job.status.is_terminal:
             return None
-        return job if job.ui.get("settled") or not job.ui.get("status_message_id") else None
+        return job if job.ui.settled or not job.ui.status_message_id else None
 
     return await eventually(done, what=f"job {job_id} to settle")
 
@@ -339,8 +339,8 @@ async def test_a_fault_ends_the_job_cleanly_with_nothing_lost_or_paid_twice(
         assert job.status is row.expect, f"{job.status}: {stored_reasons(job)}"
         if row.reason:
             assert row.reason in stored_reasons(job), stored_reasons(job)
-        if job.status is JobStatus.COMPLETED and w.status is not None and "status_unavailable" not in job.ui:
-            final = w.emu.message(job.ui["status_message_id"])
+        if job.status is JobStatus.COMPLETED and w.status is not None and job.ui.status_unavailable is None:
+            final = w.emu.message(job.ui.status_message_id)
             assert "✅ **Done.**" in embed_text(final)
         # No duplicate paid prediction.
         stored = await team.bot.runtime.store.repo.predictions(job.id)
