@@ -71,7 +71,7 @@ def ad_request(product: str, mood: str, audience: str | None, cta: str | None) -
         if value is not None and len(value) > TEXT_FIELD_MAX_CHARS:
             raise InvalidRequest(f"`{name}` is {len(value)} characters; keep it to {TEXT_FIELD_MAX_CHARS} or fewer.")
     try:
-        return AdRequest(product=product, mood=mood, audience=audience, cta=cta)
+        return AdRequest.model_validate({"product": product, "mood": mood, "audience": audience, "cta": cta})
     except ValidationError as exc:
         raise InvalidRequest(_field_problem(exc)) from None
 

@@ -137,7 +137,12 @@ class StatusTracker:
             self._spawn(self._finish(job), f"finish-{job.id}")
 
     def _submit(self, job: Job) -> None:
-        self.throttle.submit(job.id, job, lambda snapshot, job_id=job.id: self._write(job_id, snapshot))
+        job_id = job.id
+
+        async def write(snapshot: Job) -> None:
+            await self._write(job_id, snapshot)
+
+        self.throttle.submit(job_id, job, write)
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=name)
@@ -192,7 +197,9 @@ class StatusTracker:
             log.info("job %s: its thread is gone; posting progress in the channel", job_id)
             channel = self.bot.get_partial_messageable(fallback, guild_id=_int(job.guild_id))
         try:
-            message = await channel.send(embed=render.embed, view=view)
+            message = await (
+                channel.send(embed=render.embed) if view is None else channel.send(embed=render.embed, view=view)
+            )
         except discord.HTTPException as exc:
             if not channel_gone(exc):
                 raise

@@ -488,7 +488,9 @@ def sheet_layout(count: int) -> tuple[int, int, int, int]:
 
 def _cover(img: Image.Image, w: int, h: int) -> Image.Image:
     scale = max(w / img.width, h / img.height)
-    resized = img.resize((max(w, round(img.width * scale)), max(h, round(img.height * scale))), Image.LANCZOS)
+    resized = img.resize(
+        (max(w, round(img.width * scale)), max(h, round(img.height * scale))), Image.Resampling.LANCZOS
+    )
     left, top = (resized.width - w) // 2, (resized.height - h) // 2
     return resized.crop((left, top, left + w, top + h))
 

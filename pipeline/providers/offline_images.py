@@ -79,7 +79,7 @@ class SeedPainter:
             for y in range(gh)
             for x in range(gw)
         ])  # fmt: skip
-        grad = grad.resize((self.w, self.h), Image.BICUBIC)
+        grad = grad.resize((self.w, self.h), Image.Resampling.BICUBIC)
         top = ty.mix(self.bg, self.bg2, 0.75)
         img = Image.composite(
             Image.new("RGB", (self.w, self.h), self.bg), Image.new("RGB", (self.w, self.h), top), grad
@@ -91,7 +91,7 @@ class SeedPainter:
         gy = self.rng.uniform(0.3, 0.45) * self.h / q
         gr = self.w / q * self.rng.uniform(0.35, 0.5)
         ImageDraw.Draw(glow).ellipse((gx - gr, gy - gr, gx + gr, gy + gr), fill=110 if self.dark else 80)
-        glow = glow.filter(ImageFilter.GaussianBlur(gr * 0.6)).resize((self.w, self.h), Image.BICUBIC)
+        glow = glow.filter(ImageFilter.GaussianBlur(gr * 0.6)).resize((self.w, self.h), Image.Resampling.BICUBIC)
         return Image.composite(Image.new("RGB", (self.w, self.h), self.accent), img, glow)
 
     def shapes(self, canvas: Image.Image) -> None:
@@ -173,7 +173,7 @@ class SeedPainter:
         shadow = Image.new("L", (w // 4, h // 4), 0)
         box = ((cx - r) / 4, (cy - r + px(30)) / 4, (cx + r) / 4, (cy + r + px(30)) / 4)
         ImageDraw.Draw(shadow).ellipse(box, fill=150)
-        shadow = shadow.filter(ImageFilter.GaussianBlur(px(40) / 4 + 1)).resize((w, h), Image.BICUBIC)
+        shadow = shadow.filter(ImageFilter.GaussianBlur(px(40) / 4 + 1)).resize((w, h), Image.Resampling.BICUBIC)
         canvas.paste((0, 0, 0), (0, 0), shadow)
         layer = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
         d = ImageDraw.Draw(layer)
