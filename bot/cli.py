@@ -279,7 +279,7 @@ async def doctor(settings: Settings) -> int:
         await asyncio.to_thread(check_data_dir, settings)
         table.add_row("data dir", "[green]ok[/]", str(settings.data_dir))
         runtime = await Runtime.open(settings, providers)
-        count = await runtime.store.repo.count_jobs()
+        count = await runtime.store.count()
         await runtime.close()
         table.add_row("database", "[green]ok[/]", f"{settings.db_path} ({count} jobs)")
     except JantError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,11 @@ def job_from_record(rec: dict[str, Any]) -> Job:
 
 
 class JobStore:
-    """Keeps the in-memory `Job` and its rows in step: every mutation is written before it returns."""
+    """Keeps the in-memory `Job` and its rows in step: every mutation is written before it returns.
+
+    The only way into storage for the rest of the code: callers ask it, never its `repo`, so the
+    database behind it can change in one place.
+    """
 
     def __init__(self, repo: JobRepository) -> None:
         self.repo = repo
@@ -94,6 +99,37 @@ class JobStore:
 
     async def list(self, **filters: Any) -> list[Job]:
         return [job_from_record(rec) for rec in await self.repo.list_jobs(**filters)]
+
+    async def count(
+        self,
+        *,
+        requester_id: str | None = None,
+        guild_id: str | None = None,
+        statuses: Sequence[JobStatus | str] | None = None,
+        since: datetime | None = None,
+    ) -> int:
+        """How many jobs match (all of them without filters)."""
+        names = [JobStatus(s).value for s in statuses] if statuses is not None else None
+        return await self.repo.count_jobs(requester_id=requester_id, guild_id=guild_id, statuses=names, since=since)
+
+    async def ended_with_media_before(self, cutoff: datetime) -> Sequence[str]:
+        """Ids of jobs that ended before `cutoff` and whose media have not been purged yet."""
+        return await self.repo.finished_before(cutoff)
+
+    async def mark_media_purged(self, job_id: str, *, detail: str) -> None:
+        """The job's media are gone from disk: forget its final file and say why in its events."""
+        await self.repo.update_job(job_id, final_path=None)
+        await self.repo.add_event(job_id, "media_purged", detail=detail)
+
+    async def finish_prediction(self, prediction_id: str, status: str, predict_time: float | None) -> None:
+        await self.repo.finish_prediction(prediction_id, status, predict_time)
+
+    async def predictions(self, job_id: str) -> Sequence[dict[str, Any]]:
+        """The paid predictions of a job, one row per attempt."""
+        return await self.repo.predictions(job_id)
+
+    async def events(self, job_id: str) -> Sequence[dict[str, Any]]:
+        return await self.repo.events(job_id)
 
     async def set_storyboard(self, job: Job, storyboard: Storyboard, status: JobStatus, max_attempts: int) -> None:
         job.storyboard = storyboard

@@ -132,4 +132,4 @@ async def settled(team, job_id: str) -> Job | None:  # type: ignore[no-untyped-d
 
 
 async def purged(store: JobStore, job_id: str) -> bool:
-    return any(e["kind"] == "media_purged" for e in await store.repo.events(job_id))
+    return any(e["kind"] == "media_purged" for e in await store.events(job_id))

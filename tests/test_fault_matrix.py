@@ -13,7 +13,7 @@ Every row asserts the same three promises, then its own story:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,12 +22,11 @@ import pytest
 
 from pipeline.models import Job, JobStatus
 from tests.bot_harness import Team, embed_text, eventually, job_id_of, running_team
-from tests.emulators import media
 from tests.emulators.discord_server import DiscordEmulator, StoredMessage
 from tests.emulators.fake_openai import FakeOpenAI
 from tests.emulators.fake_replicate import SVD_VERSION, FakeReplicate
 from tests.scripted_providers import CopyComposer
-from tests.service_fakes import SVD, draft, service_env
+from tests.service_fakes import SVD, service_env
 
 pytest_plugins = ["tests.conftest_discord"]  # the discord_emulator and discord_errors fixtures
 
@@ -96,7 +95,7 @@ async def _poll_errors_absorbed(w: World) -> None:
 async def _stuck_clip_cancelled(w: World) -> None:
     cancels = [r.path.split("/")[3] for r in w.rep.requests if r.path.endswith("/cancel")]
     assert len(cancels) == 1 and w.rep.prediction(cancels[0])["status"] == "canceled"
-    stored = {p["prediction_id"]: p["status"] for p in await w.team.bot.runtime.store.repo.predictions(w.job_id)}
+    stored = {p["prediction_id"]: p["status"] for p in await w.team.bot.runtime.store.predictions(w.job_id)}
     assert stored[cancels[0]] == "failed"
     job = await w.team.job(w.job_id)
     assert sorted(s.clip.attempt for s in job.scenes) == [1, 1, 1, 1, 2]
@@ -115,7 +114,7 @@ async def _unsafe_scene_not_retried(w: World) -> None:
 async def _rerun_after(outcome: str, w: World) -> None:
     job = await w.team.job(w.job_id)
     assert sorted(s.clip.attempt for s in job.scenes) == [1, 1, 1, 1, 2]
-    stored = await w.team.bot.runtime.store.repo.predictions(w.job_id)
+    stored = await w.team.bot.runtime.store.predictions(w.job_id)
     assert sorted(p["status"] for p in stored if p["stage"] == "clip").count("failed") == 1
     w.notes.append(f"{outcome}: that clip made again once (attempt 2)")
 
@@ -275,14 +274,6 @@ ROWS = [
 # -- the harness ----------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def fakes() -> AsyncIterator[tuple[FakeOpenAI, FakeReplicate]]:
-    await media.mp4_bytes(576, 1024, 25, 7)  # warm the emulator's encode cache: deadlines stay about our code
-    async with FakeOpenAI() as oai, FakeReplicate(time_factor=0.1) as rep:
-        oai.responder = lambda body: draft()
-        yield oai, rep
-
-
 async def settled(team: Team, job_id: str) -> Job:
     """The job once it has ended and its Discord side is done (final edit, result posted or kept)."""
 
@@ -343,7 +334,7 @@ async def test_a_fault_ends_the_job_cleanly_with_nothing_lost_or_paid_twice(
             final = w.emu.message(job.ui.status_message_id)
             assert "✅ **Done.**" in embed_text(final)
         # No duplicate paid prediction.
-        stored = await team.bot.runtime.store.repo.predictions(job.id)
+        stored = await team.bot.runtime.store.predictions(job.id)
         made = [r for r in _creates(rep) if r.status == 201]
         assert {p["prediction_id"] for p in stored} == set(rep.predictions)
         assert len(stored) == len(rep.predictions) == len(made) == rep.counts.total_creates

@@ -8,19 +8,17 @@ always give the same bytes, so offline runs are reproducible and testable.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import math
-import os
 import random
 import re
-import uuid
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter
 from PIL.PngImagePlugin import PngInfo
 
 from pipeline import typography as ty
+from pipeline.atomic_files import atomic_path
 from pipeline.models import Beat, Scene
 from pipeline.providers.base import SeedRequest, StageContext, StageResult
 
@@ -269,13 +267,8 @@ def _save_png_atomic(img: Image.Image, dest: Path, meta: dict[str, str]) -> None
     info = PngInfo()
     for k, v in meta.items():
         info.add_text(k, v)
-    tmp = dest.with_name(f".{dest.stem}.{uuid.uuid4().hex[:8]}.png")
-    try:
+    with atomic_path(dest, ".png") as tmp:
         img.save(tmp, format="PNG", pnginfo=info, compress_level=6)
-        os.replace(tmp, dest)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 class OfflineImageGenerator:
