@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     # Re-render running status messages this often even without progress (elapsed, ETA, queue place).
     status_heartbeat_s: float = Field(default=15.0, ge=0, alias="JANT_STATUS_HEARTBEAT_S")  # 0: off
 
+    # Container health (w11hyg): while connected to the gateway the bot rewrites a heartbeat file this
+    # often; `python -m bot.heartbeat` calls it unhealthy after three intervals without one.
+    heartbeat_interval_s: float = Field(default=30.0, gt=0, alias="JANT_HEARTBEAT_INTERVAL_S")
+
     @field_validator("data_dir", mode="after")
     @classmethod
     def _expand(cls, v: Path) -> Path:
