@@ -12,12 +12,16 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# setuptools prints an "Editable installation" notice (a Python warning) for every editable install of
+# a project laid out like this one; it says nothing a new user can act on, so it is filtered out.
+EDITABLE_QUIET := PYTHONWARNINGS="ignore:Editable installation"
+
 $(VENV)/.installed: $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e .
+	$(EDITABLE_QUIET) $(BIN)/pip install --quiet -e .
 	@touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(EDITABLE_QUIET) $(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
 # The offline voice (GPL, so an extra); an ad without it still has captions and music.
@@ -34,6 +38,7 @@ demo: $(VENV)/.installed $(VENV)/.installed-voice
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check bot pipeline storage tests benchmarks
 	$(BIN)/ruff format --check bot pipeline storage tests benchmarks
+	$(BIN)/mypy
 
 test: lint $(VENV)/.installed-voice
 	$(BIN)/python -m pytest -q

@@ -32,6 +32,7 @@ from bot.discord_connect import (
     silence_voice_warnings,
 )
 from bot.edit_throttle import EditThrottle
+from bot.heartbeat import FILE_NAME, GatewayHeartbeat
 from bot.in_flight import InFlightWork
 from bot.job_actions import JobActions
 from bot.job_buttons import JobButton
@@ -106,6 +107,12 @@ class JantBot(commands.Bot):
         self._closing = False
         self._retention: asyncio.Task[None] | None = None
         self._lifetimes: asyncio.Task[None] | None = None
+        self._gateway_up = False
+        self.heartbeat = GatewayHeartbeat(
+            settings.storage.data_dir / FILE_NAME,
+            settings.discord.heartbeat_interval_s,
+            lambda: self._gateway_up and not self.is_closed(),
+        )
         apply_endpoint_overrides(settings)
 
     @property
@@ -144,6 +151,7 @@ class JantBot(commands.Bot):
             log.info("resumed %d job(s), %d status message(s) re-attached, %d finished result(s) to post",
                      len(resumed), reattached, settled)  # fmt: skip
         tracker.start()
+        self.heartbeat.start()
         self._retention = asyncio.create_task(
             purge_periodically(
                 self.runtime.store, self.settings.storage.data_dir, self.settings.storage.retention_days
@@ -167,6 +175,16 @@ class JantBot(commands.Bot):
         else:
             synced = await self.tree.sync()
             log.info("synced %d global commands", len(synced))
+
+    # The health check's view of the gateway: up from a (re)connect or resume until a disconnect.
+    async def on_connect(self) -> None:
+        self._gateway_up = True
+
+    async def on_resumed(self) -> None:
+        self._gateway_up = True
+
+    async def on_disconnect(self) -> None:
+        self._gateway_up = False
 
     async def on_ready(self) -> None:
         log.info("logged in as %s (%s) in %d guild(s)", self.user, self.user.id if self.user else "?", len(self.guilds))
@@ -193,6 +211,7 @@ class JantBot(commands.Bot):
             for task in (self._retention, self._lifetimes):
                 if task is not None:
                     task.cancel()
+            await self.heartbeat.stop()
             if self._unsubscribe is not None:
                 self._unsubscribe()
             if runtime is not None:

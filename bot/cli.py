@@ -370,7 +370,7 @@ async def doctor(settings: Settings) -> int:
         table.add_row("data dir", "[green]ok[/]", str(settings.storage.data_dir))
         checking = "database"
         runtime = await Runtime.open(settings, providers)
-        count = await runtime.store.repo.count_jobs()
+        count = await runtime.store.count()
         await runtime.close()
         table.add_row("database", "[green]ok[/]", f"{settings.storage.db_path} ({count} jobs)")
     except JantError as exc:

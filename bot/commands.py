@@ -73,7 +73,9 @@ def ad_request(
         if value is not None and len(value) > TEXT_FIELD_MAX_CHARS:
             raise InvalidRequest(f"`{name}` is {len(value)} characters; keep it to {TEXT_FIELD_MAX_CHARS} or fewer.")
     try:
-        return AdRequest(product=product, mood=mood, audience=audience, cta=cta, language=language)
+        return AdRequest.model_validate(
+            {"product": product, "mood": mood, "audience": audience, "cta": cta, "language": language}
+        )
     except ValidationError as exc:
         raise InvalidRequest(_field_problem(exc)) from None
 
@@ -88,10 +90,9 @@ def parse_job_id(text: str) -> str:
 
 
 def job_link(job: Job) -> str:
-    if job.guild_id and job.ui.get("storyboard_channel_id") and job.ui.get("storyboard_message_id"):
+    if job.guild_id and job.ui.storyboard_channel_id and job.ui.storyboard_message_id:
         return (
-            f"https://discord.com/channels/{job.guild_id}/{job.ui['storyboard_channel_id']}/"
-            f"{job.ui['storyboard_message_id']}"
+            f"https://discord.com/channels/{job.guild_id}/{job.ui.storyboard_channel_id}/{job.ui.storyboard_message_id}"
         )
     return ""
 

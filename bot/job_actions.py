@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import discord
 
@@ -24,17 +24,25 @@ from pipeline.errors import InvalidRequest, JantError
 from pipeline.models import Job, JobStatus, StageName, utcnow
 
 if TYPE_CHECKING:
+    from discord.abc import MessageableChannel
+
     from bot.app import JantBot
     from pipeline.orchestrator import Orchestrator
 
 log = logging.getLogger(__name__)
+
+# Channels a status message can be posted in as they are (a forum or a category cannot take one).
+_POSTABLE = (
+    discord.TextChannel, discord.VoiceChannel, discord.StageChannel, discord.DMChannel, discord.GroupChannel,
+    discord.PartialMessageable,
+)  # fmt: skip
 
 BUSY = "I'm still working on the previous click for this job; try again in a moment."
 NO_THREAD = (
     "ℹ️ Progress is posted in this channel, not in a thread ({why}). "
     "Give me **Create Public Threads** for a thread per ad."
 )
-THREAD_ARCHIVE_MINUTES = 1440
+THREAD_ARCHIVE_MINUTES: Literal[60, 1440, 4320, 10080] = 1440
 
 
 def actor_of(interaction: discord.Interaction[Any]) -> Actor:
@@ -130,7 +138,8 @@ class JobActions:
             ui["thread_id"] = thread.id
         snapshot = job.model_copy(deep=True)
         try:
-            message = await home.send(embed=render_status(snapshot, utcnow()).embed, view=status_buttons(snapshot))
+            embed, buttons = render_status(snapshot, utcnow()).embed, status_buttons(snapshot)
+            message = await (home.send(embed=embed) if buttons is None else home.send(embed=embed, view=buttons))
         except discord.HTTPException as exc:
             tracker.forget(job.id)
             log.warning("job %s: could not post the status message in %s: %s", job.id, home.id, exc)
@@ -148,7 +157,7 @@ class JobActions:
 
     async def _status_home(
         self, interaction: discord.Interaction[Any], job: Job
-    ) -> tuple[discord.abc.Messageable, discord.Thread | None, str | None]:
+    ) -> tuple[MessageableChannel, discord.Thread | None, str | None]:
         """A thread from the storyboard message when the bot may open one, else the channel itself
         (and a private note saying why, so the requester knows where to look and what to grant)."""
         channel = interaction.channel
@@ -170,9 +179,9 @@ class JobActions:
                     note = NO_THREAD.format(why=exc.text or exc.status)
             else:
                 note = NO_THREAD.format(why="I may not create public threads or talk in them here")
-        if channel is None or not isinstance(channel, discord.abc.Messageable):
-            channel = self.bot.get_partial_messageable(interaction.channel_id or 0, guild_id=interaction.guild_id)
-        return channel, None, note
+        if isinstance(channel, _POSTABLE):
+            return channel, None, note
+        return self.bot.get_partial_messageable(interaction.channel_id or 0, guild_id=interaction.guild_id), None, note
 
     async def _replan(self, interaction: discord.Interaction[Any], job: Job) -> None:
         user = interaction.user
@@ -181,7 +190,7 @@ class JobActions:
         await interaction.response.edit_message(
             embed=waiting, view=storyboard_buttons(job.id, disabled=True), allowed_mentions=NO_PINGS
         )
-        take = int(job.ui.get("replans", 0)) + 1
+        take = (job.ui.replans or 0) + 1
         try:
             await self.orchestrator.plan(job, feedback=f"a different take (#{take})")
         except JantError as exc:
@@ -282,14 +291,14 @@ class JobActions:
 
     async def edit_storyboard_message(self, job: Job, *, banner: str | None = None) -> None:
         """Rewrite the storyboard message with the bot token (the /makead token may have expired)."""
-        channel_id, message_id = job.ui.get("storyboard_channel_id"), job.ui.get("storyboard_message_id")
+        channel_id, message_id = job.ui.storyboard_channel_id, job.ui.storyboard_message_id
         if not channel_id or not message_id:
             return
-        channel = self.bot.get_partial_messageable(int(channel_id), guild_id=_int(job.guild_id))
+        channel = self.bot.get_partial_messageable(channel_id, guild_id=_int(job.guild_id))
         embed = render_storyboard(job, self.bot.settings, banner=banner)
         view = storyboard_buttons(job.id, disabled=job.status is not JobStatus.AWAITING_APPROVAL)
         try:
-            await channel.get_partial_message(int(message_id)).edit(embed=embed, view=view, allowed_mentions=NO_PINGS)
+            await channel.get_partial_message(message_id).edit(embed=embed, view=view, allowed_mentions=NO_PINGS)
         except discord.NotFound:
             message = await channel.send(embed=embed, view=view)
             await self.bot.records.save_ui(job, storyboard_message_id=message.id)

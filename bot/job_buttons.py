@@ -28,7 +28,7 @@ class ActionHandler(Protocol):
     async def handle(self, interaction: discord.Interaction[Any], action: str, job_id: str) -> None: ...
 
 
-class JobButton(ui.DynamicItem[ui.Button], template=CUSTOM_ID_TEMPLATE):  # type: ignore[misc]
+class JobButton(ui.DynamicItem[ui.Button], template=CUSTOM_ID_TEMPLATE):
     def __init__(self, action: str, job_id: str, *, disabled: bool = False) -> None:
         label, style = _LOOKS[action]
         super().__init__(ui.Button(label=label, style=style, custom_id=f"jant:{action}:{job_id}", disabled=disabled))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.models import Job
+from pipeline.models import Job, JobUi
 from pipeline.runtime import Runtime
 
 
@@ -16,12 +16,10 @@ class JobRecords:
         """The running copy when the job is live (it is the one the orchestrator mutates), else SQLite's."""
         return self.runtime.orchestrator.live_job(job_id) or await self.runtime.store.get(job_id)
 
-    async def save_ui(self, job: Job, **changes: Any) -> dict[str, Any]:
-        """Merge `changes` into the stored ui dict (never overwrite keys another step wrote)."""
-        stored = await self.runtime.store.get(job.id)
-        merged = {**job.ui, **(stored.ui if stored else {}), **changes}
-        await self.runtime.store.update(job, ui=merged)
+    async def save_ui(self, job: Job, **changes: Any) -> JobUi:
+        """Set `changes` in the stored ui, key by key (never overwriting keys another step wrote)."""
+        ui = await self.runtime.store.update_ui(job, **changes)
         live = self.runtime.orchestrator.live_job(job.id)
         if live is not None and live is not job:
-            live.ui = dict(merged)
-        return merged
+            live.ui = ui.model_copy()
+        return ui

@@ -2,7 +2,7 @@
 
 Where: next to the status message (the job's thread), else the channel the ad was asked for in. When
 neither exists any more (a moderator deleted them) the ad stays on the bot's disk and `/job id:` posts
-it wherever it is asked for. What happened is written to `job.ui["delivered"]`, so a restarted bot knows
+it wherever it is asked for. What happened is written to `job.ui.delivered`, so a restarted bot knows
 which finished ads still have to be posted.
 """
 
@@ -31,7 +31,7 @@ MISSING_PERMISSIONS = 50013
 MISSING_ACCESS = 50001
 UNKNOWN_CHANNEL = 10003
 
-# job.ui["delivered"]: how the result reached Discord (or why it did not).
+# job.ui.delivered: how the result reached Discord (or why it did not).
 POSTED, TOO_LARGE, NOT_PERMITTED = "posted", "too_large", "not_permitted"
 FILE_MISSING, NOWHERE = "file_missing", "nowhere"
 

@@ -130,5 +130,6 @@ class SceneEditModal(ui.Modal):
             voiceover=self.voiceover.value,
         )
 
-    async def on_error(self, interaction: discord.Interaction[Any], error: Exception) -> None:
+    # discord.py calls a modal's on_error with (interaction, error); its BaseView annotation adds an item.
+    async def on_error(self, interaction: discord.Interaction[Any], error: Exception) -> None:  # type: ignore[override]
         await reply_error(interaction, error, job_id=self.job_id)

@@ -98,10 +98,8 @@ class StatusTracker:
         if job.id in self._gone:
             return None
         target = self._targets.get(job.id)
-        if target is None and job.ui.get("status_channel_id") and job.ui.get("status_message_id"):
-            target = self._targets[job.id] = StatusTarget(
-                int(job.ui["status_channel_id"]), int(job.ui["status_message_id"])
-            )
+        if target is None and job.ui.status_channel_id and job.ui.status_message_id:
+            target = self._targets[job.id] = StatusTarget(job.ui.status_channel_id, job.ui.status_message_id)
         return target
 
     async def reattach_unfinished(self) -> int:
@@ -118,7 +116,7 @@ class StatusTracker:
         cutoff = utcnow() - RESETTLE_WITHIN
         count = 0
         for job in await self.bot.runtime.store.list(statuses=list(ENDED), limit=500):
-            if job.ui.get("settled") or job.finished_at is None or job.finished_at < cutoff:
+            if job.ui.settled or job.finished_at is None or job.finished_at < cutoff:
                 continue
             if self.target(job) is None:
                 continue
@@ -143,7 +141,12 @@ class StatusTracker:
             self._spawn(self._finish(job), f"finish-{job.id}")
 
     def _submit(self, job: Job) -> None:
-        self.throttle.submit(job.id, job, lambda snapshot, job_id=job.id: self._write(job_id, snapshot))
+        job_id = job.id
+
+        async def write(snapshot: Job) -> None:
+            await self._write(job_id, snapshot)
+
+        self.throttle.submit(job_id, job, write)
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=name)
@@ -156,9 +159,9 @@ class StatusTracker:
                 log.warning("job %s: the final status edit is still pending; delivering anyway", job.id)
             stored = await self.bot.runtime.store.get(job.id)
             ui = stored.ui if stored is not None else job.ui
-            if job.status in (JobStatus.COMPLETED, JobStatus.PARTIAL) and not ui.get("delivered"):
+            if job.status in (JobStatus.COMPLETED, JobStatus.PARTIAL) and not ui.delivered:
                 target = self._targets.get(job.id)
-                home = target.channel_id if target is not None else ui.get("status_channel_id") or job.channel_id
+                home = target.channel_id if target is not None else ui.status_channel_id or job.channel_id
                 if home:
                     await self.delivery.deliver(job, int(home))
             await self.bot.records.save_ui(job, settled=True)
@@ -198,7 +201,9 @@ class StatusTracker:
             log.info("job %s: its thread is gone; posting progress in the channel", job_id)
             channel = self.bot.get_partial_messageable(fallback, guild_id=_int(job.guild_id))
         try:
-            message = await channel.send(embed=render.embed, view=view)
+            message = await (
+                channel.send(embed=render.embed) if view is None else channel.send(embed=render.embed, view=view)
+            )
         except discord.HTTPException as exc:
             if not channel_gone(exc):
                 raise

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import tempfile
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.atomic_files import replace_durably, scratch_path
 from pipeline.errors import ComposeError
 from pipeline.ffmpeg import run_ffmpeg
 
@@ -203,14 +202,9 @@ async def mix_soundtrack(
         raise ValueError(f"duration must be positive (got {duration})")
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.stem}.{uuid.uuid4().hex[:8]}.m4a")
-    try:
-        with _work_dir(dest) as work:
-            await _mix_into(voice, music, duration, tmp, work, timeout)
-        os.replace(tmp, dest)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    with scratch_path(dest, ".m4a") as tmp, _work_dir(dest) as work:
+        await _mix_into(voice, music, duration, tmp, work, timeout)
+        await asyncio.to_thread(replace_durably, tmp, dest)
     return dest
 
 

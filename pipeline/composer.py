@@ -12,14 +12,14 @@ import asyncio
 import contextlib
 import math
 import os
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter
 
 from pipeline import typography as ty
+from pipeline.atomic_files import atomic_path, replace_durably, scratch_path
 from pipeline.audio_mix import mix_soundtrack
 from pipeline.errors import ComposeError, DoesNotFit
 from pipeline.ffmpeg import MediaInfo, ProgressCallback, avc_decoder_config, probe, run_ffmpeg
@@ -122,17 +122,6 @@ def _file_key(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_size, st.st_mtime_ns
-
-
-@contextlib.contextmanager
-def _temp_path(near: Path, suffix: str) -> Iterator[Path]:
-    """A hidden temporary path beside `near` (same filesystem, so os.replace is atomic)."""
-    tmp = near.with_name(f".{near.stem}.{uuid.uuid4().hex[:8]}{suffix}")
-    try:
-        yield tmp
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 @dataclass(frozen=True)
@@ -268,7 +257,7 @@ class Composer:
             "tpad=stop_mode=clone:stop_duration=2",
         ]
         dst.parent.mkdir(parents=True, exist_ok=True)
-        with _temp_path(dst, ".mp4") as tmp, _temp_path(dst, ".caption.png") as caption_png:
+        with scratch_path(dst, ".mp4") as tmp, scratch_path(dst, ".caption.png") as caption_png:
             inputs = ["-i", str(src)]
             if caption and caption.strip():
                 band_y = await asyncio.to_thread(render_caption, caption.strip(), w, h, caption_png)
@@ -299,7 +288,7 @@ class Composer:
                 progress=progress,
                 duration_s=duration,
             )  # fmt: skip
-            os.replace(tmp, dst)
+            await asyncio.to_thread(replace_durably, tmp, dst)
         # What we just wrote, so the join need not ask ffmpeg again (it checks the file is unchanged).
         made = MediaInfo(frames_out / fps, w, h, float(fps), "h264", "yuv420p", frames_out)
         key, config = await asyncio.to_thread(lambda: (_file_key(dst), avc_decoder_config(dst)))
@@ -326,7 +315,7 @@ class Composer:
     async def _decoder_config(self, near: Path) -> bytes | None:
         """The avcC this composer's recipe produces (one tiny encode beside `near` the first time)."""
         if self._config is None:
-            with _temp_path(near, ".recipe.mp4") as tmp:
+            with scratch_path(near, ".recipe.mp4") as tmp:
                 await run_ffmpeg(
                     [
                         "-f", "lavfi", "-i", f"color=c=black:s={self.width}x{self.height}:r={self.fps}",
@@ -374,15 +363,15 @@ class Composer:
                     continue
                 if not info.duration_s:
                     raise ComposeError(f"The clip {clip.name} has no readable duration.")
-                fixed = stack.enter_context(_temp_path(dst, f".part{i}.mp4"))
+                fixed = stack.enter_context(scratch_path(dst, f".part{i}.mp4"))
                 await self.normalize_clip(clip, fixed, info.duration_s)
                 encodes += 1
                 parts.append(fixed)
 
-            listing = stack.enter_context(_temp_path(dst, ".concat.txt"))
+            listing = stack.enter_context(scratch_path(dst, ".concat.txt"))
             text = "".join(concat_line(p.absolute()) for p in parts)
             await asyncio.to_thread(listing.write_text, text, encoding="utf-8")
-            joined = stack.enter_context(_temp_path(dst, ".mp4"))
+            joined = stack.enter_context(scratch_path(dst, ".mp4"))
             sound: list[str] = []
             if audio is not None:
                 # Cut at the video's planned length: the copy can only stop on a packet (~21 ms).
@@ -408,7 +397,7 @@ class Composer:
                     joined, dst, duration, byte_limit, stack, progress, audio_bps=audio_bps
                 )
                 encodes += n
-            os.replace(final, dst)
+            await asyncio.to_thread(replace_durably, final, dst)
         if progress is not None:
             await progress(1.0)
         return ComposeResult(path=dst, bytes=size, duration_s=round(duration, 3), encodes=encodes)
@@ -436,7 +425,7 @@ class Composer:
                 raise DoesNotFit(max(at_floor, byte_limit + 1) if attempt == 1 else size, byte_limit)
             w, h = fit_size(self.width, self.height, self.fps, bitrate)
             scale = ["-vf", f"scale={w}:{h}:flags=lanczos,setsar=1"] if (w, h) != (self.width, self.height) else []
-            out = stack.enter_context(_temp_path(dst, f".fit{attempt}.mp4"))
+            out = stack.enter_context(scratch_path(dst, f".fit{attempt}.mp4"))
             await run_ffmpeg(
                 [
                     "-i",
@@ -543,7 +532,9 @@ def sheet_layout(count: int) -> tuple[int, int, int, int]:
 
 def _cover(img: Image.Image, w: int, h: int) -> Image.Image:
     scale = max(w / img.width, h / img.height)
-    resized = img.resize((max(w, round(img.width * scale)), max(h, round(img.height * scale))), Image.LANCZOS)
+    resized = img.resize(
+        (max(w, round(img.width * scale)), max(h, round(img.height * scale))), Image.Resampling.LANCZOS
+    )
     left, top = (resized.width - w) // 2, (resized.height - h) // 2
     return resized.crop((left, top, left + w, top + h))
 
@@ -585,10 +576,5 @@ def _draw_contact_sheet(images: list[Path], labels: list[str], dst: Path, title:
         )
         text = ty.fit_text(label or f"Scene {i + 1}", SHEET_THUMB_W - bw - 10, size=22, min_size=16, max_lines=3)
         ty.draw_block(draw, text, x=x + bw + 10, y=by + 6, fill=ink, align="left")
-    tmp = dst.with_name(f".{dst.stem}.{uuid.uuid4().hex[:8]}.png")
-    try:
+    with atomic_path(dst, ".png") as tmp:
         sheet.save(tmp, format="PNG", optimize=False)
-        os.replace(tmp, dst)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()

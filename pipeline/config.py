@@ -94,6 +94,10 @@ class DiscordSettings(_Section):
     def guild_ids(self) -> list[int]:
         return [int(x) for x in self.guild_ids_text.replace(" ", "").split(",") if x]
 
+    # Container health: while connected to the gateway the bot rewrites a heartbeat file this often;
+    # `python -m bot.heartbeat` calls it unhealthy after three intervals without one.
+    heartbeat_interval_s: float = Field(default=30.0, gt=0, alias="JANT_HEARTBEAT_INTERVAL_S")
+
 
 class OpenAISettings(_Section):
     api_key: SecretStr | None = Field(default=None, alias="OPENAI_API_KEY")

@@ -7,7 +7,6 @@ alone — that is what lets the Discord status message coalesce edits ("latest s
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -38,12 +37,12 @@ class EventKind(StrEnum):
 def snapshot(job: Job) -> Job:
     """A copy of `job` that later changes to it cannot reach, made for every event (many a second).
 
-    Only what the orchestrator changes in place is copied: scene and stage states and the ui/providers
-    dicts. The request and storyboard are shared: they are replaced, never changed in place, and a
+    Only what the orchestrator changes in place is copied: scene and stage states, the ui and the providers
+    dict. The request and storyboard are shared: they are replaced, never changed in place, and a
     deep copy of them was most of the CPU time of a busy bot (measured in benchmarks/).
     """
     scenes = [s.model_copy(update={"seed": s.seed.model_copy(), "clip": s.clip.model_copy()}) for s in job.scenes]
-    return job.model_copy(update={"scenes": scenes, "ui": copy.deepcopy(job.ui), "providers": dict(job.providers)})
+    return job.model_copy(update={"scenes": scenes, "ui": job.ui.model_copy(), "providers": dict(job.providers)})
 
 
 @dataclass(frozen=True)

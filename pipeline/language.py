@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections import Counter
+from collections import Counter, defaultdict
 
 DEFAULT_LANGUAGE = "en"
 
@@ -177,14 +177,14 @@ def _arabic_language(text: str) -> str:
 
 def _latin_language(text: str) -> str:
     words = [w.lower().replace("’", "'") for w in _WORD.findall(text)]
-    scores: Counter[str] = Counter()
+    scores: defaultdict[str, float] = defaultdict(float)
     for word in words:
         for code, stop in _STOP_WORDS.items():
             if word in stop:
                 scores[code] += 1.0 / _SHARED[word]
     for ch in text.lower():
-        if code := _LETTER_HINTS.get(ch):
-            scores[code] += 0.25
+        if hinted := _LETTER_HINTS.get(ch):
+            scores[hinted] += 0.25
     if not scores:
         return DEFAULT_LANGUAGE
     best, score = max(scores.items(), key=lambda kv: (kv[1], kv[0] == DEFAULT_LANGUAGE))

@@ -293,6 +293,44 @@ class SceneState(BaseModel):
         return round(0.2 * seed + 0.8 * min(self.clip.progress, 99.0), 1)
 
 
+class JobUi(BaseModel):
+    """What a front end remembers about a job (Discord message ids …), stored as JSON on the job's row.
+
+    Every field is optional: a job made by the CLI has none of them. Keys that older versions wrote
+    and this one no longer knows are ignored on read (the row keeps them). Updates go through
+    `JobStore.update_ui`, one key at a time in SQL, so two writers never lose each other's keys.
+    """
+
+    model_config = ConfigDict(extra="ignore", validate_assignment=True)
+
+    storyboard_channel_id: int | None = None
+    storyboard_message_id: int | None = None
+    status_channel_id: int | None = None
+    status_message_id: int | None = None
+    # Why no status message can be shown any more (its channel and thread are gone).
+    status_unavailable: str | None = None
+    thread_id: int | None = None
+    approved_by: int | None = None
+    replans: int | None = None
+    result_channel_id: int | None = None
+    result_message_id: int | None = None
+    # How the result reached Discord, or why it did not (bot.result_delivery names the values).
+    delivered: str | None = None
+    # The job's end has reached Discord: a restarted bot need not post it again.
+    settled: bool | None = None
+
+    @classmethod
+    def patch(cls, changes: dict[str, Any]) -> dict[str, Any]:
+        """`changes` checked against the schema, as JSON values; None means "remove the key"."""
+        unknown = set(changes) - set(cls.model_fields)
+        if unknown:
+            raise KeyError(f"unknown job.ui keys: {sorted(unknown)}")
+        return cls.model_validate(changes).model_dump(mode="json", include=set(changes))
+
+    def stored(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
 class Job(BaseModel):
     id: str = Field(default_factory=new_job_id)
     status: JobStatus = JobStatus.PLANNING
@@ -302,7 +340,7 @@ class Job(BaseModel):
     requester_id: str | None = None
     guild_id: str | None = None
     channel_id: str | None = None
-    ui: dict[str, Any] = Field(default_factory=dict)  # front-end bookkeeping (message ids …)
+    ui: JobUi = Field(default_factory=JobUi)  # front-end bookkeeping (message ids …)
     providers: dict[str, str] = Field(default_factory=dict)  # stage → provider name
     offline: bool = False
     env: str = "dev"

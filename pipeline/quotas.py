@@ -1,6 +1,6 @@
 """Per-user and per-guild limits: every prediction is paid, and a channel is shared.
 
-Pure decisions from counts, so they are tested without I/O; `QuotaGate` fetches the counts.
+Pure decisions from counts, so they are tested without I/O; the orchestrator fetches the counts.
 Over a limit the user is told which limit and when it frees up — nothing is queued silently.
 """
 

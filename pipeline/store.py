@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from pipeline.models import (
     AdRequest,
     Job,
     JobStatus,
+    JobUi,
     SceneState,
     StageName,
     StageState,
@@ -45,6 +47,7 @@ def _job_row(job: Job) -> dict[str, Any]:
     data = job.model_dump(mode="json", exclude={"scenes"})
     return {
         **data,
+        "ui": job.ui.stored(),
         "request": job.request.model_dump(mode="json"),
         "storyboard": job.storyboard.model_dump(mode="json") if job.storyboard else None,
     }
@@ -72,7 +75,11 @@ def job_from_record(rec: dict[str, Any]) -> Job:
 
 
 class JobStore:
-    """Keeps the in-memory `Job` and its rows in step: every mutation is written before it returns."""
+    """Keeps the in-memory `Job` and its rows in step: every mutation is written before it returns.
+
+    The only way into storage for the rest of the code: callers ask it, never its `repo`, so the
+    database behind it can change in one place.
+    """
 
     def __init__(self, repo: JobRepository) -> None:
         self.repo = repo
@@ -106,6 +113,37 @@ class JobStore:
     async def list(self, **filters: Any) -> list[Job]:
         return [job_from_record(rec) for rec in await self.repo.list_jobs(**filters)]
 
+    async def count(
+        self,
+        *,
+        requester_id: str | None = None,
+        guild_id: str | None = None,
+        statuses: Sequence[JobStatus | str] | None = None,
+        since: datetime | None = None,
+    ) -> int:
+        """How many jobs match (all of them without filters)."""
+        names = [JobStatus(s).value for s in statuses] if statuses is not None else None
+        return await self.repo.count_jobs(requester_id=requester_id, guild_id=guild_id, statuses=names, since=since)
+
+    async def ended_with_media_before(self, cutoff: datetime) -> Sequence[str]:
+        """Ids of jobs that ended before `cutoff` and whose media have not been purged yet."""
+        return await self.repo.finished_before(cutoff)
+
+    async def mark_media_purged(self, job_id: str, *, detail: str) -> None:
+        """The job's media are gone from disk: forget its final file and say why in its events."""
+        await self.repo.update_job(job_id, final_path=None)
+        await self.repo.add_event(job_id, "media_purged", detail=detail)
+
+    async def finish_prediction(self, prediction_id: str, status: str, predict_time: float | None) -> None:
+        await self.repo.finish_prediction(prediction_id, status, predict_time)
+
+    async def predictions(self, job_id: str) -> Sequence[dict[str, Any]]:
+        """The paid predictions of a job, one row per attempt."""
+        return await self.repo.predictions(job_id)
+
+    async def events(self, job_id: str) -> Sequence[dict[str, Any]]:
+        return await self.repo.events(job_id)
+
     async def set_storyboard(self, job: Job, storyboard: Storyboard, status: JobStatus, max_attempts: int) -> None:
         job.storyboard = storyboard
         job.scenes = fresh_scene_states(job.id, storyboard, max_attempts)
@@ -118,12 +156,21 @@ class JobStore:
         await self.repo.add_event(job.id, "storyboard_ready", detail=f"{len(storyboard.scenes)} scenes")
 
     async def update(self, job: Job, **fields: Any) -> None:
-        """Set fields on the job and persist them."""
+        """Set fields on the job and persist them (`ui` goes through `update_ui`)."""
+        if "ui" in fields:
+            raise ValueError("job.ui is written key by key: use JobStore.update_ui")
         for key, value in fields.items():
             setattr(job, key, value)
         job.updated_at = utcnow()
         row = {k: _db_value(v) for k, v in fields.items()}
         await self.repo.update_job(job.id, updated_at=job.updated_at, **row)
+
+    async def update_ui(self, job: Job, **changes: Any) -> JobUi:
+        """Set (or, with None, remove) `job.ui` keys atomically; `job.ui` becomes what is stored,
+        keys other writers added included."""
+        stored = await self.repo.patch_job_json(job.id, "ui", JobUi.patch(changes))
+        job.ui = JobUi.model_validate(stored)
+        return job.ui
 
     async def save_stage(self, stage: StageState) -> None:
         stage.updated_at = utcnow()

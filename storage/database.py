@@ -153,7 +153,7 @@ async def _apply(
         for statement in split_statements(sql):
             await conn.execute(statement)
         async with conn.execute("PRAGMA foreign_key_check") as cur:
-            dangling = await cur.fetchall()
+            dangling = list(await cur.fetchall())
         if dangling:
             table, rowid, parent, _ = dangling[0]
             raise ValueError(

@@ -70,21 +70,25 @@ class JobRepository:
         async with self._write_lock:
             await self._conn.close()
 
-    async def _in_transaction(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> None:
+    async def _in_transaction(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> list[aiosqlite.Row]:
+        """Run `statements` in one transaction; the rows the last one returned (for `RETURNING`)."""
         # Shielded: a caller cancelled mid-write (job cancel, shutdown) must not leave a transaction
         # half-open on the shared connection; the write is small and finishes on its own.
-        await asyncio.shield(self._transaction(list(statements)))
+        return await asyncio.shield(self._transaction(list(statements)))
 
-    async def _transaction(self, statements: list[tuple[str, Sequence[Any]]]) -> None:
+    async def _transaction(self, statements: list[tuple[str, Sequence[Any]]]) -> list[aiosqlite.Row]:
         async with self._write_lock:
             await self._conn.execute("BEGIN IMMEDIATE")
             try:
+                rows: list[aiosqlite.Row] = []
                 for sql, params in statements:
-                    await self._conn.execute(sql, params)
+                    async with self._conn.execute(sql, params) as cur:
+                        rows = list(await cur.fetchall())
                 await self._conn.execute("COMMIT")
             except BaseException:
                 await self._conn.execute("ROLLBACK")
                 raise
+            return rows
 
     # -- jobs ---------------------------------------------------------------------------------
 
@@ -104,6 +108,26 @@ class JobRepository:
         if unknown:
             raise KeyError(f"unknown job fields: {sorted(unknown)}")
         await self._in_transaction([self._update_job_sql(job_id, fields)])
+
+    async def patch_job_json(self, job_id: str, key: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """Merge `patch` into one of the job's JSON columns in a single statement (RFC 7396: a None
+        value removes its key) and return the stored result.
+
+        The merge happens inside SQLite, so concurrent writers of different keys cannot lose each
+        other's: there is no read in Python between which another write could land.
+        """
+        if key not in _JSON_COLUMNS:
+            raise KeyError(f"not a JSON job field: {key}")
+        col = _JSON_COLUMNS[key]
+        rows = await self._in_transaction([(
+            f"UPDATE jobs SET {col} = json_patch(COALESCE({col}, '{{}}'), ?), updated_at = ? WHERE id = ?"
+            f" RETURNING {col}",
+            (json.dumps(patch, separators=(",", ":")), _now(), job_id),
+        )])  # fmt: skip
+        if not rows:
+            raise KeyError(f"no job {job_id}")
+        merged: dict[str, Any] = json.loads(rows[0][0])
+        return merged
 
     @staticmethod
     def _update_job_sql(job_id: str, fields: dict[str, Any]) -> tuple[str, Sequence[Any]]:

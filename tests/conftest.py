@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from pipeline.config import Settings
+from tests.emulators import media
+from tests.emulators.fake_openai import FakeOpenAI
+from tests.emulators.fake_replicate import FakeReplicate
+from tests.service_fakes import draft
 
 _SERVICE_ENV = (
     "DISCORD_TOKEN", "OPENAI_API_KEY", "REPLICATE_API_TOKEN", "OPENAI_BASE_URL", "REPLICATE_BASE_URL",
@@ -28,6 +33,15 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(JANT_DATA_DIR=tmp_path / "data", JANT_RETRY_BACKOFF_S=0.01)
+
+
+@pytest.fixture
+async def fakes() -> AsyncIterator[tuple[FakeOpenAI, FakeReplicate]]:
+    """The OpenAI and Replicate emulators, a storyboard ready to answer and Replicate's time 10x faster."""
+    await media.mp4_bytes(576, 1024, 25, 7)  # warm the emulator's encode cache: deadlines stay about our code
+    async with FakeOpenAI() as oai, FakeReplicate(time_factor=0.1) as rep:
+        oai.responder = lambda body: draft()
+        yield oai, rep
 
 
 @pytest.fixture

@@ -22,11 +22,11 @@ async def command(team: Team, user: User, name: str, **options: object) -> Inter
 
 async def settled(team: Team, job_id: str) -> Job | None:
     job = await team.job(job_id)
-    return job if job.ui.get("settled") else None
+    return job if job.ui.settled else None
 
 
 async def storyboard_saved(team: Team, job_id: str) -> bool:
-    return "storyboard_message_id" in (await team.job(job_id)).ui
+    return (await team.job(job_id)).ui.storyboard_message_id is not None
 
 
 async def answer(rec: InteractionRecord) -> str:
@@ -116,5 +116,5 @@ async def test_reroll_remakes_one_scene_rejoins_the_ad_and_posts_it_again(
         await team.wait_until(lambda: len(results()) == 3, what="the ad with a new scene 4")
         assert team.images.creates[4] == 2 and team.video.creates[4] == 2
         job = await eventually(lambda: settled(team, job_id), what="the re-rolled ad to settle")
-        assert job.status is JobStatus.COMPLETED and job.ui["delivered"] == "posted"
+        assert job.status is JobStatus.COMPLETED and job.ui.delivered == "posted"
         assert len(team.bot.runtime.orchestrator.composer.joined) == 3  # type: ignore[attr-defined]

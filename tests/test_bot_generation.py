@@ -93,7 +93,7 @@ async def test_a_deleted_status_message_is_posted_again_and_goes_on(
         assert second.id != first.id and second.channel_id == first.channel_id
         await team.wait_until(lambda: "✅ **Done.**" in embed_text(second), what="the final state")
         await emu.wait_for_message(second.channel_id, lambda m: bool(m.attachments))
-        assert (await team.job(job_id)).ui["status_message_id"] == second.id  # remembered for restarts
+        assert (await team.job(job_id)).ui.status_message_id == second.id  # remembered for restarts
 
 
 async def test_a_failed_scene_ends_amber_and_retry_failed_remakes_only_it(

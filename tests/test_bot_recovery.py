@@ -33,7 +33,7 @@ async def test_an_ad_that_finished_but_was_not_posted_before_a_crash_is_posted_o
         await team.click(board, "approve", job_id, team.alice)
         status = await team.status_message(job_id)
         job = await eventually(lambda: ended(team, job_id), what="the job to end")
-        assert job.status is JobStatus.COMPLETED and "settled" not in job.ui and "delivered" not in job.ui
+        assert job.status is JobStatus.COMPLETED and job.ui.settled is None and job.ui.delivered is None
     assert not [m for m in emu.messages(status.channel_id) if m.attachments]  # the ad never reached Discord
 
     async with running_team(emu, tmp_path, discord_errors) as team:
@@ -41,7 +41,7 @@ async def test_an_ad_that_finished_but_was_not_posted_before_a_crash_is_posted_o
         assert result.attachments[0].filename == f"jant-ad-{job_id}.mp4"
         assert "✅ **Done.**" in embed_text(status)  # the final state, on the original message
         job = await eventually(lambda: settled(team, job_id), what="the job to be settled")
-        assert job.ui["delivered"] == "posted" and job.ui["result_message_id"] == result.id
+        assert job.ui.delivered == "posted" and job.ui.result_message_id == result.id
 
     async with running_team(emu, tmp_path, discord_errors) as team:  # and only once
         await team.emu.settle()
@@ -63,7 +63,7 @@ async def test_a_status_message_deleted_while_the_bot_was_down_is_posted_again_a
         await team.wait_until(lambda: "✅ **Done.**" in embed_text(again), what="the resumed job to finish")
         await emu.wait_for_message(again.channel_id, lambda m: bool(m.attachments))
         assert team.video.creates[2] == 0  # resumed by its stored prediction id
-        assert (await team.job(job_id)).ui["status_message_id"] == again.id
+        assert (await team.job(job_id)).ui.status_message_id == again.id
 
 
 async def test_a_heartbeat_moves_elapsed_time_while_nothing_else_happens(
@@ -128,8 +128,8 @@ async def ended(team, job_id: str) -> Job | None:  # type: ignore[no-untyped-def
 
 async def settled(team, job_id: str) -> Job | None:  # type: ignore[no-untyped-def]
     job = await team.job(job_id)
-    return job if job.ui.get("settled") else None
+    return job if job.ui.settled else None
 
 
 async def purged(store: JobStore, job_id: str) -> bool:
-    return any(e["kind"] == "media_purged" for e in await store.repo.events(job_id))
+    return any(e["kind"] == "media_purged" for e in await store.events(job_id))

@@ -203,7 +203,7 @@ async def test_new_storyboard_replans_in_place(
         await team.wait_until(lambda: "New storyboard (take 2)" in embed_text(emu.message(board.id)), what="re-plan")
         assert not buttons_disabled(emu, board.id)
         assert [m.id for m in team.bot_messages()] == [board.id]
-        assert (await team.job(job_id)).ui["replans"] == 1
+        assert (await team.job(job_id)).ui.replans == 1
 
 
 async def test_buttons_of_an_old_storyboard_still_work_after_a_restart(

@@ -81,7 +81,7 @@ async def test_a_kill_9_mid_write_leaves_an_intact_database_with_every_committed
             assert len(job.scenes) == len(job.storyboard.scenes)
             clip = job.scene(1).clip
             assert clip.status is StageStatus.RUNNING and clip.prediction_id == f"pred-{job_id}"
-            [paid] = await store.repo.predictions(job_id)
+            [paid] = await store.predictions(job_id)
             assert paid["prediction_id"] == f"pred-{job_id}"
         everything = await store.list(limit=10_000)
         assert {j.id for j in everything} >= set(committed)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,12 +23,11 @@ import pytest
 
 from pipeline.models import Job, JobStatus
 from tests.bot_harness import Team, embed_text, eventually, job_id_of, running_team
-from tests.emulators import media
 from tests.emulators.discord_server import DiscordEmulator, StoredMessage
 from tests.emulators.fake_openai import FakeOpenAI
 from tests.emulators.fake_replicate import SVD_VERSION, FakeReplicate
 from tests.scripted_providers import CopyComposer
-from tests.service_fakes import SVD, draft, service_env
+from tests.service_fakes import SVD, service_env
 
 pytest_plugins = ["tests.conftest_discord"]  # the discord_emulator and discord_errors fixtures
 
@@ -97,7 +96,7 @@ async def _poll_errors_absorbed(w: World) -> None:
 async def _stuck_clip_cancelled(w: World) -> None:
     cancels = [r.path.split("/")[3] for r in w.rep.requests if r.path.endswith("/cancel")]
     assert len(cancels) == 1 and w.rep.prediction(cancels[0])["status"] == "canceled"
-    stored = {p["prediction_id"]: p["status"] for p in await w.team.bot.runtime.store.repo.predictions(w.job_id)}
+    stored = {p["prediction_id"]: p["status"] for p in await w.team.bot.runtime.store.predictions(w.job_id)}
     assert stored[cancels[0]] == "failed"
     job = await w.team.job(w.job_id)
     assert sorted(s.clip.attempt for s in job.scenes) == [1, 1, 1, 1, 2]
@@ -116,7 +115,7 @@ async def _unsafe_scene_not_retried(w: World) -> None:
 async def _rerun_after(outcome: str, w: World) -> None:
     job = await w.team.job(w.job_id)
     assert sorted(s.clip.attempt for s in job.scenes) == [1, 1, 1, 1, 2]
-    stored = await w.team.bot.runtime.store.repo.predictions(w.job_id)
+    stored = await w.team.bot.runtime.store.predictions(w.job_id)
     assert sorted(p["status"] for p in stored if p["stage"] == "clip").count("failed") == 1
     w.notes.append(f"{outcome}: that clip made again once (attempt 2)")
 
@@ -145,7 +144,7 @@ async def _delete_status(w: World) -> None:
 
 async def _status_reposted(w: World) -> None:
     job = await w.team.job(w.job_id)
-    again = w.emu.message(job.ui["status_message_id"])
+    again = w.emu.message(job.ui.status_message_id)
     assert again.id != w.status.id and again.channel_id == w.status.channel_id
     assert "✅ **Done.**" in embed_text(again)
     w.notes.append("posted again in the same thread, new id remembered")
@@ -158,9 +157,9 @@ async def _delete_thread(w: World) -> None:
 
 async def _moved_to_channel(w: World) -> None:
     job = await w.team.job(w.job_id)
-    moved = w.emu.message(job.ui["status_message_id"])
+    moved = w.emu.message(job.ui.status_message_id)
     assert moved.channel_id == w.team.channel_id and "✅ **Done.**" in embed_text(moved)
-    result = w.emu.message(job.ui["result_message_id"])
+    result = w.emu.message(job.ui.result_message_id)
     assert result.channel_id == w.team.channel_id and result.attachments
     w.notes.append("status and result moved to the channel")
 
@@ -173,7 +172,7 @@ async def _delete_thread_and_channel(w: World) -> None:
 
 async def _kept_for_job(w: World) -> None:
     job = await w.team.job(w.job_id)
-    assert job.ui["delivered"] == "nowhere" and "status_unavailable" in job.ui
+    assert job.ui.delivered == "nowhere" and job.ui.status_unavailable is not None
     emu, team = w.emu, w.team
     elsewhere = emu.add_text_channel(team.guild_id, "ads")
     await emu.settle()
@@ -189,7 +188,7 @@ def _deny_attach(w: World) -> None:
 
 async def _told_to_grant_attach(w: World) -> None:
     job = await w.team.job(w.job_id)
-    assert job.ui["delivered"] == "not_permitted"
+    assert job.ui.delivered == "not_permitted"
     note = await w.emu.wait_for_message(w.status.channel_id, lambda m: "may not attach files" in m.content)
     assert note.content == (
         f"⚠️ The ad for job `{w.job_id}` is ready, but I may not attach files here. Give me **Attach Files**, "
@@ -276,14 +275,6 @@ ROWS = [
 # -- the harness ----------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def fakes() -> AsyncIterator[tuple[FakeOpenAI, FakeReplicate]]:
-    await media.mp4_bytes(576, 1024, 25, 7)  # warm the emulator's encode cache: deadlines stay about our code
-    async with FakeOpenAI() as oai, FakeReplicate(time_factor=0.1) as rep:
-        oai.responder = lambda body: draft()
-        yield oai, rep
-
-
 async def settled(team: Team, job_id: str) -> Job:
     """The job once it has ended and its Discord side is done (final edit, result posted or kept)."""
 
@@ -291,7 +282,7 @@ async def settled(team: Team, job_id: str) -> Job:
         job = await team.bot.runtime.store.get(job_id)
         if job is None or not job.status.is_terminal:
             return None
-        return job if job.ui.get("settled") or not job.ui.get("status_message_id") else None
+        return job if job.ui.settled or not job.ui.status_message_id else None
 
     return await eventually(done, what=f"job {job_id} to settle")
 
@@ -340,11 +331,11 @@ async def test_a_fault_ends_the_job_cleanly_with_nothing_lost_or_paid_twice(
         assert job.status is row.expect, f"{job.status}: {stored_reasons(job)}"
         if row.reason:
             assert row.reason in stored_reasons(job), stored_reasons(job)
-        if job.status is JobStatus.COMPLETED and w.status is not None and "status_unavailable" not in job.ui:
-            final = w.emu.message(job.ui["status_message_id"])
+        if job.status is JobStatus.COMPLETED and w.status is not None and job.ui.status_unavailable is None:
+            final = w.emu.message(job.ui.status_message_id)
             assert "✅ **Done.**" in embed_text(final)
         # No duplicate paid prediction.
-        stored = await team.bot.runtime.store.repo.predictions(job.id)
+        stored = await team.bot.runtime.store.predictions(job.id)
         made = [r for r in _creates(rep) if r.status == 201]
         assert {p["prediction_id"] for p in stored} == set(rep.predictions)
         assert len(stored) == len(rep.predictions) == len(made) == rep.counts.total_creates

@@ -96,7 +96,7 @@ async def test_a_clip_that_fails_twice_then_succeeds_completes_the_ad(h: Harness
     assert job.scene(3).clip.attempt == 3
     assert h.kinds(3, StageName.CLIP).count(EventKind.STAGE_RETRYING) == 2
     assert h.video.creates[3] == 3  # exactly one paid create per attempt
-    preds = await h.store.repo.predictions(job.id)
+    preds = await h.store.predictions(job.id)
     assert [(p["attempt"], p["status"]) for p in preds if p["scene_index"] == 3 and p["stage"] == "clip"] == [
         (1, "failed"), (2, "failed"), (3, "succeeded")
     ]  # fmt: skip
@@ -264,12 +264,12 @@ async def test_a_reroll_remakes_one_scene_and_rejoins_the_ad_without_touching_th
     assert {s.index: (s.seed.path, s.clip.path) for s in job.scenes} == first_paths  # written again in place
 
     # Every paid prediction keeps its row: re-runs start their attempts at 1 again but never overwrite.
-    preds = await h.store.repo.predictions(job.id)
+    preds = await h.store.predictions(job.id)
     assert len(preds) == sum(h.images.creates.values()) + sum(h.video.creates.values()) == 2 * n + 3
     assert [(p["attempt"], p["prediction_id"]) for p in preds if (p["scene_index"], p["stage"]) == (2, "clip")] == [
         (1, "clip-2-1"), (2, "clip-2-1-2")
     ]  # fmt: skip
     with pytest.raises(InvalidRequest, match="no scene 9"):
         await h.orch.reroll_scene(job, 9, StageName.SEED)
-    kinds = [e["kind"] for e in await h.store.repo.events(job.id)]
+    kinds = [e["kind"] for e in await h.store.events(job.id)]
     assert kinds.count("reroll") == 2

@@ -56,7 +56,7 @@ async def test_a_third_ad_in_a_day_is_refused_before_anything_is_written(orch: O
         await orch.create_job(AdRequest(product="Lumen lamp"), requester_id="u1", guild_id="g1")
     with pytest.raises(QuotaExceeded, match="daily limit of 2"):
         await orch.create_job(AdRequest(product="Lumen lamp"), requester_id="u1", guild_id="g1")
-    assert await orch.store.repo.count_jobs(requester_id="u1") == 2
+    assert await orch.store.count(requester_id="u1") == 2
     await orch.create_job(AdRequest(product="Lumen lamp"), requester_id="u2", guild_id="g1")  # others unaffected
 
 

@@ -23,18 +23,10 @@ from pipeline.runtime import Runtime
 from tests.emulators import media
 from tests.emulators.fake_openai import FakeOpenAI
 from tests.emulators.fake_replicate import SDXL_VERSION, SVD_VERSION, FakeReplicate
-from tests.service_fakes import SDXL, SVD, draft, service_env
+from tests.service_fakes import SDXL, SVD, service_env
 
 PRODUCT = "Lumen — a smart desk lamp that follows your circadian rhythm, dims at night and charges your phone"
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-async def fakes() -> AsyncIterator[tuple[FakeOpenAI, FakeReplicate]]:
-    await media.mp4_bytes(576, 1024, 25, 7)  # warm the emulator's encode cache: deadlines stay about our code
-    async with FakeOpenAI() as oai, FakeReplicate(time_factor=0.1) as rep:
-        oai.responder = lambda body: draft()
-        yield oai, rep
 
 
 @pytest.fixture
@@ -77,7 +69,7 @@ async def test_throttling_poll_errors_and_a_stuck_clip_still_deliver_the_ad(
     assert sorted(s.clip.attempt for s in job.scenes) == [1] * (n - 1) + [2]
 
     # No duplicate spend: every prediction Replicate created is one stored (job, scene, stage, attempt).
-    stored = await runtime.store.repo.predictions(job.id)
+    stored = await runtime.store.predictions(job.id)
     assert {p["prediction_id"] for p in stored} == set(rep.predictions)
     assert len(stored) == len(rep.predictions) == sum(1 for r in creates if r.status == 201)
     assert rep.counts.creates[SDXL] == n and rep.counts.creates[SVD] == n + 1

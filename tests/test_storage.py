@@ -75,11 +75,11 @@ async def test_storyboard_stages_and_predictions_round_trip(tmp_path: Path) -> N
         assert (clip.status, clip.attempt, clip.progress) == (StageStatus.RUNNING, 1, 40.0)
         assert clip.prediction_id == "pred-123"
         assert loaded.scene(1).normalized_path == "/tmp/scene-1.mp4"
-        preds = await store.repo.predictions(job.id)
+        preds = await store.predictions(job.id)
         assert [(p["scene_index"], p["stage"], p["attempt"], p["prediction_id"]) for p in preds] == [
             (2, "clip", 1, "pred-123")
         ]
-        kinds = [e["kind"] for e in await store.repo.events(job.id)]
+        kinds = [e["kind"] for e in await store.events(job.id)]
         assert kinds[:2] == ["job_created", "storyboard_ready"]
     finally:
         await store.close()

@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import tempfile
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Literal
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from pipeline.atomic_files import replace_durably, temp_beside
 from pipeline.errors import ProviderError
 from pipeline.retry import classify
 
@@ -175,13 +174,10 @@ class MediaDownloader:
 
     async def _write(self, resp: httpx.Response, url: str, dest: Path, kind: MediaKind) -> int:
         await asyncio.to_thread(dest.parent.mkdir, parents=True, exist_ok=True)
-        fd, tmp_name = await asyncio.to_thread(
-            tempfile.mkstemp, dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"
-        )
-        tmp = Path(tmp_name)
+        tmp = temp_beside(dest, ".part")
         size, head = 0, b""
         try:
-            with os.fdopen(fd, "wb") as out:
+            with await asyncio.to_thread(open, tmp, "xb") as out:
                 async for chunk in resp.aiter_bytes(_CHUNK):
                     size += len(chunk)
                     if size > self.max_bytes:
@@ -189,17 +185,11 @@ class MediaDownloader:
                     if len(head) < 16:
                         head += chunk[: 16 - len(head)]
                     await asyncio.to_thread(out.write, chunk)
-                await asyncio.to_thread(_flush_and_sync, out)
             if not looks_like(kind, head):
                 host = urlsplit(url).hostname
                 raise BadMedia(f"The output from {host} is not a {kind.upper()} file ({size} bytes).")
-            await asyncio.to_thread(os.replace, tmp, dest)
+            await asyncio.to_thread(replace_durably, tmp, dest)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 await asyncio.to_thread(tmp.unlink)
         return size
-
-
-def _flush_and_sync(f: BinaryIO) -> None:
-    f.flush()
-    os.fsync(f.fileno())

@@ -8,19 +8,17 @@ always give the same bytes, so offline runs are reproducible and testable.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import math
-import os
 import random
 import re
-import uuid
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter
 from PIL.PngImagePlugin import PngInfo
 
 from pipeline import typography as ty
+from pipeline.atomic_files import atomic_path
 from pipeline.models import Beat, Scene
 from pipeline.providers.base import SeedRequest, StageContext, StageResult
 
@@ -79,7 +77,7 @@ class SeedPainter:
             for y in range(gh)
             for x in range(gw)
         ])  # fmt: skip
-        grad = grad.resize((self.w, self.h), Image.BICUBIC)
+        grad = grad.resize((self.w, self.h), Image.Resampling.BICUBIC)
         top = ty.mix(self.bg, self.bg2, 0.75)
         img = Image.composite(
             Image.new("RGB", (self.w, self.h), self.bg), Image.new("RGB", (self.w, self.h), top), grad
@@ -91,7 +89,7 @@ class SeedPainter:
         gy = self.rng.uniform(0.3, 0.45) * self.h / q
         gr = self.w / q * self.rng.uniform(0.35, 0.5)
         ImageDraw.Draw(glow).ellipse((gx - gr, gy - gr, gx + gr, gy + gr), fill=110 if self.dark else 80)
-        glow = glow.filter(ImageFilter.GaussianBlur(gr * 0.6)).resize((self.w, self.h), Image.BICUBIC)
+        glow = glow.filter(ImageFilter.GaussianBlur(gr * 0.6)).resize((self.w, self.h), Image.Resampling.BICUBIC)
         return Image.composite(Image.new("RGB", (self.w, self.h), self.accent), img, glow)
 
     def shapes(self, canvas: Image.Image) -> None:
@@ -173,7 +171,7 @@ class SeedPainter:
         shadow = Image.new("L", (w // 4, h // 4), 0)
         box = ((cx - r) / 4, (cy - r + px(30)) / 4, (cx + r) / 4, (cy + r + px(30)) / 4)
         ImageDraw.Draw(shadow).ellipse(box, fill=150)
-        shadow = shadow.filter(ImageFilter.GaussianBlur(px(40) / 4 + 1)).resize((w, h), Image.BICUBIC)
+        shadow = shadow.filter(ImageFilter.GaussianBlur(px(40) / 4 + 1)).resize((w, h), Image.Resampling.BICUBIC)
         canvas.paste((0, 0, 0), (0, 0), shadow)
         layer = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
         d = ImageDraw.Draw(layer)
@@ -269,13 +267,8 @@ def _save_png_atomic(img: Image.Image, dest: Path, meta: dict[str, str]) -> None
     info = PngInfo()
     for k, v in meta.items():
         info.add_text(k, v)
-    tmp = dest.with_name(f".{dest.stem}.{uuid.uuid4().hex[:8]}.png")
-    try:
+    with atomic_path(dest, ".png") as tmp:
         img.save(tmp, format="PNG", pnginfo=info, compress_level=6)
-        os.replace(tmp, dest)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 class OfflineImageGenerator:

@@ -13,11 +13,11 @@ the same mood do not share a bed while a re-run of one job gets the same bed bac
 
 from __future__ import annotations
 
-import os
+import asyncio
 import random
-import uuid
 from pathlib import Path
 
+from pipeline.atomic_files import replace_durably, scratch_path
 from pipeline.config import Settings
 from pipeline.ffmpeg import run_ffmpeg
 from pipeline.moods import MusicStyle, music_style
@@ -146,13 +146,9 @@ async def synthesize_bed(style: MusicStyle, seed: int, duration: float, dest: Pa
         raise ValueError(f"duration must be positive (got {duration})")
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.stem}.{uuid.uuid4().hex[:8]}{dest.suffix}")
-    try:
+    with scratch_path(dest) as tmp:
         await run_ffmpeg(bed_args(style, seed, duration, tmp), timeout=timeout)
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+        await asyncio.to_thread(replace_durably, tmp, dest)
     return dest
 
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.atomic_files import replace_durably, temp_beside
 from pipeline.errors import ProviderError
 from pipeline.ffmpeg import run_ffmpeg
 from pipeline.models import Beat
@@ -103,12 +102,11 @@ class OfflineVideoGenerator:
         if not await asyncio.to_thread(Path(request.seed_image).is_file):
             raise ProviderError(f"the seed image {request.seed_image} is missing", retryable=False)
         seed = request.seed if request.seed is not None else derive_clip_seed(request)
-        rate = request.fps + 1  # what SVD encodes at, see DESIGN.md
+        rate = request.fps + 1  # what SVD encodes at, see the README's "How the pieces fit"
         move = camera_move(request.scene.beat, request.scene.index, request.motion_bucket_id, seed)
         dest = Path(request.dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.stem}.{uuid.uuid4().hex[:8]}.mp4")
-        band_png = dest.with_name(f".{dest.stem}.{uuid.uuid4().hex[:8]}.band.png")
+        tmp, band_png = temp_beside(dest, ".mp4"), temp_beside(dest, ".band.png")
         await ctx.progress(2, f"animating offline ({move.name})")
 
         async def on_progress(fraction: float) -> None:
@@ -133,7 +131,7 @@ class OfflineVideoGenerator:
                 progress=on_progress,
                 duration_s=frames / rate,
             )  # fmt: skip
-            os.replace(tmp, dest)
+            await asyncio.to_thread(replace_durably, tmp, dest)
         finally:
             for leftover in (tmp, band_png):
                 with contextlib.suppress(FileNotFoundError):

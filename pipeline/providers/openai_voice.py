@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
-import tempfile
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 import openai
 
+from pipeline.atomic_files import atomic_path
 from pipeline.config import Settings
 from pipeline.errors import ProviderError, VoiceInputRejected
 from pipeline.providers.audio_length import measured_duration
@@ -32,7 +32,7 @@ OPENAI_VOICES = (
 DEFAULT_VOICE = "alloy"
 MAX_INPUT_CHARS = 4096
 SPEED_RANGE = (0.25, 4.0)
-RESPONSE_FORMAT = "wav"  # no encoder padding: the measured length is the spoken length
+RESPONSE_FORMAT: Literal["wav"] = "wav"  # no encoder padding: the measured length is the spoken length
 # A placeholder for servers that want no key: the client refuses to start without one.
 NO_KEY = "unused"
 
@@ -72,17 +72,8 @@ def _api_key(settings: Settings) -> str:
 
 
 def _write_atomically(dest: Path, data: bytes) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(data)
 
 
 class OpenAICompatibleVoiceGenerator:

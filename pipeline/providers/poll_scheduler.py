@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-from collections import deque
 from dataclasses import dataclass, field
 
 MAX_GAP_BASES = 10  # never more than 10 base intervals between polls (progress stays fresh) …
@@ -198,39 +197,52 @@ class CreatePacer:
 
     Replicate allows 600 creates a minute per account and answers the next with a 429, which the
     client does not retry (POST) and which would cost the stage an attempt. This mirrors the rule:
-    at most `limit` creates in any `window_s` seconds (each held a 60th of the window longer, for
-    the time a request takes to arrive), in the order they asked. A burst goes at once as long as
-    the window has room — fifty ads approved together send their 300 seeds straight away — and
-    only what would exceed the window waits.
+    at most `limit` creates in any `window_s` seconds, in the order they asked. A burst goes at once
+    as long as the window has room — fifty ads approved together send their 300 seeds straight
+    away — and only what would exceed the window waits.
+
+    Replicate counts a create when it arrives, which we cannot see: it is some time after we send
+    it and before its answer comes back. So a create holds its place from its turn until a window
+    after its answer (`CreateSlot.answered`). Stamping the turn instead lets two creates whose
+    requests took different times to arrive land in one of Replicate's windows (seen: 12 of 11).
     """
 
     def __init__(self, limit: int, window_s: float = 60.0) -> None:
         if limit < 1 or window_s <= 0:
             raise ValueError("the create limit must be at least 1 and the window positive")
         self.limit = limit
-        self.hold = window_s * (1 + 1 / 60)
-        self._sent: deque[float] = deque()
+        self.window_s = window_s
+        self._answered: list[float] = []  # heap: when answered creates' answers came back
+        self._in_flight = 0
+        self._an_answer = asyncio.Event()
         self._lock = asyncio.Lock()  # FIFO: creates go out in the order they asked
         self._waiting = 0
         self.granted = 0
 
     def _prune(self, now: float) -> None:
-        while self._sent and self._sent[0] <= now - self.hold:
-            self._sent.popleft()
+        while self._answered and self._answered[0] <= now - self.window_s:
+            heapq.heappop(self._answered)
+
+    def _occupied(self) -> int:
+        return len(self._answered) + self._in_flight
 
     def expected_wait(self) -> float:
         """Seconds a create asked for now would wait for its turn (0: it would go at once)."""
         now = asyncio.get_running_loop().time()
         self._prune(now)
-        over = len(self._sent) + self._waiting - self.limit  # creates that must leave the window first
+        # A create still in flight is counted as answered now: its answer is usually moments away.
+        leaving = sorted(self._answered) + [now] * self._in_flight
+        over = len(leaving) + self._waiting - self.limit  # creates that must leave the window first
         if over < 0:
             return 0.0
-        if over < len(self._sent):
-            return max(0.0, self._sent[over] + self.hold - now)
-        return self.hold * (1 + (over - len(self._sent)) // self.limit)
+        if over < len(leaving):
+            return max(0.0, leaving[over] + self.window_s - now)
+        # The rest leave a window after creates that have not had their turn yet: a window from now.
+        return self.window_s * (2 + (over - len(leaving)) // self.limit)
 
-    async def turn(self) -> None:
-        """Wait until one more create fits the window, and take its place."""
+    async def turn(self) -> CreateSlot:
+        """Wait until one more create fits the window, and take its place. Send the create, then
+        call `answered()` on the slot when its answer (or failure) is back."""
         loop = asyncio.get_running_loop()
         self._waiting += 1
         try:
@@ -238,10 +250,33 @@ class CreatePacer:
                 while True:
                     now = loop.time()
                     self._prune(now)
-                    if len(self._sent) < self.limit:
+                    if self._occupied() < self.limit:
                         break
-                    await asyncio.sleep(self._sent[0] + self.hold - now)
-                self._sent.append(now)
+                    if self._answered:
+                        await asyncio.sleep(self._answered[0] + self.window_s - now)
+                    else:  # every place is held by a create in flight: its answer starts its window
+                        self._an_answer.clear()
+                        await self._an_answer.wait()
+                self._in_flight += 1
                 self.granted += 1
+                return CreateSlot(self)
         finally:
             self._waiting -= 1
+
+    def _release(self) -> None:
+        self._in_flight -= 1
+        heapq.heappush(self._answered, asyncio.get_running_loop().time())
+        self._an_answer.set()
+
+
+class CreateSlot:
+    """One create's place in the pacer's window."""
+
+    def __init__(self, pacer: CreatePacer) -> None:
+        self._pacer: CreatePacer | None = pacer
+
+    def answered(self) -> None:
+        """The create's answer (or its failure) is back: Replicate counted it by now, if at all."""
+        if self._pacer is not None:
+            self._pacer._release()
+            self._pacer = None

@@ -24,7 +24,7 @@ from pipeline.config import Settings
 from pipeline.errors import ProviderError
 from pipeline.prompts import NEGATIVE_PROMPT, seed_prompt
 from pipeline.providers.base import ClipRequest, SeedRequest, StageContext, StageResult
-from pipeline.providers.media_download import MediaDownloader
+from pipeline.providers.media_download import MediaDownloader, MediaKind
 from pipeline.providers.poll_scheduler import CreatePacer, PollScheduler
 from pipeline.providers.replicate_predictions import (
     PredictionRunner,
@@ -224,7 +224,7 @@ class _ReplicateStage:
         progress: ProgressFn,
         sampling: SamplingFn,
         dest: Path,
-        kind: str,
+        kind: MediaKind,
     ) -> StageResult:
         """Run one prediction to success, download its output to `dest` (checked to be `kind`)."""
         state = await self.runner.run(input, ctx, progress, sampling)

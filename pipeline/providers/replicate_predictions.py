@@ -21,7 +21,7 @@ from pydantic import v1 as pydantic_v1
 from pipeline.config import ReplicateSettings
 from pipeline.errors import ProviderError, SafetyRejection, StageTimeout
 from pipeline.providers.base import StageContext
-from pipeline.providers.poll_scheduler import CreatePacer, PollPlan, PollScheduler, TailEstimate, fair_share
+from pipeline.providers.poll_scheduler import CreatePacer, CreateSlot, PollPlan, PollScheduler, TailEstimate, fair_share
 from pipeline.retry import classify
 
 log = logging.getLogger(__name__)
@@ -158,8 +158,8 @@ class PredictionRunner:
             wait = self.pacer.expected_wait()
             if wait >= 1.0:
                 await ctx.progress(0.0, f"{prefix}waiting ~{wait:.0f} s for Replicate's create limit")
-            await self.pacer.turn()
-            state = await self._create_shielded(input, ctx)
+            slot = await self.pacer.turn()
+            state = await self._create_shielded(input, ctx, slot)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.deadline_s
         plan = PollPlan(created=loop.time(), base=self.poll_base_s)
@@ -196,7 +196,7 @@ class PredictionRunner:
             ) from None
         return self._outcome(state)
 
-    async def _create_shielded(self, input: dict[str, Any], ctx: StageContext) -> PredictionState:
+    async def _create_shielded(self, input: dict[str, Any], ctx: StageContext, slot: CreateSlot) -> PredictionState:
         """Create and record as one step that a cancel cannot split.
 
         If the job is cancelled (or the bot stops) while the create request is in flight, we still
@@ -204,7 +204,7 @@ class PredictionRunner:
         orchestrator can cancel that prediction, or a restart can resume it, instead of it running
         unseen and paid for.
         """
-        step = asyncio.ensure_future(self._create_and_record(input, ctx))
+        step = asyncio.ensure_future(self._create_and_record(input, ctx, slot))
         try:
             return await asyncio.shield(step)
         except asyncio.CancelledError:
@@ -215,12 +215,17 @@ class PredictionRunner:
                     pass
             raise
 
-    async def _create_and_record(self, input: dict[str, Any], ctx: StageContext) -> PredictionState:
+    async def _create_and_record(self, input: dict[str, Any], ctx: StageContext, slot: CreateSlot) -> PredictionState:
         # Shielded: once Replicate has the prediction, its id reaches storage even if the job is
         # being stopped, so a restart resumes it instead of paying for another.
         # An official model ("owner/name", no version) is created at /v1/models/owner/name/predictions.
-        ref = {"model": self.version} if "/" in self.version else {"version": self.version}
-        p = await self.client.predictions.async_create(input=input, **ref)
+        try:
+            if "/" in self.version:
+                p = await self.client.predictions.async_create(model=self.version, input=input)
+            else:
+                p = await self.client.predictions.async_create(version=self.version, input=input)
+        finally:
+            slot.answered()
         await ctx.record_prediction(p.id)
         return PredictionState.of(p)
 
