@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from pipeline.action_rules import Action, refusal_with_rule
 from pipeline.composer import Composer, target_bitrate
 from pipeline.config import Settings
 from pipeline.errors import InvalidRequest, JantError, PlannerError
@@ -43,8 +44,12 @@ from pipeline.store import JobStore
 
 log = logging.getLogger(__name__)
 
-REROLLABLE = (JobStatus.COMPLETED, JobStatus.PARTIAL, JobStatus.FAILED)
 _PROGRESS_PERSIST_STEP = 10.0  # persist progress every 10 points; events go out on every report
+
+
+def _check_allowed(job: Job, action: Action) -> None:
+    if why := refusal_with_rule(job.id, job.status, action):
+        raise InvalidRequest(why)
 
 
 def _ad_waits_only_on(job: Job, index: int) -> bool:
@@ -123,6 +128,8 @@ class Orchestrator:
 
     async def plan(self, job: Job, *, feedback: str | None = None) -> Job:
         """Write (or rewrite) the storyboard. A job with no storyboard yet fails when planning does."""
+        if feedback is not None or job.storyboard is not None:  # a new take, not the first storyboard
+            _check_allowed(job, Action.REPLAN)
         try:
             storyboard = await self.providers.planner.plan(job.request, feedback=feedback)
         except JantError as exc:
@@ -149,10 +156,8 @@ class Orchestrator:
         self, job: Job, index: int, *, description: str | None = None, duration: float | None = None
     ) -> Job:
         """Change one scene before approval; the whole storyboard is re-validated."""
-        if job.status is not JobStatus.AWAITING_APPROVAL or job.storyboard is None:
-            raise InvalidRequest(
-                f"Job {job.id} is {job.status.value}; only a storyboard awaiting approval can be edited."
-            )
+        _check_allowed(job, Action.EDIT)
+        assert job.storyboard is not None  # awaiting approval: it has one
         if not 1 <= index <= len(job.storyboard.scenes):
             raise InvalidRequest(f"There is no scene {index}; this storyboard has {len(job.storyboard.scenes)}.")
         data = job.storyboard.model_dump()
@@ -186,8 +191,7 @@ class Orchestrator:
 
     async def approve(self, job: Job, *, approved_by: str | None = None) -> asyncio.Task[Job]:
         async with self._approval_lock:
-            if job.status is not JobStatus.AWAITING_APPROVAL:
-                raise InvalidRequest(f"Job {job.id} is already {job.status.value.replace('_', ' ')}.")
+            _check_allowed(job, Action.APPROVE)
             if job.requester_id is not None:
                 repo = self.store.repo
                 user_active = await repo.count_jobs(requester_id=job.requester_id, statuses=ACTIVE)
@@ -462,8 +466,7 @@ class Orchestrator:
     async def cancel(self, job: Job, *, by: str | None = None) -> Job:
         """Stop a job: cancel its paid predictions, keep what is finished."""
         live = self._jobs.get(job.id, job)
-        if live.status.is_terminal:
-            raise InvalidRequest(f"Job {job.id} has already ended ({live.status.value}).")
+        _check_allowed(live, Action.CANCEL)
         self._user_cancelled.add(job.id)
         task = self._tasks.get(job.id)
         if task is not None and not task.done():
@@ -504,9 +507,9 @@ class Orchestrator:
 
     async def retry_failed(self, job: Job) -> asyncio.Task[Job]:
         """Re-run only the scenes that failed; finished scenes are reused and the ad re-joined."""
-        if job.status not in (JobStatus.PARTIAL, JobStatus.FAILED, JobStatus.CANCELLED) or job.storyboard is None:
-            raise InvalidRequest(f"Job {job.id} is {job.status.value}; only a partial, failed or cancelled job "
-                                 "with a storyboard can be retried.")  # fmt: skip
+        _check_allowed(job, Action.RETRY)
+        if job.storyboard is None:
+            raise InvalidRequest(f"Job {job.id} failed before it had a storyboard: make a new ad instead.")
         for scene in job.scenes:
             for stage in (scene.seed, scene.clip):
                 if stage.status is not StageStatus.DONE:
@@ -519,9 +522,9 @@ class Orchestrator:
 
     def check_reroll(self, job: Job, index: int, part: StageName) -> None:
         """Raise `InvalidRequest` (saying why) unless `reroll_scene(job, index, part)` can run."""
-        if job.status not in REROLLABLE or job.storyboard is None or job.started_at is None:
-            raise InvalidRequest(f"Job {job.id} is {job.status.value.replace('_', ' ')}; only a finished ad "
-                                 "(done, partial or failed) can have a scene re-rolled.")  # fmt: skip
+        _check_allowed(job, Action.REROLL)
+        if job.storyboard is None or job.started_at is None:
+            raise InvalidRequest(f"Job {job.id} never started generating: there is no scene to re-roll.")
         if not 1 <= index <= len(job.storyboard.scenes):
             raise InvalidRequest(f"There is no scene {index}; this storyboard has {len(job.storyboard.scenes)}.")
         if part is StageName.CLIP and job.scene(index).seed.status is not StageStatus.DONE:
