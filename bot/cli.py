@@ -20,7 +20,9 @@ from pipeline.errors import ConfigError, InvalidRequest, JantError
 from pipeline.events import ProgressEvent
 from pipeline.models import AdRequest, Job, JobStatus, SceneState, StageStatus
 from pipeline.moods import Mood
+from pipeline.providers.base import StageProvider, StoryboardPlanner
 from pipeline.runtime import Runtime
+from pipeline.stage_kinds import STAGE_KINDS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -254,6 +256,10 @@ async def show_job(settings: Settings, job_id: str) -> int:
     return EXIT_OK
 
 
+def _provider_cells(provider: StoryboardPlanner | StageProvider) -> tuple[str, str]:
+    return ("[yellow]offline[/]" if provider.offline else "[green]live[/]", provider.name)
+
+
 async def doctor(settings: Settings) -> int:
     from pipeline.ffmpeg import ffmpeg_exe, ffmpeg_version
     from pipeline.runtime import build_providers, check_data_dir
@@ -264,9 +270,13 @@ async def doctor(settings: Settings) -> int:
     table.add_column("check")
     table.add_column("status")
     table.add_column("detail")
-    for stage, prov in (("storyboards", providers.planner), ("seed images", providers.images),
-                        ("clips", providers.video)):  # fmt: skip
-        table.add_row(stage, "[yellow]offline[/]" if prov.offline else "[green]live[/]", prov.name)
+    table.add_row("storyboards", *_provider_cells(providers.planner))
+    for kind in STAGE_KINDS.values():
+        stage_provider = providers.get(kind.name)
+        if stage_provider is not None:
+            table.add_row(f"{kind.noun}s", *_provider_cells(stage_provider))
+        elif kind.optional:
+            table.add_row(f"{kind.noun}s", "[dim]off[/]", "no provider set up: ads are made without")
     for notice in providers.notices:
         table.add_row("", "", notice)
     try:
@@ -279,7 +289,7 @@ async def doctor(settings: Settings) -> int:
         await asyncio.to_thread(check_data_dir, settings)
         table.add_row("data dir", "[green]ok[/]", str(settings.data_dir))
         runtime = await Runtime.open(settings, providers)
-        count = await runtime.store.repo.count_jobs()
+        count = await runtime.store.count_jobs()
         await runtime.close()
         table.add_row("database", "[green]ok[/]", f"{settings.db_path} ({count} jobs)")
     except JantError as exc:

@@ -21,11 +21,10 @@ async def purge_old_media(store: JobStore, data_dir: Path, days: int) -> list[st
     if days <= 0:
         return []
     purged = []
-    for job_id in await store.repo.finished_before(utcnow() - timedelta(days=days)):
+    for job_id in await store.finished_before(utcnow() - timedelta(days=days)):
         directory = data_dir / "jobs" / job_id
         await asyncio.to_thread(shutil.rmtree, directory, ignore_errors=True)
-        await store.repo.update_job(job_id, final_path=None)
-        await store.repo.add_event(job_id, "media_purged", detail=f"older than {days} days")
+        await store.media_purged(job_id, f"older than {days} days")
         purged.append(job_id)
     if purged:
         log.info("retention: deleted the media of %d jobs older than %d days", len(purged), days)

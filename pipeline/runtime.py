@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from pipeline.config import Settings
 from pipeline.errors import ConfigError
 from pipeline.orchestrator import Orchestrator
-from pipeline.providers.base import Providers
+from pipeline.providers.base import Providers, StageProvider
 from pipeline.providers.offline_images import OfflineImageGenerator
 from pipeline.providers.offline_planner import OfflineStoryboardPlanner
 from pipeline.providers.offline_video import OfflineVideoGenerator
+from pipeline.stage_kinds import StageName
 from pipeline.store import JobStore
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,10 @@ def build_providers(settings: Settings) -> Providers:
         images, video = OfflineImageGenerator(), OfflineVideoGenerator()
         why = "JANT_OFFLINE is set" if settings.offline else "REPLICATE_API_TOKEN is not set"
         notices.append(f"{why}: seed images and clips are drawn locally (an offline preview, not SDXL/SVD).")
-    return Providers(planner=planner, images=images, video=video, notices=notices)
+    # Another kind (voice, music) is one more entry here, under its name in `STAGE_KINDS`; an optional
+    # kind left out simply has no stages.
+    stages: dict[str, StageProvider] = {StageName.SEED: images, StageName.CLIP: video}
+    return Providers(planner, stages=stages, notices=notices)
 
 
 def check_data_dir(settings: Settings) -> None:
@@ -79,8 +83,7 @@ class Runtime:
 
     async def close(self, grace_s: float = 8.0) -> None:
         await self.orchestrator.shutdown(grace_s)
-        p = self.providers
-        for provider in (p.planner, p.images, p.video):
+        for provider in self.providers.every():
             aclose = getattr(provider, "aclose", None)
             if aclose is not None:
                 await aclose()
