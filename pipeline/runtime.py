@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from pipeline.config import Settings
 from pipeline.errors import ConfigError
 from pipeline.orchestrator import Orchestrator
-from pipeline.providers.base import Providers, StageProvider
+from pipeline.providers.base import (
+    ImageGenerator,
+    Providers,
+    StageProvider,
+    StoryboardPlanner,
+    VideoGenerator,
+)
 from pipeline.providers.offline_images import OfflineImageGenerator
 from pipeline.providers.offline_planner import OfflineStoryboardPlanner
 from pipeline.providers.offline_video import OfflineVideoGenerator
@@ -22,6 +28,9 @@ log = logging.getLogger(__name__)
 def build_providers(settings: Settings) -> Providers:
     """Real providers where keys are set, offline ones elsewhere — with one notice per offline stage."""
     notices: list[str] = []
+    planner: StoryboardPlanner
+    images: ImageGenerator
+    video: VideoGenerator
     if settings.planner_live:
         from pipeline.providers.openai_planner import OpenAIStoryboardPlanner
 
