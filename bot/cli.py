@@ -228,13 +228,22 @@ async def list_jobs(settings: Settings, limit: int) -> int:
         console.print('No jobs yet. Make one: jant makead "your product" --yes')
         return EXIT_OK
     table = Table()
-    for col in ("id", "status", "created", "mood", "product", "final"):
+    for col in ("id", "status", "created", "mood", "product"):
         table.add_column(col)
+    table.add_column("final, or why not", min_width=24)
     for j in jobs:
         table.add_row(j.id, j.status.value, j.created_at.strftime("%Y-%m-%d %H:%M"), j.request.mood.value,
-                      j.request.product[:40], j.final_path or "")  # fmt: skip
+                      j.request.product[:40], _outcome(j))  # fmt: skip
     console.print(table)
     return EXIT_OK
+
+
+def _outcome(job: Job) -> str:
+    """The final file, or why there is none; and an upload that failed (the ad itself is fine)."""
+    text = job.final_path or job.error or ""
+    if job.ui.get("delivered") == "failed":
+        text += f" (not posted to Discord: {job.ui.get('delivery_error') or 'no reason recorded'})"
+    return text
 
 
 async def show_job(settings: Settings, job_id: str) -> int:
@@ -253,6 +262,8 @@ async def show_job(settings: Settings, job_id: str) -> int:
                           + (f" — {s.error}" if s.error else ""))  # fmt: skip
     if job.final_path:
         console.print(f"final: {job.final_path}")
+    if job.ui.get("delivered") == "failed":
+        console.print(f"Not posted to Discord: {job.ui.get('delivery_error')}. `/job id:{job.id}` posts it.")
     return EXIT_OK
 
 

@@ -17,8 +17,9 @@ import os
 import secrets
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -27,6 +28,7 @@ from pipeline.composer import Composer, target_bitrate
 from pipeline.config import Settings
 from pipeline.errors import InvalidRequest, JantError, PlannerError
 from pipeline.events import EventBus, EventKind, ProgressEvent, snapshot
+from pipeline.incidents import is_unexplained, report_unexpected
 from pipeline.limiter import FairLimiter
 from pipeline.models import (
     AdRequest,
@@ -61,6 +63,19 @@ def _write_atomically(path: Path, text: str) -> None:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+async def _together(*work: Awaitable[Any]) -> list[Any]:
+    """Run side by side. The first exception stops the others (and waits for them to stop) before it
+    is raised, so no stage goes on paying for a job that has already failed."""
+    tasks = [asyncio.ensure_future(w) for w in work]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         raise
 
 
@@ -262,26 +277,48 @@ class Orchestrator:
         return await self.start(job)
 
     async def _run(self, job: Job) -> Job:
-        assert job.storyboard is not None, "a job runs only after its storyboard is approved"
+        """The job's task. Whatever is raised inside, the job ends: cancelled (by the user), left to
+        resume (by a shutdown) or failed with a reason — never left "running" or "composing"."""
         started = time.monotonic()
-        await self.store.update(job, status=JobStatus.RUNNING, started_at=job.started_at or utcnow(), error=None)
-        await self._publish(EventKind.JOB_STARTED, job)
-        self.job_dir(job).mkdir(parents=True, exist_ok=True)
-        scenes = [s for s in job.storyboard.scenes if not job.scene(s.index).done]
         try:
-            await self._run_scenes(job, scenes)
+            await self._run_job(job)
         except asyncio.CancelledError:
             await self._after_cancel(job)
             raise
-        await self._finish(job)
+        except Exception as exc:
+            await self._crashed(job, exc)
         log.info("job %s %s in %.1f s", job.id, job.status.value, time.monotonic() - started)
         return job
+
+    async def _run_job(self, job: Job) -> None:
+        assert job.storyboard is not None, "a job runs only after its storyboard is approved"
+        await self.store.update(job, status=JobStatus.RUNNING, started_at=job.started_at or utcnow(), error=None)
+        await self._publish(EventKind.JOB_STARTED, job)
+        await asyncio.to_thread(self.job_dir(job).mkdir, parents=True, exist_ok=True)
+        scenes = [s for s in job.storyboard.scenes if not job.scene(s.index).done]
+        await self._run_scenes(job, scenes)
+        await self._finish(job)
+
+    async def _crashed(self, job: Job, exc: Exception) -> None:
+        """An exception escaped the stages (a bug, a broken normaliser, a failed join): the job fails
+        with a reason the user can quote, its traceback is logged once under that id, its paid work
+        still in flight is cancelled and the front ends are told."""
+        reason = report_unexpected(log, exc, f"job {job.id}")
+        try:
+            await self._stop_stages(job)
+            await self.store.update(
+                job, status=JobStatus.FAILED, error=f"The ad could not be made: {reason}.", finished_at=utcnow()
+            )
+            await self.store.event(job, "crashed", detail=reason)
+        except Exception:  # the store itself is broken: the job resumes into the same error on restart
+            log.exception("job %s: could not record its failure (%s)", job.id, reason)
+        await self._publish(EventKind.JOB_FINISHED, job)
 
     async def _run_scenes(self, job: Job, scenes: list[Scene]) -> None:
         """Every stage still to make: the job's own and those of `scenes`, each as soon as the stage
         it waits for is done. (A subclass may order them differently: see benchmarks/barrier.py.)"""
         per_scene = [(scene, stage) for scene in scenes for stage in self._roots(job.scene(scene.index).stages)]
-        await asyncio.gather(
+        await _together(
             *(self._run_from(job, stage) for stage in self._roots(job.job_stages)),
             *(self._run_from(job, stage, scene) for scene, stage in per_scene),
         )
@@ -307,7 +344,7 @@ class Orchestrator:
                 await self._skip(job, later, f"its {stage.kind.noun} failed")
             return
         inputs[stage.stage] = path
-        await asyncio.gather(*(self._run_from(job, later, scene, inputs) for later in waiting))
+        await _together(*(self._run_from(job, later, scene, inputs) for later in waiting))
 
     async def _normalise(self, job: Job, scene: Scene, stage: StageState, clip_path: Path) -> Path | None:
         """Normalise the scene's footage now, while other scenes still generate, so the final join is a
@@ -377,9 +414,12 @@ class Orchestrator:
                     raise
                 except Exception as exc:
                     decision = classify(exc)
-                    message = exc.user_message if isinstance(exc, JantError) else decision.reason
-                    log.warning("job %s scene %d %s attempt %d failed: %s", job.id, stage.scene_index,
-                                stage.stage, attempt, message)  # fmt: skip
+                    where = f"job {job.id} scene {stage.scene_index} {stage.stage} attempt {attempt}"
+                    if is_unexplained(exc, decision):  # the policy decided; the user gets an id, not "'seed'"
+                        message = report_unexpected(log, exc, where)
+                    else:
+                        message = exc.user_message if isinstance(exc, JantError) else decision.reason
+                        log.warning("%s failed: %s", where, message)
                     if stage.prediction_id:
                         await self.store.finish_prediction(stage.prediction_id, "failed", None)
                     if not self.retry.should_retry(attempt, decision):
@@ -453,7 +493,7 @@ class Orchestrator:
             scenes = {s.index: s for s in job.storyboard.scenes}
             # Side by side: the join is ffmpeg in a subprocess, the sheet Pillow in a thread, and the
             # time from the last clip to the finished ad is what the requester waits for.
-            result, _sheet = await asyncio.gather(
+            result, _sheet = await _together(
                 self.composer.join(
                     [Path(s.normalized_path) for s in done if s.normalized_path],
                     directory / "final.mp4",
