@@ -24,7 +24,9 @@ from pipeline.events import ProgressEvent
 from pipeline.language import language_name, lines_language_note
 from pipeline.models import AdRequest, Job, JobStatus, SceneState, StageStatus
 from pipeline.moods import Mood
+from pipeline.providers.base import StageProvider, StoryboardPlanner
 from pipeline.runtime import Runtime
+from pipeline.stage_kinds import STAGE_KINDS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -254,13 +256,22 @@ async def list_jobs(settings: Settings, limit: int) -> int:
         console.print('No jobs yet. Make one: jant makead "your product" --yes')
         return EXIT_OK
     table = Table()
-    for col in ("id", "status", "created", "mood", "product", "final"):
+    for col in ("id", "status", "created", "mood", "product"):
         table.add_column(col)
+    table.add_column("final, or why not", min_width=24)
     for j in jobs:
         table.add_row(j.id, j.status.value, j.created_at.strftime("%Y-%m-%d %H:%M"), j.request.mood.value,
-                      j.request.product[:40], j.final_path or "")  # fmt: skip
+                      j.request.product[:40], _outcome(j))  # fmt: skip
     console.print(table)
     return EXIT_OK
+
+
+def _outcome(job: Job) -> str:
+    """The final file, or why there is none; and an upload that failed (the ad itself is fine)."""
+    text = job.final_path or job.error or ""
+    if job.ui.delivered == "failed":
+        text += f" (not posted to Discord: {job.ui.delivery_error or 'no reason recorded'})"
+    return text
 
 
 async def show_job(settings: Settings, job_id: str) -> int:
@@ -285,6 +296,8 @@ async def show_job(settings: Settings, job_id: str) -> int:
             console.print(f"  {path.name:<20} {_size(size)}")
     else:
         console.print(f"no files yet in {directory}")
+    if job.ui.delivered == "failed":
+        console.print(f"Not posted to Discord: {job.ui.delivery_error}. `/job id:{job.id}` posts it.", markup=False)
     return EXIT_OK
 
 
@@ -326,6 +339,10 @@ SECRET_USES = (
 )
 
 
+def _provider_cells(provider: StoryboardPlanner | StageProvider) -> tuple[str, str]:
+    return ("[yellow]offline[/]" if provider.offline else "[green]live[/]", provider.name)
+
+
 async def doctor(settings: Settings) -> int:
     from pipeline.ffmpeg import ffmpeg_exe, ffmpeg_version
     from pipeline.model_lifetimes import check_model_lifetimes
@@ -345,9 +362,13 @@ async def doctor(settings: Settings) -> int:
             table.add_row(name, "[yellow]empty[/]", f"present but empty, so not set: {offline_use}")
         else:
             table.add_row(name, "[yellow]not set[/]", offline_use)
-    for stage, prov in (("storyboards", providers.planner), ("seed images", providers.images),
-                        ("clips", providers.video)):  # fmt: skip
-        table.add_row(stage, "[yellow]offline[/]" if prov.offline else "[green]live[/]", prov.name)
+    table.add_row("storyboards", *_provider_cells(providers.planner))
+    for kind in STAGE_KINDS.values():
+        stage_provider = providers.get(kind.name)
+        if stage_provider is not None:
+            table.add_row(f"{kind.noun}s", *_provider_cells(stage_provider))
+        elif kind.optional:
+            table.add_row(f"{kind.noun}s", "[dim]off[/]", "no provider set up: ads are made without")
     for notice in providers.notices:
         table.add_row("", "", notice)
     if settings.planner_live:

@@ -11,7 +11,8 @@ from typing import Any, Protocol
 import discord
 from discord import ui
 
-from pipeline.models import Job, JobStatus
+from pipeline.action_rules import Action, allows
+from pipeline.models import Job
 
 CUSTOM_ID_TEMPLATE = r"jant:(?P<action>approve|replan|edit|cancel|retry):(?P<job>[0-9a-f]{8})"
 
@@ -59,8 +60,8 @@ def storyboard_buttons(job_id: str, *, disabled: bool = False) -> ui.View:
 
 def status_buttons(job: Job) -> ui.View | None:
     """Cancel while it runs, Retry failed when some scenes failed; nothing once it is settled."""
-    if not job.status.is_terminal:
+    if allows(job.status, Action.CANCEL):
         return _view(JobButton("cancel", job.id))
-    if job.status in (JobStatus.PARTIAL, JobStatus.FAILED) and job.storyboard is not None:
+    if allows(job.status, Action.RETRY) and job.storyboard is not None:
         return _view(JobButton("retry", job.id))
     return None

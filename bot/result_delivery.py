@@ -34,6 +34,14 @@ UNKNOWN_CHANNEL = 10003
 # job.ui.delivered: how the result reached Discord (or why it did not).
 POSTED, TOO_LARGE, NOT_PERMITTED = "posted", "too_large", "not_permitted"
 FILE_MISSING, NOWHERE = "file_missing", "nowhere"
+DELIVERY_FAILED = "failed"  # an unexpected error while posting; job.ui.delivery_error says which
+
+
+def delivery_failed_text(job: Job, reason: str) -> str:
+    return (
+        f"⚠️ The ad for job `{job.id}` is made, but posting it failed: {reason}. It is kept on the bot's "
+        f"disk; `/job id:{job.id}` posts it."
+    )
 
 
 @dataclass(frozen=True)

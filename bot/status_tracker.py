@@ -28,10 +28,11 @@ import discord
 from bot.display_text import NO_PINGS
 from bot.edit_throttle import EditThrottle
 from bot.job_buttons import status_buttons
-from bot.result_delivery import channel_gone
+from bot.result_delivery import DELIVERY_FAILED, channel_gone, delivery_failed_text
 from bot.status_view import render_status
 from pipeline.config import DiscordSettings
 from pipeline.events import EventKind, ProgressEvent
+from pipeline.incidents import report_unexpected
 from pipeline.models import Job, JobStatus, utcnow
 
 if TYPE_CHECKING:
@@ -163,13 +164,32 @@ class StatusTracker:
                 target = self._targets.get(job.id)
                 home = target.channel_id if target is not None else ui.status_channel_id or job.channel_id
                 if home:
-                    await self.delivery.deliver(job, int(home))
+                    try:
+                        await self.delivery.deliver(job, int(home))
+                    except Exception as exc:
+                        await self._delivery_failed(job, int(home), exc)
             await self.bot.records.save_ui(job, settled=True)
         except Exception:
             log.exception("job %s: could not finish its Discord side", job.id)
         finally:
             # Nothing more to edit unless someone presses Retry failed; the ids are in job.ui for that.
             self._targets.pop(job.id, None)
+
+    async def _delivery_failed(self, job: Job, home: int, exc: Exception) -> None:
+        """Posting crashed. The ad is made and intact on disk, so the job stays done (marking it failed
+        would hide a good ad, and `/job id:` posts only finished ones); what failed is recorded beside
+        it, logged once under an id, and said on the status message and in the channel."""
+        reason = report_unexpected(log, exc, f"job {job.id}: posting the finished ad")
+        job.ui = await self.bot.records.save_ui(job, delivered=DELIVERY_FAILED, delivery_error=reason)
+        await self.bot.runtime.store.event(job, "delivery_failed", detail=reason)
+        if self.target(job) is not None:
+            self._submit(job)
+            await self.throttle.flush(job.id, wait_s=FINAL_FLUSH_TIMEOUT_S)
+        channel = self.bot.get_partial_messageable(home, guild_id=_int(job.guild_id))
+        try:
+            await channel.send(delivery_failed_text(job, reason), allowed_mentions=NO_PINGS)
+        except discord.HTTPException as send_exc:
+            log.warning("job %s: could not say that posting failed: %s", job.id, send_exc)
 
     async def _write(self, job_id: str, job: Job) -> None:
         target = self._targets.get(job_id)

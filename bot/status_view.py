@@ -13,6 +13,7 @@ from enum import StrEnum
 import discord
 
 from bot.display_text import cap, duration, mib, shown
+from bot.result_delivery import DELIVERY_FAILED
 from pipeline.models import Job, JobStatus, SceneState, StageStatus
 
 BAR_CELLS = 12
@@ -115,6 +116,12 @@ def _eta(progress: float, elapsed: float | None) -> str:
 
 def _headline(job: Job, queue_position: int | None) -> tuple[str, discord.Colour]:
     failed = [s.index for s in job.scenes if s.failed]
+    if job.status in (JobStatus.COMPLETED, JobStatus.PARTIAL) and job.ui.delivered == DELIVERY_FAILED:
+        why = shown(job.ui.delivery_error or "no reason recorded", 300)
+        return (
+            f"⚠️ **Made, but not posted.** Posting the ad failed: {why}. `/job id:{job.id}` posts it.",
+            COLOUR_PARTIAL,
+        )
     if job.status is JobStatus.COMPLETED:
         size = f" ({mib(job.final_bytes)})" if job.final_bytes else ""
         return f"✅ **Done.** The ad{size} is posted below.", COLOUR_DONE

@@ -12,6 +12,7 @@ from pipeline.config import Settings
 from pipeline.language import language_name, lines_language_note
 from pipeline.models import Job, JobStatus, Scene
 from pipeline.moods import mood_preset
+from pipeline.stage_kinds import STAGE_KINDS
 
 # Embed limits (Discord): title 256, description 4096, 25 fields, field name 256 / value 1024, 6000 in all.
 EMBED_TOTAL_MAX = 6000
@@ -65,7 +66,9 @@ def offline_note(job: Job) -> str | None:
     offline = [stage for stage, name in job.providers.items() if "offline" in name]
     if not offline:
         return None
+    # By stage kind; "images"/"video" are how jobs written before stages were data name them.
     what = {"planner": "storyboard", "images": "seed images", "video": "clips"}
+    what |= {k.name: f"{k.noun}s" for k in STAGE_KINDS.values()}
     parts = ", ".join(what.get(s, s) for s in offline)
     return f"Offline preview: {parts} made locally, not by GPT-4o / SDXL / SVD."
 

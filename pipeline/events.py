@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from pipeline.models import Job, StageName, utcnow
+from pipeline.models import Job, SceneState, StageState, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -37,20 +37,35 @@ class EventKind(StrEnum):
 def snapshot(job: Job) -> Job:
     """A copy of `job` that later changes to it cannot reach, made for every event (many a second).
 
-    Only what the orchestrator changes in place is copied: scene and stage states, the ui and the providers
-    dict. The request and storyboard are shared: they are replaced, never changed in place, and a
+    Only what the orchestrator changes in place is copied: scene, job and stage states and the ui/providers
+    dicts. The request and storyboard are shared: they are replaced, never changed in place, and a
     deep copy of them was most of the CPU time of a busy bot (measured in benchmarks/).
     """
-    scenes = [s.model_copy(update={"seed": s.seed.model_copy(), "clip": s.clip.model_copy()}) for s in job.scenes]
-    return job.model_copy(update={"scenes": scenes, "ui": job.ui.model_copy(), "providers": dict(job.providers)})
+    scenes = [_scene_copy(s) for s in job.scenes]
+    return job.model_copy(
+        update={
+            "scenes": scenes,
+            "job_stages": _stages_copy(job.job_stages),
+            "ui": job.ui.model_copy(),
+            "providers": dict(job.providers),
+        }
+    )
+
+
+def _stages_copy(stages: dict[str, StageState]) -> dict[str, StageState]:
+    return {kind: st.model_copy() for kind, st in stages.items()}
+
+
+def _scene_copy(scene: SceneState) -> SceneState:
+    return scene.model_copy(update={"stages": _stages_copy(scene.stages)})
 
 
 @dataclass(frozen=True)
 class ProgressEvent:
     kind: EventKind
     job: Job  # snapshot at the time of the event
-    scene_index: int | None = None
-    stage: StageName | None = None
+    scene_index: int | None = None  # 0: a job-level stage
+    stage: str | None = None  # the stage's kind
     detail: str | None = None
     at: datetime = field(default_factory=utcnow)
 

@@ -7,16 +7,26 @@ every broken rule gets an error message that names it.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.language import detect_language, normalise_language
 from pipeline.moods import Mood
 from pipeline.spoken_text import voiceover_problem
+from pipeline.stage_kinds import (
+    JOB_LEVEL_INDEX,
+    STAGE_KINDS,
+    StageKind,
+    StageLevel,
+    StageName,
+    kind_of,
+    required_kinds,
+)
 
 PRODUCT_MAX_CHARS = 2000
 TEXT_FIELD_MAX_CHARS = 200
@@ -230,11 +240,6 @@ class JobStatus(StrEnum):
         return self in {JobStatus.COMPLETED, JobStatus.PARTIAL, JobStatus.FAILED, JobStatus.CANCELLED}
 
 
-class StageName(StrEnum):
-    SEED = "seed"
-    CLIP = "clip"
-
-
 class StageStatus(StrEnum):
     PENDING = "pending"
     QUEUED = "queued"
@@ -249,12 +254,22 @@ class StageStatus(StrEnum):
         return self in {StageStatus.DONE, StageStatus.FAILED, StageStatus.CANCELLED}
 
 
+def _known_kind(value: str) -> str:
+    """The `StageName` member for a shipped kind (so `stage.stage is StageName.SEED` holds after a
+    reload), the plain name for any other kind."""
+    return StageName(value) if value in StageName.__members__.values() else value
+
+
+StageKindName = Annotated[str, AfterValidator(_known_kind)]
+
+
 class StageState(BaseModel):
-    """One paid, slow step of one scene: its seed image or its clip."""
+    """One paid, slow step of a scene (its seed image, its clip, its voiceover) or of the whole job
+    (its music bed, at scene index 0). Its kind's rules are in `pipeline.stage_kinds`."""
 
     job_id: str
-    scene_index: int
-    stage: StageName
+    scene_index: int  # JOB_LEVEL_INDEX (0) for a job-level stage
+    stage: StageKindName
     status: StageStatus = StageStatus.PENDING
     progress: float = 0.0  # 0–100
     attempt: int = 0
@@ -265,32 +280,67 @@ class StageState(BaseModel):
     prediction_id: str | None = None
     updated_at: datetime = Field(default_factory=utcnow)
 
+    @property
+    def kind(self) -> StageKind:
+        return kind_of(self.stage)
+
+    def reset(self) -> None:
+        """Back to pending, for a new run of a stage that did not finish (its take is kept)."""
+        self.status, self.error, self.progress, self.attempt, self.prediction_id = (
+            StageStatus.PENDING, None, 0.0, 0, None
+        )  # fmt: skip
+
 
 class SceneState(BaseModel):
     index: int
-    seed: StageState
-    clip: StageState
+    stages: dict[str, StageState]  # by kind, in `STAGE_KINDS` order
     normalized_path: str | None = None
 
     @property
+    def seed(self) -> StageState:
+        return self.stages[StageName.SEED]
+
+    @property
+    def clip(self) -> StageState:
+        return self.stages[StageName.CLIP]
+
+    def _required(self) -> list[StageState]:
+        return [st for st in self.stages.values() if not st.kind.optional]
+
+    @property
     def done(self) -> bool:
-        return self.clip.status is StageStatus.DONE and self.normalized_path is not None
+        """The scene's footage is made and normalised: it can be joined (optional parts aside)."""
+        return self.footage_made and self.normalized_path is not None
+
+    @property
+    def footage_made(self) -> bool:
+        """The stages whose output is the scene's picture are done (it may still need normalising)."""
+        footage = [st for st in self.stages.values() if st.kind.footage]
+        return bool(footage) and all(st.status is StageStatus.DONE for st in footage)
 
     @property
     def failed(self) -> bool:
-        return StageStatus.FAILED in (self.seed.status, self.clip.status)
+        return any(st.status is StageStatus.FAILED for st in self._required())
 
     @property
     def error(self) -> str | None:
-        return self.seed.error or self.clip.error
+        return next((st.error for st in self._required() if st.error), None)
 
     @property
     def progress(self) -> float:
-        """Seed counts a fifth of a scene's work, the clip the rest."""
+        """Each stage counts by its kind's weight (a seed a fifth of a seed and clip); the footage
+        stops at 99 % until it is normalised."""
         if self.done:
             return 100.0
-        seed = 100.0 if self.seed.status is StageStatus.DONE else self.seed.progress
-        return round(0.2 * seed + 0.8 * min(self.clip.progress, 99.0), 1)
+        total = weighted = 0.0
+        for st in self.stages.values():
+            kind = st.kind
+            percent = 100.0 if st.status is StageStatus.DONE else st.progress
+            if kind.footage:
+                percent = min(st.progress, 99.0)
+            total += kind.weight
+            weighted += kind.weight * percent
+        return round(weighted / total, 1) if total else 0.0
 
 
 class JobUi(BaseModel):
@@ -316,6 +366,8 @@ class JobUi(BaseModel):
     result_message_id: int | None = None
     # How the result reached Discord, or why it did not (bot.result_delivery names the values).
     delivered: str | None = None
+    # Why posting the finished ad failed, when `delivered` says it did.
+    delivery_error: str | None = None
     # The job's end has reached Discord: a restarted bot need not post it again.
     settled: bool | None = None
 
@@ -337,6 +389,7 @@ class Job(BaseModel):
     request: AdRequest
     storyboard: Storyboard | None = None
     scenes: list[SceneState] = Field(default_factory=list)
+    job_stages: dict[str, StageState] = Field(default_factory=dict)  # stages of the whole ad, by kind
     requester_id: str | None = None
     guild_id: str | None = None
     channel_id: str | None = None
@@ -358,9 +411,13 @@ class Job(BaseModel):
     def scene(self, index: int) -> SceneState:
         return self.scenes[index - 1]
 
-    def stage(self, index: int, stage: StageName) -> StageState:
-        s = self.scene(index)
-        return s.seed if stage is StageName.SEED else s.clip
+    def stage(self, index: int, kind: str) -> StageState:
+        """A scene's stage of `kind`, or the job-level one when `index` is JOB_LEVEL_INDEX."""
+        return self.job_stages[kind] if index == JOB_LEVEL_INDEX else self.scene(index).stages[kind]
+
+    def all_stages(self) -> list[StageState]:
+        """Every stage of the job: the job-level ones, then each scene's."""
+        return [*self.job_stages.values(), *(st for s in self.scenes for st in s.stages.values())]
 
     @property
     def progress(self) -> float:
@@ -374,12 +431,28 @@ class Job(BaseModel):
         return data_dir / "jobs" / self.id
 
 
-def fresh_scene_states(job_id: str, storyboard: Storyboard, max_attempts: int = 3) -> list[SceneState]:
+def fresh_scene_states(
+    job_id: str, storyboard: Storyboard, max_attempts: int = 3, kinds: Iterable[str] | None = None
+) -> list[SceneState]:
+    """Pending stages for every scene: the scene-level kinds among `kinds` (default: the required ones)."""
+    wanted = set(required_kinds() if kinds is None else kinds)
+    names = [k.name for k in STAGE_KINDS.values() if k.level is StageLevel.SCENE and k.name in wanted]
     return [
         SceneState(
             index=s.index,
-            seed=StageState(job_id=job_id, scene_index=s.index, stage=StageName.SEED, max_attempts=max_attempts),
-            clip=StageState(job_id=job_id, scene_index=s.index, stage=StageName.CLIP, max_attempts=max_attempts),
+            stages={
+                n: StageState(job_id=job_id, scene_index=s.index, stage=n, max_attempts=max_attempts) for n in names
+            },
         )
         for s in storyboard.scenes
     ]
+
+
+def fresh_job_stages(job_id: str, max_attempts: int = 3, kinds: Iterable[str] | None = None) -> dict[str, StageState]:
+    """Pending job-level stages for the job-level kinds among `kinds` (default: the required ones)."""
+    wanted = set(required_kinds() if kinds is None else kinds)
+    return {
+        k.name: StageState(job_id=job_id, scene_index=JOB_LEVEL_INDEX, stage=k.name, max_attempts=max_attempts)
+        for k in STAGE_KINDS.values()
+        if k.level is StageLevel.JOB and k.name in wanted
+    }

@@ -1,55 +1,92 @@
-"""Runs ad jobs: plan → approval → per scene (seed → clip → normalise), pipelined → compose.
+"""Runs ad jobs: plan → approval → every stage as soon as what it waits for is ready → compose.
 
-Knows nothing of Discord or terminals: front ends subscribe to the `EventBus`. Every state change
-is written through `JobStore` before the next step starts, and every paid step is keyed by
-(job, scene, stage, attempt), so a restarted process resumes instead of paying twice.
+The stages are data (`pipeline.stage_kinds`): per scene seed → clip (→ normalise), and whatever
+other kinds have a provider, each run by the one `run_stage` path. Knows nothing of Discord or
+terminals: front ends subscribe to the `EventBus`. Every state change is written through `JobStore`
+before the next step starts, and every paid step is keyed by (job, scene, stage, attempt), so a
+restarted process resumes instead of paying twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
 import secrets
+import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Mapping
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
+from pipeline.action_rules import Action, refusal_with_rule
 from pipeline.composer import Composer, target_bitrate
 from pipeline.config import Settings
 from pipeline.errors import InvalidRequest, JantError, PlannerError
 from pipeline.events import EventBus, EventKind, ProgressEvent, snapshot
+from pipeline.incidents import is_unexplained, report_unexpected
 from pipeline.limiter import FairLimiter
 from pipeline.models import (
     AdRequest,
     Job,
     JobStatus,
     Scene,
-    StageName,
     StageState,
     StageStatus,
     Storyboard,
     storyboard_problem,
     utcnow,
 )
-from pipeline.moods import mood_preset
-from pipeline.providers.base import ClipRequest, Providers, SeedRequest, StageContext, StageResult
+from pipeline.providers.base import Providers, StageContext, StageResult
 from pipeline.quotas import ACTIVE, QuotaLimits, check_concurrent, check_daily, day_window
 from pipeline.retry import RetryPolicy, classify
+from pipeline.stage_kinds import JOB_LEVEL_INDEX, STAGE_KINDS, StageInputs, dependents
 from pipeline.store import JobStore
 
 log = logging.getLogger(__name__)
 
-REROLLABLE = (JobStatus.COMPLETED, JobStatus.PARTIAL, JobStatus.FAILED)
 _PROGRESS_PERSIST_STEP = 10.0  # persist progress every 10 points; events go out on every report
 
 
+def _write_atomically(path: Path, text: str) -> None:
+    """Readers see the old file or the new one, never half of one; a unique temporary name keeps two
+    writers (an edit and a re-plan) from sharing one. Inline until the shared atomic-write helper
+    (issue 11 item 7) is on main: then call that instead."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+async def _together(*work: Awaitable[Any]) -> list[Any]:
+    """Run side by side. The first exception stops the others (and waits for them to stop) before it
+    is raised, so no stage goes on paying for a job that has already failed."""
+    tasks = [asyncio.ensure_future(w) for w in work]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _check_allowed(job: Job, action: Action) -> None:
+    if why := refusal_with_rule(job.id, job.status, action):
+        raise InvalidRequest(why)
+
+
 def _ad_waits_only_on(job: Job, index: int) -> bool:
-    """True when every other scene has its clip or has failed: the finished ad waits on this one."""
-    return all(s.index == index or s.failed or s.clip.status is StageStatus.DONE for s in job.scenes)
+    """True when every other scene has its footage or has failed: the finished ad waits on this one."""
+    return all(s.index == index or s.failed or s.footage_made for s in job.scenes)
 
 
 class Orchestrator:
@@ -74,6 +111,11 @@ class Orchestrator:
             profile.output_width, profile.output_height, interpolate=settings.media.interpolate
         )
         self.retry = retry or RetryPolicy(settings.limits.max_attempts, settings.limits.retry_backoff_s)
+        # The kinds new jobs get a stage of: every required one, and the optional ones with a provider.
+        missing = [k.name for k in STAGE_KINDS.values() if not k.optional and providers.get(k.name) is None]
+        if missing:
+            raise ValueError(f"no provider for the stage kinds every ad needs: {', '.join(missing)}")
+        self.kinds = [k.name for k in STAGE_KINDS.values() if providers.get(k.name) is not None]
         self._tasks: dict[str, asyncio.Task[Job]] = {}
         self._user_cancelled: set[str] = set()
         self._jobs: dict[str, Job] = {}  # live jobs: the copy the running task mutates
@@ -105,11 +147,8 @@ class Orchestrator:
             ui=ui or {},
             offline=self.providers.offline,
             env=self.settings.media.env,
-            providers={
-                "planner": self.providers.planner.name,
-                "images": self.providers.images.name,
-                "video": self.providers.video.name,
-            },
+            providers={"planner": self.providers.planner.name}
+            | {kind: p.name for kind, p in self.providers.stages.items() if kind in self.kinds},
         )
         await self.store.create(job)
         await self._publish(EventKind.JOB_CREATED, job)
@@ -118,11 +157,13 @@ class Orchestrator:
     async def check_daily_quota(self, requester_id: str) -> None:
         """Raise `QuotaExceeded` when the requester has made their daily number of ads."""
         start, _ = day_window(utcnow())
-        made_today = await self.store.repo.count_jobs(requester_id=requester_id, since=start)
+        made_today = await self.store.count(requester_id=requester_id, since=start)
         check_daily(self.quotas, made_today, utcnow())
 
     async def plan(self, job: Job, *, feedback: str | None = None) -> Job:
         """Write (or rewrite) the storyboard. A job with no storyboard yet fails when planning does."""
+        if feedback is not None or job.storyboard is not None:  # a new take, not the first storyboard
+            _check_allowed(job, Action.REPLAN)
         try:
             storyboard = await self.providers.planner.plan(job.request, feedback=feedback)
         except JantError as exc:
@@ -135,7 +176,9 @@ class Orchestrator:
         except Exception:  # our own bug: the job must not sit in "planning" forever
             await self._planning_failed(job, "The storyboard could not be written (an unexpected error, logged).")
             raise
-        await self.store.set_storyboard(job, storyboard, JobStatus.AWAITING_APPROVAL, self.settings.limits.max_attempts)
+        await self.store.set_storyboard(
+            job, storyboard, JobStatus.AWAITING_APPROVAL, self.settings.limits.max_attempts, self.kinds
+        )
         await asyncio.to_thread(self._write_storyboard_file, job)
         await self._publish(EventKind.STORYBOARD_READY, job)
         return job
@@ -155,10 +198,8 @@ class Orchestrator:
         voiceover: str | None = None,
     ) -> Job:
         """Change one scene before approval; the whole storyboard is re-validated."""
-        if job.status is not JobStatus.AWAITING_APPROVAL or job.storyboard is None:
-            raise InvalidRequest(
-                f"Job {job.id} is {job.status.value}; only a storyboard awaiting approval can be edited."
-            )
+        _check_allowed(job, Action.EDIT)
+        assert job.storyboard is not None  # awaiting approval: it has one
         if not 1 <= index <= len(job.storyboard.scenes):
             raise InvalidRequest(f"There is no scene {index}; this storyboard has {len(job.storyboard.scenes)}.")
         data = job.storyboard.model_dump()
@@ -174,32 +215,32 @@ class Orchestrator:
             storyboard = Storyboard.model_validate(data)
         except ValidationError as exc:
             raise InvalidRequest(f"That edit breaks the storyboard: {storyboard_problem(exc)}.") from exc
-        await self.store.set_storyboard(job, storyboard, JobStatus.AWAITING_APPROVAL, self.settings.limits.max_attempts)
+        await self.store.set_storyboard(
+            job, storyboard, JobStatus.AWAITING_APPROVAL, self.settings.limits.max_attempts, self.kinds
+        )
         await self.store.event(job, "scene_edited", scene_index=index)
         await asyncio.to_thread(self._write_storyboard_file, job)
         await self._publish(EventKind.STORYBOARD_READY, job, scene_index=index)
         return job
 
     def _write_storyboard_file(self, job: Job) -> None:
+        assert job.storyboard is not None
         directory = self.job_dir(job)
         directory.mkdir(parents=True, exist_ok=True)
         payload = {"job_id": job.id, "request": job.request.model_dump(mode="json"),
                    "offline_preview": job.offline, "storyboard": job.storyboard.model_dump(mode="json")}  # fmt: skip
-        tmp = directory / "storyboard.json.tmp"
-        tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, directory / "storyboard.json")
+        _write_atomically(directory / "storyboard.json", json.dumps(payload, indent=2, ensure_ascii=False))
 
     def job_dir(self, job: Job) -> Path:
         return job.directory(self.settings.storage.data_dir)
 
     async def approve(self, job: Job, *, approved_by: str | None = None) -> asyncio.Task[Job]:
         async with self._approval_lock:
-            if job.status is not JobStatus.AWAITING_APPROVAL:
-                raise InvalidRequest(f"Job {job.id} is already {job.status.value.replace('_', ' ')}.")
+            _check_allowed(job, Action.APPROVE)
             if job.requester_id is not None:
-                repo = self.store.repo
-                user_active = await repo.count_jobs(requester_id=job.requester_id, statuses=ACTIVE)
-                guild_active = await repo.count_jobs(guild_id=job.guild_id, statuses=ACTIVE) if job.guild_id else None
+                store = self.store
+                user_active = await store.count(requester_id=job.requester_id, statuses=ACTIVE)
+                guild_active = await store.count(guild_id=job.guild_id, statuses=ACTIVE) if job.guild_id else None
                 check_concurrent(self.quotas, user_active, guild_active)
             await self.store.update(job, status=JobStatus.QUEUED)
         await self.store.event(job, "approved", detail=approved_by)
@@ -216,7 +257,7 @@ class Orchestrator:
         self._jobs[job.id] = job
         task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
         self._tasks[job.id] = task
-        task.add_done_callback(lambda _t, jid=job.id: self._forget(jid, _t))
+        task.add_done_callback(functools.partial(self._forget, job.id))
         return task
 
     def _forget(self, job_id: str, task: asyncio.Task[Job]) -> None:
@@ -231,7 +272,7 @@ class Orchestrator:
 
     def queue_position(self, job: Job) -> int | None:
         """Where a job waits for a generation slot, when none of its scenes is generating."""
-        if any(st.status is StageStatus.RUNNING for sc in job.scenes for st in (sc.seed, sc.clip)):
+        if any(st.status is StageStatus.RUNNING for st in job.all_stages()):
             return None
         return self.limiter.position(job.requester_id)
 
@@ -244,70 +285,80 @@ class Orchestrator:
         return await self.start(job)
 
     async def _run(self, job: Job) -> Job:
-        assert job.storyboard is not None, "a job runs only after its storyboard is approved"
+        """The job's task. Whatever is raised inside, the job ends: cancelled (by the user), left to
+        resume (by a shutdown) or failed with a reason — never left "running" or "composing"."""
         started = time.monotonic()
-        await self.store.update(job, status=JobStatus.RUNNING, started_at=job.started_at or utcnow(), error=None)
-        await self._publish(EventKind.JOB_STARTED, job)
-        self.job_dir(job).mkdir(parents=True, exist_ok=True)
-        scenes = [s for s in job.storyboard.scenes if not job.scene(s.index).done]
         try:
-            await self._run_scenes(job, scenes)
+            await self._run_job(job)
         except asyncio.CancelledError:
             await self._after_cancel(job)
             raise
-        await self._finish(job)
+        except Exception as exc:
+            await self._crashed(job, exc)
         log.info("job %s %s in %.1f s", job.id, job.status.value, time.monotonic() - started)
         return job
 
+    async def _run_job(self, job: Job) -> None:
+        assert job.storyboard is not None, "a job runs only after its storyboard is approved"
+        await self.store.update(job, status=JobStatus.RUNNING, started_at=job.started_at or utcnow(), error=None)
+        await self._publish(EventKind.JOB_STARTED, job)
+        await asyncio.to_thread(self.job_dir(job).mkdir, parents=True, exist_ok=True)
+        scenes = [s for s in job.storyboard.scenes if not job.scene(s.index).done]
+        await self._run_scenes(job, scenes)
+        await self._finish(job)
+
+    async def _crashed(self, job: Job, exc: Exception) -> None:
+        """An exception escaped the stages (a bug, a broken normaliser, a failed join): the job fails
+        with a reason the user can quote, its traceback is logged once under that id, its paid work
+        still in flight is cancelled and the front ends are told."""
+        reason = report_unexpected(log, exc, f"job {job.id}")
+        try:
+            await self._stop_stages(job)
+            await self.store.update(
+                job, status=JobStatus.FAILED, error=f"The ad could not be made: {reason}.", finished_at=utcnow()
+            )
+            await self.store.event(job, "crashed", detail=reason)
+        except Exception:  # the store itself is broken: the job resumes into the same error on restart
+            log.exception("job %s: could not record its failure (%s)", job.id, reason)
+        await self._publish(EventKind.JOB_FINISHED, job)
+
     async def _run_scenes(self, job: Job, scenes: list[Scene]) -> None:
-        await asyncio.gather(*(self._run_scene(job, scene) for scene in scenes))
+        """Every stage still to make: the job's own and those of `scenes`, each as soon as the stage
+        it waits for is done. (A subclass may order them differently: see benchmarks/barrier.py.)"""
+        per_scene = [(scene, stage) for scene in scenes for stage in self._roots(job.scene(scene.index).stages)]
+        await _together(
+            *(self._run_from(job, stage) for stage in self._roots(job.job_stages)),
+            *(self._run_from(job, stage, scene) for scene, stage in per_scene),
+        )
 
-    async def _run_scene(self, job: Job, scene: Scene) -> None:
-        # Pipelined: this scene's clip starts as soon as ITS seed is ready, whatever the others do.
-        seed_path = await self._make_seed(job, scene)
-        if seed_path is not None:
-            await self._make_clip(job, scene, seed_path)
+    @staticmethod
+    def _roots(stages: Mapping[str, StageState]) -> list[StageState]:
+        """The stages that wait for nothing (or for a kind this job has no stage of)."""
+        return [st for st in stages.values() if st.kind.after is None or st.kind.after not in stages]
 
-    async def _make_seed(self, job: Job, scene: Scene) -> Path | None:
-        """The scene's seed image (SDXL), or None when it failed for good (its clip is then skipped)."""
-        state = job.scene(scene.index)
-        mood = mood_preset(job.request.mood)
-        profile = self.settings.media.profile
-        seed_path = await self._run_stage(
-            job, state.seed, self.job_dir(job) / f"seed-{scene.index}.png",
-            lambda ctx, dest: self.providers.images.generate(
-                SeedRequest(
-                    storyboard=job.storyboard, scene=scene, mood=mood, product=job.request.product,
-                    width=profile.seed_width, height=profile.seed_height, steps=profile.seed_steps,
-                    dest=dest, seed=state.seed.seed,
-                ), ctx),
-            provider=self.providers.images.name,
-        )  # fmt: skip
-        if seed_path is None:
-            await self._skip(job, state.clip, "its seed image failed")
-        return seed_path
-
-    async def _make_clip(self, job: Job, scene: Scene, seed_path: Path) -> None:
-        """The scene's clip (SVD), downloaded and normalised; failures are recorded on the stage."""
-        state = job.scene(scene.index)
-        directory = self.job_dir(job)
-        mood = mood_preset(job.request.mood)
-        profile = self.settings.media.profile
-        clip_path = await self._run_stage(
-            job, state.clip, directory / f"clip-{scene.index}.mp4",
-            lambda ctx, dest: self.providers.video.animate(
-                ClipRequest(
-                    scene=scene, mood=mood, seed_image=seed_path, dest=dest,
-                    width=profile.clip_width, height=profile.clip_height, fps=self.settings.replicate.svd_fps,
-                    video_length=self.settings.replicate.svd_video_length, motion_bucket_id=mood.motion_bucket_id,
-                    seed=state.clip.seed,
-                ), ctx),
-            provider=self.providers.video.name,
-        )  # fmt: skip
-        if clip_path is None:
+    async def _run_from(
+        self, job: Job, stage: StageState, scene: Scene | None = None, inputs: Mapping[str, Path] | None = None
+    ) -> None:
+        """Run `stage`, then — pipelined — the stages that wait for it, with its output as their input:
+        a scene's clip starts as soon as ITS seed is ready, whatever the other scenes do."""
+        inputs = dict(inputs or {})
+        siblings = job.job_stages if scene is None else job.scene(scene.index).stages
+        waiting = [siblings[k.name] for k in dependents(stage.stage) if k.name in siblings]
+        path = await self.run_stage(job, stage, scene, inputs)
+        if path is not None and stage.kind.footage and scene is not None:
+            path = await self._normalise(job, scene, stage, path)
+        if path is None:
+            for later in waiting:
+                await self._skip(job, later, f"its {stage.kind.noun} failed")
             return
-        # Normalise now, while other scenes still generate, so the final join is a cheap copy.
-        normalized = directory / f"scene-{scene.index}.mp4"
+        inputs[stage.stage] = path
+        await _together(*(self._run_from(job, later, scene, inputs) for later in waiting))
+
+    async def _normalise(self, job: Job, scene: Scene, stage: StageState, clip_path: Path) -> Path | None:
+        """Normalise the scene's footage now, while other scenes still generate, so the final join is a
+        cheap copy. A failure is recorded on the stage."""
+        assert job.storyboard is not None
+        normalized = self.job_dir(job) / f"scene-{scene.index}.mp4"
         max_bitrate = target_bitrate(job.storyboard.total_duration, job.byte_limit) if job.byte_limit else None
         try:
             await self.composer.normalize_clip(
@@ -315,29 +366,39 @@ class Orchestrator:
                 urgent=_ad_waits_only_on(job, scene.index),
             )  # fmt: skip
         except JantError as exc:
-            state.clip.status, state.clip.error = StageStatus.FAILED, f"Could not prepare the clip: {exc}"
-            await self.store.save_stage(state.clip)
-            await self._publish(EventKind.STAGE_FAILED, job, scene.index, StageName.CLIP, state.clip.error)
-            return
+            stage.status, stage.error = StageStatus.FAILED, f"Could not prepare the clip: {exc}"
+            await self.store.save_stage(stage)
+            await self._publish(EventKind.STAGE_FAILED, job, scene.index, stage.stage, stage.error)
+            return None
         await self.store.set_normalized(job, scene.index, str(normalized))
-        await self._publish(EventKind.CLIP_NORMALIZED, job, scene.index, StageName.CLIP)
+        await self._publish(EventKind.CLIP_NORMALIZED, job, scene.index, stage.stage)
+        return normalized
 
     async def _skip(self, job: Job, stage: StageState, why: str) -> None:
+        """A stage that cannot run (what it waits for failed): failed with the reason, and so are the
+        stages that wait for it."""
         stage.status, stage.error = StageStatus.FAILED, f"Skipped: {why}."
         await self.store.save_stage(stage)
+        siblings = job.job_stages if stage.scene_index == JOB_LEVEL_INDEX else job.scene(stage.scene_index).stages
+        for kind in dependents(stage.stage):
+            if kind.name in siblings:
+                await self._skip(job, siblings[kind.name], f"its {stage.kind.noun} was skipped")
 
-    async def _run_stage(
-        self,
-        job: Job,
-        stage: StageState,
-        dest: Path,
-        call: Callable[[StageContext, Path], Awaitable[StageResult]],
-        *,
-        provider: str,
+    async def run_stage(
+        self, job: Job, stage: StageState, scene: Scene | None = None, inputs: Mapping[str, Path] | None = None
     ) -> Path | None:
-        """One paid step with retries. Returns the file, or None when the stage failed for good."""
+        """One paid step of any kind, with retries. Returns its file, or None when it failed for good.
+
+        `scene` is the storyboard scene of a scene-level stage; `inputs` are the outputs of the stages
+        it waits for, by kind."""
+        kind = stage.kind
         if stage.status is StageStatus.DONE and stage.path and await asyncio.to_thread(Path(stage.path).exists):
             return Path(stage.path)
+        provider = self.providers.get(stage.stage)
+        if provider is None:  # an optional kind whose provider was switched off since the storyboard
+            await self._skip(job, stage, f"no {kind.noun} provider is set up")
+            return None
+        dest = kind.dest(self.job_dir(job), stage.scene_index)
         # A stage left RUNNING with a prediction id was interrupted: resume that same attempt.
         resume_id = stage.prediction_id if stage.status is StageStatus.RUNNING else None
         attempt = stage.attempt if resume_id else stage.attempt + 1
@@ -352,23 +413,28 @@ class Orchestrator:
                     stage.prediction_id = None
                 await self.store.save_stage(stage)
                 await self._publish(EventKind.STAGE_RUNNING, job, stage.scene_index, stage.stage)
-                ctx = self._context(job, stage, provider, resume_id)
+                ctx = self._context(job, stage, provider.name, resume_id)
+                request = StageInputs(job, scene, stage, self.settings, dest, dict(inputs or {}))
+                work = kind.start(provider, request, ctx)
                 try:
-                    result = await self._with_deadline(stage, call(ctx, dest))
+                    result = await asyncio.wait_for(work, timeout=self._outer_deadline(stage))
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
                     decision = classify(exc)
-                    message = exc.user_message if isinstance(exc, JantError) else decision.reason
-                    log.warning("job %s scene %d %s attempt %d failed: %s", job.id, stage.scene_index,
-                                stage.stage.value, attempt, message)  # fmt: skip
+                    where = f"job {job.id} scene {stage.scene_index} {stage.stage} attempt {attempt}"
+                    if is_unexplained(exc, decision):  # the policy decided; the user gets an id, not "'seed'"
+                        message = report_unexpected(log, exc, where)
+                    else:
+                        message = exc.user_message if isinstance(exc, JantError) else decision.reason
+                        log.warning("%s failed: %s", where, message)
                     if stage.prediction_id:
-                        await self.store.repo.finish_prediction(stage.prediction_id, "failed", None)
+                        await self.store.finish_prediction(stage.prediction_id, "failed", None)
                     if not self.retry.should_retry(attempt, decision):
                         stage.status, stage.error = StageStatus.FAILED, message
                         await self.store.save_stage(stage)
                         await self.store.event(job, "stage_failed", scene_index=stage.scene_index,
-                                               stage=stage.stage.value, detail=message)  # fmt: skip
+                                               stage=stage.stage, detail=message)  # fmt: skip
                         await self._publish(EventKind.STAGE_FAILED, job, stage.scene_index, stage.stage, message)
                         return None
                     stage.status, stage.error = StageStatus.RETRYING, message
@@ -401,22 +467,17 @@ class Orchestrator:
             in_flight=lambda: self.limiter.in_flight,
         )  # fmt: skip
 
-    async def _with_deadline(self, stage: StageState, work: Awaitable[StageResult]) -> StageResult:
+    def _outer_deadline(self, stage: StageState) -> float:
         # Providers enforce their own deadlines (and cancel the prediction); this outer bound only
         # guards against a provider that hangs anyway.
-        base = (
-            self.settings.limits.seed_deadline_s
-            if stage.stage is StageName.SEED
-            else self.settings.limits.clip_deadline_s
-        )
-        return await asyncio.wait_for(work, timeout=base * 1.5 + 30)
+        return stage.kind.deadline_s(self.settings) * 1.5 + 30
 
     async def _stage_done(self, job: Job, stage: StageState, result: StageResult) -> None:
         stage.status, stage.progress, stage.error = StageStatus.DONE, 100.0, None
         stage.path, stage.seed = str(result.path), result.seed
         if result.prediction_id:
             stage.prediction_id = result.prediction_id
-            await self.store.repo.finish_prediction(result.prediction_id, "succeeded", result.predict_time)
+            await self.store.finish_prediction(result.prediction_id, "succeeded", result.predict_time)
         await self.store.save_stage(stage)
         if result.predict_time:
             gpu = round(job.gpu_seconds + result.predict_time, 3)
@@ -442,7 +503,7 @@ class Orchestrator:
             scenes = {s.index: s for s in job.storyboard.scenes}
             # Side by side: the join is ffmpeg in a subprocess, the sheet Pillow in a thread, and the
             # time from the last clip to the finished ad is what the requester waits for.
-            result, _sheet = await asyncio.gather(
+            result, _sheet = await _together(
                 self.composer.join(
                     [Path(s.normalized_path) for s in done if s.normalized_path],
                     directory / "final.mp4",
@@ -476,8 +537,7 @@ class Orchestrator:
     async def cancel(self, job: Job, *, by: str | None = None) -> Job:
         """Stop a job: cancel its paid predictions, keep what is finished."""
         live = self._jobs.get(job.id, job)
-        if live.status.is_terminal:
-            raise InvalidRequest(f"Job {job.id} has already ended ({live.status.value}).")
+        _check_allowed(live, Action.CANCEL)
         self._user_cancelled.add(job.id)
         task = self._tasks.get(job.id)
         if task is not None and not task.done():
@@ -496,65 +556,81 @@ class Orchestrator:
         everything as it is, so the next start resumes polling the same predictions."""
         user_cancelled = job.id in self._user_cancelled
         self._user_cancelled.discard(job.id)
-        for scene in job.scenes:
-            for stage, gen in ((scene.seed, self.providers.images), (scene.clip, self.providers.video)):
-                if stage.status.is_terminal or not user_cancelled:
-                    # The cancel may have landed between a change in memory and its write: flush.
-                    await self.store.save_stage(stage)
-                    continue
-                if stage.prediction_id and stage.status is StageStatus.RUNNING:
-                    try:
-                        await gen.cancel(stage.prediction_id)
-                        await self.store.repo.finish_prediction(stage.prediction_id, "canceled", None)
-                    except Exception:
-                        log.warning("could not cancel prediction %s of job %s", stage.prediction_id, job.id,
-                                    exc_info=True)  # fmt: skip
-                stage.status = StageStatus.CANCELLED
-                await self.store.save_stage(stage)
         if not user_cancelled:
+            for stage in job.all_stages():
+                # The cancel may have landed between a change in memory and its write: flush.
+                await self.store.save_stage(stage)
             return
+        await self._stop_stages(job)
         await self.store.update(job, status=JobStatus.CANCELLED, error="Cancelled.", finished_at=utcnow())
         await self._publish(EventKind.JOB_FINISHED, job)
 
+    async def _stop_stages(self, job: Job) -> None:
+        """The job will not go on: cancel its paid predictions in flight and mark what did not finish
+        cancelled; finished stages are kept."""
+        for stage in job.all_stages():
+            if stage.status.is_terminal:
+                await self.store.save_stage(stage)
+                continue
+            provider = self.providers.get(stage.stage)
+            if stage.prediction_id and stage.status is StageStatus.RUNNING and provider is not None:
+                try:
+                    await provider.cancel(stage.prediction_id)
+                    await self.store.finish_prediction(stage.prediction_id, "canceled", None)
+                except Exception:
+                    log.warning("could not cancel prediction %s of job %s", stage.prediction_id, job.id,
+                                exc_info=True)  # fmt: skip
+            stage.status = StageStatus.CANCELLED
+            await self.store.save_stage(stage)
+
     async def retry_failed(self, job: Job) -> asyncio.Task[Job]:
         """Re-run only the scenes that failed; finished scenes are reused and the ad re-joined."""
-        if job.status not in (JobStatus.PARTIAL, JobStatus.FAILED, JobStatus.CANCELLED) or job.storyboard is None:
-            raise InvalidRequest(f"Job {job.id} is {job.status.value}; only a partial, failed or cancelled job "
-                                 "with a storyboard can be retried.")  # fmt: skip
-        for scene in job.scenes:
-            for stage in (scene.seed, scene.clip):
-                if stage.status is not StageStatus.DONE:
-                    stage.status, stage.error, stage.progress, stage.attempt = StageStatus.PENDING, None, 0.0, 0
-                    stage.prediction_id = None
-                    await self.store.save_stage(stage)
+        _check_allowed(job, Action.RETRY)
+        if job.storyboard is None:
+            raise InvalidRequest(f"Job {job.id} failed before it had a storyboard: make a new ad instead.")
+        for stage in job.all_stages():
+            if stage.status is not StageStatus.DONE:
+                stage.reset()
+                await self.store.save_stage(stage)
         await self.store.update(job, status=JobStatus.QUEUED, error=None, started_at=None, finished_at=None)
         await self.store.event(job, "retry_failed")
         return self.start(job)
 
-    def check_reroll(self, job: Job, index: int, part: StageName) -> None:
+    def check_reroll(self, job: Job, index: int, part: str) -> None:
         """Raise `InvalidRequest` (saying why) unless `reroll_scene(job, index, part)` can run."""
-        if job.status not in REROLLABLE or job.storyboard is None or job.started_at is None:
-            raise InvalidRequest(f"Job {job.id} is {job.status.value.replace('_', ' ')}; only a finished ad "
-                                 "(done, partial or failed) can have a scene re-rolled.")  # fmt: skip
+        _check_allowed(job, Action.REROLL)
+        if job.storyboard is None or job.started_at is None:
+            raise InvalidRequest(f"Job {job.id} never started generating: there is no scene to re-roll.")
         if not 1 <= index <= len(job.storyboard.scenes):
             raise InvalidRequest(f"There is no scene {index}; this storyboard has {len(job.storyboard.scenes)}.")
-        if part is StageName.CLIP and job.scene(index).seed.status is not StageStatus.DONE:
-            raise InvalidRequest(f"Scene {index} has no seed image to animate again; re-roll its seed instead.")
+        stages = job.scene(index).stages
+        if part not in stages:
+            raise InvalidRequest(f"Scene {index} has no {part} to re-roll; it has: {', '.join(stages)}.")
+        after = stages[part].kind.after
+        if after in stages and stages[after].status is not StageStatus.DONE:
+            raise InvalidRequest(
+                f"Scene {index} has no {stages[after].kind.noun} to make a {stages[part].kind.noun} from again; "
+                f"re-roll its {after} instead."
+            )
 
-    async def reroll_scene(self, job: Job, index: int, part: StageName) -> asyncio.Task[Job]:
-        """Make one scene again — a new seed image (and so a new clip), or only a new clip from the same
-        seed — with a fresh random seed, then re-join the ad. Every other scene is reused as it is."""
+    async def reroll_scene(self, job: Job, index: int, part: str) -> asyncio.Task[Job]:
+        """Make one part of a scene again — a new seed image (and so a new clip), or only a new clip from
+        the same seed — with a fresh random seed, then re-join the ad. Every other scene is reused."""
         self.check_reroll(job, index, part)
-        scene = job.scene(index)
-        stages = [scene.clip] if part is StageName.CLIP else [scene.seed, scene.clip]
-        for stage in stages:
-            stage.status, stage.error, stage.progress, stage.attempt = StageStatus.PENDING, None, 0.0, 0
-            stage.prediction_id, stage.path, stage.seed = None, None, secrets.randbelow(2**31)  # a new take
+        stages = job.scene(index).stages
+        again = [part]
+        for kind in again:  # the part and every stage that waits for it, however deep
+            again += [k.name for k in dependents(kind) if k.name in stages and k.name not in again]
+        for kind in again:
+            stage = stages[kind]
+            stage.reset()
+            stage.path, stage.seed = None, secrets.randbelow(2**31)  # a new take
             await self.store.save_stage(stage)
-        await self.store.set_normalized(job, index, None)
+        if any(stages[k].kind.footage for k in again):
+            await self.store.set_normalized(job, index, None)
         # started_at None: the status message counts this run's time, not the days since the first one.
         await self.store.update(job, status=JobStatus.QUEUED, error=None, started_at=None, finished_at=None)
-        await self.store.event(job, "reroll", scene_index=index, stage=part.value)
+        await self.store.event(job, "reroll", scene_index=index, stage=part)
         await self._publish(EventKind.JOB_QUEUED, job, index, part)
         return self.start(job)
 
@@ -583,7 +659,7 @@ class Orchestrator:
         kind: EventKind,
         job: Job,
         scene_index: int | None = None,
-        stage: StageName | None = None,
+        stage: str | None = None,
         detail: str | None = None,
     ) -> None:
         await self.bus.publish(ProgressEvent(kind, snapshot(job), scene_index, stage, detail))

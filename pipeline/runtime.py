@@ -11,10 +11,17 @@ from dataclasses import dataclass
 from pipeline.config import Settings
 from pipeline.errors import ConfigError
 from pipeline.orchestrator import Orchestrator
-from pipeline.providers.base import ImageGenerator, Providers, StoryboardPlanner, VideoGenerator
+from pipeline.providers.base import (
+    ImageGenerator,
+    Providers,
+    StageProvider,
+    StoryboardPlanner,
+    VideoGenerator,
+)
 from pipeline.providers.offline_images import OfflineImageGenerator
 from pipeline.providers.offline_planner import OfflineStoryboardPlanner
 from pipeline.providers.offline_video import OfflineVideoGenerator
+from pipeline.stage_kinds import StageName
 from pipeline.store import JobStore
 
 log = logging.getLogger(__name__)
@@ -49,7 +56,10 @@ def build_providers(settings: Settings) -> Providers:
         images, video = OfflineImageGenerator(), OfflineVideoGenerator()
         why = "JANT_OFFLINE is set" if settings.media.offline else settings.unset_reason("REPLICATE_API_TOKEN")
         notices.append(f"{why}: seed images and clips are drawn locally (an offline preview, not SDXL/SVD).")
-    return Providers(planner=planner, images=images, video=video, notices=notices)
+    # Another kind (voice, music) is one more entry here, under its name in `STAGE_KINDS`; an optional
+    # kind left out simply has no stages.
+    stages: dict[str, StageProvider] = {StageName.SEED: images, StageName.CLIP: video}
+    return Providers(planner, stages=stages, notices=notices)
 
 
 def check_data_dir(settings: Settings) -> None:
@@ -88,8 +98,7 @@ class Runtime:
 
     async def close(self, grace_s: float = 8.0) -> None:
         await self.orchestrator.shutdown(grace_s)
-        p = self.providers
-        for provider in (p.planner, p.images, p.video):
+        for provider in self.providers.every():
             aclose = getattr(provider, "aclose", None)
             if aclose is not None:
                 await aclose()

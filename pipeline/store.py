@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,12 +14,13 @@ from pipeline.models import (
     JobStatus,
     JobUi,
     SceneState,
-    StageName,
     StageState,
     Storyboard,
+    fresh_job_stages,
     fresh_scene_states,
     utcnow,
 )
+from pipeline.stage_kinds import JOB_LEVEL_INDEX, STAGE_KINDS, StageLevel, required_kinds
 from storage.errors import DatabaseLocked, DatabaseTooNew, MigrationFailed
 from storage.repository import JobRepository
 
@@ -27,7 +28,7 @@ from storage.repository import JobRepository
 def _stage_row(stage: StageState) -> dict[str, Any]:
     return {
         "scene_index": stage.scene_index,
-        "stage": stage.stage.value,
+        "stage": str(stage.stage),
         "status": stage.status.value,
         "progress": stage.progress,
         "attempt": stage.attempt,
@@ -40,11 +41,11 @@ def _stage_row(stage: StageState) -> dict[str, Any]:
 
 
 def _stage_rows(job: Job) -> list[dict[str, Any]]:
-    return [_stage_row(st) for s in job.scenes for st in (s.seed, s.clip)]
+    return [_stage_row(st) for st in job.all_stages()]
 
 
 def _job_row(job: Job) -> dict[str, Any]:
-    data = job.model_dump(mode="json", exclude={"scenes"})
+    data = job.model_dump(mode="json", exclude={"scenes", "job_stages"})
     return {
         **data,
         "ui": job.ui.stored(),
@@ -54,24 +55,39 @@ def _job_row(job: Job) -> dict[str, Any]:
 
 
 def job_from_record(rec: dict[str, Any]) -> Job:
-    stages = {(r["scene_index"], r["stage"]): r for r in rec.get("stages", [])}
+    rows: dict[int, dict[str, dict[str, Any]]] = {}
+    for r in rec.get("stages", []):
+        rows.setdefault(r["scene_index"], {})[r["stage"]] = r
     normalized = rec.get("normalized", {})
     storyboard = Storyboard.model_validate(rec["storyboard"]) if rec.get("storyboard") else None
+    job_id = rec["id"]
+
+    def states(index: int, level: StageLevel) -> dict[str, StageState]:
+        """The stages stored for `index`, in `STAGE_KINDS` order; a required kind with no row (a job
+        written before it existed) gets a pending one, an unknown kind (a newer version's) is left out."""
+        stored = rows.get(index, {})
+        out: dict[str, StageState] = {}
+        for kind in STAGE_KINDS.values():
+            if kind.level is not level:
+                continue
+            row = stored.get(kind.name)
+            if row is not None:
+                out[kind.name] = StageState(job_id=job_id, **{k: v for k, v in row.items() if k != "job_id"})
+            elif not kind.optional:
+                out[kind.name] = StageState(job_id=job_id, scene_index=index, stage=kind.name)
+        return out
+
     scenes: list[SceneState] = []
+    job_stages: dict[str, StageState] = {}
     if storyboard is not None:
-        for scene in storyboard.scenes:
-            pair = {}
-            for name in StageName:
-                row = stages.get((scene.index, name.value))
-                pair[name.value] = (
-                    StageState(job_id=rec["id"], **{k: v for k, v in row.items() if k != "job_id"})
-                    if row
-                    else StageState(job_id=rec["id"], scene_index=scene.index, stage=name)
-                )
-            scenes.append(SceneState(index=scene.index, normalized_path=normalized.get(scene.index), **pair))
-    fields = {k: v for k, v in rec.items() if k in Job.model_fields and k not in ("scenes", "storyboard")}
+        scenes = [
+            SceneState(index=s.index, stages=states(s.index, StageLevel.SCENE), normalized_path=normalized.get(s.index))
+            for s in storyboard.scenes
+        ]
+        job_stages = states(JOB_LEVEL_INDEX, StageLevel.JOB)
+    fields = {k: v for k, v in rec.items() if k in Job.model_fields and k not in ("scenes", "storyboard", "job_stages")}
     fields["request"] = AdRequest.model_validate(rec["request"])
-    return Job(**fields, storyboard=storyboard, scenes=scenes)
+    return Job(**fields, storyboard=storyboard, scenes=scenes, job_stages=job_stages)
 
 
 class JobStore:
@@ -144,9 +160,19 @@ class JobStore:
     async def events(self, job_id: str) -> Sequence[dict[str, Any]]:
         return await self.repo.events(job_id)
 
-    async def set_storyboard(self, job: Job, storyboard: Storyboard, status: JobStatus, max_attempts: int) -> None:
+    async def set_storyboard(
+        self,
+        job: Job,
+        storyboard: Storyboard,
+        status: JobStatus,
+        max_attempts: int,
+        kinds: Iterable[str] | None = None,
+    ) -> None:
+        """A new storyboard, with a pending stage of each of `kinds` (default: the required ones)."""
+        kinds = list(required_kinds() if kinds is None else kinds)
         job.storyboard = storyboard
-        job.scenes = fresh_scene_states(job.id, storyboard, max_attempts)
+        job.scenes = fresh_scene_states(job.id, storyboard, max_attempts, kinds)
+        job.job_stages = fresh_job_stages(job.id, max_attempts, kinds)
         job.status = status
         job.error = None
         job.updated_at = utcnow()
@@ -176,7 +202,7 @@ class JobStore:
         stage.updated_at = utcnow()
         row = _stage_row(stage)
         await self.repo.update_stage(
-            stage.job_id, stage.scene_index, stage.stage.value,
+            stage.job_id, stage.scene_index, str(stage.stage),
             **{k: v for k, v in row.items() if k not in ("scene_index", "stage")},
         )  # fmt: skip
 
@@ -186,7 +212,7 @@ class JobStore:
 
     async def record_prediction(self, stage: StageState, provider: str, prediction_id: str) -> None:
         stage.prediction_id = prediction_id
-        await self.repo.record_prediction(stage.job_id, stage.scene_index, stage.stage.value, provider, prediction_id)
+        await self.repo.record_prediction(stage.job_id, stage.scene_index, str(stage.stage), provider, prediction_id)
 
     async def event(
         self, job: Job, kind: str, *, scene_index: int | None = None, stage: str | None = None,

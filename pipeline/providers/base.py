@@ -7,21 +7,23 @@ polling instead of paying twice.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 
-from pipeline.models import AdRequest, Scene, StageName, Storyboard
 from pipeline.moods import MoodPreset
 from pipeline.speech_timing import WordTiming
+
+if TYPE_CHECKING:  # `pipeline.models` knows the stage kinds, whose requests are defined here
+    from pipeline.models import AdRequest, Scene, Storyboard
 
 
 @dataclass
 class StageContext:
     job_id: str
-    scene_index: int
-    stage: StageName
+    scene_index: int  # 0 for a job-level stage
+    stage: str  # the stage's kind: "seed", "clip", "voice", "music" …
     attempt: int
     # Set when resuming: a prediction created by an earlier run, to poll instead of creating anew.
     existing_prediction_id: str | None = None
@@ -151,13 +153,63 @@ class MusicGenerator(Protocol):
     async def cancel(self, prediction_id: str) -> None: ...
 
 
-@dataclass
+@runtime_checkable
+class StageProvider(Protocol):
+    """What every stage's provider has, whatever its kind's request (`pipeline.stage_kinds`)."""
+
+    name: str
+    offline: bool
+
+    async def cancel(self, prediction_id: str) -> None: ...
+
+
 class Providers:
-    planner: StoryboardPlanner
-    images: ImageGenerator
-    video: VideoGenerator
-    notices: list[str] = field(default_factory=list)  # "OPENAI_API_KEY not set: offline planner"
+    """The storyboard planner and one provider per stage kind, looked up by the kind's name.
+
+    `Providers(planner, images, video)` fills the two kinds every ad needs; other kinds come in
+    `stages` (`{"voice": …, "music": …}`). A kind with no provider here has no stages in new jobs.
+    """
+
+    def __init__(
+        self,
+        planner: StoryboardPlanner,
+        images: ImageGenerator | None = None,
+        video: VideoGenerator | None = None,
+        notices: list[str] | None = None,  # "OPENAI_API_KEY not set: offline planner"
+        *,
+        stages: Mapping[str, StageProvider] | None = None,
+    ) -> None:
+        self.planner = planner
+        self.stages: dict[str, StageProvider] = {}
+        if images is not None:
+            self.stages["seed"] = images
+        if video is not None:
+            self.stages["clip"] = video
+        self.stages.update(stages or {})
+        self.notices = list(notices or [])
+
+    def get(self, kind: str) -> StageProvider | None:
+        return self.stages.get(kind)
+
+    @property
+    def images(self) -> ImageGenerator:
+        return cast(ImageGenerator, self.stages["seed"])
+
+    @property
+    def video(self) -> VideoGenerator:
+        return cast(VideoGenerator, self.stages["clip"])
+
+    def every(self) -> Iterator[StoryboardPlanner | StageProvider]:
+        """The planner and each distinct stage provider once (one object may serve two kinds)."""
+        seen: set[int] = set()
+        candidates: list[StoryboardPlanner | StageProvider] = [self.planner, *self.stages.values()]
+        for provider in candidates:
+            if id(provider) not in seen:
+                seen.add(id(provider))
+                yield provider
 
     @property
     def offline(self) -> bool:
-        return self.planner.offline or self.images.offline or self.video.offline
+        """The ad is a local preview: its storyboard or footage is placeholder work. (An offline
+        voice or music bed is real sound, and does not make the ad a preview.)"""
+        return self.planner.offline or any(self.stages[k].offline for k in ("seed", "clip") if k in self.stages)

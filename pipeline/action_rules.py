@@ -1,0 +1,99 @@
+"""Which actions each job state allows, and what to say when one is refused. Pure data.
+
+The one table every front end consults: the orchestrator refuses through it, the Discord buttons
+and slash commands answer with its words, and the CLI acts only through the orchestrator. Rules that
+are not about the state (a scene number out of range, a clip re-roll without a seed image) stay
+with the action itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+
+from pipeline.models import JobStatus
+
+
+class Action(StrEnum):
+    """What a user can ask of a job. The values are the Discord buttons' names."""
+
+    APPROVE = "approve"
+    EDIT = "edit"
+    REPLAN = "replan"  # "New storyboard"
+    CANCEL = "cancel"
+    RETRY = "retry"  # "Retry failed"
+    REROLL = "reroll"
+    RERENDER = "rerender"  # make the ad again from its finished scenes (another format, new captions)
+
+
+_S = JobStatus
+_A = Action
+
+# A cancelled job allows no retry: "stop, charge nothing more" must not be undone by one click, and a
+# job cancelled before approval would start generating without ever being approved. Cancelling while
+# planning is refused too: the storyboard being written would land after the cancel and reopen it.
+ALLOWED: Mapping[JobStatus, frozenset[Action]] = {
+    _S.PLANNING: frozenset(),
+    _S.AWAITING_APPROVAL: frozenset({_A.APPROVE, _A.EDIT, _A.REPLAN, _A.CANCEL}),
+    _S.QUEUED: frozenset({_A.CANCEL}),
+    _S.RUNNING: frozenset({_A.CANCEL}),
+    _S.COMPOSING: frozenset({_A.CANCEL}),
+    _S.COMPLETED: frozenset({_A.REROLL, _A.RERENDER}),
+    _S.PARTIAL: frozenset({_A.RETRY, _A.REROLL, _A.RERENDER}),
+    _S.FAILED: frozenset({_A.RETRY, _A.REROLL}),
+    _S.CANCELLED: frozenset(),
+}
+
+# How a refusal names the job's state: "Nothing to approve: job `1a2b3c4d` <phrase>."
+STATE_PHRASES: Mapping[JobStatus, str] = {
+    _S.PLANNING: "is still being planned",
+    _S.AWAITING_APPROVAL: "is still waiting for approval",
+    _S.QUEUED: "was already approved and is queued",
+    _S.RUNNING: "was already approved and is being generated",
+    _S.COMPOSING: "was already approved and is being put together",
+    _S.COMPLETED: "has already finished",
+    _S.PARTIAL: "has already finished (some scenes failed)",
+    _S.FAILED: "has already failed",
+    _S.CANCELLED: "was cancelled",
+}
+
+VERBS: Mapping[Action, str] = {
+    _A.APPROVE: "approve",
+    _A.EDIT: "edit",
+    _A.REPLAN: "re-plan",
+    _A.CANCEL: "cancel",
+    _A.RETRY: "retry",
+    _A.REROLL: "re-roll",
+    _A.RERENDER: "re-render",
+}
+
+# What the action needs, for the longer refusal the orchestrator (and so the CLI) gives.
+NEEDS: Mapping[Action, str] = {
+    _A.APPROVE: "only a storyboard awaiting approval can be approved",
+    _A.EDIT: "only a storyboard awaiting approval can be edited",
+    _A.REPLAN: "only a storyboard awaiting approval can be written again",
+    _A.CANCEL: "only a job awaiting approval, queued, running or composing can be cancelled",
+    _A.RETRY: "only a partial or failed job can have its failed scenes made again",
+    _A.REROLL: "only a finished ad (done, partial or failed) can have a scene re-rolled",
+    _A.RERENDER: "only a finished ad (done or partial) can be rendered again",
+}
+
+
+def allows(status: JobStatus, action: Action | str) -> bool:
+    return Action(action) in ALLOWED[status]
+
+
+def refusal(job_id: str, status: JobStatus, action: Action | str) -> str | None:
+    """None when `status` allows `action`; else one sentence saying why nothing happens."""
+    act = Action(action)
+    if act in ALLOWED[status]:
+        return None
+    return f"Nothing to {VERBS[act]}: job `{job_id}` {STATE_PHRASES[status]}."
+
+
+def refusal_with_rule(job_id: str, status: JobStatus, action: Action | str) -> str | None:
+    """`refusal` followed by the rule it broke, for front ends that show no buttons to guide the user."""
+    short = refusal(job_id, status, action)
+    if short is None:
+        return None
+    return f"{short.removesuffix('.')}; {NEEDS[Action(action)]}."

@@ -1,0 +1,174 @@
+"""The kinds of paid, slow steps a job is made of, as data: one entry per kind.
+
+An entry says whether the kind runs once per scene or once per job, which stage of the same level it
+waits for (its output is then one of the request's inputs), how long its provider may take, how its
+request is built from the job and scene, and how much of a scene's progress bar it is. The
+orchestrator runs every kind through the same path (`Orchestrator.run_stage`) and looks its provider
+up by the kind's name in `Providers`; an optional kind whose provider is absent simply has no stages.
+
+Adding a kind is an entry in `STAGE_KINDS` plus a provider registered under its name in
+`runtime.build_providers` — no new code path in the orchestrator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.errors import InvalidRequest
+from pipeline.moods import mood_preset
+from pipeline.providers.base import (
+    ClipRequest,
+    MusicRequest,
+    SeedRequest,
+    StageContext,
+    StageResult,
+    VoiceRequest,
+)
+
+if TYPE_CHECKING:
+    from pipeline.config import Settings
+    from pipeline.models import Job, Scene, StageState
+
+JOB_LEVEL_INDEX = 0  # job-level stages live in the `stages` table under this scene index
+
+
+class StageName(StrEnum):
+    """The names of the kinds shipped in `STAGE_KINDS`, for code that means one of them. A stage's
+    kind is a plain string: a kind needs an entry in `STAGE_KINDS`, not a member here."""
+
+    SEED = "seed"
+    CLIP = "clip"
+    VOICE = "voice"
+    MUSIC = "music"
+
+
+class StageLevel(StrEnum):
+    SCENE = "scene"  # one stage per scene
+    JOB = "job"  # one stage for the whole ad
+
+
+@dataclass(frozen=True)
+class StageInputs:
+    """What a stage's request is built from."""
+
+    job: Job
+    scene: Scene | None  # None for a job-level stage
+    state: StageState
+    settings: Settings
+    dest: Path
+    inputs: Mapping[str, Path]  # the outputs of the stages it waited for, by kind
+
+
+Start = Callable[[Any, StageInputs, StageContext], Awaitable[StageResult]]
+
+
+@dataclass(frozen=True)
+class StageKind:
+    name: str
+    level: StageLevel
+    noun: str  # "seed image": for messages ("its seed image failed") and `jant doctor`
+    output: str  # file name in the job's directory; "{index}" is the scene's number
+    deadline_s: Callable[[Settings], float]  # the provider's own deadline for one attempt
+    start: Start  # build the request and hand it to the provider
+    after: str | None = None  # the kind (same level) whose output this one needs
+    optional: bool = False  # an ad can be made without it; absent provider → no such stage
+    weight: float = 1.0  # share of its scene's progress bar
+    footage: bool = False  # its output is the scene's picture: normalised for the join, then the scene is done
+
+    def dest(self, directory: Path, scene_index: int) -> Path:
+        return directory / self.output.format(index=scene_index)
+
+
+def _scene(s: StageInputs) -> Scene:
+    assert s.scene is not None, "a scene-level stage is always built with its scene"
+    return s.scene
+
+
+async def _seed(provider: Any, s: StageInputs, ctx: StageContext) -> StageResult:
+    profile, scene = s.settings.media.profile, _scene(s)
+    assert s.job.storyboard is not None
+    request = SeedRequest(
+        storyboard=s.job.storyboard, scene=scene, mood=mood_preset(s.job.request.mood), product=s.job.request.product,
+        width=profile.seed_width, height=profile.seed_height, steps=profile.seed_steps, dest=s.dest,
+        seed=s.state.seed,
+    )  # fmt: skip
+    result: StageResult = await provider.generate(request, ctx)
+    return result
+
+
+async def _clip(provider: Any, s: StageInputs, ctx: StageContext) -> StageResult:
+    profile, scene, mood = s.settings.media.profile, _scene(s), mood_preset(s.job.request.mood)
+    request = ClipRequest(
+        scene=scene, mood=mood, seed_image=s.inputs[StageName.SEED], dest=s.dest,
+        width=profile.clip_width, height=profile.clip_height, fps=s.settings.replicate.svd_fps,
+        video_length=s.settings.replicate.svd_video_length, motion_bucket_id=mood.motion_bucket_id, seed=s.state.seed,
+    )  # fmt: skip
+    result: StageResult = await provider.animate(request, ctx)
+    return result
+
+
+async def _voice(provider: Any, s: StageInputs, ctx: StageContext) -> StageResult:
+    scene = _scene(s)
+    # The storyboard gains a `voiceover` line per scene with issue 12 §1; until then there is nothing to say.
+    text = getattr(scene, "voiceover", None)
+    if not text:
+        raise InvalidRequest(f"Scene {scene.index} has no voiceover line to speak.")
+    result: StageResult = await provider.synthesize(VoiceRequest(text=text, dest=s.dest), ctx)
+    return result
+
+
+async def _music(provider: Any, s: StageInputs, ctx: StageContext) -> StageResult:
+    assert s.job.storyboard is not None
+    request = MusicRequest(
+        mood=mood_preset(s.job.request.mood), duration=s.job.storyboard.total_duration, dest=s.dest, seed=s.state.seed
+    )
+    result: StageResult = await provider.compose(request, ctx)
+    return result
+
+
+# Until the voice and music settings land (issue 12 §2, §5), their deadlines are fixed here.
+VOICE_DEADLINE_S = 120.0
+MUSIC_DEADLINE_S = 300.0
+
+STAGE_KINDS: Mapping[str, StageKind] = {
+    k.name: k
+    for k in (
+        StageKind(
+            StageName.SEED, StageLevel.SCENE, "seed image", "seed-{index}.png",
+            deadline_s=lambda s: s.seed_deadline_s, start=_seed, weight=1.0,
+        ),
+        StageKind(
+            StageName.CLIP, StageLevel.SCENE, "clip", "clip-{index}.mp4",
+            deadline_s=lambda s: s.clip_deadline_s, start=_clip, after=StageName.SEED, weight=4.0, footage=True,
+        ),
+        # Spoken at approval, beside the seeds: a line takes seconds, a clip a minute.
+        StageKind(
+            StageName.VOICE, StageLevel.SCENE, "voiceover", "voice-{index}.wav",
+            deadline_s=lambda s: VOICE_DEADLINE_S, start=_voice, optional=True, weight=0.5,
+        ),
+        StageKind(
+            StageName.MUSIC, StageLevel.JOB, "music bed", "music.wav",
+            deadline_s=lambda s: MUSIC_DEADLINE_S, start=_music, optional=True,
+        ),
+    )
+}  # fmt: skip
+
+
+def kind_of(name: str) -> StageKind:
+    try:
+        return STAGE_KINDS[name]
+    except KeyError:
+        raise ValueError(f"unknown stage kind {name!r}; known: {', '.join(STAGE_KINDS)}") from None
+
+
+def dependents(name: str) -> list[StageKind]:
+    """The kinds that wait for `name`'s output."""
+    return [k for k in STAGE_KINDS.values() if k.after == name]
+
+
+def required_kinds() -> list[str]:
+    return [k.name for k in STAGE_KINDS.values() if not k.optional]
