@@ -50,6 +50,7 @@ from pipeline.retry import RetryPolicy, classify
 from pipeline.soundtrack import caption_words, fit_timing, make_soundtrack, soundtrack_key, voice_settled
 from pipeline.stage_kinds import JOB_LEVEL_INDEX, STAGE_KINDS, StageInputs, StageName, dependents, spoken_language
 from pipeline.store import JobStore
+from pipeline.voice_choice import check_voice_choice
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +189,7 @@ class Orchestrator:
         byte_limit: int | None = None,
         ui: dict | None = None,
     ) -> Job:
+        self.check_request(request)
         if requester_id is not None:
             await self.check_daily_quota(requester_id)
         job = Job(
@@ -205,6 +207,11 @@ class Orchestrator:
         await self.store.create(job)
         await self._publish(EventKind.JOB_CREATED, job)
         return job
+
+    def check_request(self, request: AdRequest) -> None:
+        """Raise `InvalidRequest` for what this Jant cannot do for `request` (a voice it does not
+        have), before anything is written or paid."""
+        check_voice_choice(self.providers, request.voice, request.speak)
 
     async def check_daily_quota(self, requester_id: str) -> None:
         """Raise `QuotaExceeded` when the requester has made their daily number of ads."""
