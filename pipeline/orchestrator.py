@@ -565,9 +565,11 @@ class Orchestrator:
             if st is not None and st.status in (StageStatus.FAILED, StageStatus.CANCELLED):
                 by_reason.setdefault(st.error or "it failed", []).append(s.index)
         for reason, indices in by_reason.items():
-            which = "Every scene has" if len(indices) == len(job.scenes) else (
-                "Scene " if len(indices) == 1 else "Scenes ") + ", ".join(map(str, indices)) + (
-                " has" if len(indices) == 1 else " have")  # fmt: skip
+            if len(indices) == len(job.scenes):
+                which = "The ad has"
+            else:
+                which = ("Scene " if len(indices) == 1 else "Scenes ") + ", ".join(map(str, indices))
+                which += " has" if len(indices) == 1 else " have"
             notes.append(f"{which} no voiceover: {reason}")
         music = job.job_stages.get(StageName.MUSIC)
         if music is None:
