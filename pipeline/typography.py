@@ -1,15 +1,19 @@
 """Text on pictures: fonts, wrapping and legible drawing for captions, previews and contact sheets.
 
-Only Pillow's bundled font is used (`ImageFont.load_default(size=…)`, Pillow ≥ 10.1), so output
-looks the same on every machine and needs no system fonts. That font has no bold face; a stroke in
+Two fonts, both shipped, never the system's: Pillow's own (`ImageFont.load_default(size=…)`,
+Pillow ≥ 10.1; ASCII only) for previews and contact sheets, and the bundled Noto Sans CJK JP Bold
+(`pipeline/fonts/`, Latin with accents, Greek, Cyrillic, kana, CJK, Hangul) that the burned-in
+headline and captions are measured and drawn with. Pillow's font has no bold face; a stroke in
 the fill colour thickens it into a convincing semi-bold. Fonts are built per call, never shared
 between threads: FreeType faces are not thread-safe and Pillow work runs in `asyncio.to_thread`.
 """
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 
 from PIL import ImageDraw, ImageFont
 
@@ -24,7 +28,33 @@ def font(size: int) -> ImageFont.FreeTypeFont:
     return f
 
 
-# The bundled font (Aileron, subset) covers ASCII and a little Latin-1 punctuation only: even "é"
+FONTS_DIR = Path(__file__).with_name("fonts")
+# One pan-script font: libass does not fall back from one fontsdir font to another, so the style
+# font itself must hold every script we promise (Latin, Greek, Cyrillic, kana, CJK, Hangul).
+BUNDLED_FONT = FONTS_DIR / "NotoSansCJKjp-Bold-subset.otf"
+BUNDLED_FAMILY = "Noto Sans CJK JP"
+# (OS/2 winAscent + winDescent) / unitsPerEm: libass sizes a font to that height, Pillow to the em.
+BUNDLED_LINE_HEIGHT_EM = (1160 + 288) / 1000
+
+
+def bundled_font(size: int) -> ImageFont.FreeTypeFont:
+    """The bundled pan-script font at `size` px per em (for measuring what libass will draw)."""
+    return ImageFont.truetype(str(BUNDLED_FONT), max(6, int(size)))
+
+
+@functools.lru_cache(maxsize=4096)
+def bundled_has_glyph(ch: str) -> bool:
+    """Whether the bundled font's cmap maps `ch` (an unmapped character draws as .notdef)."""
+    f = bundled_font(16)
+    return bytes(f.getmask(ch)) != _notdef_mask() or ch.isspace()
+
+
+@functools.cache
+def _notdef_mask() -> bytes:
+    return bytes(bundled_font(16).getmask("\U0010fffd"))
+
+
+# Pillow's default font (Aileron, subset) covers ASCII and a little Latin-1 punctuation only: even "é"
 # and "—" render as boxes. Map what has a good ASCII stand-in, fold accents, drop the rest (emoji).
 _STAND_INS = str.maketrans({
     "—": " - ", "–": "-", "‒": "-", "―": "-", "−": "-", "•": "·", "×": "x", "→": "->", "←": "<-",
@@ -130,13 +160,26 @@ class TextBlock:
 
 
 def fit_text(
-    text: str, max_width: float, *, size: int, min_size: int, max_lines: int, leading: float = 1.22
+    text: str,
+    max_width: float,
+    *,
+    size: int,
+    min_size: int,
+    max_lines: int,
+    leading: float = 1.22,
+    bundled: bool = False,
 ) -> TextBlock:
-    """The largest font size (≤ size, ≥ min_size) at which `text` wraps into `max_lines` lines."""
-    text = drawable(text)
+    """The largest font size (≤ size, ≥ min_size) at which `text` wraps into `max_lines` lines.
+
+    `bundled`: measure with the bundled pan-script font, and leave `text` as it is (the caller
+    has already removed what that font lacks).
+    """
+    make_font = bundled_font if bundled else font
+    if not bundled:
+        text = drawable(text)
     s = size
     while True:
-        f = font(s)
+        f = make_font(s)
         lines = wrap(text, f, max_width)
         if len(lines) <= max_lines or s <= min_size:
             if len(lines) > max_lines:
