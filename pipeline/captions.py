@@ -34,10 +34,10 @@ SAFE_TOP, SAFE_BOTTOM, SAFE_RIGHT = 250, 420, 170
 # Not a platform zone: text flush to the left edge reads as cut off.
 SAFE_LEFT = 60
 
-# Sizes are font em sizes in px at the reference width (libass's "font size" is larger: see
-# ass_font_size). The headline is a little smaller than the captions the viewer reads along with.
-HEADLINE_EM, HEADLINE_MIN_EM, HEADLINE_LINES = 78, 46, 3
-CAPTION_EM, CAPTION_MIN_EM, CAPTION_LINES = 84, 52, 2
+# libass font sizes (a line's height in px) at the reference width. The headline is a little
+# smaller than the captions the viewer reads along with.
+HEADLINE_SIZE, HEADLINE_MIN_SIZE, HEADLINE_LINES = 106, 64, 3
+CAPTION_SIZE, CAPTION_MIN_SIZE, CAPTION_LINES = 116, 72, 2
 PANEL_PAD_X, PANEL_PAD_Y, PANEL_BLUR = 36, 30, 8
 CAPTION_GAP = 28  # between the captions' last line and the headline's panel
 # Pillow's and libass's shaping can differ by a pixel or two per glyph: wrap a little short.
@@ -180,12 +180,6 @@ def word_groups(words: Sequence[WordTiming], *, size: int = 3) -> list[list[Word
 # -- the ASS script --------------------------------------------------------------------------------
 
 
-def ass_font_size(em_px: float) -> float:
-    """libass's font size for glyphs `em_px` tall: it scales the font to fit its OS/2 win
-    ascent + descent (as VSFilter does), not the em."""
-    return em_px * ty.BUNDLED_LINE_HEIGHT_EM
-
-
 def _colour(rgb: tuple[int, int, int], opacity: float = 1.0) -> str:
     r, g, b = rgb
     return f"&H{round((1 - opacity) * 255):02X}{b:02X}{g:02X}{r:02X}"
@@ -202,31 +196,16 @@ def _time(seconds: float) -> str:
 @dataclass(frozen=True)
 class _Block:
     lines: list[str]
-    em: int
-
-    @property
-    def line_height(self) -> float:
-        return ass_font_size(self.em)
+    size: int  # libass font size: each line is this many pixels tall
 
     @property
     def height(self) -> int:
-        return round(self.line_height * len(self.lines))
+        return self.size * len(self.lines)
 
 
-def _layout(text: str, max_width: float, *, em: int, min_em: int, max_lines: int) -> _Block:
-    block = ty.fit_text(text, max_width * WIDTH_SLACK, size=em, min_size=min_em, max_lines=max_lines, bundled=True)
-    return _Block(block.lines, block.font.size)
-
-
-@dataclass(frozen=True)
-class CaptionLayout:
-    """Where the text goes on one frame size (pixels, origin top left)."""
-
-    safe: SafeArea
-    headline_lines: list[str]
-    headline_em: int
-    panel_top: int  # == safe.bottom when there is no headline
-    caption_bottom: int  # baseline area of the captions' last line ends here
+def _layout(text: str, max_width: float, *, size: int, min_size: int, max_lines: int) -> _Block:
+    block = ty.fit_text(text, max_width * WIDTH_SLACK, size=size, min_size=min_size, max_lines=max_lines, bundled=True)
+    return _Block(block.lines, round(block.font.size))
 
 
 def build_ass(
@@ -252,7 +231,7 @@ def build_ass(
     head = drawable_text(headline or "")
     if head:
         block = _layout(
-            head, safe.width - 2 * px(PANEL_PAD_X), em=px(HEADLINE_EM), min_em=px(HEADLINE_MIN_EM),
+            head, safe.width - 2 * px(PANEL_PAD_X), size=px(HEADLINE_SIZE), min_size=px(HEADLINE_MIN_SIZE),
             max_lines=HEADLINE_LINES,
         )  # fmt: skip
         pad_y, blur = px(PANEL_PAD_Y), px(PANEL_BLUR)
@@ -266,7 +245,7 @@ def build_ass(
             f"Dialogue: 0,{start},{end},Panel,,0,0,0,,{{\\an7\\pos(0,0)\\blur{blur}{fade}\\p1}}{shape}{{\\p0}}"
         )
         text = "\\N".join(ass_escape(line) for line in block.lines)
-        size = f"\\fs{ass_font_size(block.em):.1f}"
+        size = f"\\fs{block.size}"
         events.append(
             f"Dialogue: 1,{start},{end},Headline,,0,0,0,,"
             f"{{\\an2\\pos({safe.centre_x},{safe.bottom - pad_y}){size}{fade}}}{text}"
@@ -305,14 +284,14 @@ def _caption_events(
         # Lay the group out once; every event of the group draws the same lines, only colours
         # change, so the words never move while the group is on screen.
         block = _layout(
-            " ".join(w.word for w in group), max_width, em=px(CAPTION_EM), min_em=px(CAPTION_MIN_EM),
+            " ".join(w.word for w in group), max_width, size=px(CAPTION_SIZE), min_size=px(CAPTION_MIN_SIZE),
             max_lines=CAPTION_LINES,
         )  # fmt: skip
         placed = _place_words(block.lines, [w.word for w in group])
         group_end = group[-1].end
         if gi + 1 < len(groups) and groups[gi + 1][0].start - group_end < HOLD_GAP_S:
             group_end = groups[gi + 1][0].start
-        head = f"{{\\an2\\pos({x},{bottom})\\fs{ass_font_size(block.em):.1f}}}"
+        head = f"{{\\an2\\pos({x},{bottom})\\fs{block.size}}}"
         if mode is CaptionMode.PLAIN:
             text = _coloured(placed, lit=None)
             events.append(f"Dialogue: 2,{_time(group[0].start)},{_time(group_end)},Caption,,0,0,0,,{head}{text}")
@@ -375,9 +354,9 @@ def _script(width: int, height: int, px: Scale) -> str:
         # Name, Fontname, Fontsize, Primary, Secondary, Outline, Back, Bold, Italic, Underline,
         # StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment,
         # MarginL, MarginR, MarginV, Encoding
-        f"Style: Caption,{font},{ass_font_size(px(CAPTION_EM)):.1f},{_colour(WHITE)},{_colour(HIGHLIGHT)},"
+        f"Style: Caption,{font},{px(CAPTION_SIZE)},{_colour(WHITE)},{_colour(HIGHLIGHT)},"
         f"{_colour(INK)},{_colour(INK, 0.55)},-1,0,0,0,100,100,0,0,1,{outline},{shadow},2,0,0,0,1",
-        f"Style: Headline,{font},{ass_font_size(px(HEADLINE_EM)):.1f},{_colour(WHITE)},{_colour(WHITE)},"
+        f"Style: Headline,{font},{px(HEADLINE_SIZE)},{_colour(WHITE)},{_colour(WHITE)},"
         f"{_colour(INK, 0.6)},{_colour(INK, 0.6)},-1,0,0,0,100,100,0,0,1,{head_outline},{px(2)},2,0,0,0,1",
         f"Style: Panel,{font},20,{_colour(PANEL, PANEL_OPACITY)},{_colour(PANEL, PANEL_OPACITY)},"
         f"{_colour(PANEL, 0)},{_colour(PANEL, 0)},0,0,0,0,100,100,0,0,1,0,0,7,0,0,0,1",

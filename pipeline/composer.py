@@ -285,6 +285,8 @@ class Composer:
                 # input), and only ever with the bundled fonts: fontsdir, no system fonts.
                 chain.append(f"ass=filename={filter_value(str(ass_path))}:fontsdir={filter_value(str(ty.FONTS_DIR))}")
             graph = f"[0:v]{','.join(chain)},format=yuv420p[v]"
+            # fontconfig then knows only the bundled folder: no system font, even as a fallback.
+            env = {"FONTCONFIG_FILE": str(ty.FONTS_CONFIG)} if script is not None else None
             await run_ffmpeg(
                 [
                     *inputs,
@@ -296,6 +298,7 @@ class Composer:
                 timeout=self.timeout,
                 progress=progress,
                 duration_s=duration,
+                env=env,
             )  # fmt: skip
             os.replace(tmp, dst)
         # What we just wrote, so the join need not ask ffmpeg again (it checks the file is unchanged).

@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     interpolate: bool = Field(default=False, alias="JANT_INTERPOLATE")  # minterpolate: slow, smoother
     byte_limit: int | None = Field(default=None, alias="JANT_BYTE_LIMIT")  # CLI output cap, bytes
 
+    # Captions (wcap): spoken-word captions burned into each scene; the headline is always drawn.
+    # karaoke: 2–3 words at a time, the spoken one highlighted; plain: the same, unlit; off: none.
+    captions: Literal["karaoke", "plain", "off"] = Field(default="karaoke", alias="JANT_CAPTIONS")
+
     # Discord.
     discord_guild_ids: str = Field(default="", alias="JANT_DISCORD_GUILD_IDS")
     approver_role: str | None = Field(default=None, alias="JANT_APPROVER_ROLE")
