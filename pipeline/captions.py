@@ -37,7 +37,7 @@ SAFE_LEFT = 60
 # libass font sizes (a line's height in px) at the reference width. The headline is a little
 # smaller than the captions the viewer reads along with.
 HEADLINE_SIZE, HEADLINE_MIN_SIZE, HEADLINE_LINES = 106, 64, 3
-CAPTION_SIZE, CAPTION_MIN_SIZE, CAPTION_LINES = 116, 72, 2
+CAPTION_SIZE, CAPTION_MIN_SIZE, CAPTION_LINES = 104, 72, 2
 PANEL_PAD_X, PANEL_PAD_Y, PANEL_BLUR = 36, 30, 8
 CAPTION_GAP = 28  # between the captions' last line and the headline's panel
 # Pillow's and libass's shaping can differ by a pixel or two per glyph: wrap a little short.
