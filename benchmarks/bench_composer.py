@@ -44,7 +44,7 @@ HEADLINE = "Get Lumen"
 # The last scene's voiceover: ~2.5 words a second over its 6 s, as a storyboard writes them.
 LINE = "Lumen keeps your desk bright all night, and it folds flat into any bag you carry"
 WORDS = proportional_word_timings(LINE, SCENES[LAST] - 0.4, lead_in=0.2)
-CAPTION_RUNS = 3
+CAPTION_RUNS = 5
 DUP_S, MCI_S = 4.0, 2.0  # scene lengths for the real-time factors (mci costs ~4-7 s per output second)
 
 

@@ -2,7 +2,7 @@
 
 Both are laid out here, in the frame's own pixels (PlayResX/Y = the output size), inside the
 platforms' safe zone, and drawn by ffmpeg's `ass` filter with the bundled font only (`fontsdir`).
-The headline sits at the bottom of the safe zone on a soft translucent panel; the captions show
+The headline sits at the bottom of the safe zone, white on a dark outline; the captions show
 2–3 spoken words at a time right above it, the word being spoken in the highlight colour (one
 event per word, so exactly one word is lit at a time and a gap between words lights none).
 
@@ -38,8 +38,11 @@ SAFE_LEFT = 60
 # smaller than the captions the viewer reads along with.
 HEADLINE_SIZE, HEADLINE_MIN_SIZE, HEADLINE_LINES = 106, 64, 3
 CAPTION_SIZE, CAPTION_MIN_SIZE, CAPTION_LINES = 104, 72, 2
-PANEL_PAD_X, PANEL_PAD_Y, PANEL_BLUR = 36, 30, 8
-CAPTION_GAP = 28  # between the captions' last line and the headline's panel
+HEADLINE_PAD_X, BOTTOM_PAD = 24, 16  # inside the safe area, room for the outline
+CAPTION_GAP = 36  # between the captions' last line and the headline's first
+# Outlines only, no panel and no shadow: libass blends every bitmap into every frame, and a
+# translucent panel plus shadows cost more than the rest of the text together (benchmarks/README).
+CAPTION_OUTLINE, HEADLINE_OUTLINE = 6, 5
 # Pillow's and libass's shaping can differ by a pixel or two per glyph: wrap a little short.
 WIDTH_SLACK = 0.94
 HEADLINE_FADE_START, HEADLINE_FADE_S = 0.15, 0.6
@@ -55,8 +58,6 @@ def _scale(width: int) -> Scale:
 
 
 WHITE, HIGHLIGHT, INK = (255, 255, 255), (255, 212, 0), (0, 0, 0)
-PANEL = (12, 8, 8)
-PANEL_OPACITY = 150 / 255
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,31 @@ def word_groups(words: Sequence[WordTiming], *, size: int = 3) -> list[list[Word
     return groups
 
 
+# Characters per lit piece of CJK text, which is written without spaces: about one spoken beat.
+CJK_PIECE = 3
+
+
+def split_unspaced(words: Sequence[WordTiming]) -> list[tuple[WordTiming, bool]]:
+    """Words, with long runs of unspaced CJK text cut into pieces of CJK_PIECE characters, each
+    with its share of the word's time (a voice line in Japanese or Chinese is one "word" to a
+    whitespace split). The flag says a piece is glued to the next one: no space between them."""
+    out: list[tuple[WordTiming, bool]] = []
+    for w in words:
+        if len(w.word) <= CJK_PIECE + 1 or not any(unicodedata.east_asian_width(ch) == "W" for ch in w.word):
+            out.append((w, False))
+            continue
+        parts = [w.word[i : i + CJK_PIECE] for i in range(0, len(w.word), CJK_PIECE)]
+        if len(parts[-1]) == 1:  # a lone last character (often 。) stays with its piece
+            last = parts.pop()
+            parts[-1] += last
+        t, span = w.start, w.end - w.start
+        for k, part in enumerate(parts):
+            d = span * len(part) / len(w.word)
+            out.append((WordTiming(part, round(t, 3), round(t + d, 3)), k < len(parts) - 1))
+            t += d
+    return out
+
+
 # -- the ASS script --------------------------------------------------------------------------------
 
 
@@ -227,31 +253,23 @@ def build_ass(
     px = _scale(width)
     events: list[str] = []
 
-    panel_top = safe.bottom
+    text_bottom = safe.bottom - px(BOTTOM_PAD)
     head = drawable_text(headline or "")
     if head:
         block = _layout(
-            head, safe.width - 2 * px(PANEL_PAD_X), size=px(HEADLINE_SIZE), min_size=px(HEADLINE_MIN_SIZE),
+            head, safe.width - 2 * px(HEADLINE_PAD_X), size=px(HEADLINE_SIZE), min_size=px(HEADLINE_MIN_SIZE),
             max_lines=HEADLINE_LINES,
         )  # fmt: skip
-        pad_y, blur = px(PANEL_PAD_Y), px(PANEL_BLUR)
-        panel_top = safe.bottom - block.height - 2 * pad_y
         start, end = _time(min(HEADLINE_FADE_START, duration)), _time(duration + 1)
         fade = f"\\fad({round(HEADLINE_FADE_S * 1000)},0)"
-        # The panel is drawn inset by twice its blur so its soft edge stays inside the safe zone.
-        x0, y0, x1, y1 = safe.left + 2 * blur, panel_top + 2 * blur, safe.right - 2 * blur, safe.bottom - 2 * blur
-        shape = f"m {x0} {y0} l {x1} {y0} l {x1} {y1} l {x0} {y1}"
-        events.append(
-            f"Dialogue: 0,{start},{end},Panel,,0,0,0,,{{\\an7\\pos(0,0)\\blur{blur}{fade}\\p1}}{shape}{{\\p0}}"
-        )
         text = "\\N".join(ass_escape(line) for line in block.lines)
-        size = f"\\fs{block.size}"
         events.append(
             f"Dialogue: 1,{start},{end},Headline,,0,0,0,,"
-            f"{{\\an2\\pos({safe.centre_x},{safe.bottom - pad_y}){size}{fade}}}{text}"
+            f"{{\\an2\\pos({safe.centre_x},{text_bottom})\\fs{block.size}{fade}}}{text}"
         )
+        text_bottom -= block.height + px(CAPTION_GAP)
 
-    caption_bottom = panel_top - (px(CAPTION_GAP) if head else px(PANEL_PAD_Y))
+    caption_bottom = text_bottom
     if words and mode is not CaptionMode.OFF:
         events += _caption_events(
             words, duration, x=safe.centre_x, bottom=caption_bottom, max_width=safe.width, px=px, mode=mode
@@ -278,13 +296,16 @@ def _caption_events(
         # A word is one unit on screen: what the font lacks is dropped, not turned into a space.
         if w.start < duration and (text := "".join(drawable_text(w.word).split()))
     ]
-    groups = word_groups(timed)
+    pieces = split_unspaced(timed)
+    groups = word_groups([w for w, _ in pieces])
+    glued = iter([g for _, g in pieces])
     events: list[str] = []
     for gi, group in enumerate(groups):
         # Lay the group out once; every event of the group draws the same lines, only colours
         # change, so the words never move while the group is on screen.
+        text = "".join(w.word + ("" if next(glued) else " ") for w in group).strip()
         block = _layout(
-            " ".join(w.word for w in group), max_width, size=px(CAPTION_SIZE), min_size=px(CAPTION_MIN_SIZE),
+            text, max_width, size=px(CAPTION_SIZE), min_size=px(CAPTION_MIN_SIZE),
             max_lines=CAPTION_LINES,
         )  # fmt: skip
         placed = _place_words(block.lines, [w.word for w in group])
@@ -348,18 +369,14 @@ def _coloured(runs: list[tuple[str, int | None]], *, lit: int | None) -> str:
 
 def _script(width: int, height: int, px: Scale) -> str:
     font = ty.BUNDLED_FAMILY
-    outline, shadow = px(5), px(3)
-    head_outline = px(2)
     styles = [
         # Name, Fontname, Fontsize, Primary, Secondary, Outline, Back, Bold, Italic, Underline,
         # StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment,
         # MarginL, MarginR, MarginV, Encoding
         f"Style: Caption,{font},{px(CAPTION_SIZE)},{_colour(WHITE)},{_colour(HIGHLIGHT)},"
-        f"{_colour(INK)},{_colour(INK, 0.55)},-1,0,0,0,100,100,0,0,1,{outline},{shadow},2,0,0,0,1",
+        f"{_colour(INK)},{_colour(INK)},-1,0,0,0,100,100,0,0,1,{px(CAPTION_OUTLINE)},0,2,0,0,0,1",
         f"Style: Headline,{font},{px(HEADLINE_SIZE)},{_colour(WHITE)},{_colour(WHITE)},"
-        f"{_colour(INK, 0.6)},{_colour(INK, 0.6)},-1,0,0,0,100,100,0,0,1,{head_outline},{px(2)},2,0,0,0,1",
-        f"Style: Panel,{font},20,{_colour(PANEL, PANEL_OPACITY)},{_colour(PANEL, PANEL_OPACITY)},"
-        f"{_colour(PANEL, 0)},{_colour(PANEL, 0)},0,0,0,0,100,100,0,0,1,0,0,7,0,0,0,1",
+        f"{_colour(INK, 0.85)},{_colour(INK)},-1,0,0,0,100,100,0,0,1,{px(HEADLINE_OUTLINE)},0,2,0,0,0,1",
     ]
     return (
         "[Script Info]\n"

@@ -21,6 +21,7 @@ from pipeline.captions import (
     build_ass,
     drawable_text,
     safe_area,
+    split_unspaced,
     uncovered_characters,
     uncovered_scripts,
     word_groups,
@@ -254,6 +255,24 @@ def test_words_are_grouped_two_or_three_at_a_time_and_sentences_are_not_joined()
     assert sizes("one two three four five six seven") == [3, 2, 2]
     assert sizes("Buy now. Light that lasts all night!") == [2, 3, 2]
     assert sizes("Hi") == [1]
+
+
+def test_unspaced_cjk_is_lit_a_few_characters_at_a_time() -> None:
+    line = WordTiming("日本語のキャプションです。", 1.0, 3.6)  # 13 characters, no space
+    pieces = split_unspaced([WordTiming("Hello", 0.0, 1.0), line])
+    assert [p.word for p, _ in pieces] == ["Hello", "日本語", "のキャ", "プショ", "ンです。"]
+    assert [g for _, g in pieces] == [False, True, True, True, False]
+    assert pieces[1][0].start == 1.0 and pieces[-1][0].end == 3.6
+    assert all(a.end == b.start for (a, _), (b, _) in itertools.pairwise(pieces[1:]))
+    script = build_ass(720, 1280, 4.0, words=[line])
+    assert script is not None
+    # Glued back without spaces on screen; one event per piece, each lighting one piece.
+    events = [ln for ln in script.splitlines() if ",Caption," in ln]
+    assert len(events) == 4
+    assert all(
+        ev.replace("{\\1c&H00D4FF&}", "").replace("{\\1c&HFFFFFF&}", "").endswith(("キャ", "です。")) for ev in events
+    )
+    assert "日本語 " not in script
 
 
 def test_the_safe_area_scales_with_the_frame() -> None:
