@@ -1,13 +1,15 @@
 """Burned-in text as one ASS script for libass: the scene's headline and its spoken-word captions.
 
 Both are laid out here, in the frame's own pixels (PlayResX/Y = the output size), inside the
-platforms' safe zone, and drawn by ffmpeg's `ass` filter with the bundled font only (`fontsdir`).
+platforms' safe zone, and drawn by ffmpeg's `ass` filter with the bundled fonts only (`fontsdir`,
+and a fontconfig that sees nothing else: see pipeline/fonts/README.md).
 The headline sits at the bottom of the safe zone, white on a dark outline; the captions show
 2–3 spoken words at a time right above it, the word being spoken in the highlight colour (one
 event per word, so exactly one word is lit at a time and a gap between words lights none).
 
-Lines are wrapped here with the same font file measured by Pillow (libass only breaks at spaces,
-and CJK text has none), so the script carries explicit `\\N` breaks and libass never re-wraps.
+Lines are wrapped here, measured by Pillow with the same font files (libass only breaks at
+spaces, and CJK text has none), so the script carries explicit `\\N` breaks and libass never
+re-wraps. Long unspaced CJK runs are lit a few characters at a time (split_unspaced).
 Text from users or the model is escaped so it can never become an override tag.
 """
 
