@@ -299,21 +299,28 @@ def _caption_events(
         if w.start < duration and (text := "".join(drawable_text(w.word).split()))
     ]
     pieces = split_unspaced(timed)
-    groups = word_groups([w for w, _ in pieces])
-    glued = iter([g for _, g in pieces])
+    glue = {id(w): g for w, g in pieces}
+
+    def lay_out(group: list[WordTiming]) -> _Block:
+        text = "".join(w.word + ("" if glue[id(w)] else " ") for w in group).strip()
+        return _layout(text, max_width, size=px(CAPTION_SIZE), min_size=px(CAPTION_MIN_SIZE), max_lines=CAPTION_LINES)
+
+    # Lay each group out once; every event of a group draws the same lines, only colours change,
+    # so the words never move while the group is on screen. A group that does not fit its lines
+    # even at the smallest size is shown a word at a time rather than cut short.
+    laid: list[tuple[list[WordTiming], _Block]] = []
+    for group in word_groups([w for w, _ in pieces]):
+        block = lay_out(group)
+        if len(group) > 1 and _truncated(block, group):
+            laid += [([w], lay_out([w])) for w in group]
+        else:
+            laid.append((group, block))
     events: list[str] = []
-    for gi, group in enumerate(groups):
-        # Lay the group out once; every event of the group draws the same lines, only colours
-        # change, so the words never move while the group is on screen.
-        text = "".join(w.word + ("" if next(glued) else " ") for w in group).strip()
-        block = _layout(
-            text, max_width, size=px(CAPTION_SIZE), min_size=px(CAPTION_MIN_SIZE),
-            max_lines=CAPTION_LINES,
-        )  # fmt: skip
+    for gi, (group, block) in enumerate(laid):
         placed = _place_words(block.lines, [w.word for w in group])
         group_end = group[-1].end
-        if gi + 1 < len(groups) and groups[gi + 1][0].start - group_end < HOLD_GAP_S:
-            group_end = groups[gi + 1][0].start
+        if gi + 1 < len(laid) and laid[gi + 1][0][0].start - group_end < HOLD_GAP_S:
+            group_end = laid[gi + 1][0][0].start
         head = f"{{\\an2\\pos({x},{bottom})\\fs{block.size}}}"
         if mode is CaptionMode.PLAIN:
             text = _coloured(placed, lit=None)
@@ -327,6 +334,11 @@ def _caption_events(
             text = _coloured(placed, lit=wi)
             events.append(f"Dialogue: 2,{_time(start)},{_time(end)},Caption,,0,0,0,,{head}{text}")
     return events
+
+
+def _truncated(block: _Block, group: list[WordTiming]) -> bool:
+    shown = sum(len(line.replace(" ", "").removesuffix("…")) for line in block.lines)
+    return shown < sum(len(w.word) for w in group)
 
 
 # A line break between runs; never compared with user text (which may well be "\\N" itself).

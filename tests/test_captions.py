@@ -275,6 +275,19 @@ def test_unspaced_cjk_is_lit_a_few_characters_at_a_time() -> None:
     assert "日本語 " not in script
 
 
+def test_every_spoken_word_is_lit_even_when_its_group_does_not_fit() -> None:
+    line = "Wonderful WWWWWWWWWWWWW MMMMMMM everywhere, entirely unmissable"
+    script = build_ass(1080, 1920, 3.0, words=proportional_word_timings(line, 3.0))
+    assert script is not None
+    lit = [
+        ev.split("{\\1c&H00D4FF&}")[1].split("{")[0].split(" ")[0].replace("\\N", "")
+        for ev in script.splitlines()
+        if ",Caption," in ev
+    ]
+    assert lit == line.split()
+    assert "…" not in script
+
+
 def test_the_safe_area_scales_with_the_frame() -> None:
     big = safe_area(1080, 1920)
     assert (big.top, big.bottom, big.right) == (250, 1500, 910)
