@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 import json
 import logging
 import os
@@ -26,6 +25,7 @@ from pydantic import ValidationError
 
 from pipeline.action_rules import Action, refusal_with_rule
 from pipeline.audio_mix import AUDIO_BITRATE
+from pipeline.captions import uncovered_scripts
 from pipeline.composer import Composer, target_bitrate
 from pipeline.config import Settings
 from pipeline.errors import InvalidRequest, JantError, PlannerError
@@ -89,36 +89,8 @@ def _check_allowed(job: Job, action: Action) -> None:
         raise InvalidRequest(why)
 
 
-def _captions_mode(settings: Settings) -> str:
-    """JANT_CAPTIONS (karaoke | plain | off), wherever the settings keep it."""
-    for holder in (getattr(settings, "media", None), settings):
-        try:
-            mode = getattr(holder, "captions", None)
-        except Exception:  # the flat-name compatibility layer refuses names it does not know
-            mode = None
-        if isinstance(mode, str):
-            return mode
-    return "karaoke"
-
-
-def _supported(method: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The keyword arguments `method` accepts: a composer without word captions (an older one, a
-    test's) is called as before."""
-    try:
-        params = inspect.signature(method).parameters
-    except (TypeError, ValueError):
-        return {}
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return kwargs
-    return {k: v for k, v in kwargs.items() if k in params}
-
-
 def _uncovered_note(job: Job) -> str | None:
     """Once per job: the scripts in its text that the bundled caption fonts cannot draw."""
-    try:
-        from pipeline.captions import uncovered_scripts  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
     assert job.storyboard is not None
     text = " ".join(t for s in job.storyboard.scenes for t in (s.voiceover, s.on_screen_text) if t)
     scripts = uncovered_scripts(text)
@@ -452,16 +424,12 @@ class Orchestrator:
         if job.byte_limit:
             audio_bps = AUDIO_BITRATE if self._wants_soundtrack(job) else 0
             max_bitrate = target_bitrate(timing.total, job.byte_limit, audio_bps=audio_bps)
-        text = {
-            "words": caption_words(job, scene, timing),
-            "captions": _captions_mode(self.settings),
-            "language": spoken_language(job),
-        }
         try:
             await self.composer.normalize_clip(
                 clip_path, normalized, timing.durations[scene.index - 1], caption=scene.on_screen_text,
                 max_bitrate=max_bitrate, urgent=_ad_waits_only_on(job, scene.index),
-                **_supported(self.composer.normalize_clip, text),
+                words=caption_words(job, scene, timing), captions=self.settings.audio.captions,
+                language=spoken_language(job),
             )  # fmt: skip
         except JantError as exc:
             stage.status, stage.error = StageStatus.FAILED, f"Could not prepare the clip: {exc}"
