@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from pipeline.ffmpeg import ffmpeg_exe
 from pipeline.providers.offline_voice import piper_installed
@@ -155,6 +156,31 @@ def test_each_line_ends_before_its_scene_does(spoken_ad: MadeAd) -> None:
         # Word timings are stored with the stage, so a restarted job draws the same captions.
         words = json.loads(voice["words_json"])
         assert words and words[-1][2] <= voice["duration"] + 0.01
+
+
+def highlighted_pixels(video: Path, at: float, dest: Path) -> int:
+    """Karaoke-yellow pixels in the captions' band of the frame at `at` s (above the preview banner)."""
+    _ffmpeg("-ss", f"{at:.3f}", "-i", str(video), "-frames:v", "1", "-y", str(dest))
+    with Image.open(dest) as frame:
+        rgb = frame.convert("RGB")
+        w, h = rgb.size
+        band = rgb.crop((0, int(h * 0.45), w, int(h * 0.88)))
+        red, green, blue = (channel.tobytes() for channel in band.split())
+        return sum(1 for r, g, b in zip(red, green, blue, strict=True) if r > 200 and g > 150 and b < 90)
+
+
+@needs_voice
+@pytest.mark.timeout(AD_TIMEOUT_S)
+def test_the_spoken_word_is_highlighted_when_it_is_said(spoken_ad: MadeAd, tmp_path: Path) -> None:
+    index = 3
+    voice = spoken_ad.voices()[index]
+    start, _ = spoken_ad.scene_window(index)
+    word, begins, ends = json.loads(voice["words_json"])[1]
+    speed = spoken_ad.timing["speeds"][index - 1]
+    said_at = start + LINE_LEAD_S + (begins + ends) / 2 / speed
+    lit = highlighted_pixels(spoken_ad.final, said_at, tmp_path / "said.png")
+    before = highlighted_pixels(spoken_ad.final, start + 0.04, tmp_path / "before.png")
+    assert lit > 500 and before < lit / 10, (word, lit, before)
 
 
 @needs_voice
