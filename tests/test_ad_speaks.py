@@ -229,3 +229,17 @@ def test_a_french_ad_with_the_offline_voice_says_so_once_and_keeps_its_music(fre
     assert "captions and music" in speaking[0]
     assert streams(french_ad.final) == [("Video", "h264"), ("Audio", "aac")]
     assert mean_volume(french_ad.final, 2.0, 28.0) > -40.0  # the music bed plays
+
+
+@needs_voice
+def test_an_unknown_voice_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = {"JANT_DATA_DIR": str(data), "JANT_OFFLINE": "1"}
+    result = jant("makead", PRODUCT, "--voice", "Wise_Woman", "--yes", cwd=tmp_path, env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "--voice: 'Wise_Woman' is not one of the voices of offline-piper" in result.stderr
+    assert "en_US-joe-medium" in result.stderr
+    with sqlite3.connect(data / "jant.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM jobs").fetchone() == (0,)
+    both = jant("makead", PRODUCT, "--voice", "x", "--no-voice", "--yes", cwd=tmp_path, env=env)
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr

@@ -239,3 +239,16 @@ async def test_a_voice_the_provider_does_not_have_is_refused_before_any_job_exis
     assert job.status is silent.status is JobStatus.COMPLETED
     assert all(StageName.VOICE not in s.stages for s in silent.scenes)
     assert any("--no-voice" in n for n in silent.notes), silent.notes
+
+
+def test_the_makead_voice_option_suggests_the_providers_voices_and_none() -> None:
+    from bot.commands import voice_choices
+    from pipeline.providers.replicate_voice import minimax_voices
+
+    voice = MeasuredVoice()
+    voice.name = "replicate-minimax-tts"  # type: ignore[misc]
+    providers = Providers(OfflineStoryboardPlanner(), stages={"voice": voice})  # type: ignore[dict-item]
+    every = [c.value for c in voice_choices(providers, "")]
+    assert every == [*minimax_voices(), "none"] and len(every) <= 25
+    assert [c.value for c in voice_choices(providers, "wise")] == ["Wise_Woman"]
+    assert [c.value for c in voice_choices(Providers(OfflineStoryboardPlanner()), "")] == ["none"]
