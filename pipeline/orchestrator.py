@@ -349,7 +349,7 @@ class Orchestrator:
         finally:
             self._timing_fixed.pop(job.id, None)
             mix = self._mixes.pop(job.id, None)
-            if mix is not None and not mix.done():
+            if mix is not None:  # stopped if the job ended without it; its outcome read either way
                 mix.cancel()
                 await asyncio.gather(mix, return_exceptions=True)
 
@@ -686,17 +686,24 @@ class Orchestrator:
         directory = self.job_dir(job)
         await self._refresh_notes(job)
         try:
-            scenes = {s.index: s for s in job.storyboard.scenes}
             audio = await self._soundtrack(job, [s.index for s in done])
+        except JantError as exc:  # the sound is optional: the ad goes out silent, saying why
+            log.warning("job %s: the soundtrack could not be mixed: %s", job.id, exc.user_message)
+            audio = None
+            why = f"The ad has no sound: the mix failed ({exc.user_message})."
+            await self.store.update(job, notes=[*job.notes, why])
+        clips = [Path(s.normalized_path) for s in done if s.normalized_path]
+        final = directory / "final.mp4"
+        try:
+            scenes = {s.index: s for s in job.storyboard.scenes}
+            if audio is not None:
+                joining = self.composer.join(clips, final, byte_limit=job.byte_limit, audio=audio)
+            else:  # as before the ad had sound: a composer without audio is called the same way
+                joining = self.composer.join(clips, final, byte_limit=job.byte_limit)
             # Side by side: the join is ffmpeg in a subprocess, the sheet Pillow in a thread, and the
             # time from the last clip to the finished ad is what the requester waits for.
             result, _sheet = await _together(
-                self.composer.join(
-                    [Path(s.normalized_path) for s in done if s.normalized_path],
-                    directory / "final.mp4",
-                    byte_limit=job.byte_limit,
-                    **({"audio": audio} if audio is not None else {}),
-                ),
+                joining,
                 self.composer.contact_sheet(
                     [Path(s.seed.path) for s in done if s.seed.path],
                     [f"{scenes[s.index].beat.value} · {_seconds(job, s.index):g}s" for s in done],

@@ -6,7 +6,7 @@ made of changed, what is missing said once in the job's notes, per-unit costs co
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from pathlib import Path
 
 import pytest
@@ -32,7 +32,9 @@ class MeasuredVoice:
 
     name, offline = "scripted-voice", True
 
-    def __init__(self, lengths: dict[int, float] | None = None, *, words: bool = False, fail: set[int] = frozenset()):
+    def __init__(
+        self, lengths: dict[int, float] | None = None, *, words: bool = False, fail: Collection[int] = ()
+    ) -> None:
         self.lengths = lengths or {}
         self.words = words
         self.fail = fail
@@ -97,9 +99,9 @@ async def _made(orch: Orchestrator, request: AdRequest | None = None) -> Job:
 
 
 @pytest.fixture
-async def closing() -> list[Orchestrator]:
+async def closing() -> AsyncIterator[list[Orchestrator]]:
     made: list[Orchestrator] = []
-    yield made  # type: ignore[misc]
+    yield made
     for orch in made:
         await orch.shutdown()
         await orch.store.close()
@@ -168,6 +170,7 @@ async def test_the_soundtrack_is_mixed_before_the_last_clip_lands_and_reused_by_
 
     job = await asyncio.wait_for(await orch.reroll_scene(job, 2, "clip"), 10)
     assert job.status is JobStatus.COMPLETED
+    assert job.soundtrack is not None
     assert len(composer.mixes) == 1 and composer.audio[-1] == Path(job.soundtrack.path)  # same lines: same mix
 
 
@@ -225,7 +228,7 @@ async def test_a_voice_the_provider_does_not_have_is_refused_before_any_job_exis
     settings: Settings, closing: list[Orchestrator]
 ) -> None:
     voice = MeasuredVoice()
-    voice.name = "offline-piper"  # type: ignore[misc]
+    voice.name = "offline-piper"
     orch = await _orchestrator(settings, voice=voice)
     closing.append(orch)
     with pytest.raises(InvalidRequest, match=r"'Wise_Woman' is not one of the voices of offline-piper.*en_US-joe"):
@@ -246,8 +249,8 @@ def test_the_makead_voice_option_suggests_the_providers_voices_and_none() -> Non
     from pipeline.providers.replicate_voice import minimax_voices
 
     voice = MeasuredVoice()
-    voice.name = "replicate-minimax-tts"  # type: ignore[misc]
-    providers = Providers(OfflineStoryboardPlanner(), stages={"voice": voice})  # type: ignore[dict-item]
+    voice.name = "replicate-minimax-tts"
+    providers = Providers(OfflineStoryboardPlanner(), stages={"voice": voice})
     every = [c.value for c in voice_choices(providers, "")]
     assert every == [*minimax_voices(), "none"] and len(every) <= 25
     assert [c.value for c in voice_choices(providers, "wise")] == ["Wise_Woman"]
