@@ -372,7 +372,8 @@ class Orchestrator:
         """Every stage still to make: the job's own and those of `scenes`, each as soon as the stage
         it waits for is done. (A subclass may order them differently: see benchmarks/barrier.py.)"""
         per_scene = [(scene, stage) for scene in scenes for stage in self._roots(job.scene(scene.index).stages)]
-        # A finished scene whose voice has not ended (Retry failed reset it) still gets spoken.
+        # A finished scene whose voice has not ended (Retry failed reset it, a restart interrupted it)
+        # still gets spoken; one that ended, even failed, is left as it is.
         assert job.storyboard is not None
         running = {scene.index for scene in scenes}
         per_scene += [
@@ -380,7 +381,7 @@ class Orchestrator:
             for scene in job.storyboard.scenes
             if scene.index not in running
             for stage in self._roots(job.scene(scene.index).stages)
-            if stage.kind.optional and stage.status is not StageStatus.DONE
+            if stage.kind.optional and not stage.status.is_terminal
         ]
         await _together(
             *(self._run_from(job, stage) for stage in self._roots(job.job_stages)),

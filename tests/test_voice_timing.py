@@ -255,3 +255,32 @@ def test_the_makead_voice_option_suggests_the_providers_voices_and_none() -> Non
     assert every == [*minimax_voices(), "none"] and len(every) <= 25
     assert [c.value for c in voice_choices(providers, "wise")] == ["Wise_Woman"]
     assert [c.value for c in voice_choices(Providers(OfflineStoryboardPlanner()), "")] == ["none"]
+
+
+async def test_a_restarted_job_keeps_its_measured_voice_and_timing(
+    settings: Settings, closing: list[Orchestrator]
+) -> None:
+    first = await _orchestrator(settings, voice=MeasuredVoice({2: 5.6}, words=True), music=Music())
+    video: ScriptedVideo = first.providers.video  # type: ignore[assignment]
+    job = await first.plan(await first.create_job(AdRequest(product=PRODUCT)))
+    for scene in job.scenes:
+        video.gates[scene.index] = asyncio.Event()  # every clip is still generating at the "crash"
+    await first.approve(job)
+    await asyncio.wait_for(_until(lambda: job.timing is not None), 5)
+    timing = job.timing
+    await first.shutdown()
+    await first.store.close()
+
+    # Asked again, this voice would measure other lengths: the stored ones must be used instead.
+    again = MeasuredVoice({2: 2.0})
+    second = await _orchestrator(settings, voice=again, music=Music())
+    closing.append(second)
+    [task] = await second.resume_all()
+    resumed = await asyncio.wait_for(task, 10)
+    assert resumed.status is JobStatus.COMPLETED
+    assert again.requests == {}  # no line spoken twice
+    assert resumed.timing == timing
+    composer: CopyComposer = second.composer  # type: ignore[assignment]
+    assert timing is not None and sorted(composer.normalized) == list(enumerate(timing.durations, start=1))
+    words = composer.words[1]
+    assert words is not None and words[0].start == pytest.approx(LINE_LEAD_S)  # the stored word timings
