@@ -26,6 +26,7 @@ from pipeline.models import (
     Scene,
     StageStatus,
     Storyboard,
+    fresh_job_stages,
     fresh_scene_states,
     utcnow,
 )
@@ -274,3 +275,101 @@ def test_a_button_on_a_job_that_moved_on_says_so() -> None:
     assert moved_on(j, "cancel") is None
     j.status = JobStatus.CANCELLED
     assert moved_on(j, "cancel") == f"Nothing to cancel: job `{j.id}` was cancelled."
+
+
+# -- the voice and music lines -----------------------------------------------------------------------
+
+
+def sounding(n: int = 6) -> Job:
+    """A running job made with a voiceover per scene and a music bed, all still queued."""
+    j = running(job(n=n))
+    assert j.storyboard is not None
+    j.providers |= {"voice": "replicate-minimax-tts", "music": "replicate-music"}
+    j.scenes = fresh_scene_states(j.id, j.storyboard, kinds=["seed", "clip", "voice"])
+    j.job_stages = fresh_job_stages(j.id, kinds=["music"])
+    return j
+
+
+def footage_done(j: Job) -> None:
+    for s in j.scenes:
+        s.seed.status, s.clip.status, s.normalized_path = StageStatus.DONE, StageStatus.DONE, "x.mp4"
+
+
+def status_lines(j: Job) -> list[str]:
+    return render_status(j, utcnow()).embed.description.splitlines()
+
+
+def test_the_voice_is_one_line_with_a_count_and_the_music_its_own_line() -> None:
+    j = sounding()
+    lines = status_lines(j)
+    assert lines[2 + 6 :][:2] == ["🎙️ voice · **queued** · 0/6 lines", "🎵 music bed · **queued**"]
+
+    voice = [s.stages["voice"] for s in j.scenes]
+    voice[0].status = voice[1].status = StageStatus.DONE
+    voice[2].status, voice[2].progress = StageStatus.RUNNING, 50.0
+    voice[3].status, voice[3].attempt, voice[3].error = StageStatus.RETRYING, 1, "Replicate is busy: E6716"
+    j.job_stages["music"].status, j.job_stages["music"].progress = StageStatus.RUNNING, 40.0
+    lines = status_lines(j)
+    # (100 + 100 + 50 + 0 + 0 + 0) / 6 = 42 %
+    assert lines[8] == (
+        "🎙️ voice · **speaking** `█████░░░░░░░` 2/6 lines · 42% · line 4: attempt 1/3 failed, retrying: "
+        "Replicate is busy: E6716"
+    )
+    assert lines[9] == "🎵 music bed · **composing** `█████░░░░░░░` 40%"
+
+    for st in voice:
+        st.status = StageStatus.DONE
+    j.job_stages["music"].status = StageStatus.DONE
+    assert status_lines(j)[8:10] == ["🎙️ voice · **ready** · 6/6 lines", "🎵 music bed · **ready**"]
+
+
+def test_a_job_made_without_voice_or_music_says_they_are_off() -> None:
+    j = running(job())
+    assert status_lines(j)[8:10] == ["🔇 voice · **off**", "🔇 music bed · **off**"]
+
+
+def test_the_final_status_says_which_parts_are_missing_and_why() -> None:
+    j = sounding()
+    footage_done(j)
+    for s in j.scenes:
+        s.stages["voice"].status = StageStatus.DONE
+    j.scene(3).stages["voice"].status = StageStatus.FAILED
+    j.scene(3).stages["voice"].error = "MiniMax refused the line: **bad** characters"
+    music = j.job_stages["music"]
+    music.status, music.error = StageStatus.FAILED, "the music model refused the prompt"
+    j.status, j.finished_at = JobStatus.COMPLETED, utcnow()
+    text = render_status(j, utcnow()).embed.description
+    assert "⚠️ voice · **5/6 lines** · ❌ line 3 failed: MiniMax refused the line: \\*\\*bad\\*\\* characters" in text
+    assert "❌ music bed · **failed**: the music model refused the prompt" in text
+    assert "⚠️ Made without music: the music model refused the prompt" in text
+    assert "⚠️ Scene 3 made without a voiceover: MiniMax refused the line" in text
+    # While the job runs, the lines show the failures, but the verdict waits for the end.
+    j.status = JobStatus.RUNNING
+    assert "Made without music" not in render_status(j, utcnow()).embed.description
+
+
+def test_the_overall_bar_waits_for_the_music_bed() -> None:
+    j = sounding()
+    footage_done(j)
+    for s in j.scenes:
+        s.stages["voice"].status = StageStatus.DONE
+    # Six scenes of weight 5.5 (seed 1, clip 4, voice 0.5) done, the music bed (weight 1) not started.
+    assert j.progress == round(6 * 5.5 * 100 / (6 * 5.5 + 1), 1) == 97.1
+    assert "**Overall** `████████████` 97%" in render_status(j, utcnow()).embed.description
+    j.job_stages["music"].status, j.job_stages["music"].progress = StageStatus.RUNNING, 50.0
+    assert j.progress == 98.5
+    j.job_stages["music"].status = StageStatus.FAILED  # nothing left to wait for
+    assert j.progress == 100.0
+
+
+def test_seven_scenes_with_every_part_failing_at_length_still_fit_discord() -> None:
+    j = sounding(7)
+    for s in j.scenes:
+        s.seed.status, s.seed.error = StageStatus.FAILED, "e" * 5000
+        s.stages["voice"].status, s.stages["voice"].error = StageStatus.FAILED, "v" * 5000
+    j.job_stages["music"].status, j.job_stages["music"].error = StageStatus.FAILED, "m" * 5000
+    j.status, j.error, j.finished_at = JobStatus.FAILED, "x" * 5000, utcnow()
+    embed = render_status(j, utcnow()).embed
+    assert len(embed.description) <= 4096 and len(embed) <= 6000
+    assert embed.description.count("**failed**") == 8  # seven scenes and the music bed
+    assert "❌ voice · **0/7 lines**" in embed.description and "Made without music" in embed.description
