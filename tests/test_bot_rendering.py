@@ -31,8 +31,8 @@ from pipeline.models import (
     utcnow,
 )
 
-LIVE = {"planner": "openai-gpt-4o", "images": "replicate-sdxl", "video": "replicate-svd"}
-OFFLINE = {"planner": "offline-planner", "images": "offline-images", "video": "offline-video"}
+LIVE = {"planner": "openai-gpt-4o", "seed": "replicate-sdxl", "clip": "replicate-svd"}
+OFFLINE = {"planner": "offline-planner", "seed": "offline-painter", "clip": "offline-animator"}
 
 
 def board(n: int = 6) -> Storyboard:
@@ -122,7 +122,8 @@ def test_markdown_inside_brackets_is_escaped_too() -> None:
 
 def test_the_longest_allowed_input_still_fits_discords_embed_limits() -> None:
     long = "x" * 1000
-    j = Job(request=AdRequest(product=long, mood="luxury", audience="a" * 200, cta="c" * 200), providers=LIVE)
+    sound = {"voice": "replicate-minimax-tts", "music": "replicate-music"}
+    j = Job(request=AdRequest(product=long, mood="luxury", audience="a" * 200, cta="c" * 200), providers=LIVE | sound)
     sb = Storyboard(
         title="t" * 120,
         scenes=[
@@ -153,8 +154,41 @@ def test_the_card_shows_each_scenes_line_and_the_chosen_voice() -> None:
         assert f"🗣️ “Lumen says line {i}.”" in field.value
     assert "**Voice:** Wise Woman · minimax · **Language:** English" in embed.description
     assert "**Voice:** no voice" in render_storyboard(j, Settings()).description
-    j.providers = {**LIVE, "voice": "replicate-minimax"}
-    assert "**Voice:** replicate-minimax" in render_storyboard(j, Settings()).description
+    j.providers = {**LIVE, "voice": "replicate-minimax-tts"}
+    assert "**Voice:** Wise\\_Woman · replicate-minimax-tts ·" in render_storyboard(j, Settings()).description
+    chosen = render_storyboard(j, Settings(JANT_VOICE_ID="Deep_Voice_Man")).description
+    assert "**Voice:** Deep\\_Voice\\_Man · replicate-minimax-tts ·" in chosen
+    j.providers = {**OFFLINE, "voice": "offline-piper"}  # one bundled voice: JANT_VOICE_ID does not apply
+    assert "**Voice:** en\\_US-joe-medium · offline-piper ·" in render_storyboard(j, chosen_settings()).description
+
+
+def chosen_settings() -> Settings:
+    return Settings(JANT_VOICE_ID="Deep_Voice_Man", JANT_TTS_PRICE_PER_1K_CHARS=1.0, JANT_MUSIC_PRICE_PER_RUN=0.3)
+
+
+def test_the_estimate_adds_the_voice_by_character_and_the_music_by_run_as_parts() -> None:
+    j = job(status=JobStatus.AWAITING_APPROVAL)
+    j.providers |= {"voice": "replicate-minimax-tts", "music": "replicate-music"}
+    estimate = render_storyboard(j, chosen_settings()).fields[-1].value
+    # Six lines of 18 characters ("Lumen says line 1.") at $1 per 1,000 characters; one music run at $0.30.
+    assert estimate.startswith("≈ $0.83: seeds+clips $0.42 for ~576 GPU-seconds")
+    assert "voice $0.11 (108 characters × $1/1k), music $0.30 (one run) · ready in about" in estimate
+    default = render_storyboard(j, Settings()).fields[-1].value  # $0.015 per 1,000: well under a cent
+    assert default.startswith("≈ $0.62: seeds+clips $0.42") and "voice <$0.01" in default and "music $0.20" in default
+
+    j.providers = {**LIVE, "voice": "offline-piper", "music": "offline-music"}
+    estimate = render_storyboard(j, chosen_settings()).fields[-1].value
+    assert estimate.startswith("≈ $0.42: seeds+clips $0.42") and "voice free (local), music free (local)" in estimate
+    j.providers = {**LIVE, "music": "replicate-music"}  # no voice: no voice part
+    assert "voice" not in render_storyboard(j, chosen_settings()).fields[-1].value
+
+
+def test_an_offline_preview_with_offline_sound_is_still_free() -> None:
+    j = job(offline=True, status=JobStatus.AWAITING_APPROVAL)
+    j.providers |= {"voice": "offline-piper", "music": "offline-music"}
+    embed = render_storyboard(j, chosen_settings())
+    assert embed.fields[-1].value.startswith("Free offline preview")
+    assert "Offline preview: storyboard, seed images, clips, voiceovers, music beds made locally" in embed.description
 
 
 def test_a_storyboard_from_before_voiceovers_shows_its_scenes_are_silent() -> None:
