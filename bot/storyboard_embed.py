@@ -78,13 +78,18 @@ def _usd(amount: float) -> str:
     return f"${amount:.2f}" if amount >= 0.005 else "<$0.01"
 
 
+def _speaks(job: Job) -> bool:
+    """False when the request asked for no voice (`--no-voice`)."""
+    return getattr(job.request, "speak", True) is not False  # requests stored before the choice have none
+
+
 def _billed_by_replicate(job: Job, kind: str) -> bool:
     return job.providers.get(kind, "").startswith("replicate")
 
 
 def voice_estimate(job: Job, settings: Settings) -> tuple[float | None, int]:
     """(what the lines cost to speak, None when the ad has no voice; how many characters are spoken)."""
-    if StageName.VOICE not in job.providers or job.storyboard is None:
+    if StageName.VOICE not in job.providers or job.storyboard is None or not _speaks(job):
         return None, 0
     chars = sum(len(s.voiceover or "") for s in job.storyboard.scenes)
     if not _billed_by_replicate(job, StageName.VOICE):  # offline, or a speech server we know no price of
@@ -118,16 +123,17 @@ def estimate(job: Job, settings: Settings) -> Estimate:
 def voice_label(job: Job, settings: Settings) -> str:
     """The voice the lines will be read in: the voice id and the provider, or "no voice"."""
     provider = job.providers.get(StageName.VOICE)
-    if provider is None:
+    if provider is None or not _speaks(job):
         return NO_VOICE
-    if provider == PiperVoiceGenerator.name:  # one bundled voice: JANT_VOICE_ID does not apply
+    if provider == PiperVoiceGenerator.name:  # one bundled voice: a voice id does not apply
         voice_id = PIPER_VOICE_ID
     else:
         default = {
             ReplicateVoiceGenerator.name: MINIMAX_DEFAULT_VOICE,
             OpenAICompatibleVoiceGenerator.name: OPENAI_DEFAULT_VOICE,
         }
-        voice_id = settings.audio.voice_id or default.get(provider, "default voice")
+        asked = getattr(job.request, "voice", None)  # `--voice`, `/makead voice:`
+        voice_id = asked or settings.audio.voice_id or default.get(provider, "default voice")
     return f"{voice_id} · {provider}"
 
 
