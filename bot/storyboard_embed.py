@@ -8,14 +8,11 @@ from dataclasses import dataclass
 import discord
 
 from bot.display_text import cap, duration, shown
+from bot.voice_label import voice_id_for
 from pipeline.config import Settings
 from pipeline.language import language_name, lines_language_note
 from pipeline.models import Job, JobStatus, Scene
 from pipeline.moods import mood_preset
-from pipeline.providers.offline_voice import PIPER_VOICE_ID, PiperVoiceGenerator
-from pipeline.providers.openai_voice import DEFAULT_VOICE as OPENAI_DEFAULT_VOICE
-from pipeline.providers.openai_voice import OpenAICompatibleVoiceGenerator
-from pipeline.providers.replicate_voice import MINIMAX_DEFAULT_VOICE, ReplicateVoiceGenerator
 from pipeline.stage_kinds import STAGE_KINDS, StageName
 
 # Embed limits (Discord): title 256, description 4096, 25 fields, field name 256 / value 1024, 6000 in all.
@@ -125,15 +122,7 @@ def voice_label(job: Job, settings: Settings) -> str:
     provider = job.providers.get(StageName.VOICE)
     if provider is None or not _speaks(job):
         return NO_VOICE
-    if provider == PiperVoiceGenerator.name:  # one bundled voice: a voice id does not apply
-        voice_id = PIPER_VOICE_ID
-    else:
-        default = {
-            ReplicateVoiceGenerator.name: MINIMAX_DEFAULT_VOICE,
-            OpenAICompatibleVoiceGenerator.name: OPENAI_DEFAULT_VOICE,
-        }
-        asked = getattr(job.request, "voice", None)  # `--voice`, `/makead voice:`
-        voice_id = asked or settings.audio.voice_id or default.get(provider, "default voice")
+    voice_id = voice_id_for(provider, settings, getattr(job.request, "voice", None))  # `--voice`, `/makead voice:`
     return f"{voice_id} · {provider}"
 
 
