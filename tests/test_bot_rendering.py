@@ -188,6 +188,9 @@ def test_an_offline_preview_with_offline_sound_is_still_free() -> None:
     j.providers |= {"voice": "offline-piper", "music": "offline-music"}
     embed = render_storyboard(j, chosen_settings())
     assert embed.fields[-1].value.startswith("Free offline preview")
+    j.providers["voice"] = "replicate-minimax-tts"  # JANT_OFFLINE with JANT_VOICE=replicate: the lines are paid
+    estimate = render_storyboard(j, chosen_settings()).fields[-1].value
+    assert estimate.startswith("≈ $0.11: seeds+clips free (local), voice $0.11 (108 characters × $1/1k)")
     assert "Offline preview: storyboard, seed images, clips, voiceovers, music beds made locally" in embed.description
 
 
@@ -370,12 +373,12 @@ def test_the_final_status_says_which_parts_are_missing_and_why() -> None:
     j.scene(3).stages["voice"].status = StageStatus.FAILED
     j.scene(3).stages["voice"].error = "MiniMax refused the line: **bad** characters"
     music = j.job_stages["music"]
-    music.status, music.error = StageStatus.FAILED, "the music model refused the prompt"
+    music.status, music.error = StageStatus.FAILED, "the music model refused the prompt (code: E_FLAG)"
     j.status, j.finished_at = JobStatus.COMPLETED, utcnow()
     text = render_status(j, utcnow()).embed.description
     assert "⚠️ voice · **5/6 lines** · ❌ line 3 failed: MiniMax refused the line: \\*\\*bad\\*\\* characters" in text
-    assert "❌ music bed · **failed**: the music model refused the prompt" in text
-    assert "⚠️ Made without music: the music model refused the prompt" in text
+    assert "❌ music bed · **failed**: the music model refused the prompt \\(code: E\\_FLAG\\)" in text
+    assert "⚠️ Made without music: the music model refused the prompt \\(code: E\\_FLAG\\)" in text
     assert "⚠️ Scene 3 made without a voiceover: MiniMax refused the line" in text
     # While the job runs, the lines show the failures, but the verdict waits for the end.
     j.status = JobStatus.RUNNING
