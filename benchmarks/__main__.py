@@ -128,6 +128,9 @@ async def run(many: int = 50) -> dict[str, Any]:
         "last_clip_full_analysis_s": compose["prod"].get("normal_normalise_s"),
         "last_clip_urgent_ssim": compose["prod"].get("urgent_ssim"),
         "last_clip_full_analysis_ssim": compose["prod"].get("normal_ssim"),
+        # Headline + karaoke captions over no text, normalising the last clip (target ≤ +10 %).
+        "captions_normalise_share": sections["composer"]["captions"]["prod"]["karaoke_share"],
+        "captions_normalise_share_dev": sections["composer"]["captions"]["dev"]["karaoke_share"],
         "startup_commands_ready_s": sections["startup"]["commands_ready_s"],
         "startup_all_jobs_resumed_s": sections["startup"]["all_resumed_s"],
         # The same CPU work timed around the run: equal figures in two runs mean an equally fast host.

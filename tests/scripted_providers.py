@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.composer import ComposeResult
 from pipeline.errors import ProviderError, SafetyRejection
 from pipeline.providers.base import ClipRequest, SeedRequest, StageContext, StageResult
+from pipeline.speech_timing import WordTiming
 
 
 @dataclass
@@ -94,13 +96,18 @@ class CopyComposer:
     def __init__(self) -> None:
         self.normalized: list[tuple[int, float]] = []
         self.urgent: list[int] = []  # scenes normalised as the one the ad was waiting on
+        self.captions: dict[int, tuple[str, tuple[WordTiming, ...]]] = {}  # scene -> (mode, words)
         self.joined: list[list[Path]] = []
 
     async def normalize_clip(self, src: Path, dst: Path, duration: float, *, caption: str | None = None,
-                             max_bitrate: int | None = None, urgent: bool = False) -> Path:  # fmt: skip
+                             words: Sequence[WordTiming] | None = None, captions: str = "karaoke",
+                             language: str = "en", max_bitrate: int | None = None,
+                             urgent: bool = False) -> Path:  # fmt: skip
         await asyncio.to_thread(shutil.copyfile, src, dst)
         index = int(src.stem.split("-")[-1])
         self.normalized.append((index, duration))
+        if words:
+            self.captions[index] = (captions, tuple(words))
         if urgent:
             self.urgent.append(index)
         return dst
