@@ -107,14 +107,15 @@ def estimate(job: Job, settings: Settings) -> Estimate:
     gpu = scenes * (seed_s + clip_s)
     voice_usd, voice_chars = voice_estimate(job, settings)
     music_usd = music_estimate(job, settings)
-    sound = {"voice_usd": voice_usd, "voice_chars": voice_chars, "music_usd": music_usd}
     if job.offline:
-        return Estimate(0.0, 0.0, max(20.0, 6.0 * scenes + COMPOSE_WALL_S), offline=True, **sound)
+        wall = max(20.0, 6.0 * scenes + COMPOSE_WALL_S)
+        return Estimate(0.0, 0.0, wall, True, voice_usd=voice_usd, voice_chars=voice_chars, music_usd=music_usd)
     # Scenes run side by side up to the prediction limit (a seed and a clip slot each). The voice and
     # the music run beside the seeds and clips and take less time than a clip: they add no wall time.
     waves = math.ceil(scenes / max(1, settings.limits.max_concurrent_predictions // 2)) if scenes else 0
     wall = waves * (seed_s + clip_s) + COMPOSE_WALL_S
-    return Estimate(gpu, round(gpu * settings.replicate.price_per_gpu_second, 2), wall, offline=False, **sound)
+    footage_usd = round(gpu * settings.replicate.price_per_gpu_second, 2)
+    return Estimate(gpu, footage_usd, wall, False, voice_usd=voice_usd, voice_chars=voice_chars, music_usd=music_usd)
 
 
 def voice_label(job: Job, settings: Settings) -> str:
