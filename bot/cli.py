@@ -269,11 +269,8 @@ def _report(runtime: Runtime, job: Job, elapsed: float) -> int:
         if job.offline:
             console.print("[bold yellow]This is an offline preview[/]: set OPENAI_API_KEY and REPLICATE_API_TOKEN "
                           "for GPT-4o storyboards and SDXL/SVD footage.")  # fmt: skip
-        for note in missing_parts(job):
-            console.print(f"[yellow]{escape(note)}[/]")
-        if job.gpu_seconds or job.cost_usd:  # GPU time for seeds and clips; the voice and music bill per unit
-            gpu = f"GPU time {job.gpu_seconds:.1f} s, " if job.gpu_seconds else ""
-            console.print(f"{gpu}estimated cost ${job.cost_usd:.2f}")
+        if job.gpu_seconds:
+            console.print(f"GPU time {job.gpu_seconds:.1f} s, estimated cost ${job.cost_usd:.2f}")
         return EXIT_OK
     err_console.print(f"[red]Job {job.id} {job.status.value}:[/] {job.error or 'no reason recorded'}")
     err_console.print(f"Files so far are in {directory}.")
