@@ -410,3 +410,38 @@ def test_seven_scenes_with_every_part_failing_at_length_still_fit_discord() -> N
     assert len(embed.description) <= 4096 and len(embed) <= 6000
     assert embed.description.count("**failed**") == 8  # seven scenes and the music bed
     assert "❌ voice · **0/7 lines**" in embed.description and "Made without music" in embed.description
+
+
+# The per-job voice choice (`--voice`, `--no-voice`) and the job's notes come with the orchestrator's
+# voice and music wiring; these run once it is in.
+needs_voice_choice = pytest.mark.skipif("speak" not in AdRequest.model_fields, reason="no per-job voice choice yet")
+needs_notes = pytest.mark.skipif("notes" not in Job.model_fields, reason="jobs carry no notes yet")
+
+
+@needs_voice_choice
+def test_the_card_names_the_voice_the_request_asked_for_or_none() -> None:
+    j = job(status=JobStatus.AWAITING_APPROVAL)
+    j.providers |= {"voice": "replicate-minimax-tts", "music": "replicate-music"}
+    j.request = AdRequest(product="Lumen lamp", voice="Calm_Woman")  # type: ignore[call-arg]
+    embed = render_storyboard(j, chosen_settings())  # JANT_VOICE_ID=Deep_Voice_Man: the request wins
+    assert "**Voice:** Calm\\_Woman · replicate-minimax-tts ·" in embed.description
+    assert "voice $0.11" in embed.fields[-1].value
+    j.request = AdRequest(product="Lumen lamp", speak=False)  # type: ignore[call-arg]
+    embed = render_storyboard(j, chosen_settings())
+    assert "**Voice:** no voice ·" in embed.description and "voice" not in embed.fields[-1].value
+
+
+@needs_notes
+def test_the_final_status_shows_the_jobs_notes_and_does_not_repeat_them() -> None:
+    j = sounding()
+    footage_done(j)
+    for s in j.scenes:
+        s.stages["voice"].status = StageStatus.DONE
+    music = j.job_stages["music"]
+    music.status, music.error = StageStatus.FAILED, "the music model refused the prompt"
+    j.notes = ["The ad has no music: the music model refused the prompt", "Scene 4: a 2 s line sped up 1.1×"]  # type: ignore[attr-defined]
+    j.status, j.finished_at = JobStatus.COMPLETED, utcnow()
+    lines = status_lines(j)
+    assert "⚠️ The ad has no music: the music model refused the prompt" in lines
+    assert "⚠️ Scene 4: a 2 s line sped up 1.1×" in lines
+    assert not any("Made without music" in line for line in lines)  # the note already says why
