@@ -208,8 +208,9 @@ def render_status(job: Job, now: datetime, *, queue_position: int | None = None)
     if job.cost_usd:  # seeds and clips billed by GPU time, voice lines by character, music by run
         gpu = f"GPU time {job.gpu_seconds:.0f} s · " if job.gpu_seconds else ""
         footer_lines.append(f"{gpu}cost ${job.cost_usd:.2f}")
-    if job.offline:
-        footer_lines.append("*Offline preview: made locally, no API cost.*")
+    if job.offline:  # a voice on Replicate still costs (JANT_OFFLINE with JANT_VOICE=replicate)
+        footer_lines.append("*Offline preview: made locally, no API cost.*" if not job.cost_usd
+                            else "*Offline preview: footage made locally.*")  # fmt: skip
 
     lines = [scene_line(job, s) for s in job.scenes]
     if job.scenes:  # the voice and music are made from approval on: before it there is nothing to show

@@ -445,3 +445,13 @@ def test_the_final_status_shows_the_jobs_notes_and_does_not_repeat_them() -> Non
     assert "⚠️ The ad has no music: the music model refused the prompt" in lines
     assert "⚠️ Scene 4: a 2 s line sped up 1.1×" in lines
     assert not any("Made without music" in line for line in lines)  # the note already says why
+
+
+def test_the_cost_after_counts_per_unit_billing_without_gpu_time() -> None:
+    j = running(job(offline=True))
+    assert "*Offline preview: made locally, no API cost.*" in render_status(j, utcnow()).embed.description
+    j.cost_usd = 0.11  # JANT_OFFLINE, but the lines were spoken on Replicate: billed per character, no GPU time
+    text = render_status(j, utcnow()).embed.description
+    assert "\ncost $0.11\n*Offline preview: footage made locally.*" in text and "GPU time" not in text
+    j.gpu_seconds, j.cost_usd = 576.0, 0.53
+    assert "GPU time 576 s · cost $0.53" in render_status(j, utcnow()).embed.description
