@@ -7,26 +7,29 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+from bot.sound_progress import PartProgress, PartState, missing_parts, music_progress, voice_progress
+from bot.voice_label import voice_id_for
 from pipeline.byte_limit import byte_limit_problem, byte_limit_warning
 from pipeline.config import Settings
 from pipeline.errors import ConfigError, DatabaseSchemaError, InvalidRequest, JantError
 from pipeline.events import ProgressEvent
 from pipeline.language import language_name, lines_language_note
-from pipeline.models import AdRequest, Job, JobStatus, SceneState, StageStatus
+from pipeline.models import AdRequest, Job, JobStatus, SceneState, StageState, StageStatus
 from pipeline.moods import Mood
 from pipeline.providers.base import StageProvider, StoryboardPlanner
 from pipeline.runtime import Runtime
-from pipeline.stage_kinds import STAGE_KINDS
+from pipeline.stage_kinds import STAGE_KINDS, StageLevel, StageName
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -196,12 +199,24 @@ async def _run_with_progress(runtime: Runtime, job: Job) -> int:
         s.index: progress.add_task(f"scene {s.index} {s.beat.value:<7}", total=100, note="queued")
         for s in job.storyboard.scenes
     }
+    # The voice (all scenes' lines in one row) and the music bed, when this run has providers for them.
+    sound = {
+        kind: progress.add_task(f"{label:<15}", total=100, note="queued")
+        for kind, label in ((StageName.VOICE, "voice"), (StageName.MUSIC, "music bed"))
+        if kind in orch.kinds
+    }
     overall = progress.add_task("[bold]ad[/]            ", total=100, note="")
 
     def on_event(event: ProgressEvent) -> None:
         snap = event.job
         for scene in snap.scenes:
             progress.update(rows[scene.index], completed=scene.progress, note=_scene_note(scene))
+        if StageName.VOICE in sound:
+            voice = voice_progress(snap)
+            progress.update(sound[StageName.VOICE], completed=voice.percent, note=_part_note(voice, "lines"))
+        if StageName.MUSIC in sound:
+            music = music_progress(snap)
+            progress.update(sound[StageName.MUSIC], completed=music.percent, note=_part_note(music, None))
         progress.update(overall, completed=snap.progress, note=snap.status.value)
 
     unsubscribe = orch.bus.subscribe(on_event)
@@ -235,6 +250,24 @@ def _scene_note(scene: SceneState) -> str:
     if scene.clip.status is StageStatus.DONE:
         return "normalising"
     return "queued"
+
+
+def _part_note(part: PartProgress, unit: str | None) -> str:
+    """The voice row's note ('speaking 2/6 lines') or the music row's ('composing'); a provider's
+    reason is printed as written, never read as markup."""
+    count = f" {part.done}/{part.total} {unit}" if unit else ""
+    why = escape(part.failures[0][1]) if part.failures else ""
+    if part.state is PartState.OFF:
+        return "[dim]off[/]"
+    if part.state is PartState.FAILED:
+        if unit is None:
+            return f"[red]failed: {why}[/]"
+        return f"[yellow]{count.strip()}, {len(part.failures)} failed: {why}[/]"
+    if part.state is PartState.RETRYING and part.attempt_note:
+        return f"[yellow]{escape(part.attempt_note)}[/]"
+    verb = {PartState.READY: "ready", PartState.QUEUED: "queued", PartState.CANCELLED: "cancelled"}
+    note = verb.get(part.state, "speaking" if unit else "composing") + count
+    return note + (f" [yellow]({len(part.failures)} failed: {why})[/]" if part.failures else "")
 
 
 def _report(runtime: Runtime, job: Job, elapsed: float) -> int:
@@ -301,8 +334,20 @@ async def show_job(settings: Settings, job_id: str) -> int:
     if job.storyboard:
         _print_storyboard(job)
         for s in job.scenes:
-            console.print(f"  scene {s.index}: seed {s.seed.status.value}, clip {s.clip.status.value}"
-                          + (f" — {s.error}" if s.error else ""))  # fmt: skip
+            stages = ", ".join(_stage_text(st) for st in s.stages.values())
+            console.print(f"  scene {s.index}: {stages}", markup=False)
+        if job.scenes:  # approved: the job-level stages (the music bed) were decided then
+            for kind in STAGE_KINDS.values():
+                if kind.level is StageLevel.JOB:
+                    stage = job.job_stages.get(kind.name)
+                    text = _stage_text(stage) if stage is not None else f"{kind.name} off (no provider for it)"
+                    console.print(f"  {kind.noun}: {text}", markup=False)
+    if job.cost_usd or job.gpu_seconds:
+        console.print(f"cost ${job.cost_usd:.2f}" + (f" (GPU time {job.gpu_seconds:.1f} s)" if job.gpu_seconds else ""))
+    if notes := missing_parts(job):
+        console.print("notes:")
+        for note in notes:
+            console.print(f"  {note}", markup=False)
     directory = job.directory(settings.storage.data_dir)
     files = await asyncio.to_thread(job_files, directory)
     if files:
@@ -316,9 +361,21 @@ async def show_job(settings: Settings, job_id: str) -> int:
     return EXIT_OK
 
 
-# The order a reader follows a job in: plan, stills, raw clips, retimed scenes, ads, overview.
-_FILE_ORDER = (("storyboard", ".json"), ("seed-", ".png"), ("clip-", ".mp4"), ("scene-", ".mp4"),
-               ("final", ".mp4"), ("contact-sheet", ".png"))  # fmt: skip
+def _stage_text(stage: StageState) -> str:
+    """'voice failed: why', 'clip retrying (attempt 2/3): why', 'seed done'."""
+    text = f"{stage.stage} {stage.status.value}"
+    if stage.status in (StageStatus.RUNNING, StageStatus.RETRYING) and stage.attempt > 1:
+        text += f" (attempt {stage.attempt}/{stage.max_attempts})"
+    if stage.error and stage.status in (StageStatus.FAILED, StageStatus.RETRYING):
+        text += f": {stage.error}"
+    return text
+
+
+# The order a reader follows a job in: plan, stills, raw clips, lines, music, retimed scenes, the
+# soundtrack, ads, overview.
+_FILE_ORDER = (("storyboard", ".json"), ("seed-", ".png"), ("clip-", ".mp4"), ("voice-", ".wav"),
+               ("music", ".wav"), ("scene-", ".mp4"), ("soundtrack", ".m4a"), ("final", ".mp4"),
+               ("contact-sheet", ".png"))  # fmt: skip
 
 
 def job_files(directory: Path) -> list[tuple[Path, int]]:
@@ -358,6 +415,33 @@ def _provider_cells(provider: StoryboardPlanner | StageProvider) -> tuple[str, s
     return ("[yellow]offline[/]" if provider.offline else "[green]live[/]", provider.name)
 
 
+Selection = Callable[[Settings], tuple[StageProvider | None, str | None]]
+
+
+def _kind_selections() -> dict[str, Selection]:
+    """How the optional kinds' providers are chosen (`JANT_VOICE`, `JANT_MUSIC`): the functions
+    `build_providers` calls too. Doctor asks them again for the one thing `Providers` does not keep
+    per kind: the notice that says why a kind is offline or off."""
+    from pipeline.providers.offline_music import build_music_provider
+    from pipeline.providers.voice_selection import build_voice_provider
+
+    return {StageName.VOICE: build_voice_provider, StageName.MUSIC: build_music_provider}
+
+
+def _kind_detail(kind: str, provider: StageProvider, settings: Settings) -> str:
+    if kind == StageName.VOICE:
+        return f"{provider.name}, voice {voice_id_for(provider.name, settings)}"
+    return provider.name
+
+
+def _voice_problems(settings: Settings) -> list[str]:
+    """What is wrong with the voice settings: a voice id the model does not have (with the ones it
+    has), a speech endpoint that shuts down, a missing extra."""
+    from pipeline.providers.voice_selection import voice_doctor_problems
+
+    return voice_doctor_problems(settings)
+
+
 async def doctor(settings: Settings) -> int:
     from pipeline.ffmpeg import ffmpeg_exe, ffmpeg_version
     from pipeline.model_lifetimes import check_model_lifetimes
@@ -378,14 +462,34 @@ async def doctor(settings: Settings) -> int:
         else:
             table.add_row(name, "[yellow]not set[/]", offline_use)
     table.add_row("storyboards", *_provider_cells(providers.planner))
+    selections, spare = _kind_selections(), []
+    shown_notices: list[str] = []
+    selected_notices: list[str | None] = []
+    problems = _voice_problems(settings)
     for kind in STAGE_KINDS.values():
-        stage_provider = providers.get(kind.name)
+        stage_provider, notice = providers.get(kind.name), None
+        if (select := selections.get(kind.name)) is not None:
+            chosen, notice = select(settings)
+            selected_notices.append(notice)  # `build_providers` puts the same notice in `providers.notices`
+            spare.append(chosen)
+            stage_provider = stage_provider or chosen
+            if notice in problems:  # a warning about a live provider gets a warning row of its own
+                notice = None
+        detail = f" — {escape(notice)}" if notice else ""  # "jant[voice]" is not rich markup
+        shown_notices += [notice] if notice else []
         if stage_provider is not None:
-            table.add_row(f"{kind.noun}s", *_provider_cells(stage_provider))
+            status = _provider_cells(stage_provider)[0]
+            table.add_row(f"{kind.noun}s", status, _kind_detail(kind.name, stage_provider, settings) + detail)
         elif kind.optional:
-            table.add_row(f"{kind.noun}s", "[dim]off[/]", "no provider set up: ads are made without")
+            table.add_row(f"{kind.noun}s", "[dim]off[/]", escape(notice or "no provider set up: ads are made without"))
     for notice in providers.notices:
-        table.add_row("", "", notice)
+        if notice not in selected_notices:
+            table.add_row("", "", escape(notice))
+    for problem in (p for p in problems if not any(p.rstrip(".") in n for n in shown_notices)):
+        table.add_row("voice settings", "[yellow]warning[/]", escape(problem))
+    for chosen in spare:  # asked only for their notices: the run's own providers are closed with the runtime
+        if (aclose := getattr(chosen, "aclose", None)) is not None:
+            await aclose()
     if settings.planner_live:
         report = await check_model_lifetimes(settings)
         for model in report.models:

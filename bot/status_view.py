@@ -1,4 +1,5 @@
-"""The status message: a line per scene, an overall bar, elapsed and ETA. Pure rendering.
+"""The status message: a line per scene, one for the voice and one for the music, an overall bar,
+elapsed and ETA, and on the final state what the ad was made without. Pure rendering.
 
 `render_status(job, now)` draws from one job snapshot alone, so the edit throttle can keep only the
 latest snapshot and render it when the edit actually goes out ("latest state wins").
@@ -14,6 +15,7 @@ import discord
 
 from bot.display_text import cap, duration, mib, shown
 from bot.result_delivery import DELIVERY_FAILED
+from bot.sound_progress import PartProgress, PartState, missing_parts, music_progress, voice_progress
 from pipeline.models import Job, JobStatus, SceneState, StageStatus
 
 BAR_CELLS = 12
@@ -99,6 +101,53 @@ def scene_line(job: Job, scene: SceneState) -> str:
     return f"{head} `{progress_bar(scene.progress)}` {scene.progress:.0f}%{_attempt_note(scene)}"
 
 
+def _failures(part: PartProgress, what: str) -> str:
+    if not part.failures:
+        return ""
+    which = ", ".join(str(i) for i, _ in part.failures)
+    return f" · ❌ {what} {which} failed: {shown(part.failures[0][1], ERROR_SHOWN_MAX)}"
+
+
+def _attempt(part: PartProgress) -> str:
+    return f" · {shown(part.attempt_note, ERROR_SHOWN_MAX)}" if part.attempt_note else ""
+
+
+def voice_line(job: Job) -> str:
+    """All scenes' voiceover in one line with a count: seven scene lines stay short enough to read."""
+    part = voice_progress(job)
+    count = f"{part.done}/{part.total} line{'s' if part.total != 1 else ''}"
+    if part.state is PartState.OFF:
+        return "🔇 voice · **off**"
+    if part.state is PartState.READY:
+        return f"🎙️ voice · **ready** · {count}"
+    if part.state is PartState.CANCELLED:
+        return f"⏹️ voice · **cancelled** · {count}"
+    if part.state is PartState.FAILED:
+        icon = "❌" if part.done == 0 else "⚠️"
+        return f"{icon} voice · **{count}**{_failures(part, 'line')}"
+    if part.state is PartState.QUEUED:
+        return f"🎙️ voice · **queued** · {count}{_failures(part, 'line')}"
+    return (
+        f"🎙️ voice · **speaking** `{progress_bar(part.percent)}` {count} · {part.percent:.0f}%"
+        f"{_attempt(part)}{_failures(part, 'line')}"
+    )
+
+
+def music_line(job: Job) -> str:
+    part = music_progress(job)
+    if part.state is PartState.OFF:
+        return "🔇 music bed · **off**"
+    if part.state is PartState.READY:
+        return "🎵 music bed · **ready**"
+    if part.state is PartState.CANCELLED:
+        return "⏹️ music bed · **cancelled**"
+    if part.state is PartState.FAILED:
+        return f"❌ music bed · **failed**: {shown(part.failures[0][1], ERROR_SHOWN_MAX)}"
+    if part.state is PartState.QUEUED:
+        return "🎵 music bed · **queued**"
+    return f"🎵 music bed · **composing** `{progress_bar(part.percent)}` {part.percent:.0f}%{_attempt(part)}"
+
+
 def _elapsed_s(job: Job, now: datetime) -> float | None:
     if job.started_at is None:
         return None
@@ -156,17 +205,23 @@ def render_status(job: Job, now: datetime, *, queue_position: int | None = None)
     if not final:
         timing += f" · ETA {_eta(overall, elapsed)}"
     footer_lines = [f"**Overall** `{progress_bar(overall)}` {overall:.0f}%", timing]
-    if job.cost_usd:
-        footer_lines.append(f"GPU time {job.gpu_seconds:.0f} s · cost ${job.cost_usd:.2f}")
-    if job.offline:
-        footer_lines.append("*Offline preview: made locally, no API cost.*")
+    if job.cost_usd:  # seeds and clips billed by GPU time, voice lines by character, music by run
+        gpu = f"GPU time {job.gpu_seconds:.0f} s · " if job.gpu_seconds else ""
+        footer_lines.append(f"{gpu}cost ${job.cost_usd:.2f}")
+    if job.offline:  # a voice on Replicate still costs (JANT_OFFLINE with JANT_VOICE=replicate)
+        footer_lines.append("*Offline preview: made locally, no API cost.*" if not job.cost_usd
+                            else "*Offline preview: footage made locally.*")  # fmt: skip
 
-    scene_lines = [scene_line(job, s) for s in job.scenes]
+    lines = [scene_line(job, s) for s in job.scenes]
+    if job.scenes:  # the voice and music are made from approval on: before it there is nothing to show
+        lines += [voice_line(job), music_line(job)]
+    if final and (missing := missing_parts(job)):
+        lines += ["", *(f"⚠️ {shown(note, ERROR_SHOWN_MAX * 2)}" for note in missing)]
     fixed = len(headline) + sum(len(x) + 1 for x in footer_lines) + 4
-    body = "\n".join(scene_lines)
+    body = "\n".join(lines)
     if fixed + len(body) > DESCRIPTION_MAX:  # only long error reasons can get here: trim them evenly
-        each = max(40, (DESCRIPTION_MAX - fixed) // max(1, len(scene_lines)) - 1)
-        body = "\n".join(cap(line, each) for line in scene_lines)
+        each = max(40, (DESCRIPTION_MAX - fixed) // max(1, len(lines)) - 1)
+        body = "\n".join(cap(line, each) for line in lines)
     description = cap("\n\n".join([headline, body, "\n".join(footer_lines)]), DESCRIPTION_MAX)
 
     title = "Ad job " + job.id

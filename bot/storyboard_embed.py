@@ -8,11 +8,12 @@ from dataclasses import dataclass
 import discord
 
 from bot.display_text import cap, duration, shown
+from bot.voice_label import voice_id_for
 from pipeline.config import Settings
 from pipeline.language import language_name, lines_language_note
 from pipeline.models import Job, JobStatus, Scene
 from pipeline.moods import mood_preset
-from pipeline.stage_kinds import STAGE_KINDS
+from pipeline.stage_kinds import STAGE_KINDS, StageName
 
 # Embed limits (Discord): title 256, description 4096, 25 fields, field name 256 / value 1024, 6000 in all.
 EMBED_TOTAL_MAX = 6000
@@ -35,18 +36,68 @@ COLOUR_CLOSED = discord.Colour.dark_grey()
 @dataclass(frozen=True)
 class Estimate:
     gpu_seconds: float
-    cost_usd: float
+    cost_usd: float  # seeds and clips: billed by GPU time
     wall_seconds: float
     offline: bool
+    voice_usd: float | None = None  # the voiceover lines, billed by character; None: no voice
+    voice_chars: int = 0
+    music_usd: float | None = None  # the music bed, billed by run; None: no music
+
+    @property
+    def total_usd(self) -> float:
+        return self.cost_usd + (self.voice_usd or 0.0) + (self.music_usd or 0.0)
 
     def line(self, settings: Settings) -> str:
-        if self.offline:
-            return f"Free offline preview (drawn locally, no API cost) · ready in about {duration(self.wall_seconds)}"
-        return (
-            f"≈ ${self.cost_usd:.2f} for ~{self.gpu_seconds:.0f} GPU-seconds "
-            f"(typical SDXL + SVD time per scene × ${settings.replicate.price_per_gpu_second:g}/GPU-s) · "
-            f"ready in about {duration(self.wall_seconds)}"
+        ready = f"ready in about {duration(self.wall_seconds)}"
+        if self.total_usd == 0 and self.offline:
+            return f"Free offline preview (drawn locally, no API cost) · {ready}"
+        footage = (
+            f"~{self.gpu_seconds:.0f} GPU-seconds "
+            f"(typical SDXL + SVD time per scene × ${settings.replicate.price_per_gpu_second:g}/GPU-s)"
         )
+        if self.voice_usd is None and self.music_usd is None:
+            return f"≈ ${self.cost_usd:.2f} for {footage} · {ready}"
+        parts = [f"seeds+clips {_usd(self.cost_usd)}" + ("" if self.offline else f" for {footage}")]
+        if self.voice_usd is not None:
+            per_1k = settings.audio.tts_price_per_1k_chars
+            parts.append(
+                f"voice {_usd(self.voice_usd)}"
+                + (f" ({self.voice_chars} characters × ${per_1k:g}/1k)" if self.voice_usd else "")
+            )
+        if self.music_usd is not None:
+            parts.append(f"music {_usd(self.music_usd)}" + (" (one run)" if self.music_usd else ""))
+        return f"≈ ${self.total_usd:.2f}: {', '.join(parts)} · {ready}"
+
+
+def _usd(amount: float) -> str:
+    if not amount:
+        return "free (local)"
+    return f"${amount:.2f}" if amount >= 0.005 else "<$0.01"
+
+
+def _speaks(job: Job) -> bool:
+    """False when the request asked for no voice (`--no-voice`)."""
+    return getattr(job.request, "speak", True) is not False  # requests stored before the choice have none
+
+
+def _billed_by_replicate(job: Job, kind: str) -> bool:
+    return job.providers.get(kind, "").startswith("replicate")
+
+
+def voice_estimate(job: Job, settings: Settings) -> tuple[float | None, int]:
+    """(what the lines cost to speak, None when the ad has no voice; how many characters are spoken)."""
+    if StageName.VOICE not in job.providers or job.storyboard is None or not _speaks(job):
+        return None, 0
+    chars = sum(len(s.voiceover or "") for s in job.storyboard.scenes)
+    if not _billed_by_replicate(job, StageName.VOICE):  # offline, or a speech server we know no price of
+        return 0.0, chars
+    return round(chars * settings.audio.tts_price_per_1k_chars / 1000, 4), chars
+
+
+def music_estimate(job: Job, settings: Settings) -> float | None:
+    if StageName.MUSIC not in job.providers:
+        return None
+    return settings.audio.music_price_per_run if _billed_by_replicate(job, StageName.MUSIC) else 0.0
 
 
 def estimate(job: Job, settings: Settings) -> Estimate:
@@ -54,12 +105,26 @@ def estimate(job: Job, settings: Settings) -> Estimate:
     seed_s = TYPICAL_SEED_GPU_S.get(job.env, TYPICAL_SEED_GPU_S["dev"])
     clip_s = TYPICAL_CLIP_GPU_S.get(settings.replicate.svd_video_length, 90.0)
     gpu = scenes * (seed_s + clip_s)
+    voice_usd, voice_chars = voice_estimate(job, settings)
+    music_usd = music_estimate(job, settings)
     if job.offline:
-        return Estimate(0.0, 0.0, max(20.0, 6.0 * scenes + COMPOSE_WALL_S), offline=True)
-    # Scenes run side by side up to the prediction limit (a seed and a clip slot each).
+        wall = max(20.0, 6.0 * scenes + COMPOSE_WALL_S)
+        return Estimate(0.0, 0.0, wall, True, voice_usd=voice_usd, voice_chars=voice_chars, music_usd=music_usd)
+    # Scenes run side by side up to the prediction limit (a seed and a clip slot each). The voice and
+    # the music run beside the seeds and clips and take less time than a clip: they add no wall time.
     waves = math.ceil(scenes / max(1, settings.limits.max_concurrent_predictions // 2)) if scenes else 0
     wall = waves * (seed_s + clip_s) + COMPOSE_WALL_S
-    return Estimate(gpu, round(gpu * settings.replicate.price_per_gpu_second, 2), wall, offline=False)
+    footage_usd = round(gpu * settings.replicate.price_per_gpu_second, 2)
+    return Estimate(gpu, footage_usd, wall, False, voice_usd=voice_usd, voice_chars=voice_chars, music_usd=music_usd)
+
+
+def voice_label(job: Job, settings: Settings) -> str:
+    """The voice the lines will be read in: the voice id and the provider, or "no voice"."""
+    provider = job.providers.get(StageName.VOICE)
+    if provider is None or not _speaks(job):
+        return NO_VOICE
+    voice_id = voice_id_for(provider, settings, getattr(job.request, "voice", None))  # `--voice`, `/makead voice:`
+    return f"{voice_id} · {provider}"
 
 
 def offline_note(job: Job) -> str | None:
@@ -110,7 +175,7 @@ def render_storyboard(
         details.append(f"**Call to action:** {shown(req.cta, 200)}")
     lines.append(" · ".join(details))
     spoken = board.language or req.language
-    voice = voice or job.providers.get("voice") or NO_VOICE
+    voice = voice or voice_label(job, settings)
     lines.append(f"**Voice:** {shown(voice, 100)}" + (f" · **Language:** {language_name(spoken)}" if spoken else ""))
     if note := lines_language_note(req.language, board.language):
         lines.append(f"*{note}*")

@@ -468,7 +468,18 @@ class Job(BaseModel):
             return 0.0
         if self.status is JobStatus.COMPLETED:
             return 100.0
-        return round(sum(s.progress for s in self.scenes) / len(self.scenes), 1)
+        # Every stage counts by its kind's weight: a scene by the sum of its stages' weights, a job-level
+        # stage (the music bed) by its own. A job-level stage that ended, done or not, leaves nothing to
+        # wait for: a failed music bed must not hold the bar (and the ETA) short of the end.
+        total = weighted = 0.0
+        for scene in self.scenes:
+            weight = sum(st.kind.weight for st in scene.stages.values())
+            total += weight
+            weighted += weight * scene.progress
+        for st in self.job_stages.values():
+            total += st.kind.weight
+            weighted += st.kind.weight * (100.0 if st.status.is_terminal else st.progress)
+        return round(weighted / total, 1) if total else 0.0
 
     def directory(self, data_dir: Path) -> Path:
         return data_dir / "jobs" / self.id

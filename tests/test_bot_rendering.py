@@ -26,12 +26,13 @@ from pipeline.models import (
     Scene,
     StageStatus,
     Storyboard,
+    fresh_job_stages,
     fresh_scene_states,
     utcnow,
 )
 
-LIVE = {"planner": "openai-gpt-4o", "images": "replicate-sdxl", "video": "replicate-svd"}
-OFFLINE = {"planner": "offline-planner", "images": "offline-images", "video": "offline-video"}
+LIVE = {"planner": "openai-gpt-4o", "seed": "replicate-sdxl", "clip": "replicate-svd"}
+OFFLINE = {"planner": "offline-planner", "seed": "offline-painter", "clip": "offline-animator"}
 
 
 def board(n: int = 6) -> Storyboard:
@@ -121,7 +122,8 @@ def test_markdown_inside_brackets_is_escaped_too() -> None:
 
 def test_the_longest_allowed_input_still_fits_discords_embed_limits() -> None:
     long = "x" * 1000
-    j = Job(request=AdRequest(product=long, mood="luxury", audience="a" * 200, cta="c" * 200), providers=LIVE)
+    sound = {"voice": "replicate-minimax-tts", "music": "replicate-music"}
+    j = Job(request=AdRequest(product=long, mood="luxury", audience="a" * 200, cta="c" * 200), providers=LIVE | sound)
     sb = Storyboard(
         title="t" * 120,
         scenes=[
@@ -152,8 +154,44 @@ def test_the_card_shows_each_scenes_line_and_the_chosen_voice() -> None:
         assert f"🗣️ “Lumen says line {i}.”" in field.value
     assert "**Voice:** Wise Woman · minimax · **Language:** English" in embed.description
     assert "**Voice:** no voice" in render_storyboard(j, Settings()).description
-    j.providers = {**LIVE, "voice": "replicate-minimax"}
-    assert "**Voice:** replicate-minimax" in render_storyboard(j, Settings()).description
+    j.providers = {**LIVE, "voice": "replicate-minimax-tts"}
+    assert "**Voice:** Wise\\_Woman · replicate-minimax-tts ·" in render_storyboard(j, Settings()).description
+    chosen = render_storyboard(j, Settings(JANT_VOICE_ID="Deep_Voice_Man")).description
+    assert "**Voice:** Deep\\_Voice\\_Man · replicate-minimax-tts ·" in chosen
+    j.providers = {**OFFLINE, "voice": "offline-piper"}  # one bundled voice: JANT_VOICE_ID does not apply
+    assert "**Voice:** en\\_US-joe-medium · offline-piper ·" in render_storyboard(j, chosen_settings()).description
+
+
+def chosen_settings() -> Settings:
+    return Settings(JANT_VOICE_ID="Deep_Voice_Man", JANT_TTS_PRICE_PER_1K_CHARS=1.0, JANT_MUSIC_PRICE_PER_RUN=0.3)
+
+
+def test_the_estimate_adds_the_voice_by_character_and_the_music_by_run_as_parts() -> None:
+    j = job(status=JobStatus.AWAITING_APPROVAL)
+    j.providers |= {"voice": "replicate-minimax-tts", "music": "replicate-music"}
+    estimate = render_storyboard(j, chosen_settings()).fields[-1].value
+    # Six lines of 18 characters ("Lumen says line 1.") at $1 per 1,000 characters; one music run at $0.30.
+    assert estimate.startswith("≈ $0.83: seeds+clips $0.42 for ~576 GPU-seconds")
+    assert "voice $0.11 (108 characters × $1/1k), music $0.30 (one run) · ready in about" in estimate
+    default = render_storyboard(j, Settings()).fields[-1].value  # $0.015 per 1,000: well under a cent
+    assert default.startswith("≈ $0.62: seeds+clips $0.42") and "voice <$0.01" in default and "music $0.20" in default
+
+    j.providers = {**LIVE, "voice": "offline-piper", "music": "offline-music"}
+    estimate = render_storyboard(j, chosen_settings()).fields[-1].value
+    assert estimate.startswith("≈ $0.42: seeds+clips $0.42") and "voice free (local), music free (local)" in estimate
+    j.providers = {**LIVE, "music": "replicate-music"}  # no voice: no voice part
+    assert "voice" not in render_storyboard(j, chosen_settings()).fields[-1].value
+
+
+def test_an_offline_preview_with_offline_sound_is_still_free() -> None:
+    j = job(offline=True, status=JobStatus.AWAITING_APPROVAL)
+    j.providers |= {"voice": "offline-piper", "music": "offline-music"}
+    embed = render_storyboard(j, chosen_settings())
+    assert embed.fields[-1].value.startswith("Free offline preview")
+    j.providers["voice"] = "replicate-minimax-tts"  # JANT_OFFLINE with JANT_VOICE=replicate: the lines are paid
+    estimate = render_storyboard(j, chosen_settings()).fields[-1].value
+    assert estimate.startswith("≈ $0.11: seeds+clips free (local), voice $0.11 (108 characters × $1/1k)")
+    assert "Offline preview: storyboard, seed images, clips, voiceovers, music beds made locally" in embed.description
 
 
 def test_a_storyboard_from_before_voiceovers_shows_its_scenes_are_silent() -> None:
@@ -274,3 +312,146 @@ def test_a_button_on_a_job_that_moved_on_says_so() -> None:
     assert moved_on(j, "cancel") is None
     j.status = JobStatus.CANCELLED
     assert moved_on(j, "cancel") == f"Nothing to cancel: job `{j.id}` was cancelled."
+
+
+# -- the voice and music lines -----------------------------------------------------------------------
+
+
+def sounding(n: int = 6) -> Job:
+    """A running job made with a voiceover per scene and a music bed, all still queued."""
+    j = running(job(n=n))
+    assert j.storyboard is not None
+    j.providers |= {"voice": "replicate-minimax-tts", "music": "replicate-music"}
+    j.scenes = fresh_scene_states(j.id, j.storyboard, kinds=["seed", "clip", "voice"])
+    j.job_stages = fresh_job_stages(j.id, kinds=["music"])
+    return j
+
+
+def footage_done(j: Job) -> None:
+    for s in j.scenes:
+        s.seed.status, s.clip.status, s.normalized_path = StageStatus.DONE, StageStatus.DONE, "x.mp4"
+
+
+def status_lines(j: Job) -> list[str]:
+    return render_status(j, utcnow()).embed.description.splitlines()
+
+
+def test_the_voice_is_one_line_with_a_count_and_the_music_its_own_line() -> None:
+    j = sounding()
+    lines = status_lines(j)
+    assert lines[2 + 6 :][:2] == ["🎙️ voice · **queued** · 0/6 lines", "🎵 music bed · **queued**"]
+
+    voice = [s.stages["voice"] for s in j.scenes]
+    voice[0].status = voice[1].status = StageStatus.DONE
+    voice[2].status, voice[2].progress = StageStatus.RUNNING, 50.0
+    voice[3].status, voice[3].attempt, voice[3].error = StageStatus.RETRYING, 1, "Replicate is busy: E6716"
+    j.job_stages["music"].status, j.job_stages["music"].progress = StageStatus.RUNNING, 40.0
+    lines = status_lines(j)
+    # (100 + 100 + 50 + 0 + 0 + 0) / 6 = 42 %
+    assert lines[8] == (
+        "🎙️ voice · **speaking** `█████░░░░░░░` 2/6 lines · 42% · line 4: attempt 1/3 failed, retrying: "
+        "Replicate is busy: E6716"
+    )
+    assert lines[9] == "🎵 music bed · **composing** `█████░░░░░░░` 40%"
+
+    for st in voice:
+        st.status = StageStatus.DONE
+    j.job_stages["music"].status = StageStatus.DONE
+    assert status_lines(j)[8:10] == ["🎙️ voice · **ready** · 6/6 lines", "🎵 music bed · **ready**"]
+
+
+def test_a_job_made_without_voice_or_music_says_they_are_off() -> None:
+    j = running(job())
+    assert status_lines(j)[8:10] == ["🔇 voice · **off**", "🔇 music bed · **off**"]
+
+
+def test_the_final_status_says_which_parts_are_missing_and_why() -> None:
+    j = sounding()
+    footage_done(j)
+    for s in j.scenes:
+        s.stages["voice"].status = StageStatus.DONE
+    j.scene(3).stages["voice"].status = StageStatus.FAILED
+    j.scene(3).stages["voice"].error = "MiniMax refused the line: **bad** characters"
+    music = j.job_stages["music"]
+    music.status, music.error = StageStatus.FAILED, "the music model refused the prompt (code: E_FLAG)"
+    j.status, j.finished_at = JobStatus.COMPLETED, utcnow()
+    text = render_status(j, utcnow()).embed.description
+    assert "⚠️ voice · **5/6 lines** · ❌ line 3 failed: MiniMax refused the line: \\*\\*bad\\*\\* characters" in text
+    assert "❌ music bed · **failed**: the music model refused the prompt \\(code: E\\_FLAG\\)" in text
+    assert "⚠️ Made without music: the music model refused the prompt \\(code: E\\_FLAG\\)" in text
+    assert "⚠️ Scene 3 made without a voiceover: MiniMax refused the line" in text
+    # While the job runs, the lines show the failures, but the verdict waits for the end.
+    j.status = JobStatus.RUNNING
+    assert "Made without music" not in render_status(j, utcnow()).embed.description
+
+
+def test_the_overall_bar_waits_for_the_music_bed() -> None:
+    j = sounding()
+    footage_done(j)
+    for s in j.scenes:
+        s.stages["voice"].status = StageStatus.DONE
+    # Six scenes of weight 5.5 (seed 1, clip 4, voice 0.5) done, the music bed (weight 1) not started.
+    assert j.progress == round(6 * 5.5 * 100 / (6 * 5.5 + 1), 1) == 97.1
+    assert "**Overall** `████████████` 97%" in render_status(j, utcnow()).embed.description
+    j.job_stages["music"].status, j.job_stages["music"].progress = StageStatus.RUNNING, 50.0
+    assert j.progress == 98.5
+    j.job_stages["music"].status = StageStatus.FAILED  # nothing left to wait for
+    assert j.progress == 100.0
+
+
+def test_seven_scenes_with_every_part_failing_at_length_still_fit_discord() -> None:
+    j = sounding(7)
+    for s in j.scenes:
+        s.seed.status, s.seed.error = StageStatus.FAILED, "e" * 5000
+        s.stages["voice"].status, s.stages["voice"].error = StageStatus.FAILED, "v" * 5000
+    j.job_stages["music"].status, j.job_stages["music"].error = StageStatus.FAILED, "m" * 5000
+    j.status, j.error, j.finished_at = JobStatus.FAILED, "x" * 5000, utcnow()
+    embed = render_status(j, utcnow()).embed
+    assert len(embed.description) <= 4096 and len(embed) <= 6000
+    assert embed.description.count("**failed**") == 8  # seven scenes and the music bed
+    assert "❌ voice · **0/7 lines**" in embed.description and "Made without music" in embed.description
+
+
+# The per-job voice choice (`--voice`, `--no-voice`) and the job's notes come with the orchestrator's
+# voice and music wiring; these run once it is in.
+needs_voice_choice = pytest.mark.skipif("speak" not in AdRequest.model_fields, reason="no per-job voice choice yet")
+needs_notes = pytest.mark.skipif("notes" not in Job.model_fields, reason="jobs carry no notes yet")
+
+
+@needs_voice_choice
+def test_the_card_names_the_voice_the_request_asked_for_or_none() -> None:
+    j = job(status=JobStatus.AWAITING_APPROVAL)
+    j.providers |= {"voice": "replicate-minimax-tts", "music": "replicate-music"}
+    j.request = AdRequest(product="Lumen lamp", voice="Calm_Woman")  # type: ignore[call-arg]
+    embed = render_storyboard(j, chosen_settings())  # JANT_VOICE_ID=Deep_Voice_Man: the request wins
+    assert "**Voice:** Calm\\_Woman · replicate-minimax-tts ·" in embed.description
+    assert "voice $0.11" in embed.fields[-1].value
+    j.request = AdRequest(product="Lumen lamp", speak=False)  # type: ignore[call-arg]
+    embed = render_storyboard(j, chosen_settings())
+    assert "**Voice:** no voice ·" in embed.description and "voice" not in embed.fields[-1].value
+
+
+@needs_notes
+def test_the_final_status_shows_the_jobs_notes_and_does_not_repeat_them() -> None:
+    j = sounding()
+    footage_done(j)
+    for s in j.scenes:
+        s.stages["voice"].status = StageStatus.DONE
+    music = j.job_stages["music"]
+    music.status, music.error = StageStatus.FAILED, "the music model refused the prompt"
+    j.notes = ["The ad has no music: the music model refused the prompt", "Scene 4: a 2 s line sped up 1.1×"]  # type: ignore[attr-defined]
+    j.status, j.finished_at = JobStatus.COMPLETED, utcnow()
+    lines = status_lines(j)
+    assert "⚠️ The ad has no music: the music model refused the prompt" in lines
+    assert "⚠️ Scene 4: a 2 s line sped up 1.1×" in lines
+    assert not any("Made without music" in line for line in lines)  # the note already says why
+
+
+def test_the_cost_after_counts_per_unit_billing_without_gpu_time() -> None:
+    j = running(job(offline=True))
+    assert "*Offline preview: made locally, no API cost.*" in render_status(j, utcnow()).embed.description
+    j.cost_usd = 0.11  # JANT_OFFLINE, but the lines were spoken on Replicate: billed per character, no GPU time
+    text = render_status(j, utcnow()).embed.description
+    assert "\ncost $0.11\n*Offline preview: footage made locally.*" in text and "GPU time" not in text
+    j.gpu_seconds, j.cost_usd = 576.0, 0.53
+    assert "GPU time 576 s · cost $0.53" in render_status(j, utcnow()).embed.description
