@@ -99,7 +99,7 @@ def music_progress(job: Job) -> PartProgress:
 
 def job_notes(job: Job) -> list[str]:
     """Notes the pipeline wrote on the job (missing parts and why, text no font could draw …)."""
-    notes = getattr(job, "notes", None)  # written by the orchestrator; absent on jobs stored before it
+    notes = job.notes
     return [str(n) for n in notes or ()]
 
 

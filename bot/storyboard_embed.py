@@ -77,7 +77,7 @@ def _usd(amount: float) -> str:
 
 def _speaks(job: Job) -> bool:
     """False when the request asked for no voice (`--no-voice`)."""
-    return getattr(job.request, "speak", True) is not False  # requests stored before the choice have none
+    return job.request.speak
 
 
 def _billed_by_replicate(job: Job, kind: str) -> bool:
@@ -123,7 +123,7 @@ def voice_label(job: Job, settings: Settings) -> str:
     provider = job.providers.get(StageName.VOICE)
     if provider is None or not _speaks(job):
         return NO_VOICE
-    voice_id = voice_id_for(provider, settings, getattr(job.request, "voice", None))  # `--voice`, `/makead voice:`
+    voice_id = voice_id_for(provider, settings, job.request.voice)  # `--voice`, `/makead voice:`
     return f"{voice_id} · {provider}"
 
 

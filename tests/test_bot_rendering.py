@@ -414,11 +414,8 @@ def test_seven_scenes_with_every_part_failing_at_length_still_fit_discord() -> N
 
 # The per-job voice choice (`--voice`, `--no-voice`) and the job's notes come with the orchestrator's
 # voice and music wiring; these run once it is in.
-needs_voice_choice = pytest.mark.skipif("speak" not in AdRequest.model_fields, reason="no per-job voice choice yet")
-needs_notes = pytest.mark.skipif("notes" not in Job.model_fields, reason="jobs carry no notes yet")
 
 
-@needs_voice_choice
 def test_the_card_names_the_voice_the_request_asked_for_or_none() -> None:
     j = job(status=JobStatus.AWAITING_APPROVAL)
     j.providers |= {"voice": "replicate-minimax-tts", "music": "replicate-music"}
@@ -431,7 +428,6 @@ def test_the_card_names_the_voice_the_request_asked_for_or_none() -> None:
     assert "**Voice:** no voice ·" in embed.description and "voice" not in embed.fields[-1].value
 
 
-@needs_notes
 def test_the_final_status_shows_the_jobs_notes_and_does_not_repeat_them() -> None:
     j = sounding()
     footage_done(j)

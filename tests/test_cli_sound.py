@@ -140,13 +140,6 @@ def test_makeads_progress_notes_count_the_lines_and_name_what_failed() -> None:
     assert _part_note(music_progress(j), None) == "[red]failed: the music model refused the prompt[/]"
 
 
-def _music_wired() -> bool:
-    from pipeline.runtime import build_providers
-
-    return build_providers(Settings()).get("music") is not None
-
-
-@pytest.mark.skipif(not _music_wired(), reason="the runtime builds no music provider yet")
 def test_makeads_progress_has_a_music_bed_row_that_ends_ready(tmp_path: Path) -> None:
     result = jant("makead", PRODUCT, "--yes", cwd=tmp_path, env={"JANT_DATA_DIR": str(tmp_path / "data"),
                   "JANT_VOICE": "none"})  # fmt: skip

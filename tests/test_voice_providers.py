@@ -380,9 +380,8 @@ async def test_auto_picks_replicate_with_a_token_then_offline_then_none(
     assert isinstance(voice, ReplicateVoiceGenerator) and notice is None
     await voice.aclose()
 
-    monkeypatch.setattr(voice_selection, "piper_installed", lambda: True)
-    voice, notice = voice_selection.build_voice_provider(Settings(JANT_DATA_DIR=tmp_path))
-    if offline_voice.piper_installed():
+    if offline_voice.piper_installed():  # `make test` installs the extra; a bare dev install has none
+        voice, notice = voice_selection.build_voice_provider(Settings(JANT_DATA_DIR=tmp_path))
         assert isinstance(voice, offline_voice.PiperVoiceGenerator) and notice and "offline voice" in notice
 
     monkeypatch.setattr(voice_selection, "piper_installed", lambda: False)
