@@ -72,6 +72,11 @@ class AdRequest(BaseModel):
     cta: str | None = None
     # ISO 639-1; detected from the product text when not given, so a request always knows its language.
     language: str | None = None
+    # The voice this ad is spoken in (a provider's voice id; None: JANT_VOICE_ID or the provider's
+    # default), and whether it is spoken at all (`--no-voice`). Stored with the request so a restarted
+    # job keeps the choice.
+    voice: str | None = None
+    speak: bool = True
 
     @model_validator(mode="before")
     @classmethod
@@ -436,12 +441,14 @@ def fresh_scene_states(
 ) -> list[SceneState]:
     """Pending stages for every scene: the scene-level kinds among `kinds` (default: the required ones)."""
     wanted = set(required_kinds() if kinds is None else kinds)
-    names = [k.name for k in STAGE_KINDS.values() if k.level is StageLevel.SCENE and k.name in wanted]
+    scene_kinds = [k for k in STAGE_KINDS.values() if k.level is StageLevel.SCENE and k.name in wanted]
     return [
         SceneState(
             index=s.index,
             stages={
-                n: StageState(job_id=job_id, scene_index=s.index, stage=n, max_attempts=max_attempts) for n in names
+                k.name: StageState(job_id=job_id, scene_index=s.index, stage=k.name, max_attempts=max_attempts)
+                for k in scene_kinds
+                if k.applies is None or k.applies(s)
             },
         )
         for s in storyboard.scenes

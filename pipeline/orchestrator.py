@@ -44,7 +44,7 @@ from pipeline.models import (
 from pipeline.providers.base import Providers, StageContext, StageResult
 from pipeline.quotas import ACTIVE, QuotaLimits, check_concurrent, check_daily, day_window
 from pipeline.retry import RetryPolicy, classify
-from pipeline.stage_kinds import JOB_LEVEL_INDEX, STAGE_KINDS, StageInputs, dependents
+from pipeline.stage_kinds import JOB_LEVEL_INDEX, STAGE_KINDS, StageInputs, StageName, dependents
 from pipeline.store import JobStore
 
 log = logging.getLogger(__name__)
@@ -177,7 +177,7 @@ class Orchestrator:
             await self._planning_failed(job, "The storyboard could not be written (an unexpected error, logged).")
             raise
         await self.store.set_storyboard(
-            job, storyboard, JobStatus.AWAITING_APPROVAL, self.settings.limits.max_attempts, self.kinds
+            job, storyboard, JobStatus.AWAITING_APPROVAL, self.settings.limits.max_attempts, self._kinds_for(job)
         )
         await asyncio.to_thread(self._write_storyboard_file, job)
         await self._publish(EventKind.STORYBOARD_READY, job)
@@ -216,12 +216,16 @@ class Orchestrator:
         except ValidationError as exc:
             raise InvalidRequest(f"That edit breaks the storyboard: {storyboard_problem(exc)}.") from exc
         await self.store.set_storyboard(
-            job, storyboard, JobStatus.AWAITING_APPROVAL, self.settings.limits.max_attempts, self.kinds
+            job, storyboard, JobStatus.AWAITING_APPROVAL, self.settings.limits.max_attempts, self._kinds_for(job)
         )
         await self.store.event(job, "scene_edited", scene_index=index)
         await asyncio.to_thread(self._write_storyboard_file, job)
         await self._publish(EventKind.STORYBOARD_READY, job, scene_index=index)
         return job
+
+    def _kinds_for(self, job: Job) -> list[str]:
+        """The kinds this job gets stages of: a job asked to be silent (`--no-voice`) has no voice."""
+        return [k for k in self.kinds if job.request.speak or k != StageName.VOICE]
 
     def _write_storyboard_file(self, job: Job) -> None:
         assert job.storyboard is not None

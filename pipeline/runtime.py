@@ -19,8 +19,11 @@ from pipeline.providers.base import (
     VideoGenerator,
 )
 from pipeline.providers.offline_images import OfflineImageGenerator
+from pipeline.providers.offline_music import build_music_provider
 from pipeline.providers.offline_planner import OfflineStoryboardPlanner
 from pipeline.providers.offline_video import OfflineVideoGenerator
+from pipeline.providers.replicate_media import AccountLimits
+from pipeline.providers.voice_selection import build_voice_provider
 from pipeline.stage_kinds import StageName
 from pipeline.store import JobStore
 
@@ -41,24 +44,30 @@ def build_providers(settings: Settings) -> Providers:
         planner = OfflineStoryboardPlanner()
         why = "JANT_OFFLINE is set" if settings.media.offline else settings.unset_reason("OPENAI_API_KEY")
         notices.append(f"{why}: storyboards come from the offline planner (a local preview, not GPT-4o).")
-    if settings.media_live:
-        from pipeline.providers.replicate_media import (
-            AccountLimits,
-            ReplicateImageGenerator,
-            ReplicateVideoGenerator,
-        )
-
-        # One poll budget and one create budget per Replicate account: seeds and clips share them.
+    limits: AccountLimits | None = None
+    if settings.replicate.api_token is not None:
+        # One poll budget and one create budget per Replicate account: seeds, clips, voices and
+        # music share them, so their creates are paced together.
         limits = AccountLimits.from_settings(settings)
+    if settings.media_live:
+        from pipeline.providers.replicate_media import ReplicateImageGenerator, ReplicateVideoGenerator
+
         images = ReplicateImageGenerator(settings, limits=limits)
         video = ReplicateVideoGenerator(settings, limits=limits)
     else:
         images, video = OfflineImageGenerator(), OfflineVideoGenerator()
         why = "JANT_OFFLINE is set" if settings.media.offline else settings.unset_reason("REPLICATE_API_TOKEN")
         notices.append(f"{why}: seed images and clips are drawn locally (an offline preview, not SDXL/SVD).")
-    # Another kind (voice, music) is one more entry here, under its name in `STAGE_KINDS`; an optional
-    # kind left out simply has no stages.
+    # Every kind is one entry here, under its name in `STAGE_KINDS`; an optional kind left out (no
+    # voice, no music) simply has no stages, and its notice says why.
     stages: dict[str, StageProvider] = {StageName.SEED: images, StageName.CLIP: video}
+    voice, voice_notice = build_voice_provider(settings, limits=limits)
+    music, music_notice = build_music_provider(settings, limits=limits)
+    if voice is not None:
+        stages[StageName.VOICE] = voice
+    if music is not None:
+        stages[StageName.MUSIC] = music
+    notices += [n for n in (voice_notice, music_notice) if n]
     return Providers(planner, stages=stages, notices=notices)
 
 

@@ -78,6 +78,8 @@ class StageKind:
     optional: bool = False  # an ad can be made without it; absent provider → no such stage
     weight: float = 1.0  # share of its scene's progress bar
     footage: bool = False  # its output is the scene's picture: normalised for the join, then the scene is done
+    # A scene-level kind only some scenes have (a voice for scenes with a line); None: every scene.
+    applies: Callable[[Scene], bool] | None = None
 
     def dest(self, directory: Path, scene_index: int) -> Path:
         return directory / self.output.format(index=scene_index)
@@ -111,13 +113,26 @@ async def _clip(provider: Any, s: StageInputs, ctx: StageContext) -> StageResult
     return result
 
 
+def spoken_language(job: Job) -> str:
+    """The language the lines are written in: the storyboard's (the writer may have fallen back to
+    English), else the request's."""
+    language = (job.storyboard.language if job.storyboard else None) or job.request.language
+    return language or "en"
+
+
+def _has_line(scene: Scene) -> bool:
+    return bool(scene.voiceover)
+
+
 async def _voice(provider: Any, s: StageInputs, ctx: StageContext) -> StageResult:
     scene = _scene(s)
-    # The storyboard gains a `voiceover` line per scene with issue 12 §1; until then there is nothing to say.
-    text = getattr(scene, "voiceover", None)
-    if not text:
+    if not scene.voiceover:  # stages are only made for scenes with a line; an edit may have removed it
         raise InvalidRequest(f"Scene {scene.index} has no voiceover line to speak.")
-    result: StageResult = await provider.synthesize(VoiceRequest(text=text, dest=s.dest), ctx)
+    request = VoiceRequest(
+        text=scene.voiceover, dest=s.dest, language=spoken_language(s.job),
+        voice_id=s.job.request.voice or s.settings.audio.voice_id, speed=s.settings.audio.voice_speed,
+    )  # fmt: skip
+    result: StageResult = await provider.synthesize(request, ctx)
     return result
 
 
@@ -129,10 +144,6 @@ async def _music(provider: Any, s: StageInputs, ctx: StageContext) -> StageResul
     result: StageResult = await provider.compose(request, ctx)
     return result
 
-
-# Until the voice and music settings land (issue 12 §2, §5), their deadlines are fixed here.
-VOICE_DEADLINE_S = 120.0
-MUSIC_DEADLINE_S = 300.0
 
 STAGE_KINDS: Mapping[str, StageKind] = {
     k.name: k
@@ -148,11 +159,11 @@ STAGE_KINDS: Mapping[str, StageKind] = {
         # Spoken at approval, beside the seeds: a line takes seconds, a clip a minute.
         StageKind(
             StageName.VOICE, StageLevel.SCENE, "voiceover", "voice-{index}.wav",
-            deadline_s=lambda s: VOICE_DEADLINE_S, start=_voice, optional=True, weight=0.5,
+            deadline_s=lambda s: s.audio.voice_deadline_s, start=_voice, optional=True, weight=0.5, applies=_has_line,
         ),
         StageKind(
             StageName.MUSIC, StageLevel.JOB, "music bed", "music.wav",
-            deadline_s=lambda s: MUSIC_DEADLINE_S, start=_music, optional=True,
+            deadline_s=lambda s: s.audio.music_deadline_s, start=_music, optional=True,
         ),
     )
 }  # fmt: skip

@@ -22,6 +22,7 @@ from pipeline.config import Settings
 from pipeline.ffmpeg import run_ffmpeg
 from pipeline.moods import MusicStyle, music_style
 from pipeline.providers.base import MusicGenerator, MusicRequest, StageContext, StageResult
+from pipeline.providers.replicate_media import AccountLimits
 
 SYNTH_RATE = 24_000
 OUTPUT_RATE = 48_000
@@ -175,7 +176,9 @@ class OfflineMusicGenerator:
 MUSIC_CHOICES = ("auto", "replicate", "offline", "none")
 
 
-def build_music_provider(settings: Settings) -> tuple[MusicGenerator | None, str | None]:
+def build_music_provider(
+    settings: Settings, *, limits: AccountLimits | None = None
+) -> tuple[MusicGenerator | None, str | None]:
     """The music provider `JANT_MUSIC` asks for, and a notice to show when it is not the real one.
 
     `auto`: Replicate when its token is set (and JANT_OFFLINE is not), else the offline bed.
@@ -192,7 +195,7 @@ def build_music_provider(settings: Settings) -> tuple[MusicGenerator | None, str
             )
         from pipeline.providers.replicate_music import ReplicateMusicGenerator
 
-        return ReplicateMusicGenerator(settings), None
+        return ReplicateMusicGenerator(settings, limits=limits), None
     why = "JANT_OFFLINE is set" if settings.media.offline else settings.unset_reason("REPLICATE_API_TOKEN")
     if choice == "offline":
         why = "JANT_MUSIC=offline"
