@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from pipeline.language import detect_language, normalise_language
 from pipeline.moods import Mood
+from pipeline.speech_timing import WordTiming
 from pipeline.spoken_text import voiceover_problem
 from pipeline.stage_kinds import (
     JOB_LEVEL_INDEX,
@@ -283,6 +284,12 @@ class StageState(BaseModel):
     path: str | None = None
     seed: int | None = None
     prediction_id: str | None = None
+    # What the provider measured: a voice's length (s) and word timings, kept so a restarted job fits
+    # its scenes and draws its captions without reading the audio again; and its price when billed per
+    # unit (characters, runs) rather than by GPU time.
+    duration: float | None = None
+    words: list[WordTiming] | None = None
+    cost_usd: float | None = None
     updated_at: datetime = Field(default_factory=utcnow)
 
     @property
@@ -388,6 +395,32 @@ class JobUi(BaseModel):
         return self.model_dump(mode="json", exclude_none=True)
 
 
+class SceneTiming(BaseModel):
+    """The scenes' final durations once fitted to the measured voice, the speed each line is played at,
+    and the line lengths it was fitted to (a resumed job with the same lines reuses these numbers)."""
+
+    durations: list[float]
+    speeds: list[float]
+    voice: list[float | None]  # measured length of each scene's line; None: no line spoken
+    problems: list[str | None] = Field(default_factory=list)
+
+    def start(self, index: int) -> float:
+        """Where scene `index` (1-based) starts on the ad's timeline."""
+        return round(sum(self.durations[: index - 1]), 3)
+
+    @property
+    def total(self) -> float:
+        return round(sum(self.durations), 2)
+
+
+class Soundtrack(BaseModel):
+    """The mixed audio of the ad, and what it was mixed from: a re-roll that changes neither the
+    timing nor the lines nor the music joins the same file again."""
+
+    path: str
+    key: str
+
+
 class Job(BaseModel):
     id: str = Field(default_factory=new_job_id)
     status: JobStatus = JobStatus.PLANNING
@@ -408,6 +441,11 @@ class Job(BaseModel):
     final_bytes: int | None = None
     gpu_seconds: float = 0.0
     cost_usd: float = 0.0
+    timing: SceneTiming | None = None  # set once every voice stage has ended
+    soundtrack: Soundtrack | None = None
+    # What the user should know about the ad that is not an error: a part missing and why, a line
+    # that does not fit its scene, characters the captions cannot draw.
+    notes: list[str] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None

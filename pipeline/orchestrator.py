@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pipeline.action_rules import Action, refusal_with_rule
+from pipeline.audio_mix import AUDIO_BITRATE
 from pipeline.composer import Composer, target_bitrate
 from pipeline.config import Settings
 from pipeline.errors import InvalidRequest, JantError, PlannerError
@@ -35,6 +37,7 @@ from pipeline.models import (
     Job,
     JobStatus,
     Scene,
+    SceneTiming,
     StageState,
     StageStatus,
     Storyboard,
@@ -44,7 +47,8 @@ from pipeline.models import (
 from pipeline.providers.base import Providers, StageContext, StageResult
 from pipeline.quotas import ACTIVE, QuotaLimits, check_concurrent, check_daily, day_window
 from pipeline.retry import RetryPolicy, classify
-from pipeline.stage_kinds import JOB_LEVEL_INDEX, STAGE_KINDS, StageInputs, StageName, dependents
+from pipeline.soundtrack import caption_words, fit_timing, make_soundtrack, soundtrack_key, voice_settled
+from pipeline.stage_kinds import JOB_LEVEL_INDEX, STAGE_KINDS, StageInputs, StageName, dependents, spoken_language
 from pipeline.store import JobStore
 
 log = logging.getLogger(__name__)
@@ -82,6 +86,50 @@ async def _together(*work: Awaitable[Any]) -> list[Any]:
 def _check_allowed(job: Job, action: Action) -> None:
     if why := refusal_with_rule(job.id, job.status, action):
         raise InvalidRequest(why)
+
+
+def _captions_mode(settings: Settings) -> str:
+    """JANT_CAPTIONS (karaoke | plain | off), wherever the settings keep it."""
+    for holder in (getattr(settings, "media", None), settings):
+        try:
+            mode = getattr(holder, "captions", None)
+        except Exception:  # the flat-name compatibility layer refuses names it does not know
+            mode = None
+        if isinstance(mode, str):
+            return mode
+    return "karaoke"
+
+
+def _supported(method: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments `method` accepts: a composer without word captions (an older one, a
+    test's) is called as before."""
+    try:
+        params = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return {}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return kwargs
+    return {k: v for k, v in kwargs.items() if k in params}
+
+
+def _uncovered_note(job: Job) -> str | None:
+    """Once per job: the scripts in its text that the bundled caption fonts cannot draw."""
+    try:
+        from pipeline.captions import uncovered_scripts  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    assert job.storyboard is not None
+    text = " ".join(t for s in job.storyboard.scenes for t in (s.voiceover, s.on_screen_text) if t)
+    scripts = uncovered_scripts(text)
+    if not scripts:
+        return None
+    return f"Captions leave out the {', '.join(scripts)} characters: the bundled fonts cannot draw them."
+
+
+def _seconds(job: Job, index: int) -> float:
+    """Scene `index`'s length in the ad: as fitted to its voice, else as planned."""
+    assert job.storyboard is not None
+    return job.timing.durations[index - 1] if job.timing else job.storyboard.scenes[index - 1].duration
 
 
 def _ad_waits_only_on(job: Job, index: int) -> bool:
@@ -123,6 +171,10 @@ class Orchestrator:
             settings.limits.user_concurrent_jobs, settings.limits.guild_concurrent_jobs, settings.limits.user_daily_jobs
         )
         self._approval_lock = asyncio.Lock()  # quota check and status change happen as one step
+        # Per running job: set once its scene timing is fixed (every voice stage ended); the mix that
+        # starts as soon as voice and music are ready.
+        self._timing_fixed: dict[str, asyncio.Event] = {}
+        self._mixes: dict[str, asyncio.Task[Path]] = {}
 
     # -- planning and approval ------------------------------------------------------------------
 
@@ -308,8 +360,19 @@ class Orchestrator:
         await self._publish(EventKind.JOB_STARTED, job)
         await asyncio.to_thread(self.job_dir(job).mkdir, parents=True, exist_ok=True)
         scenes = [s for s in job.storyboard.scenes if not job.scene(s.index).done]
-        await self._run_scenes(job, scenes)
-        await self._finish(job)
+        self._timing_fixed[job.id] = asyncio.Event()
+        earlier = job.timing
+        try:
+            await self._audio_ready(job)  # no voice to wait for: the timing is fixed right away
+            await self._run_scenes(job, scenes)
+            await self._renormalise_retimed(job, earlier, {s.index for s in scenes})
+            await self._finish(job)
+        finally:
+            self._timing_fixed.pop(job.id, None)
+            mix = self._mixes.pop(job.id, None)
+            if mix is not None and not mix.done():
+                mix.cancel()
+                await asyncio.gather(mix, return_exceptions=True)
 
     async def _crashed(self, job: Job, exc: Exception) -> None:
         """An exception escaped the stages (a bug, a broken normaliser, a failed join): the job fails
@@ -330,6 +393,16 @@ class Orchestrator:
         """Every stage still to make: the job's own and those of `scenes`, each as soon as the stage
         it waits for is done. (A subclass may order them differently: see benchmarks/barrier.py.)"""
         per_scene = [(scene, stage) for scene in scenes for stage in self._roots(job.scene(scene.index).stages)]
+        # A finished scene whose voice has not ended (Retry failed reset it) still gets spoken.
+        assert job.storyboard is not None
+        running = {scene.index for scene in scenes}
+        per_scene += [
+            (scene, stage)
+            for scene in job.storyboard.scenes
+            if scene.index not in running
+            for stage in self._roots(job.scene(scene.index).stages)
+            if stage.kind.optional and stage.status is not StageStatus.DONE
+        ]
         await _together(
             *(self._run_from(job, stage) for stage in self._roots(job.job_stages)),
             *(self._run_from(job, stage, scene) for scene, stage in per_scene),
@@ -349,6 +422,8 @@ class Orchestrator:
         siblings = job.job_stages if scene is None else job.scene(scene.index).stages
         waiting = [siblings[k.name] for k in dependents(stage.stage) if k.name in siblings]
         path = await self.run_stage(job, stage, scene, inputs)
+        if stage.stage in (StageName.VOICE, StageName.MUSIC):
+            await self._audio_ready(job)
         if path is not None and stage.kind.footage and scene is not None:
             path = await self._normalise(job, scene, stage, path)
         if path is None:
@@ -363,11 +438,23 @@ class Orchestrator:
         cheap copy. A failure is recorded on the stage."""
         assert job.storyboard is not None
         normalized = self.job_dir(job) / f"scene-{scene.index}.mp4"
-        max_bitrate = target_bitrate(job.storyboard.total_duration, job.byte_limit) if job.byte_limit else None
+        # The scene's final length follows its voice: voices take seconds, clips a minute, so this
+        # wait is over before the clip lands.
+        timing = await self._timing(job)
+        max_bitrate = None
+        if job.byte_limit:
+            audio_bps = AUDIO_BITRATE if self._wants_soundtrack(job) else 0
+            max_bitrate = target_bitrate(timing.total, job.byte_limit, audio_bps=audio_bps)
+        text = {
+            "words": caption_words(job, scene, timing),
+            "captions": _captions_mode(self.settings),
+            "language": spoken_language(job),
+        }
         try:
             await self.composer.normalize_clip(
-                clip_path, normalized, scene.duration, caption=scene.on_screen_text, max_bitrate=max_bitrate,
-                urgent=_ad_waits_only_on(job, scene.index),
+                clip_path, normalized, timing.durations[scene.index - 1], caption=scene.on_screen_text,
+                max_bitrate=max_bitrate, urgent=_ad_waits_only_on(job, scene.index),
+                **_supported(self.composer.normalize_clip, text),
             )  # fmt: skip
         except JantError as exc:
             stage.status, stage.error = StageStatus.FAILED, f"Could not prepare the clip: {exc}"
@@ -377,6 +464,118 @@ class Orchestrator:
         await self.store.set_normalized(job, scene.index, str(normalized))
         await self._publish(EventKind.CLIP_NORMALIZED, job, scene.index, stage.stage)
         return normalized
+
+    # -- the voice, the scene timing and the soundtrack -------------------------------------------
+
+    def _wants_soundtrack(self, job: Job) -> bool:
+        """The ad has a sound track: when it has a voice or music stage, or when both were turned
+        off on purpose (then it is silent, and the notes say why)."""
+        if any(st.stage in (StageName.VOICE, StageName.MUSIC) for st in job.all_stages()):
+            return True
+        return self.settings.audio.voice == "none" and self.settings.audio.music == "none"
+
+    async def _timing(self, job: Job) -> SceneTiming:
+        """The job's final scene timing, once every voice stage has ended."""
+        fixed = self._timing_fixed.get(job.id)
+        if fixed is not None:
+            await fixed.wait()
+        if job.timing is None:  # run outside `_run_job` (a test driving one stage): the plan as it is
+            return fit_timing(job)
+        return job.timing
+
+    async def _audio_ready(self, job: Job) -> None:
+        """Called whenever a voice or music stage ends: fix the timing once every voice has ended,
+        and start the mix once the music has ended too — before the last clip lands."""
+        fixed = self._timing_fixed.get(job.id)
+        if fixed is None or not voice_settled(job):
+            return
+        if not fixed.is_set():
+            timing = fit_timing(job)
+            if timing != job.timing:
+                await self.store.update(job, timing=timing)
+            fixed.set()
+            await self._refresh_notes(job)
+        music = job.job_stages.get(StageName.MUSIC)
+        if job.id in self._mixes or (music is not None and not music.status.is_terminal):
+            return
+        if self._wants_soundtrack(job):
+            assert job.timing is not None
+            self._mixes[job.id] = asyncio.create_task(self._mix(job, job.timing), name=f"mix-{job.id}")
+
+    async def _mix(self, job: Job, timing: SceneTiming, scenes: set[int] | None = None) -> Path:
+        """The soundtrack for `timing` (of the scenes in `scenes`, default all): the stored one when it
+        was made from the same lines, music and timing, else a new mix."""
+        key = soundtrack_key(job, timing)
+        if scenes is None and job.soundtrack is not None and job.soundtrack.key == key:
+            if await asyncio.to_thread(Path(job.soundtrack.path).exists):
+                return Path(job.soundtrack.path)
+        made = await make_soundtrack(self.composer, job, timing, self.job_dir(job), scenes=scenes)
+        if scenes is None:
+            await self.store.update(job, soundtrack=made)
+        return Path(made.path)
+
+    async def _soundtrack(self, job: Job, joined: list[int]) -> Path | None:
+        """The sound track of the scenes being joined (None: the ad is silent by design)."""
+        if not self._wants_soundtrack(job):
+            return None
+        timing = await self._timing(job)
+        if len(joined) < len(job.scenes):
+            # Missing scenes: the lines of the others move up with their pictures.
+            return await self._mix(job, timing, set(joined))
+        mix = self._mixes.get(job.id)
+        if mix is None:
+            mix = self._mixes[job.id] = asyncio.create_task(self._mix(job, timing))
+        return await mix
+
+    async def _renormalise_retimed(self, job: Job, earlier: SceneTiming | None, ran: set[int]) -> None:
+        """A finished scene the run did not touch was cut to the old timing: when the voice changed the
+        timing (a line failed before and was spoken now), cut it again."""
+        timing = job.timing
+        if earlier is None or timing is None or earlier == timing or job.storyboard is None:
+            return
+        for scene in job.storyboard.scenes:
+            state = job.scene(scene.index)
+            if scene.index in ran or not state.done or state.clip.path is None:
+                continue
+            await self._normalise(job, scene, state.clip, Path(state.clip.path))
+
+    async def _refresh_notes(self, job: Job) -> None:
+        """What the user should know about the ad beside its errors, from the job's state: which part
+        of the sound is missing and why, lines that do not fit, characters captions cannot draw."""
+        if job.storyboard is None:
+            return
+        notes: list[str] = []
+        has_voice = any(StageName.VOICE in s.stages for s in job.scenes)
+        if not has_voice and job.storyboard.has_voiceover:
+            if not job.request.speak:
+                notes.append("The ad has no voiceover: it was made without one (--no-voice); captions show the lines.")
+            else:
+                why = self.providers.reasons.get(StageName.VOICE, "no voice provider is set up")
+                notes.append(f"The ad has no voiceover: {why}")
+        by_reason: dict[str, list[int]] = {}
+        for s in job.scenes:
+            st = s.stages.get(StageName.VOICE)
+            if st is not None and st.status in (StageStatus.FAILED, StageStatus.CANCELLED):
+                by_reason.setdefault(st.error or "it failed", []).append(s.index)
+        for reason, indices in by_reason.items():
+            which = "Every scene has" if len(indices) == len(job.scenes) else (
+                "Scene " if len(indices) == 1 else "Scenes ") + ", ".join(map(str, indices)) + (
+                " has" if len(indices) == 1 else " have")  # fmt: skip
+            notes.append(f"{which} no voiceover: {reason}")
+        music = job.job_stages.get(StageName.MUSIC)
+        if music is None:
+            why = self.providers.reasons.get(StageName.MUSIC, "no music provider is set up")
+            notes.append(f"The ad has no music: {why}")
+        elif music.status in (StageStatus.FAILED, StageStatus.CANCELLED):
+            notes.append(f"The ad has no music: {music.error or 'the music bed failed'}")
+        if job.timing is not None:
+            notes += [p for p in job.timing.problems if p]
+        if uncovered := _uncovered_note(job):
+            notes.append(uncovered)
+        if self._wants_soundtrack(job) and not has_voice and music is None:
+            notes.append("The ad's sound track is silent.")
+        if notes != job.notes:
+            await self.store.update(job, notes=notes)
 
     async def _skip(self, job: Job, stage: StageState, why: str) -> None:
         """A stage that cannot run (what it waits for failed): failed with the reason, and so are the
@@ -479,15 +678,20 @@ class Orchestrator:
     async def _stage_done(self, job: Job, stage: StageState, result: StageResult) -> None:
         stage.status, stage.progress, stage.error = StageStatus.DONE, 100.0, None
         stage.path, stage.seed = str(result.path), result.seed
+        stage.duration, stage.cost_usd = result.duration, result.cost_usd
+        stage.words = list(result.words) if result.words is not None else None
         if result.prediction_id:
             stage.prediction_id = result.prediction_id
             await self.store.finish_prediction(result.prediction_id, "succeeded", result.predict_time)
         await self.store.save_stage(stage)
-        if result.predict_time:
-            gpu = round(job.gpu_seconds + result.predict_time, 3)
-            await self.store.update(
-                job, gpu_seconds=gpu, cost_usd=round(gpu * self.settings.replicate.price_per_gpu_second, 4)
-            )
+        if result.predict_time or result.cost_usd:
+            gpu = round(job.gpu_seconds + (result.predict_time or 0.0), 3)
+            # Billed per unit (a voice's characters, a music run) or else by GPU time: never both.
+            if result.cost_usd is not None:
+                cost = result.cost_usd
+            else:
+                cost = (result.predict_time or 0.0) * self.settings.replicate.price_per_gpu_second
+            await self.store.update(job, gpu_seconds=gpu, cost_usd=round(job.cost_usd + cost, 4))
         await self._publish(EventKind.STAGE_DONE, job, stage.scene_index, stage.stage)
 
     async def _finish(self, job: Job) -> None:
@@ -503,8 +707,10 @@ class Orchestrator:
         await self.store.update(job, status=JobStatus.COMPOSING)
         await self._publish(EventKind.COMPOSING, job)
         directory = self.job_dir(job)
+        await self._refresh_notes(job)
         try:
             scenes = {s.index: s for s in job.storyboard.scenes}
+            audio = await self._soundtrack(job, [s.index for s in done])
             # Side by side: the join is ffmpeg in a subprocess, the sheet Pillow in a thread, and the
             # time from the last clip to the finished ad is what the requester waits for.
             result, _sheet = await _together(
@@ -512,10 +718,11 @@ class Orchestrator:
                     [Path(s.normalized_path) for s in done if s.normalized_path],
                     directory / "final.mp4",
                     byte_limit=job.byte_limit,
+                    **({"audio": audio} if audio is not None else {}),
                 ),
                 self.composer.contact_sheet(
                     [Path(s.seed.path) for s in done if s.seed.path],
-                    [f"{scenes[s.index].beat.value} · {scenes[s.index].duration:g}s" for s in done],
+                    [f"{scenes[s.index].beat.value} · {_seconds(job, s.index):g}s" for s in done],
                     directory / "contact-sheet.png",
                     title=job.storyboard.title,
                 ),

@@ -63,12 +63,14 @@ def build_providers(settings: Settings) -> Providers:
     stages: dict[str, StageProvider] = {StageName.SEED: images, StageName.CLIP: video}
     voice, voice_notice = build_voice_provider(settings, limits=limits)
     music, music_notice = build_music_provider(settings, limits=limits)
-    if voice is not None:
-        stages[StageName.VOICE] = voice
-    if music is not None:
-        stages[StageName.MUSIC] = music
+    reasons: dict[str, str] = {}
+    for kind, provider, notice in ((StageName.VOICE, voice, voice_notice), (StageName.MUSIC, music, music_notice)):
+        if provider is not None:
+            stages[kind] = provider
+        elif notice:
+            reasons[kind] = notice
     notices += [n for n in (voice_notice, music_notice) if n]
-    return Providers(planner, stages=stages, notices=notices)
+    return Providers(planner, stages=stages, notices=notices, reasons=reasons)
 
 
 def check_data_dir(settings: Settings) -> None:

@@ -20,6 +20,7 @@ from pipeline.models import (
     fresh_scene_states,
     utcnow,
 )
+from pipeline.speech_timing import WordTiming
 from pipeline.stage_kinds import JOB_LEVEL_INDEX, STAGE_KINDS, StageLevel, required_kinds
 from storage.errors import DatabaseLocked, DatabaseTooNew, MigrationFailed
 from storage.repository import JobRepository
@@ -37,6 +38,9 @@ def _stage_row(stage: StageState) -> dict[str, Any]:
         "path": stage.path,
         "seed": stage.seed,
         "prediction_id": stage.prediction_id,
+        "duration": stage.duration,
+        "words": None if stage.words is None else [[w.word, w.start, w.end] for w in stage.words],
+        "cost_usd": stage.cost_usd,
     }
 
 
@@ -72,7 +76,10 @@ def job_from_record(rec: dict[str, Any]) -> Job:
                 continue
             row = stored.get(kind.name)
             if row is not None:
-                out[kind.name] = StageState(job_id=job_id, **{k: v for k, v in row.items() if k != "job_id"})
+                fields = {k: v for k, v in row.items() if k != "job_id"}
+                if fields.get("words") is not None:
+                    fields["words"] = [WordTiming(w, start, end) for w, start, end in fields["words"]]
+                out[kind.name] = StageState(job_id=job_id, **fields)
             elif not kind.optional:
                 out[kind.name] = StageState(job_id=job_id, scene_index=index, stage=kind.name)
         return out

@@ -21,11 +21,16 @@ from storage.database import connect
 JOB_COLUMNS = (
     "id", "status", "request", "storyboard", "requester_id", "guild_id", "channel_id", "ui", "providers",
     "offline", "env", "byte_limit", "error", "final_path", "final_bytes", "gpu_seconds", "cost_usd",
-    "created_at", "updated_at", "started_at", "finished_at",
+    "created_at", "updated_at", "started_at", "finished_at", "timing", "soundtrack", "notes",
 )  # fmt: skip
 _JSON_COLUMNS = {"request": "request_json", "storyboard": "storyboard_json", "ui": "ui_json",
-                 "providers": "providers_json"}  # fmt: skip
-STAGE_COLUMNS = ("status", "progress", "attempt", "max_attempts", "error", "path", "seed", "prediction_id")
+                 "providers": "providers_json", "timing": "timing_json", "soundtrack": "soundtrack_json",
+                 "notes": "notes_json"}  # fmt: skip
+STAGE_COLUMNS = (
+    "status", "progress", "attempt", "max_attempts", "error", "path", "seed", "prediction_id", "duration", "words",
+    "cost_usd",
+)  # fmt: skip
+_STAGE_JSON_COLUMNS = {"words": "words_json"}
 
 
 def _now() -> str:
@@ -51,6 +56,20 @@ def _job_from_row(row: aiosqlite.Row) -> dict[str, Any]:
             value = json.loads(value)
         out[key] = value
     out["offline"] = bool(out["offline"])
+    return out
+
+
+def _stage_to_db(key: str, value: Any) -> tuple[str, Any]:
+    if key in _STAGE_JSON_COLUMNS:
+        return _STAGE_JSON_COLUMNS[key], None if value is None else json.dumps(value, separators=(",", ":"))
+    return key, value
+
+
+def _stage_from_row(row: aiosqlite.Row) -> dict[str, Any]:
+    out = dict(row)
+    for key, col in _STAGE_JSON_COLUMNS.items():
+        value = out.pop(col, None)
+        out[key] = None if value is None else json.loads(value)
     return out
 
 
@@ -153,10 +172,12 @@ class JobRepository:
         for s in stages:
             rows.append((
                 "INSERT INTO stages (job_id, scene_index, stage, status, progress, attempt, max_attempts,"
-                " error, path, seed, prediction_id, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                " error, path, seed, prediction_id, duration, words_json, cost_usd, updated_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (job_id, s["scene_index"], s["stage"], s.get("status", "pending"),
                  s.get("progress", 0.0), s.get("attempt", 0), s.get("max_attempts", 3),
-                 s.get("error"), s.get("path"), s.get("seed"), s.get("prediction_id"), _now()),
+                 s.get("error"), s.get("path"), s.get("seed"), s.get("prediction_id"), s.get("duration"),
+                 _stage_to_db("words", s.get("words"))[1], s.get("cost_usd"), _now()),
             ))  # fmt: skip
             if s["stage"] == "seed":
                 rows.append(
@@ -176,7 +197,7 @@ class JobRepository:
         async with self._conn.execute(
             "SELECT * FROM stages WHERE job_id = ? ORDER BY scene_index, stage DESC", (job_id,)
         ) as cur:
-            job["stages"] = [dict(r) for r in await cur.fetchall()]
+            job["stages"] = [_stage_from_row(r) for r in await cur.fetchall()]
         async with self._conn.execute(
             "SELECT scene_index, normalized_path FROM scenes WHERE job_id = ? ORDER BY scene_index", (job_id,)
         ) as cur:
@@ -248,13 +269,13 @@ class JobRepository:
         unknown = set(fields) - set(STAGE_COLUMNS)
         if unknown:
             raise KeyError(f"unknown stage fields: {sorted(unknown)}")
-        fields["updated_at"] = _now()
-        sets = ", ".join(f"{k} = ?" for k in fields)
+        pairs = [_stage_to_db(k, v) for k, v in {**fields, "updated_at": _now()}.items()]
+        sets = ", ".join(f"{c} = ?" for c, _ in pairs)
         await self._in_transaction(
             [
                 (
                     f"UPDATE stages SET {sets} WHERE job_id = ? AND scene_index = ? AND stage = ?",
-                    [*fields.values(), job_id, scene_index, stage],
+                    [*(v for _, v in pairs), job_id, scene_index, stage],
                 )
             ]
         )

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.composer import ComposeResult
 from pipeline.errors import ProviderError, SafetyRejection
 from pipeline.providers.base import ClipRequest, SeedRequest, StageContext, StageResult
+from pipeline.speech_timing import WordTiming
 
 
 @dataclass
@@ -95,18 +97,34 @@ class CopyComposer:
         self.normalized: list[tuple[int, float]] = []
         self.urgent: list[int] = []  # scenes normalised as the one the ad was waiting on
         self.joined: list[list[Path]] = []
+        self.words: dict[int, Sequence[WordTiming] | None] = {}  # the caption words each scene was given
+        self.mixes: list[tuple[list[tuple[Path, float]], Path | None, float]] = []
+        self.audio: list[Path | None] = []  # the sound track each join muxed in
 
     async def normalize_clip(self, src: Path, dst: Path, duration: float, *, caption: str | None = None,
-                             max_bitrate: int | None = None, urgent: bool = False) -> Path:  # fmt: skip
+                             words: Sequence[WordTiming] | None = None, captions: str = "karaoke",
+                             language: str = "en", max_bitrate: int | None = None,
+                             urgent: bool = False) -> Path:  # fmt: skip
         await asyncio.to_thread(shutil.copyfile, src, dst)
         index = int(src.stem.split("-")[-1])
         self.normalized.append((index, duration))
+        self.words[index] = words
         if urgent:
             self.urgent.append(index)
         return dst
 
-    async def join(self, clips: list[Path], dst: Path, *, byte_limit: int | None = None) -> ComposeResult:
+    async def mix_audio(
+        self, voice: Sequence[tuple[Path, float]], music: Path | None, duration: float, dest: Path
+    ) -> Path:
+        self.mixes.append((list(voice), music, duration))
+        await asyncio.to_thread(dest.write_bytes, b"m4a")
+        return dest
+
+    async def join(
+        self, clips: list[Path], dst: Path, *, byte_limit: int | None = None, audio: Path | None = None
+    ) -> ComposeResult:
         self.joined.append(list(clips))
+        self.audio.append(audio)
         data = b"".join([await asyncio.to_thread(c.read_bytes) for c in clips])
         await asyncio.to_thread(dst.write_bytes, data)
         return ComposeResult(path=dst, bytes=len(data), duration_s=0.0, encodes=0)

@@ -178,8 +178,11 @@ class Providers:
         notices: list[str] | None = None,  # "OPENAI_API_KEY not set: offline planner"
         *,
         stages: Mapping[str, StageProvider] | None = None,
+        reasons: Mapping[str, str] | None = None,
     ) -> None:
         self.planner = planner
+        # Why an optional kind has no provider ("JANT_VOICE=none: …"): a job's notes repeat it.
+        self.reasons: dict[str, str] = dict(reasons or {})
         self.stages: dict[str, StageProvider] = {}
         if images is not None:
             self.stages["seed"] = images
