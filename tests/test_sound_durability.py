@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from pipeline.config import Settings
+from pipeline.ffmpeg import probe
 from pipeline.models import AdRequest, JobStatus
 from pipeline.runtime import Runtime
 from tests.bot_harness import embed_text, eventually
@@ -232,3 +233,6 @@ async def test_a_kill_9_mid_voice_and_music_resumes_them_with_zero_duplicate_cre
         job_id,
     )  # fmt: skip
     assert sorted(stages) == [("music", "done", 1)] + [("voice", "done", 1)] * SCENES
+    # And the ad that was made carries the sound that was paid for.
+    [(final,)] = await asyncio.to_thread(db_rows, db, "SELECT final_path FROM jobs WHERE id = ?", job_id)
+    assert (await probe(final)).has_audio
