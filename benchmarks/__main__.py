@@ -151,6 +151,9 @@ async def run(many: int = 50) -> dict[str, Any]:
         "compose_tail_sound_s": tail["after_last_clip_s"],
         "compose_tail_sound_bytes": tail["bytes"],
         "compose_tail_sound_join_encodes": tail["join_encodes"],
+        # Headline + karaoke captions over no text, normalising the last clip (target ≤ +10 %).
+        "captions_normalise_share": sections["composer"]["captions"]["prod"]["karaoke_share"],
+        "captions_normalise_share_dev": sections["composer"]["captions"]["dev"]["karaoke_share"],
         "startup_commands_ready_s": sections["startup"]["commands_ready_s"],
         "startup_all_jobs_resumed_s": sections["startup"]["all_resumed_s"],
         # The same CPU work timed around the run: equal figures in two runs mean an equally fast host.

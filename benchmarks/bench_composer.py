@@ -12,6 +12,9 @@ under fresh per-frame noise, so sizes are a worst case, not a typical ad.
   arrival (the longest scene, captioned: the worst case) to the final file and contact sheet.
 - The fallback when clips were not capped: the join re-encodes to fit.
 - The soundtrack: six voice lines over the offline music bed, ducked and mastered (mix_audio).
+- The captions' share of normalise time: the last clip (6 s, urgent, capped) with no text, with
+  the headline alone, and with the headline and karaoke captions of a spoken line, median of
+  CAPTION_RUNS runs each (the host is noisy), at both sizes. `--captions` runs only this part.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import resource
+import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +33,7 @@ from typing import Any
 from pipeline.composer import Composer, target_bitrate
 from pipeline.config import EnvProfile
 from pipeline.ffmpeg import avc_decoder_config, ffmpeg_version, probe, run_ffmpeg
+from pipeline.speech_timing import proportional_word_timings
 from tests.emulators import media
 
 MiB = 1024 * 1024
@@ -36,6 +43,11 @@ LAST = 3  # index of the clip that arrives last: a 6 s scene, captioned
 PROFILES = {env: EnvProfile(env) for env in ("dev", "prod")}  # the sizes JANT_ENV buys, from one place
 SIZES = {env: (p.output_width, p.output_height) for env, p in PROFILES.items()}
 SEED_SIZES = {env: (p.seed_width, p.seed_height) for env, p in PROFILES.items()}
+HEADLINE = "Get Lumen"
+# The last scene's voiceover: ~2.5 words a second over its 6 s, as a storyboard writes them.
+LINE = "Lumen keeps your desk bright all night, and it folds flat into any bag you carry"
+WORDS = proportional_word_timings(LINE, SCENES[LAST] - 0.4, lead_in=0.2)
+CAPTION_RUNS = 5
 DUP_S, MCI_S = 4.0, 2.0  # scene lengths for the real-time factors (mci costs ~4-7 s per output second)
 
 
@@ -76,7 +88,7 @@ async def _orchestrator_path(src: Path, d: Path, env: str) -> dict[str, Any]:
     seeds = await _seed_images(d, env)
     start = time.perf_counter()
     # Urgent, as the orchestrator does for the clip the ad waits on (every other scene is done).
-    await c.normalize_clip(src, clips[LAST], SCENES[LAST], caption="Get Lumen", max_bitrate=cap, urgent=True)
+    await c.normalize_clip(src, clips[LAST], SCENES[LAST], caption=HEADLINE, words=WORDS, max_bitrate=cap, urgent=True)
     normalised = time.perf_counter()
     result, _ = await asyncio.gather(  # as Orchestrator._finish does
         c.join(clips, d / f"final-{env}.mp4", byte_limit=LIMIT),
@@ -88,10 +100,10 @@ async def _orchestrator_path(src: Path, d: Path, env: str) -> dict[str, Any]:
         # The same clip at full analysis (what every earlier clip gets), and both against a
         # near-lossless encode of the scene: what `urgent` costs in time and in picture.
         normal, normal_s = await _timed(
-            c.normalize_clip(src, d / f"{env}-normal.mp4", SCENES[LAST], caption="Get Lumen", max_bitrate=cap)
+            c.normalize_clip(src, d / f"{env}-normal.mp4", SCENES[LAST], caption=HEADLINE, words=WORDS, max_bitrate=cap)
         )
         reference = Composer(w, h, preset="ultrafast", crf=1)
-        ref = await reference.normalize_clip(src, d / f"{env}-ref.mp4", SCENES[LAST], caption="Get Lumen")
+        ref = await reference.normalize_clip(src, d / f"{env}-ref.mp4", SCENES[LAST], caption=HEADLINE, words=WORDS)
         out = {
             "urgent_normalise_s": round(normalised - start, 2), "normal_normalise_s": round(normal_s, 2),
             "urgent_ssim": await _ssim(clips[LAST], ref), "normal_ssim": await _ssim(normal, ref),
@@ -104,6 +116,51 @@ async def _orchestrator_path(src: Path, d: Path, env: str) -> dict[str, Any]:
         "bytes": result.bytes, "limit_bytes": LIMIT, "join_encodes": result.encodes,
         "max_bitrate": cap, **out,
     }  # fmt: skip
+
+
+async def _caption_share(src: Path, d: Path, env: str) -> dict[str, Any]:
+    """Normalising the last clip with no text, the headline, and headline + karaoke captions."""
+    w, h = SIZES[env]
+    c = Composer(w, h)
+    cap = target_bitrate(sum(SCENES), LIMIT)
+    variants: dict[str, dict[str, Any]] = {
+        "none": {}, "headline": {"caption": HEADLINE}, "karaoke": {"caption": HEADLINE, "words": WORDS},
+    }  # fmt: skip
+    wall: dict[str, list[float]] = {k: [] for k in variants}
+    cpu: dict[str, list[float]] = {k: [] for k in variants}
+    for run in range(CAPTION_RUNS):  # interleaved, so a slow moment of the host hits every variant
+        for name, kwargs in variants.items():
+            before = _children_cpu()
+            _, secs = await _timed(
+                c.normalize_clip(src, d / f"cap-{env}-{name}-{run}.mp4", SCENES[LAST], max_bitrate=cap,
+                                 urgent=True, **kwargs)
+            )  # fmt: skip
+            wall[name].append(secs)
+            cpu[name].append(_children_cpu() - before)
+    w_med = {k: statistics.median(v) for k, v in wall.items()}
+    c_med = {k: statistics.median(v) for k, v in cpu.items()}
+    return {
+        "size": f"{w}x{h}", "runs": CAPTION_RUNS, "words": len(WORDS),
+        **{f"{k}_s": round(v, 3) for k, v in w_med.items()},
+        **{f"{k}_cpu_s": round(v, 3) for k, v in c_med.items()},
+        "headline_share": round(w_med["headline"] / w_med["none"] - 1, 3),
+        "karaoke_share": round(w_med["karaoke"] / w_med["none"] - 1, 3),
+        # CPU seconds of the ffmpeg processes: what a neighbour on a shared host can't blur.
+        "headline_cpu_share": round(c_med["headline"] / c_med["none"] - 1, 3),
+        "karaoke_cpu_share": round(c_med["karaoke"] / c_med["none"] - 1, 3),
+    }  # fmt: skip
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+async def run_caption_bench() -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="jant-bench-") as tmp:
+        d = Path(tmp)
+        src = await _svd_like_clip(d / "svd.mp4")
+        return {env: await _caption_share(src, d, env) for env in SIZES}
 
 
 async def _ssim(a: Path, ref: Path) -> float:
@@ -131,6 +188,7 @@ async def run_composer_bench(*, fallback: bool = True) -> dict[str, Any]:
 
         out["compose"] = {env: await _orchestrator_path(src, d, env) for env in SIZES}
         out["audio_mix"] = await run_audio_mix_bench(d)
+        out["captions"] = {env: await _caption_share(src, d, env) for env in SIZES}
 
         if fallback:  # clips normalised without the cap: the join has to re-encode to fit
             w, h = SIZES["prod"]
@@ -208,6 +266,8 @@ def print_composer(r: dict[str, Any]) -> None:
               f"{c['same_decoder_config']}")  # fmt: skip
     if "audio_mix" in r:
         print_audio_mix(r["audio_mix"])
+    if "captions" in r:
+        print_captions(r["captions"])
     if "fallback" in r:
         f = r["fallback"]
         print(f"  fallback, uncapped clips {f['size']}: {f['uncapped_bytes'] / MiB:.1f} MiB -> fit in "
@@ -215,5 +275,20 @@ def print_composer(r: dict[str, Any]) -> None:
               f"output {f['fit_size']}")  # fmt: skip
 
 
+def print_captions(r: dict[str, Any]) -> None:
+    first = next(iter(r.values()))
+    print(f"  captions' share of normalising the last clip (6 s, urgent, capped; median of {first['runs']})")
+    for env, c in r.items():
+        print(f"    {env:<5} {c['size']:<10} no text {c['none_s']:.2f} s, headline {c['headline_s']:.2f} s "
+              f"({c['headline_share']:+.1%}), headline + karaoke ({c['words']} words) {c['karaoke_s']:.2f} s "
+              f"({c['karaoke_share']:+.1%})")  # fmt: skip
+        print(f"    {'':<16} ffmpeg CPU: no text {c['none_cpu_s']:.2f} s, headline {c['headline_cpu_s']:.2f} s "
+              f"({c['headline_cpu_share']:+.1%}), headline + karaoke {c['karaoke_cpu_s']:.2f} s "
+              f"({c['karaoke_cpu_share']:+.1%})")  # fmt: skip
+
+
 if __name__ == "__main__":
-    print_composer(asyncio.run(run_composer_bench()))
+    if "--captions" in sys.argv[1:]:
+        print_captions(asyncio.run(run_caption_bench()))
+    else:
+        print_composer(asyncio.run(run_composer_bench()))

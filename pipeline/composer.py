@@ -16,13 +16,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw
 
 from pipeline import typography as ty
 from pipeline.atomic_files import atomic_path, replace_durably, scratch_path
 from pipeline.audio_mix import mix_soundtrack
+from pipeline.captions import CaptionMode, build_ass
 from pipeline.errors import ComposeError, DoesNotFit
 from pipeline.ffmpeg import MediaInfo, ProgressCallback, avc_decoder_config, probe, run_ffmpeg
+from pipeline.speech_timing import WordTiming
 
 # Below ~0.011 bits per pixel per frame H.264 turns a product shot into blocks: 250 kb/s at
 # 720x1280x24 is that line. An ad that looks broken does more harm than a clear "does not fit"
@@ -44,9 +46,6 @@ MAX_FIT_ENCODES = 3
 URGENT_X264_PARAMS = "subme=1:me=dia"
 # Clips whose description the composer keeps for the join (a few hundred ads in flight at most).
 MADE_REMEMBERED = 2048
-# The caption fades in over FADE_S seconds from FADE_START; after that it is a still.
-CAPTION_FADE_START = 0.15
-CAPTION_FADE_S = 0.6
 
 
 def target_bitrate(duration_s: float, byte_limit: int, *, safety: float = 0.92, audio_bps: int = 0) -> int:
@@ -114,6 +113,13 @@ def concat_line(path: Path) -> str:
 def _audio_bps(audio: Path, duration: float) -> int:
     """The soundtrack's real bits/s over the ad (its file size: AAC at 128 kb/s runs a little over)."""
     return int(os.path.getsize(audio) * 8 / max(duration, 0.001))
+
+
+def filter_value(text: str) -> str:
+    """`text` as one filter option value inside a filtergraph: escaped for the option parser
+    (\\ ' :) and then for the graph parser (\\ ' [ ] , ;), ffmpeg's two levels."""
+    once = "".join("\\" + c if c in "\\':" else c for c in text)
+    return "".join("\\" + c if c in "\\'[],;" else c for c in once)
 
 
 def _file_key(path: Path) -> tuple[int, int] | None:
@@ -215,11 +221,14 @@ class Composer:
         duration: float,
         *,
         caption: str | None = None,
+        words: Sequence[WordTiming] | None = None,
+        captions: CaptionMode | str = CaptionMode.KARAOKE,
+        language: str = "en",
         max_bitrate: int | None = None,
         urgent: bool = False,
         progress: ProgressCallback | None = None,
     ) -> Path:
-        """Retime `src` to exactly `duration` s at the composer's fps and size; caption optional.
+        """Retime `src` to exactly `duration` s at the composer's fps and size; text optional.
 
         Every source frame gets an equal share of the duration (setpts on the frame index), then
         frames are duplicated (or motion-interpolated) up to the constant output rate. The scene
@@ -231,6 +240,14 @@ class Composer:
 
         `urgent`: the finished ad is waiting on this clip alone, so x264 spends less on analysis
         (same stream headers, slightly lower quality; see URGENT_X264_PARAMS).
+
+        `caption` is the scene's headline (on_screen_text). `words` are the spoken words' times
+        from the scene's start: captions 2–3 words at a time, the spoken one highlighted
+        (`captions="karaoke"`), the same groups unlit ("plain"), or none ("off", or no words).
+        Both are burned by libass with the bundled font (pipeline/captions.py); text the font
+        lacks is left out (captions.uncovered_scripts says which). `language` is the text's
+        language; the one bundled font covers every language we caption, so it only documents
+        the call for now.
         """
         src, dst = Path(src), Path(dst)
         if duration <= 0:
@@ -257,25 +274,19 @@ class Composer:
             "tpad=stop_mode=clone:stop_duration=2",
         ]
         dst.parent.mkdir(parents=True, exist_ok=True)
-        with scratch_path(dst, ".mp4") as tmp, scratch_path(dst, ".caption.png") as caption_png:
+        with scratch_path(dst, ".mp4") as tmp, scratch_path(dst, ".ass") as ass_path:
             inputs = ["-i", str(src)]
-            if caption and caption.strip():
-                band_y = await asyncio.to_thread(render_caption, caption.strip(), w, h, caption_png)
-                # A still looped at the output rate only while it fades in; the overlay then
-                # repeats its last (opaque) frame instead of converting and fading a fresh copy
-                # of it for every output frame.
-                fade_end = min(duration, CAPTION_FADE_START + CAPTION_FADE_S) + 2 / fps
-                loop = ["-loop", "1", "-framerate", str(fps), "-t", f"{fade_end:.3f}"]
-                inputs += [*loop, "-i", str(caption_png)]
-                fade = f"fade=t=in:st={CAPTION_FADE_START}:d={CAPTION_FADE_S}:alpha=1"
-                graph = (
-                    f"[0:v]{','.join(chain)}[base];"
-                    f"[1:v]format=yuva420p,{fade}[cap];"
-                    # Blend in YUV: format=auto would turn every 1080p frame to RGB and back.
-                    f"[base][cap]overlay=x=0:y={band_y}:format=yuv420:eof_action=repeat,format=yuv420p[v]"
-                )
-            else:
-                graph = f"[0:v]{','.join(chain)},format=yuv420p[v]"
+            script = await asyncio.to_thread(
+                build_ass, w, h, frames_out / fps, headline=caption, words=words, mode=captions
+            )
+            if script is not None:
+                await asyncio.to_thread(ass_path.write_text, script, encoding="utf-8")
+                # libass blends straight into the yuv420p frames (no RGB round trip, no second
+                # input), and only ever with the bundled fonts: fontsdir, no system fonts.
+                chain.append(f"ass=filename={filter_value(str(ass_path))}:fontsdir={filter_value(str(ty.FONTS_DIR))}")
+            graph = f"[0:v]{','.join(chain)},format=yuv420p[v]"
+            # fontconfig then knows only the bundled folder: no system font, even as a fallback.
+            env = {"FONTCONFIG_FILE": str(ty.FONTS_CONFIG)} if script is not None else None
             await run_ffmpeg(
                 [
                     *inputs,
@@ -287,6 +298,7 @@ class Composer:
                 timeout=self.timeout,
                 progress=progress,
                 duration_s=duration,
+                env=env,
             )  # fmt: skip
             await asyncio.to_thread(replace_durably, tmp, dst)
         # What we just wrote, so the join need not ask ffmpeg again (it checks the file is unchanged).
@@ -483,37 +495,6 @@ class Composer:
 
 
 # -- Pillow work (runs in threads) -------------------------------------------------------------
-
-CAPTION_BOTTOM = 0.80  # the band ends here: clear of the app chrome at the bottom of 9:16 players
-
-
-def render_caption(text: str, width: int, height: int, dst: Path) -> int:
-    """Draw `text` as a lower-third band (transparent PNG, full width); return its top y."""
-    u = width / 720
-    pad_x, pad_y = round(48 * u), round(26 * u)
-    block = ty.fit_text(text, width - 2 * pad_x, size=round(54 * u), min_size=round(30 * u), max_lines=3, leading=1.2)
-    band_h = block.height + 2 * pad_y
-    band = Image.new("RGBA", (width, band_h), (0, 0, 0, 0))
-    # A translucent dark band with softened top/bottom edges, so it reads on any picture.
-    shade = Image.new("L", (width, band_h), 0)
-    ImageDraw.Draw(shade).rectangle((0, round(6 * u), width, band_h - round(6 * u)), fill=150)
-    shade = shade.filter(ImageFilter.GaussianBlur(round(6 * u)))
-    band.paste((8, 8, 12, 255), (0, 0), shade)
-    draw = ImageDraw.Draw(band)
-    ty.draw_block(
-        draw,
-        block,
-        x=width / 2,
-        y=pad_y - round(block.line_height * 0.08),
-        fill=(255, 255, 255, 255),
-        weight=max(1, round(1.5 * u)),
-        shadow=(0, 0, 0, 160),
-        shadow_offset=max(1, round(3 * u)),
-    )
-    band.save(dst, format="PNG")
-    top = round(height * CAPTION_BOTTOM) - band_h
-    return max(0, top - top % 2)
-
 
 SHEET_THUMB_W, SHEET_THUMB_H = 270, 480
 SHEET_GAP = 24

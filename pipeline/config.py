@@ -199,7 +199,7 @@ class StorageSettings(_Section):
 
 
 class AudioSettings(_Section):
-    """What the ad sounds like and says: the voice of each scene's line and the music bed."""
+    """What the ad sounds like and says: the voice of each scene's line, the music bed and the captions."""
 
     # auto: Replicate when REPLICATE_API_TOKEN is set, else the offline voice when `jant[voice]` is
     # installed, else none (captions and music only).
@@ -225,6 +225,9 @@ class AudioSettings(_Section):
     music_deadline_s: float = Field(default=240.0, gt=0, alias="JANT_MUSIC_DEADLINE_S")
     # What one music run costs when the model bills per run rather than GPU time (3P estimate).
     music_price_per_run: float = Field(default=0.20, ge=0, alias="JANT_MUSIC_PRICE_PER_RUN")
+    # Spoken-word captions burned into each scene; the headline is always drawn.
+    # karaoke: 2–3 words at a time, the spoken one highlighted; plain: the same, unlit; off: none.
+    captions: Literal["karaoke", "plain", "off"] = Field(default="karaoke", alias="JANT_CAPTIONS")
 
 
 # The old flat name → (section, name in the section). The compatibility layer reads only this.

@@ -12,7 +12,7 @@ import functools
 import os
 import re
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from pipeline.errors import ComposeError
@@ -68,10 +68,12 @@ async def _exec(
     progress: ProgressCallback | None = None,
     duration_s: float | None = None,
     stdout: list[bytes] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> tuple[int, str]:
     """Run ffmpeg with `args` (already complete but for the binary); return (exit code, stderr).
 
     Standard output goes to `stdout` when a list is given, else to the progress parser or nowhere.
+    `env` adds to (or overrides) this process's environment for ffmpeg.
     """
     cmd = [ffmpeg_exe(), *args]
     if progress is not None:
@@ -83,6 +85,7 @@ async def _exec(
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE if want_stdout else asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, **env} if env else None,
         )
     except OSError as exc:
         raise FfmpegError(f"could not start ffmpeg ({cmd[0]}): {exc}") from exc
@@ -136,6 +139,7 @@ async def run_ffmpeg(
     timeout: float | None = 600,  # noqa: ASYNC109
     progress: ProgressCallback | None = None,
     duration_s: float | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> str:
     """Run ffmpeg non-interactively, overwriting outputs; return its stderr.
 
@@ -144,7 +148,7 @@ async def run_ffmpeg(
     the process is killed on timeout or cancellation.
     """
     full = ["-hide_banner", "-nostdin", "-nostats", "-y", *args]
-    code, stderr = await _exec(full, timeout=timeout, progress=progress, duration_s=duration_s)
+    code, stderr = await _exec(full, timeout=timeout, progress=progress, duration_s=duration_s, env=env)
     if code != 0:
         raise FfmpegError(f"ffmpeg failed (exit code {code}):\n{_tail(stderr)}", returncode=code, stderr=stderr)
     return stderr

@@ -1,15 +1,21 @@
 """Text on pictures: fonts, wrapping and legible drawing for captions, previews and contact sheets.
 
-Only Pillow's bundled font is used (`ImageFont.load_default(size=…)`, Pillow ≥ 10.1), so output
-looks the same on every machine and needs no system fonts. That font has no bold face; a stroke in
-the fill colour thickens it into a convincing semi-bold. Fonts are built per call, never shared
-between threads: FreeType faces are not thread-safe and Pillow work runs in `asyncio.to_thread`.
+Fonts are shipped, never the system's: Pillow's own (`ImageFont.load_default(size=…)`, Pillow ≥
+10.1; ASCII only) for previews and contact sheets, and the bundled Noto Sans Bold (Latin with
+accents, Greek, Cyrillic) with Noto Sans CJK JP Bold (kana, CJK, Hangul) in `pipeline/fonts/`,
+which the burned-in headline and captions are measured with here and drawn with by libass.
+Pillow's font has no bold face; a stroke in the fill colour thickens it into a convincing
+semi-bold. Fonts are built per call, never shared between threads (FreeType faces are not
+thread-safe and Pillow work runs in `asyncio.to_thread`), but for the glyph probes, behind a lock.
 """
 
 from __future__ import annotations
 
+import functools
+import threading
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 
 from PIL import ImageDraw, ImageFont
 
@@ -24,7 +30,87 @@ def font(size: int) -> ImageFont.FreeTypeFont:
     return f
 
 
-# The bundled font (Aileron, subset) covers ASCII and a little Latin-1 punctuation only: even "é"
+FONTS_DIR = Path(__file__).with_name("fonts")
+# A fontconfig setup that lists only FONTS_DIR, for ffmpeg's environment (FONTCONFIG_FILE): libass
+# does not fall back from one `fontsdir` font to another, but through fontconfig it does, and then
+# only to these files.
+FONTS_CONFIG = FONTS_DIR / "fonts.conf"
+
+
+@dataclass(frozen=True)
+class BundledFace:
+    path: Path
+    family: str
+    # (OS/2 winAscent + winDescent) / unitsPerEm: libass (like VSFilter) sizes a font so that
+    # this height is its font size; Pillow sizes the em.
+    line_height_em: float
+
+
+# The style font first (Latin with every accent, Greek, Cyrillic), then the fallback for what it
+# lacks (kana, CJK ideographs, Hangul), in the order fontconfig would pick them.
+BUNDLED_FACES = (
+    BundledFace(FONTS_DIR / "NotoSans-Bold.ttf", "Noto Sans", (1069 + 293) / 1000),
+    BundledFace(FONTS_DIR / "NotoSansCJKjp-Bold-subset.otf", "Noto Sans CJK JP", (1160 + 288) / 1000),
+)
+BUNDLED_FAMILY = BUNDLED_FACES[0].family
+
+
+class BundledFont:
+    """The bundled fonts at one libass font size, measuring text the way libass will draw it:
+    each character in the first face that has it, each face scaled to its own line height."""
+
+    def __init__(self, size: float) -> None:
+        self.size = size  # libass font size: the line height in pixels
+        self._fonts = [
+            ImageFont.truetype(str(face.path), max(6, round(size / face.line_height_em))) for face in BUNDLED_FACES
+        ]
+
+    def getlength(self, text: str) -> float:
+        total, run, run_face = 0.0, "", 0
+        for ch in text:
+            face = _face_of(ch)
+            if run and face != run_face:
+                total += self._fonts[run_face].getlength(run)
+                run = ""
+            run, run_face = run + ch, face
+        return total + (self._fonts[run_face].getlength(run) if run else 0.0)
+
+
+def bundled_has_glyph(ch: str) -> bool:
+    """Whether any bundled font's cmap maps `ch` (whitespace always counts as drawable)."""
+    return ch.isspace() or _face_of(ch) >= 0
+
+
+@functools.lru_cache(maxsize=8192)
+def _face_of(ch: str) -> int:
+    """Index of the first bundled face that has `ch`; -1 when none has it."""
+    for i, face in enumerate(BUNDLED_FACES):
+        if ch.isspace() or _maps(face.path, ch):
+            return i
+    return -1
+
+
+def _maps(path: Path, ch: str) -> bool:
+    # An unmapped character draws as the .notdef glyph: compare with one that can't be mapped.
+    # The probe fonts are shared, and FreeType faces are not thread-safe: one caller at a time.
+    with _PROBE_LOCK:
+        return bytes(_probe_font(path).getmask(ch)) != _notdef_mask(path)
+
+
+_PROBE_LOCK = threading.Lock()
+
+
+@functools.cache
+def _probe_font(path: Path) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(str(path), 16)  # small: cheap masks
+
+
+@functools.cache
+def _notdef_mask(path: Path) -> bytes:
+    return bytes(_probe_font(path).getmask("\U0010fffd"))
+
+
+# Pillow's default font (Aileron, subset) covers ASCII and a little Latin-1 punctuation only: even "é"
 # and "—" render as boxes. Map what has a good ASCII stand-in, fold accents, drop the rest (emoji).
 _STAND_INS = str.maketrans({
     "—": " - ", "–": "-", "‒": "-", "―": "-", "−": "-", "•": "·", "×": "x", "→": "->", "←": "<-",
@@ -79,7 +165,10 @@ def mix(a: RGB, b: RGB, t: float) -> RGB:
     return tuple(round(x + (y - x) * t) for x, y in zip(a, b, strict=True))  # type: ignore[return-value]
 
 
-def _break_word(word: str, f: ImageFont.FreeTypeFont, max_width: float) -> list[str]:
+Measure = ImageFont.FreeTypeFont | BundledFont  # anything with getlength(text) in pixels
+
+
+def _break_word(word: str, f: Measure, max_width: float) -> list[str]:
     parts, current = [], ""
     for ch in word:
         if current and f.getlength(current + ch) > max_width:
@@ -90,7 +179,7 @@ def _break_word(word: str, f: ImageFont.FreeTypeFont, max_width: float) -> list[
     return [*parts, current] if current else parts
 
 
-def wrap(text: str, f: ImageFont.FreeTypeFont, max_width: float, max_lines: int | None = None) -> list[str]:
+def wrap(text: str, f: Measure, max_width: float, max_lines: int | None = None) -> list[str]:
     """Greedy word wrap by rendered width; over-long words are broken; overflow ends in '…'."""
     lines: list[str] = []
     current = ""
@@ -117,7 +206,7 @@ def wrap(text: str, f: ImageFont.FreeTypeFont, max_width: float, max_lines: int 
 
 @dataclass(frozen=True)
 class TextBlock:
-    font: ImageFont.FreeTypeFont
+    font: Measure
     lines: list[str]
     line_height: int
 
@@ -130,13 +219,26 @@ class TextBlock:
 
 
 def fit_text(
-    text: str, max_width: float, *, size: int, min_size: int, max_lines: int, leading: float = 1.22
+    text: str,
+    max_width: float,
+    *,
+    size: int,
+    min_size: int,
+    max_lines: int,
+    leading: float = 1.22,
+    bundled: bool = False,
 ) -> TextBlock:
-    """The largest font size (≤ size, ≥ min_size) at which `text` wraps into `max_lines` lines."""
-    text = drawable(text)
+    """The largest font size (≤ size, ≥ min_size) at which `text` wraps into `max_lines` lines.
+
+    `bundled`: `size`/`min_size` are libass font sizes, measured with the bundled fonts, and
+    `text` is left as it is (the caller has already removed what those fonts lack).
+    """
+    make_font = BundledFont if bundled else font
+    if not bundled:
+        text = drawable(text)
     s = size
     while True:
-        f = font(s)
+        f = make_font(s)
         lines = wrap(text, f, max_width)
         if len(lines) <= max_lines or s <= min_size:
             if len(lines) > max_lines:
@@ -164,18 +266,21 @@ def draw_block(
     `weight` is a stroke in the fill colour (faux bold); `outline` a darker stroke under it for
     legibility on busy pictures; `shadow` a copy offset down-right.
     """
+    font = block.font
+    if not isinstance(font, ImageFont.FreeTypeFont):
+        raise TypeError("a BundledFont only measures text for libass; Pillow draws with its own fonts")
     for i, line in enumerate(block.lines):
         ly = y + i * block.line_height
-        lx = x - block.font.getlength(line) / 2 if align == "center" else x
+        lx = x - font.getlength(line) / 2 if align == "center" else x
         if shadow is not None and shadow_offset:
             draw.text(
                 (lx + shadow_offset, ly + shadow_offset),
                 line,
-                font=block.font,
+                font=font,
                 fill=shadow,
                 stroke_width=max(weight, outline_width),
                 stroke_fill=shadow,
             )
         if outline is not None and outline_width > weight:
-            draw.text((lx, ly), line, font=block.font, fill=outline, stroke_width=outline_width, stroke_fill=outline)
-        draw.text((lx, ly), line, font=block.font, fill=fill, stroke_width=weight, stroke_fill=fill)
+            draw.text((lx, ly), line, font=font, fill=outline, stroke_width=outline_width, stroke_fill=outline)
+        draw.text((lx, ly), line, font=font, fill=fill, stroke_width=weight, stroke_fill=fill)

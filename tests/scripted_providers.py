@@ -96,6 +96,7 @@ class CopyComposer:
     def __init__(self) -> None:
         self.normalized: list[tuple[int, float]] = []
         self.urgent: list[int] = []  # scenes normalised as the one the ad was waiting on
+        self.captions: dict[int, tuple[str, tuple[WordTiming, ...]]] = {}  # scene -> (mode, words)
         self.joined: list[list[Path]] = []
         self.words: dict[int, Sequence[WordTiming] | None] = {}  # the caption words each scene was given
         self.mixes: list[tuple[list[tuple[Path, float]], Path | None, float]] = []
@@ -109,6 +110,8 @@ class CopyComposer:
         index = int(src.stem.split("-")[-1])
         self.normalized.append((index, duration))
         self.words[index] = words
+        if words:
+            self.captions[index] = (captions, tuple(words))
         if urgent:
             self.urgent.append(index)
         return dst
