@@ -24,12 +24,14 @@ import pytest
 from pipeline.config import Settings
 from pipeline.ffmpeg import probe
 from pipeline.models import AdRequest, JobStatus
+from pipeline.orchestrator import Orchestrator
 from pipeline.runtime import Runtime
 from tests.bot_harness import embed_text, eventually
 from tests.emulators import media
 from tests.emulators.discord_server import DiscordEmulator
 from tests.emulators.fake_openai import FakeOpenAI
 from tests.emulators.fake_replicate import STABLE_AUDIO_REF, FakeReplicate
+from tests.scripted_providers import CopyComposer
 from tests.service_fakes import SDXL, SVD, draft, service_env
 from tests.test_bot_restart import BotProcess, db_rows, makead_and_approve
 
@@ -58,7 +60,10 @@ async def _until(predicate: Callable[[], bool], limit_s: float = 20.0) -> None:
 
 
 async def _open(oai: FakeOpenAI, rep: FakeReplicate, data: Path) -> Runtime:
+    """A runtime built from the settings alone, as `jant` builds it; its composer copies bytes (what
+    is paid for is the story here; the kill -9 story below composes for real)."""
     rt = await Runtime.open(Settings(**service_env(oai, rep, data), **SOUND_ENV))
+    rt.orchestrator = Orchestrator(rt.settings, rt.store, rt.providers, composer=CopyComposer())
     voice, music = rt.providers.get("voice"), rt.providers.get("music")
     assert voice is not None and voice.name == "replicate-minimax-tts", rt.providers.notices
     assert music is not None and music.name == "replicate-music", rt.providers.notices
