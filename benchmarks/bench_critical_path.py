@@ -109,7 +109,8 @@ async def measure(
                 design=design, sound=sound_counts(svc), wall_run_s=time.monotonic() - started, replicate=svc.rates(),
                 cpu_s_per_job=result["cpu_s"] / max(1, jobs), peak_rss_mb=result["peak_rss_mb"],
                 loop_lag_p50_ms=percentile(lags, 50) * 1000, loop_lag_p99_ms=percentile(lags, 99) * 1000,
-                statuses=sorted(set(result["statuses"])),
+                statuses=sorted(set(result["statuses"])), errors=result.get("errors", []),
+                joins_with_audio=result.get("joins_with_audio", 0),
             )  # fmt: skip
             return summary
 

@@ -124,7 +124,7 @@ async def run_fleet(
             return {
                 "design": design,
                 "jobs": jobs,
-                "sound": sound_counts(svc),
+                "sound": {**sound_counts(svc), "joins_with_audio": result.get("joins_with_audio", 0)},
                 "delivered": delivered(),
                 "bot_ready_s": ready_s,
                 "run_s": all_delivered_s,

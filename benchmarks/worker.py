@@ -78,7 +78,9 @@ async def headless(spec: dict[str, Any]) -> dict[str, Any]:
     return {
         **report,
         "statuses": [j.status.value for j in done],
+        "errors": sorted({j.error for j in done if j.error}),  # why, when a status is not "completed"
         "join_s": composer.join_s,
+        "joins_with_audio": sum(1 for a in composer.audio if a is not None),  # the soundtrack was muxed in
         "cpu_s": cpu,
         "lags": lags,
         "peak_rss_mb": peak_rss_mb(),
@@ -166,7 +168,10 @@ async def bot(spec: dict[str, Any]) -> dict[str, Any]:
         await asyncio.gather(runner, watcher, return_exceptions=True)
     report = clock.report()
     lags = sampler.lags_between(report["first_queued"] or 0, report["last_finished"] or time.monotonic())
-    return {**report, **ready, "join_s": composer.join_s, "lags": lags, "peak_rss_mb": peak_rss_mb()}
+    return {
+        **report, **ready, "join_s": composer.join_s, "lags": lags, "peak_rss_mb": peak_rss_mb(),
+        "joins_with_audio": sum(1 for a in composer.audio if a is not None),  # the soundtrack was muxed in
+    }  # fmt: skip
 
 
 MODES = {"headless": headless, "prime": prime, "bot": bot}
