@@ -23,8 +23,10 @@ CLIP_LATENCY_S = (40.0, 120.0)  # SVD-XT, 25 frames at 576x1024, warm
 VOICE_LATENCY_S = (2.0, 6.0)
 MUSIC_LATENCY_S = (10.0, 30.0)
 LATENCY_S = {SDXL: SEED_LATENCY_S, SVD: CLIP_LATENCY_S, TTS: VOICE_LATENCY_S, MUSIC: MUSIC_LATENCY_S}
-# `JANT_VOICE`/`JANT_MUSIC` for the runs "with voice and music on" (Replicate's models, the emulator's).
+# `JANT_VOICE`/`JANT_MUSIC` for the runs "with voice and music on" (Replicate's models, the emulator's),
+# and for silent ads: with a Replicate token, `auto` (the default) turns both on.
 SOUND_ENV = {"JANT_VOICE": "replicate", "JANT_MUSIC": "replicate"}
+SILENT_ENV = {"JANT_VOICE": "none", "JANT_MUSIC": "none"}
 SCENE_DURATIONS = (4.0, 5.0, 6.0, 6.0, 5.0, 4.0)  # 30 s, six scenes
 BEATS = ("hook", "intro", "feature", "feature", "feature", "cta")
 TAKE = re.compile(r"\(take (\d+)\)$")  # "… (take 7)": the n-th teammate's request in a run
