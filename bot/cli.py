@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("--audience", help="who the ad speaks to")
     make.add_argument("--cta", help="the call to action, e.g. 'Order at example.com'")
     make.add_argument("--language", help="the language the ad speaks, e.g. fr (default: detected from the product)")
+    voice = make.add_mutually_exclusive_group()
+    voice.add_argument("--voice", metavar="ID", help="the voice that speaks the lines (default: JANT_VOICE_ID)")
+    voice.add_argument("--no-voice", action="store_true", help="no voiceover: captions and music only")
     make.add_argument("--yes", "-y", action="store_true", help="approve the storyboard without asking")
     make.add_argument("--byte-limit", type=int, help="fit final.mp4 under this many bytes")
     jobs = sub.add_parser("jobs", help="list recent jobs")
@@ -102,7 +105,13 @@ def _first_error(exc: ValidationError) -> str:
 def _request(args: argparse.Namespace) -> AdRequest:
     try:
         return AdRequest(
-            product=args.product, mood=args.mood, audience=args.audience, cta=args.cta, language=args.language
+            product=args.product,
+            mood=args.mood,
+            audience=args.audience,
+            cta=args.cta,
+            language=args.language,
+            voice=args.voice,
+            speak=not args.no_voice,
         )
     except ValidationError as exc:
         raise UsageError(_first_error(exc)) from None
@@ -123,6 +132,10 @@ async def makead(settings: Settings, args: argparse.Namespace) -> int:
         for notice in runtime.providers.notices:
             err_console.print(f"[bold yellow]offline:[/] {notice}")
         orch = runtime.orchestrator
+        try:
+            orch.check_request(request)  # a voice this Jant does not have: said before anything is written
+        except InvalidRequest as exc:
+            raise UsageError(f"--voice: {exc.user_message}") from None
         job = await orch.create_job(request, byte_limit=args.byte_limit)
         console.print(f"Job [bold]{job.id}[/] — planning the storyboard…")
         await orch.plan(job)
@@ -236,7 +249,9 @@ def _report(runtime: Runtime, job: Job, elapsed: float) -> int:
         if job.offline:
             console.print("[bold yellow]This is an offline preview[/]: set OPENAI_API_KEY and REPLICATE_API_TOKEN "
                           "for GPT-4o storyboards and SDXL/SVD footage.")  # fmt: skip
-        if job.gpu_seconds:
+        for note in job.notes:
+            console.print(Text(f"note: {note}", style="yellow"))
+        if job.gpu_seconds or job.cost_usd:
             console.print(f"GPU time {job.gpu_seconds:.1f} s, estimated cost ${job.cost_usd:.2f}")
         return EXIT_OK
     err_console.print(f"[red]Job {job.id} {job.status.value}:[/] {job.error or 'no reason recorded'}")

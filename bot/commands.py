@@ -21,6 +21,8 @@ from bot.storyboard_embed import render_storyboard
 from pipeline.errors import InvalidRequest, JantError
 from pipeline.models import SCENES_MAX, TEXT_FIELD_MAX_CHARS, AdRequest, Job, JobStatus, StageName, utcnow
 from pipeline.moods import MOOD_PRESETS
+from pipeline.providers.base import Providers
+from pipeline.voice_choice import NO_VOICE, provider_voices
 
 if TYPE_CHECKING:
     from bot.app import JantBot
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 PRODUCT_MAX = 1000  # Discord enforces max_length in its client; a raw API call could still exceed it
 JOB_ID = re.compile(r"^[0-9a-f]{8}$")
 RECENT_JOBS = 10
+DISCORD_MAX_CHOICES = 25  # an autocomplete answer holds at most 25 choices
 
 _STATUS_WORDS = {
     JobStatus.PLANNING: "🖊️ planning",
@@ -65,19 +68,29 @@ def _field_problem(exc: ValidationError) -> str:
 
 
 def ad_request(
-    product: str, mood: str, audience: str | None, cta: str | None, language: str | None = None
-) -> AdRequest:
+    product: str, mood: str, audience: str | None, cta: str | None, language: str | None = None,
+    voice: str | None = None,
+) -> AdRequest:  # fmt: skip
     if len(product) > PRODUCT_MAX:
         raise InvalidRequest(f"`product` is {len(product)} characters; keep it to {PRODUCT_MAX} or fewer.")
     for name, value in (("audience", audience), ("cta", cta)):
         if value is not None and len(value) > TEXT_FIELD_MAX_CHARS:
             raise InvalidRequest(f"`{name}` is {len(value)} characters; keep it to {TEXT_FIELD_MAX_CHARS} or fewer.")
     try:
+        said = voice.strip() if voice else None
         return AdRequest.model_validate(
-            {"product": product, "mood": mood, "audience": audience, "cta": cta, "language": language}
-        )
+            {"product": product, "mood": mood, "audience": audience, "cta": cta, "language": language,
+             "voice": None if said in (None, "", NO_VOICE) else said, "speak": said != NO_VOICE}
+        )  # fmt: skip
     except ValidationError as exc:
         raise InvalidRequest(_field_problem(exc)) from None
+
+
+def voice_choices(providers: Providers, current: str) -> list[app_commands.Choice[str]]:
+    """The provider's voices matching what was typed, and "none"; Discord shows at most 25."""
+    voices = [*(provider_voices(providers.get(StageName.VOICE)) or ()), NO_VOICE]
+    typed = current.strip().lower()
+    return [app_commands.Choice(name=v, value=v) for v in voices if typed in v.lower()][:DISCORD_MAX_CHOICES]
 
 
 def parse_job_id(text: str) -> str:
@@ -108,6 +121,7 @@ class AdCommands(commands.Cog):
         audience="Who the ad speaks to (optional)",
         cta="The call to action, e.g. 'Order at example.com' (optional)",
         language="The language the ad speaks, e.g. fr, de, ja (optional: detected from the product text)",
+        voice="The voice that speaks the lines, or 'none' for captions and music only (optional)",
     )
     @app_commands.choices(mood=[app_commands.Choice(name=p.label, value=m.value) for m, p in MOOD_PRESETS.items()])
     @app_commands.guild_only()
@@ -119,10 +133,19 @@ class AdCommands(commands.Cog):
         audience: app_commands.Range[str, 1, TEXT_FIELD_MAX_CHARS] | None = None,
         cta: app_commands.Range[str, 1, TEXT_FIELD_MAX_CHARS] | None = None,
         language: app_commands.Range[str, 2, 40] | None = None,
+        voice: app_commands.Range[str, 1, 64] | None = None,
     ) -> None:
-        request = ad_request(product, mood.value, audience, cta, language)  # before deferring: errors stay private
+        # Before deferring: errors stay private.
+        request = ad_request(product, mood.value, audience, cta, language, voice)
+        self.bot.runtime.orchestrator.check_request(request)
         with self.bot.in_flight.track():
             await self._makead(interaction, request)
+
+    @makead.autocomplete("voice")
+    async def _voice_choices(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        return voice_choices(self.bot.runtime.providers, current)
 
     async def _makead(self, interaction: discord.Interaction[Any], request: AdRequest) -> None:
         orchestrator = self.bot.runtime.orchestrator

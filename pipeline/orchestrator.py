@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 import json
 import logging
 import os
@@ -26,6 +25,7 @@ from pydantic import ValidationError
 
 from pipeline.action_rules import Action, refusal_with_rule
 from pipeline.audio_mix import AUDIO_BITRATE
+from pipeline.captions import uncovered_scripts
 from pipeline.composer import Composer, target_bitrate
 from pipeline.config import Settings
 from pipeline.errors import InvalidRequest, JantError, PlannerError
@@ -50,6 +50,7 @@ from pipeline.retry import RetryPolicy, classify
 from pipeline.soundtrack import caption_words, fit_timing, make_soundtrack, soundtrack_key, voice_settled
 from pipeline.stage_kinds import JOB_LEVEL_INDEX, STAGE_KINDS, StageInputs, StageName, dependents, spoken_language
 from pipeline.store import JobStore
+from pipeline.voice_choice import check_voice_choice
 
 log = logging.getLogger(__name__)
 
@@ -88,36 +89,8 @@ def _check_allowed(job: Job, action: Action) -> None:
         raise InvalidRequest(why)
 
 
-def _captions_mode(settings: Settings) -> str:
-    """JANT_CAPTIONS (karaoke | plain | off), wherever the settings keep it."""
-    for holder in (getattr(settings, "media", None), settings):
-        try:
-            mode = getattr(holder, "captions", None)
-        except Exception:  # the flat-name compatibility layer refuses names it does not know
-            mode = None
-        if isinstance(mode, str):
-            return mode
-    return "karaoke"
-
-
-def _supported(method: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The keyword arguments `method` accepts: a composer without word captions (an older one, a
-    test's) is called as before."""
-    try:
-        params = inspect.signature(method).parameters
-    except (TypeError, ValueError):
-        return {}
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return kwargs
-    return {k: v for k, v in kwargs.items() if k in params}
-
-
 def _uncovered_note(job: Job) -> str | None:
     """Once per job: the scripts in its text that the bundled caption fonts cannot draw."""
-    try:
-        from pipeline.captions import uncovered_scripts  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
     assert job.storyboard is not None
     text = " ".join(t for s in job.storyboard.scenes for t in (s.voiceover, s.on_screen_text) if t)
     scripts = uncovered_scripts(text)
@@ -188,6 +161,7 @@ class Orchestrator:
         byte_limit: int | None = None,
         ui: dict | None = None,
     ) -> Job:
+        self.check_request(request)
         if requester_id is not None:
             await self.check_daily_quota(requester_id)
         job = Job(
@@ -205,6 +179,11 @@ class Orchestrator:
         await self.store.create(job)
         await self._publish(EventKind.JOB_CREATED, job)
         return job
+
+    def check_request(self, request: AdRequest) -> None:
+        """Raise `InvalidRequest` for what this Jant cannot do for `request` (a voice it does not
+        have), before anything is written or paid."""
+        check_voice_choice(self.providers, request.voice, request.speak)
 
     async def check_daily_quota(self, requester_id: str) -> None:
         """Raise `QuotaExceeded` when the requester has made their daily number of ads."""
@@ -370,7 +349,7 @@ class Orchestrator:
         finally:
             self._timing_fixed.pop(job.id, None)
             mix = self._mixes.pop(job.id, None)
-            if mix is not None and not mix.done():
+            if mix is not None:  # stopped if the job ended without it; its outcome read either way
                 mix.cancel()
                 await asyncio.gather(mix, return_exceptions=True)
 
@@ -393,7 +372,8 @@ class Orchestrator:
         """Every stage still to make: the job's own and those of `scenes`, each as soon as the stage
         it waits for is done. (A subclass may order them differently: see benchmarks/barrier.py.)"""
         per_scene = [(scene, stage) for scene in scenes for stage in self._roots(job.scene(scene.index).stages)]
-        # A finished scene whose voice has not ended (Retry failed reset it) still gets spoken.
+        # A finished scene whose voice has not ended (Retry failed reset it, a restart interrupted it)
+        # still gets spoken; one that ended, even failed, is left as it is.
         assert job.storyboard is not None
         running = {scene.index for scene in scenes}
         per_scene += [
@@ -401,7 +381,7 @@ class Orchestrator:
             for scene in job.storyboard.scenes
             if scene.index not in running
             for stage in self._roots(job.scene(scene.index).stages)
-            if stage.kind.optional and stage.status is not StageStatus.DONE
+            if stage.kind.optional and not stage.status.is_terminal
         ]
         await _together(
             *(self._run_from(job, stage) for stage in self._roots(job.job_stages)),
@@ -445,16 +425,12 @@ class Orchestrator:
         if job.byte_limit:
             audio_bps = AUDIO_BITRATE if self._wants_soundtrack(job) else 0
             max_bitrate = target_bitrate(timing.total, job.byte_limit, audio_bps=audio_bps)
-        text = {
-            "words": caption_words(job, scene, timing),
-            "captions": _captions_mode(self.settings),
-            "language": spoken_language(job),
-        }
         try:
             await self.composer.normalize_clip(
                 clip_path, normalized, timing.durations[scene.index - 1], caption=scene.on_screen_text,
                 max_bitrate=max_bitrate, urgent=_ad_waits_only_on(job, scene.index),
-                **_supported(self.composer.normalize_clip, text),
+                words=caption_words(job, scene, timing), captions=self.settings.audio.captions,
+                language=spoken_language(job),
             )  # fmt: skip
         except JantError as exc:
             stage.status, stage.error = StageStatus.FAILED, f"Could not prepare the clip: {exc}"
@@ -558,9 +534,11 @@ class Orchestrator:
             if st is not None and st.status in (StageStatus.FAILED, StageStatus.CANCELLED):
                 by_reason.setdefault(st.error or "it failed", []).append(s.index)
         for reason, indices in by_reason.items():
-            which = "Every scene has" if len(indices) == len(job.scenes) else (
-                "Scene " if len(indices) == 1 else "Scenes ") + ", ".join(map(str, indices)) + (
-                " has" if len(indices) == 1 else " have")  # fmt: skip
+            if len(indices) == len(job.scenes):
+                which = "The ad has"
+            else:
+                which = ("Scene " if len(indices) == 1 else "Scenes ") + ", ".join(map(str, indices))
+                which += " has" if len(indices) == 1 else " have"
             notes.append(f"{which} no voiceover: {reason}")
         music = job.job_stages.get(StageName.MUSIC)
         if music is None:
@@ -709,17 +687,24 @@ class Orchestrator:
         directory = self.job_dir(job)
         await self._refresh_notes(job)
         try:
-            scenes = {s.index: s for s in job.storyboard.scenes}
             audio = await self._soundtrack(job, [s.index for s in done])
+        except JantError as exc:  # the sound is optional: the ad goes out silent, saying why
+            log.warning("job %s: the soundtrack could not be mixed: %s", job.id, exc.user_message)
+            audio = None
+            why = f"The ad has no sound: the mix failed ({exc.user_message})."
+            await self.store.update(job, notes=[*job.notes, why])
+        clips = [Path(s.normalized_path) for s in done if s.normalized_path]
+        final = directory / "final.mp4"
+        try:
+            scenes = {s.index: s for s in job.storyboard.scenes}
+            if audio is not None:
+                joining = self.composer.join(clips, final, byte_limit=job.byte_limit, audio=audio)
+            else:  # as before the ad had sound: a composer without audio is called the same way
+                joining = self.composer.join(clips, final, byte_limit=job.byte_limit)
             # Side by side: the join is ffmpeg in a subprocess, the sheet Pillow in a thread, and the
             # time from the last clip to the finished ad is what the requester waits for.
             result, _sheet = await _together(
-                self.composer.join(
-                    [Path(s.normalized_path) for s in done if s.normalized_path],
-                    directory / "final.mp4",
-                    byte_limit=job.byte_limit,
-                    **({"audio": audio} if audio is not None else {}),
-                ),
+                joining,
                 self.composer.contact_sheet(
                     [Path(s.seed.path) for s in done if s.seed.path],
                     [f"{scenes[s.index].beat.value} · {_seconds(job, s.index):g}s" for s in done],

@@ -25,8 +25,9 @@ SQL = "Lumen'); DROP TABLE jobs;--"
 async def raw_makead(team: Team, **values: str) -> InteractionRecord:
     """/makead as a raw API call would send it, past the limits Discord's own client enforces."""
     emu = team.emu
-    data = emu._command_data(team.guild_id, team.channel_id, team.alice.id, "makead",
-                             {"product": "x", "mood": "tech", "audience": "x", "cta": "x", "language": "en"},
+    options = {"product": "x", "mood": "tech", "audience": "x", "cta": "x", "language": "en"}
+    options |= {"voice": values["voice"]} if "voice" in values else {}
+    data = emu._command_data(team.guild_id, team.channel_id, team.alice.id, "makead", options,
                              focused=None)  # fmt: skip
     for option in data["options"]:
         option["value"] = values.get(option["name"], option["value"])
@@ -40,7 +41,7 @@ async def test_text_over_the_slash_command_limits_gets_the_limit_and_nothing_is_
     async with running_team(discord_emulator, tmp_path, discord_errors) as team:
         [makead] = [c for c in discord_emulator.commands(None) if c["name"] == "makead"]
         limits = {o["name"]: o.get("max_length") for o in makead["options"]}
-        assert limits == {"product": 1000, "mood": None, "audience": 200, "cta": 200, "language": 40}
+        assert limits == {"product": 1000, "mood": None, "audience": 200, "cta": 200, "language": 40, "voice": 64}
 
         rec = await raw_makead(team, product="L" * 1500)
         assert rec.response_type == 4 and rec.ephemeral
@@ -52,6 +53,8 @@ async def test_text_over_the_slash_command_limits_gets_the_limit_and_nothing_is_
         assert rec.content == "⚠️ `disco` is not one of the choices; pick one from the list Discord shows."
         rec = await raw_makead(team, language="klingon")
         assert rec.ephemeral and rec.content.startswith("⚠️ `language`: unknown language 'klingon': use a two-letter")
+        rec = await raw_makead(team, voice="Nope")  # this bot has no voice provider at all
+        assert rec.ephemeral and rec.content.startswith("⚠️ There is no voice to choose 'Nope' from"), rec.content
         assert await team.bot.runtime.store.list() == []  # nothing was created
 
 

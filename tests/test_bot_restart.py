@@ -206,14 +206,17 @@ async def test_a_kill_9_while_clips_generate_loses_nothing_and_pays_nothing_twic
         stale = await stale_click(emu, board, f"jant:cancel:{job_id}", emu.user)
         assert stale.ephemeral and stale.content == f"Nothing to cancel: job `{job_id}` has already finished."
 
-        # Zero duplicate creates: every prediction Replicate made is stored once, one per scene per stage.
-        assert rep.counts.total_creates == creates_before == 2 * SCENES
+        # Zero duplicate creates: every prediction Replicate made is stored once, one per scene per stage
+        # (seed, clip, voice) and one music bed for the job.
+        paid = 3 * SCENES + 1
+        assert rep.counts.total_creates == creates_before == paid
         assert rep.counts.creates[SDXL] == rep.counts.creates[SVD] == SCENES
         stored = await asyncio.to_thread(
             db_rows, db, "SELECT scene_index, stage, prediction_id, status FROM predictions WHERE job_id = ?", job_id
         )
-        assert {r[2] for r in stored} == set(rep.predictions) and len(stored) == 2 * SCENES
-        assert {(r[0], r[1]) for r in stored} == {(i, s) for i in range(1, SCENES + 1) for s in ("seed", "clip")}
+        assert {r[2] for r in stored} == set(rep.predictions) and len(stored) == paid
+        per_scene = {(i, s) for i in range(1, SCENES + 1) for s in ("seed", "clip", "voice")}
+        assert {(r[0], r[1]) for r in stored} == per_scene | {(0, "music")}
         assert {r[3] for r in stored} == {"succeeded"}
         [(status_now, events)] = await asyncio.to_thread(
             db_rows, db, "SELECT status, (SELECT COUNT(*) FROM events WHERE job_id = ? AND kind = 'resumed')"

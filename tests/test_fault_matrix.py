@@ -13,6 +13,7 @@ Every row asserts the same three promises, then its own story:
 from __future__ import annotations
 
 import asyncio
+import re
 import textwrap
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -73,14 +74,19 @@ class Row:
 
 
 def _creates(rep: FakeReplicate) -> list[Any]:
-    return [r for r in rep.requests if r.method == "POST" and r.path == "/v1/predictions"]
+    """Every create: by version (seeds, clips) and by official model's name (voice, music)."""
+    by_name = re.compile(r"/v1/models/[^/]+/[^/]+/predictions")
+    return [
+        r for r in rep.requests
+        if r.method == "POST" and (r.path == "/v1/predictions" or by_name.fullmatch(r.path))
+    ]  # fmt: skip
 
 
 async def _throttled_create_retried(w: World) -> None:
     statuses = [r.status for r in _creates(w.rep)]
     assert statuses[0] in (429, 500) and statuses.count(statuses[0]) == 1, statuses
     job = await w.team.job(w.job_id)
-    attempts = sorted(st.attempt for s in job.scenes for st in (s.seed, s.clip))
+    attempts = sorted(st.attempt for st in job.all_stages())  # seeds, clips, voices and the music bed
     assert attempts == [1] * (len(attempts) - 1) + [2]  # the refused create cost an attempt, no prediction
     w.notes.append(f"create answered {statuses[0]} once; that stage succeeded at attempt 2")
 
