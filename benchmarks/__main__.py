@@ -7,7 +7,10 @@
 2. Fifty concurrent ads in one bot process against the Discord, OpenAI and Replicate emulators
    (time ×0.25: at ×0.1 two cores cannot do fifty jobs' CPU work in a tenth of the time, and the
    ratio would measure that instead of the design).
-3. Composer (real ffmpeg, real time).
+   The same fifty with voice and music on (`JANT_VOICE`/`JANT_MUSIC=replicate`): one more create per
+   scene and one per job, through the same create pacer.
+3. Composer (real ffmpeg, real time), with the soundtrack's mix, the captions' share of normalising,
+   and the compose tail of an ad with voice, music and karaoke captions at 1080x1920.
 4. Start-up of `jant bot` (real time: nothing to compress).
 """
 
@@ -25,12 +28,13 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
+from benchmarks.bench_compose_tail import print_compose_tail, run_compose_tail_bench
 from benchmarks.bench_composer import print_composer, run_composer_bench
 from benchmarks.bench_critical_path import measure
 from benchmarks.bench_fleet import run_fleet
 from benchmarks.bench_startup import run_startup
 from benchmarks.probes import host_check_ms, steal_seconds
-from benchmarks.scenario import TimeScale, barrier_penalty, typical_job
+from benchmarks.scenario import SILENT_ENV, SOUND_ENV, TimeScale, barrier_penalty, typical_job
 
 OUT = Path(__file__).with_name("last-run.json")
 SINGLE, FLEET, REAL = TimeScale(0.1), TimeScale(0.25), TimeScale(1.0)
@@ -68,22 +72,31 @@ async def run(many: int = 50) -> dict[str, Any]:
 
     t = _stage("1 job, pipelined and barrier (time ×0.1)")
     job = typical_job()
-    sections["single"] = {d: await measure(SINGLE, 1, d, first=job) for d in ("pipelined", "barrier")}
+    # Sections 1 and 2 stay silent (`auto` would turn voice and music on): comparable with earlier runs.
+    sections["single"] = {
+        d: await measure(SINGLE, 1, d, first=job, env_extra=SILENT_ENV) for d in ("pipelined", "barrier")
+    }
     sections["single"]["job_number"] = job
     timings["single_s"] = time.monotonic() - t
 
-    t = _stage(f"{many} ads through the bot, pipelined (time ×0.25)")
+    t = _stage(f"{many} silent ads through the bot, pipelined (time ×0.25)")
     host["before_fleet_ms"] = host_check_ms()
-    sections["fleet"] = await run_fleet(FLEET, many, design="pipelined")
+    sections["fleet"] = await run_fleet(FLEET, many, design="pipelined", env_extra=SILENT_ENV)
     host["after_fleet_ms"] = host_check_ms()
     timings["fleet_s"] = time.monotonic() - t
     t = _stage(f"{many} ads through the bot, barrier baseline (time ×0.25)")
-    sections["fleet_barrier"] = await run_fleet(FLEET, many, design="barrier")
+    sections["fleet_barrier"] = await run_fleet(FLEET, many, design="barrier", env_extra=SILENT_ENV)
     timings["fleet_barrier_s"] = time.monotonic() - t
+    t = _stage(f"{many} ads with voice and music through the bot, pipelined (time ×0.25)")
+    sections["fleet_sound"] = await run_fleet(FLEET, many, design="pipelined", env_extra=SOUND_ENV)
+    timings["fleet_sound_s"] = time.monotonic() - t
 
     t = _stage("composer (ffmpeg)")
     sections["composer"] = await run_composer_bench()
     timings["composer_s"] = time.monotonic() - t
+    t = _stage("compose tail with voice, music and karaoke captions, 1080x1920 (ffmpeg)")
+    sections["compose_tail"] = await run_compose_tail_bench()
+    timings["compose_tail_s"] = time.monotonic() - t
 
     t = _stage(f"start-up of `jant bot`, then with {many} running jobs in the database")
     sections["startup"] = await run_startup(REAL, many)
@@ -95,8 +108,8 @@ async def run(many: int = 50) -> dict[str, Any]:
         host["steal_s"] = round(steal_at_end - steal_at_start, 2)
     sections["host"] = host
 
-    fleet, barrier = sections["fleet"], sections["fleet_barrier"]
-    compose = sections["composer"]["compose"]
+    fleet, barrier, sound = sections["fleet"], sections["fleet_barrier"], sections["fleet_sound"]
+    compose, mix, tail = sections["composer"]["compose"], sections["composer"]["audio_mix"], sections["compose_tail"]
     figures = {
         "critical_path_ratio_1_job": sections["single"]["pipelined"]["ratio_mean"],
         "critical_path_ratio_1_job_barrier": sections["single"]["barrier"]["ratio_mean"],
@@ -128,6 +141,19 @@ async def run(many: int = 50) -> dict[str, Any]:
         "last_clip_full_analysis_s": compose["prod"].get("normal_normalise_s"),
         "last_clip_urgent_ssim": compose["prod"].get("urgent_ssim"),
         "last_clip_full_analysis_ssim": compose["prod"].get("normal_ssim"),
+        # Voice and music on (issue 12): the same fifty ads, the same targets.
+        "critical_path_ratio_50_jobs_sound": sound["critical_path"]["ratio_mean"],
+        "critical_path_ratio_50_jobs_sound_p95": sound["critical_path"]["ratio_p95"],
+        "replicate_creates_per_min_sound": sound["replicate"]["creates_per_min"],
+        "replicate_throttled_sound": sound["replicate"]["throttled"],
+        "voice_creates_sound": sound["sound"]["voice_creates"],
+        "music_creates_sound": sound["sound"]["music_creates"],
+        "audio_mix_s": mix["mix_seconds"],
+        "audio_mix_lufs": mix["lufs"],
+        "audio_mix_true_peak_dbtp": mix["true_peak_dbtp"],
+        "compose_tail_sound_s": tail["after_last_clip_s"],
+        "compose_tail_sound_bytes": tail["bytes"],
+        "compose_tail_sound_join_encodes": tail["join_encodes"],
         # Headline + karaoke captions over no text, normalising the last clip (target ≤ +10 %).
         "captions_normalise_share": sections["composer"]["captions"]["prod"]["karaoke_share"],
         "captions_normalise_share_dev": sections["composer"]["captions"]["dev"]["karaoke_share"],
@@ -216,6 +242,18 @@ def print_table(r: dict[str, Any]) -> None:
         ),
         ("   Discord 429s", f"{f['discord_429s']}", "0", f["discord_429s"] == 0),
         (
+            f"   voice+music: {n} jobs, mean (p95 {f['critical_path_ratio_50_jobs_sound_p95']:.3f})",
+            f"{f['critical_path_ratio_50_jobs_sound']:.3f}",
+            "≤ 1.10",
+            f["critical_path_ratio_50_jobs_sound"] <= 1.10,
+        ),
+        (
+            f"   voice+music: creates/min ({f['voice_creates_sound']} lines, {f['music_creates_sound']} beds)",
+            f"{f['replicate_creates_per_min_sound']}",
+            "< 600",
+            f["replicate_creates_per_min_sound"] < 600 and f["replicate_throttled_sound"] == 0,
+        ),
+        (
             "3. last clip → final, prod 1080x1920 (s)",
             f"{f['compose_after_last_clip_s']:.2f}",
             "≤ 3",
@@ -235,6 +273,30 @@ def print_table(r: dict[str, Any]) -> None:
         ),
         ("   re-encodes at the join (common case)", f"{f['join_reencodes']}", "0", f["join_reencodes"] == 0),
         (
+            "   soundtrack mix, 30 s, 6 lines + bed (s)",
+            f"{f['audio_mix_s']:.2f}",
+            "",
+            None,
+        ),
+        (
+            "   soundtrack loudness (LUFS / dBTP)",
+            f"{f['audio_mix_lufs']:.1f} / {f['audio_mix_true_peak_dbtp']:.1f}",
+            "-14±1 / ≤-1",
+            abs(f["audio_mix_lufs"] + 14) <= 1 and f["audio_mix_true_peak_dbtp"] <= -1,
+        ),
+        (
+            "   last clip → final with voice, music, karaoke",
+            f"{f['compose_tail_sound_s']:.2f}",
+            "≤ 3",
+            f["compose_tail_sound_s"] <= 3,
+        ),
+        (
+            "   that ad: MiB of 10 / re-encodes at join",
+            f"{f['compose_tail_sound_bytes'] / 2**20:.2f} / {f['compose_tail_sound_join_encodes']}",
+            "< 10 / 0",
+            f["compose_tail_sound_bytes"] < f["upload_limit_bytes"] and f["compose_tail_sound_join_encodes"] == 0,
+        ),
+        (
             "   last clip urgent / full analysis (s)",
             f"{f['last_clip_urgent_s']:.2f} / {f['last_clip_full_analysis_s']:.2f}",
             "",
@@ -247,6 +309,10 @@ def print_table(r: dict[str, Any]) -> None:
             None,
         ),
     ]
+    for suffix, size in (("", "prod"), ("_dev", "dev")):  # the captions' share (bench_composer, when present)
+        if f"captions_normalise_share{suffix}" in f:
+            share = f[f"captions_normalise_share{suffix}"]
+            rows.append((f"   captions' share of normalising, {size}", f"{share:+.1%}", "≤ +10 %", share <= 0.10))
     if "fallback_fit_bytes" in f:
         rows.append(("   uncapped clips: fit (MiB) / encodes",
                      f"{f['fallback_fit_bytes'] / 2**20:.2f} / {f['fallback_fit_encodes']}", "< 10 / 1",
@@ -281,6 +347,7 @@ def main() -> None:
     if args.jobs == 50:  # last-run.json keeps the comparable run only
         OUT.write_text(json.dumps(result, indent=2) + "\n")
     print_composer(result["sections"]["composer"])
+    print_compose_tail(result["sections"]["compose_tail"])
     print_table(result)
 
 

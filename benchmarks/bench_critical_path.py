@@ -17,8 +17,8 @@ from statistics import mean
 from typing import Any
 
 from benchmarks.probes import percentile
-from benchmarks.scenario import TimeScale
-from benchmarks.services import Services, services
+from benchmarks.scenario import SILENT_ENV, SOUND_ENV, TimeScale
+from benchmarks.services import Services, services, sound_counts
 
 WORKER_TIMEOUT_S = 240
 
@@ -106,16 +106,20 @@ async def measure(
             summary = summarise(rows, scale)
             lags = result["lags"]
             summary.update(
-                design=design, wall_run_s=time.monotonic() - started, replicate=svc.rates(),
+                design=design, sound=sound_counts(svc), wall_run_s=time.monotonic() - started, replicate=svc.rates(),
                 cpu_s_per_job=result["cpu_s"] / max(1, jobs), peak_rss_mb=result["peak_rss_mb"],
                 loop_lag_p50_ms=percentile(lags, 50) * 1000, loop_lag_p99_ms=percentile(lags, 99) * 1000,
-                statuses=sorted(set(result["statuses"])),
+                statuses=sorted(set(result["statuses"])), errors=result.get("errors", []),
+                joins_with_audio=result.get("joins_with_audio", 0),
             )  # fmt: skip
             return summary
 
 
 if __name__ == "__main__":
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1
-    f = float(sys.argv[2]) if len(sys.argv) > 2 else 0.1
-    design = sys.argv[3] if len(sys.argv) > 3 else "pipelined"
-    print(json.dumps(asyncio.run(measure(TimeScale(f), n, design)), indent=2))
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    n = int(args[0]) if args else 1
+    f = float(args[1]) if len(args) > 1 else 0.1
+    design = args[2] if len(args) > 2 else "pipelined"
+    # --sound: voice and music on; --silent: off (the default, auto, turns them on with a Replicate token)
+    extra = SOUND_ENV if "--sound" in sys.argv[1:] else SILENT_ENV if "--silent" in sys.argv[1:] else None
+    print(json.dumps(asyncio.run(measure(TimeScale(f), n, design, env_extra=extra)), indent=2))

@@ -154,9 +154,11 @@ class TimedCopyComposer(CopyComposer):
         span = self._spans.setdefault(job, [start, start])
         span[0], span[1] = min(span[0], start), max(span[1], time.monotonic())
 
-    async def join(self, clips: list[Path], dst: Path, *, byte_limit: int | None = None) -> ComposeResult:
+    async def join(
+        self, clips: list[Path], dst: Path, *, byte_limit: int | None = None, audio: Path | None = None
+    ) -> ComposeResult:
         start = time.monotonic()
-        result = await super().join(clips, dst, byte_limit=byte_limit)
+        result = await super().join(clips, dst, byte_limit=byte_limit, audio=audio)
         self._note(dst.parent.name, start)
         return result
 

@@ -16,8 +16,17 @@ from dataclasses import dataclass
 from typing import Any
 
 SDXL, SVD = "stability-ai/sdxl", "stability-ai/stable-video-diffusion"
+TTS, MUSIC = "minimax/speech-02-turbo", "stability-ai/stable-audio-2.5"
 SEED_LATENCY_S = (5.0, 15.0)  # SDXL, 20 steps at 640x1136, warm
 CLIP_LATENCY_S = (40.0, 120.0)  # SVD-XT, 25 frames at 576x1024, warm
+# Assumed, not measured (no key here): a MiniMax turbo line of a few words, a 30 s Stable Audio bed.
+VOICE_LATENCY_S = (2.0, 6.0)
+MUSIC_LATENCY_S = (10.0, 30.0)
+LATENCY_S = {SDXL: SEED_LATENCY_S, SVD: CLIP_LATENCY_S, TTS: VOICE_LATENCY_S, MUSIC: MUSIC_LATENCY_S}
+# `JANT_VOICE`/`JANT_MUSIC` for the runs "with voice and music on" (Replicate's models, the emulator's),
+# and for silent ads: with a Replicate token, `auto` (the default) turns both on.
+SOUND_ENV = {"JANT_VOICE": "replicate", "JANT_MUSIC": "replicate"}
+SILENT_ENV = {"JANT_VOICE": "none", "JANT_MUSIC": "none"}
 SCENE_DURATIONS = (4.0, 5.0, 6.0, 6.0, 5.0, 4.0)  # 30 s, six scenes
 BEATS = ("hook", "intro", "feature", "feature", "feature", "cta")
 TAKE = re.compile(r"\(take (\d+)\)$")  # "… (take 7)": the n-th teammate's request in a run
@@ -28,11 +37,12 @@ CREATES_PER_MIN, OTHERS_PER_MIN, POLL_BUDGET_PER_MIN = 600, 3000, 2400
 POLL_BASE_S = 1.0
 
 
-def scripted_latency(model: str, seed: int | None) -> float:
+def scripted_latency(model: str, seed: int | str | None) -> float:
     """Seconds (real scale) a prediction of `model` with input `seed` takes: uniform in the model's
     range, a pure function of the seed, so a run that sets the same stage seeds gets the same
-    latencies (the pipelined and barrier designs are compared on identical scripts)."""
-    low, high = SEED_LATENCY_S if model == SDXL else CLIP_LATENCY_S
+    latencies (the pipelined and barrier designs are compared on identical scripts). A voice line
+    has no seed: its text stands in for it."""
+    low, high = LATENCY_S.get(model, CLIP_LATENCY_S)
     digest = hashlib.sha256(f"{model}:{seed}".encode()).digest()
     u = int.from_bytes(digest[:8], "big") / 2**64
     return low + (high - low) * u

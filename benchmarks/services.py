@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +16,11 @@ from typing import Any
 
 from benchmarks.scenario import (
     CREATES_PER_MIN,
+    MUSIC,
     OTHERS_PER_MIN,
     SDXL,
     SVD,
+    TTS,
     TimeScale,
     scripted_latency,
     storyboard_draft,
@@ -78,16 +81,27 @@ async def services(scale: TimeScale) -> AsyncIterator[Services]:
     """Fresh emulators (and so fresh rate-limit windows) for one phase of the benchmark."""
     await media.mp4_bytes(576, 1024, 25, 7)  # the emulator's SVD output, encoded once
     rep = FakeReplicate(time_factor=scale.factor, rate_window=scale.minute)
-    for model in (SDXL, SVD):
+    for model in (SDXL, SVD, TTS, MUSIC):
         rep.set_latency(model, starting=0.0)  # a warm model: the scripted latency is all of it
     async with FakeOpenAI() as oai, rep:
         oai.responder = lambda body: storyboard_draft()
 
         def outcome(model: str, version: str, inp: dict[str, Any]) -> str:
-            return f"slow:{scale.wall(scripted_latency(model, inp.get('seed'))):.4f}"
+            key = inp.get("seed", inp.get("text"))  # a voice line has no seed: its text keys its latency
+            return f"slow:{scale.wall(scripted_latency(model, key)):.4f}"
 
         rep.script_by(outcome)
         yield Services(scale, rep, oai)
+
+
+def sound_counts(svc: Services) -> dict[str, int]:
+    """Voice and music predictions Replicate made (0 and 0 when the run had them off)."""
+    rep = svc.replicate
+    unfinished = Counter(p.model.ref for p in rep.predictions.values() if p.status != "succeeded")
+    return {
+        "voice_creates": rep.counts.creates[TTS], "music_creates": rep.counts.creates[MUSIC],
+        "voice_unfinished": unfinished[TTS], "music_unfinished": unfinished[MUSIC],
+    }  # fmt: skip
 
 
 def peak_in_flight(rep: FakeReplicate) -> int:
