@@ -44,6 +44,7 @@ from pipeline.models import (
     storyboard_problem,
     utcnow,
 )
+from pipeline.progress_writer import ProgressWriter
 from pipeline.providers.base import Providers, StageContext, StageResult
 from pipeline.quotas import ACTIVE, QuotaLimits, check_concurrent, check_daily, day_window
 from pipeline.retry import RetryPolicy, classify
@@ -138,6 +139,7 @@ class Orchestrator:
             raise ValueError(f"no provider for the stage kinds every ad needs: {', '.join(missing)}")
         self.kinds = [k.name for k in STAGE_KINDS.values() if providers.get(k.name) is not None]
         self._tasks: dict[str, asyncio.Task[Job]] = {}
+        self._progress_writes = ProgressWriter(store.save_progress)
         self._user_cancelled: set[str] = set()
         self._jobs: dict[str, Job] = {}  # live jobs: the copy the running task mutates
         self.quotas = QuotaLimits(
@@ -598,7 +600,10 @@ class Orchestrator:
                 request = StageInputs(job, scene, stage, self.settings, dest, dict(inputs or {}))
                 work = kind.start(provider, request, ctx)
                 try:
-                    result = await asyncio.wait_for(work, timeout=self._outer_deadline(stage))
+                    try:
+                        result = await asyncio.wait_for(work, timeout=self._outer_deadline(stage))
+                    finally:  # its last progress write lands before the outcome's, never after it
+                        await self._progress_writes.settle(stage)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
@@ -636,7 +641,7 @@ class Orchestrator:
             stage.progress = round(percent, 1)
             if percent - last_saved[0] >= _PROGRESS_PERSIST_STEP:
                 last_saved[0] = percent
-                await self.store.save_stage(stage)
+                self._progress_writes.note(stage)  # never awaited here: the poll loop must not queue behind it
             await self._publish(EventKind.STAGE_PROGRESS, job, stage.scene_index, stage.stage, note)
 
         async def on_prediction(prediction_id: str) -> None:
@@ -849,6 +854,7 @@ class Orchestrator:
             t.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=grace_s)
+        await self._progress_writes.close()
 
     async def _publish(
         self,

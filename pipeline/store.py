@@ -213,6 +213,10 @@ class JobStore:
             **{k: v for k, v in row.items() if k not in ("scene_index", "stage")},
         )  # fmt: skip
 
+    async def save_progress(self, stage: StageState) -> None:
+        """Only the stage's progress (as it is now): a write that cannot overwrite its status."""
+        await self.repo.update_stage(stage.job_id, stage.scene_index, str(stage.stage), progress=stage.progress)
+
     async def set_normalized(self, job: Job, scene_index: int, path: str | None) -> None:
         job.scene(scene_index).normalized_path = path
         await self.repo.set_normalized(job.id, scene_index, path)

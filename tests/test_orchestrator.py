@@ -273,3 +273,19 @@ async def test_a_reroll_remakes_one_scene_and_rejoins_the_ad_without_touching_th
         await h.orch.reroll_scene(job, 9, StageName.SEED)
     kinds = [e["kind"] for e in await h.store.events(job.id)]
     assert kinds.count("reroll") == 2
+
+
+async def test_a_progress_report_does_not_wait_for_the_store_and_its_newest_value_lands(h: Harness) -> None:
+    # With voice and music on, an approval burst queues hundreds of writes; a prediction's poll loop
+    # that awaited its progress save waited seconds behind them before it could poll again.
+    job = await h.planned_job()
+    stage = job.scene(1).seed
+    ctx = h.orch._context(job, stage, "scripted", None)
+    async with h.store.repo._write_lock:  # every other writer of the process is ahead of this one
+        await asyncio.wait_for(ctx.progress(40.0, "sampling"), timeout=2)
+        await asyncio.wait_for(ctx.progress(60.0, "sampling"), timeout=2)
+    await asyncio.wait_for(h.orch._progress_writes.settle(stage), timeout=5)
+    stored = await h.store.get(job.id)
+    assert stored is not None
+    assert stored.scene(1).seed.progress == 60.0
+    assert stored.scene(1).seed.status is stage.status  # a progress write never touches the status
