@@ -96,13 +96,20 @@ class JobRepository:
         return await asyncio.shield(self._transaction(list(statements)))
 
     async def _transaction(self, statements: list[tuple[str, Sequence[Any]]]) -> list[aiosqlite.Row]:
+        # Every step is a round trip to the connection's thread and back through the event loop,
+        # and all writers queue behind the lock: so each statement is one trip (execute and fetch
+        # together), and a single statement, atomic by itself in autocommit, needs no BEGIN/COMMIT.
+        # With sound on, an approval burst is hundreds of writes, and 5 trips each made stages wait
+        # seconds for theirs (benchmarks/README.md, "Voice, music and captions").
         async with self._write_lock:
+            if len(statements) == 1:
+                sql, params = statements[0]
+                return list(await self._conn.execute_fetchall(sql, params))
             await self._conn.execute("BEGIN IMMEDIATE")
             try:
                 rows: list[aiosqlite.Row] = []
                 for sql, params in statements:
-                    async with self._conn.execute(sql, params) as cur:
-                        rows = list(await cur.fetchall())
+                    rows = list(await self._conn.execute_fetchall(sql, params))
                 await self._conn.execute("COMMIT")
             except BaseException:
                 await self._conn.execute("ROLLBACK")
