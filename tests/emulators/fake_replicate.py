@@ -705,6 +705,9 @@ class FakeReplicate:
         self._get_faults: deque[_Fault] = deque()
         self._download_faults: deque[_Fault] = deque()
         self._blobs: dict[str, tuple[bytes, str]] = {}
+        # One synthesis per distinct line: fifty ads approved together send the same lines at once,
+        # and an ffmpeg run each was this host's CPU (not Replicate's) slowing every seed beside them.
+        self._speech: dict[tuple[float, str, int, int], asyncio.Task[bytes]] = {}
         self._expired: set[str] = set()
         self._create_times: list[float] = []
         self._other_times: list[float] = []
@@ -1608,11 +1611,18 @@ class FakeReplicate:
         pauses = sum(float(x) for x in _PAUSE.findall(text))
         seconds = speech_seconds(_PAUSE.sub("", text), float(inp.get("speed", 1))) + pauses
         channels = 2 if inp.get("channel") == "stereo" else 1
-        data = await asyncio.to_thread(speech_bytes, round(seconds, 2), fmt, rate, channels)
+        data = await self._speech_bytes(round(seconds, 2), fmt, rate, channels)
         p.logs += f"Generating speech...\nAudio generated: {seconds:.2f}s, {len(data)} bytes ({fmt})\n"
         await asyncio.sleep(total * 0.3)
         p.output = self._store(p, f"output.{fmt}", data, _AUDIO_TYPES[fmt])
         self._finish(p, "succeeded")
+
+    async def _speech_bytes(self, seconds: float, fmt: str, rate: int, channels: int) -> bytes:
+        key = (seconds, fmt, rate, channels)
+        task = self._speech.get(key)
+        if task is None or (task.done() and task.exception() is not None):
+            task = self._speech[key] = asyncio.ensure_future(asyncio.to_thread(speech_bytes, *key))
+        return await asyncio.shield(task)
 
     async def _run_generic(self, p: _Prediction, total: float) -> None:
         def line(n: int) -> str:
