@@ -600,10 +600,7 @@ class Orchestrator:
                 request = StageInputs(job, scene, stage, self.settings, dest, dict(inputs or {}))
                 work = kind.start(provider, request, ctx)
                 try:
-                    try:
-                        result = await asyncio.wait_for(work, timeout=self._outer_deadline(stage))
-                    finally:  # its last progress write lands before the outcome's, never after it
-                        await self._progress_writes.settle(stage)
+                    result = await asyncio.wait_for(work, timeout=self._outer_deadline(stage))
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:

@@ -8,6 +8,10 @@ behind it before it could poll again — so a seed that had finished was noticed
 clip started late (benchmarks/README.md, "Voice, music and captions"). Now the poll loop only notes
 the new value; one write per stage at a time carries the newest value when its turn comes, so a
 burst of reports costs one queued write, not one each.
+
+A write sets the progress column only, from the stage as it is when the write is queued, and the
+store's writes run in the order they were queued: so a late progress write can neither undo the
+stage's outcome nor bring back an older figure.
 """
 
 from __future__ import annotations
@@ -55,12 +59,6 @@ class ProgressWriter:
         finally:
             self._writing.pop(key, None)
             self._stale.discard(key)
-
-    async def settle(self, stage: StageState) -> None:
-        """Wait for the stage's progress write, if one is in flight (before its final save)."""
-        task = self._writing.get(id(stage))
-        if task is not None:
-            await asyncio.shield(task)
 
     async def close(self) -> None:
         """Wait for every write in flight (before the store closes)."""

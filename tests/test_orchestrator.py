@@ -284,7 +284,7 @@ async def test_a_progress_report_does_not_wait_for_the_store_and_its_newest_valu
     async with h.store.repo._write_lock:  # every other writer of the process is ahead of this one
         await asyncio.wait_for(ctx.progress(40.0, "sampling"), timeout=2)
         await asyncio.wait_for(ctx.progress(60.0, "sampling"), timeout=2)
-    await asyncio.wait_for(h.orch._progress_writes.settle(stage), timeout=5)
+    await asyncio.wait_for(h.orch._progress_writes.close(), timeout=5)
     stored = await h.store.get(job.id)
     assert stored is not None
     assert stored.scene(1).seed.progress == 60.0
