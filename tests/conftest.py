@@ -53,10 +53,12 @@ def error_logs(caplog: pytest.LogCaptureFixture):
 
 def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
     """The fault matrix (tests/test_fault_matrix.py): one line per injected fault and what became of it."""
-    import sys
-
-    module = sys.modules.get("tests.test_fault_matrix")
-    results = getattr(module, "RESULTS", None)
+    results = {
+        name: outcome
+        for report in terminalreporter.stats.get("passed", [])
+        for key, (name, outcome) in getattr(report, "user_properties", [])
+        if key == "fault_matrix"
+    }
     if not results:
         return
     terminalreporter.section("fault matrix")
