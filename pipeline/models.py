@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipeline.brand import BrandKit
 from pipeline.language import detect_language, normalise_language
 from pipeline.moods import Mood
 from pipeline.speech_timing import WordTiming
@@ -443,6 +444,7 @@ class Job(BaseModel):
     cost_usd: float = 0.0
     timing: SceneTiming | None = None  # set once every voice stage has ended
     soundtrack: Soundtrack | None = None
+    brand: BrandKit | None = None  # the kit as it was at approval (None: no kit, the defaults)
     # What the user should know about the ad that is not an error: a part missing and why, a line
     # that does not fit its scene, characters the captions cannot draw.
     notes: list[str] = Field(default_factory=list)

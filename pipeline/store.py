@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline.brand import BrandKit, GuildPolicy
 from pipeline.errors import DatabaseSchemaError, JantError
 from pipeline.models import (
     AdRequest,
@@ -124,6 +125,27 @@ class JobStore:
 
     async def close(self) -> None:
         await self.repo.close()
+
+    # -- per-server brand kit and policy -------------------------------------------------------
+
+    async def guild_brand(self, guild_id: str | None) -> BrandKit:
+        """The server's kit, or the defaults (a server with no kit, the CLI, a DM)."""
+        rec = await self.repo.guild_settings(guild_id) if guild_id else None
+        return BrandKit.model_validate(rec["brand"]) if rec else BrandKit()
+
+    async def guild_policy(self, guild_id: str | None) -> GuildPolicy:
+        rec = await self.repo.guild_settings(guild_id) if guild_id else None
+        return GuildPolicy.model_validate(rec["policy"]) if rec else GuildPolicy()
+
+    async def save_guild_brand(self, guild_id: str, brand: BrandKit, *, updated_by: str | None = None) -> None:
+        await self.repo.save_guild_settings(
+            guild_id, brand=brand.model_dump(mode="json", exclude_defaults=True), updated_by=updated_by
+        )
+
+    async def save_guild_policy(self, guild_id: str, policy: GuildPolicy, *, updated_by: str | None = None) -> None:
+        await self.repo.save_guild_settings(
+            guild_id, policy=policy.model_dump(mode="json", exclude_defaults=True), updated_by=updated_by
+        )
 
     async def create(self, job: Job) -> Job:
         await self.repo.insert_job(_job_row(job), _stage_rows(job))

@@ -21,11 +21,11 @@ from storage.database import connect
 JOB_COLUMNS = (
     "id", "status", "request", "storyboard", "requester_id", "guild_id", "channel_id", "ui", "providers",
     "offline", "env", "byte_limit", "error", "final_path", "final_bytes", "gpu_seconds", "cost_usd",
-    "created_at", "updated_at", "started_at", "finished_at", "timing", "soundtrack", "notes",
+    "created_at", "updated_at", "started_at", "finished_at", "timing", "soundtrack", "notes", "brand",
 )  # fmt: skip
 _JSON_COLUMNS = {"request": "request_json", "storyboard": "storyboard_json", "ui": "ui_json",
                  "providers": "providers_json", "timing": "timing_json", "soundtrack": "soundtrack_json",
-                 "notes": "notes_json"}  # fmt: skip
+                 "notes": "notes_json", "brand": "brand_json"}  # fmt: skip
 STAGE_COLUMNS = (
     "status", "progress", "attempt", "max_attempts", "error", "path", "seed", "prediction_id", "duration", "words",
     "cost_usd",
@@ -362,3 +362,47 @@ class JobRepository:
     async def events(self, job_id: str) -> list[dict[str, Any]]:
         async with self._conn.execute("SELECT * FROM events WHERE job_id = ? ORDER BY id", (job_id,)) as cur:
             return [dict(r) for r in await cur.fetchall()]
+
+    # -- per-server settings ------------------------------------------------------------------
+
+    async def guild_settings(self, guild_id: str) -> dict[str, Any] | None:
+        """{"brand": {...}, "policy": {...}, "updated_by", "updated_at"}, or None for a server
+        that never changed anything."""
+        async with self._conn.execute("SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return {
+            "brand": json.loads(row["brand_json"]),
+            "policy": json.loads(row["policy_json"]),
+            "updated_by": row["updated_by"],
+            "updated_at": row["updated_at"],
+        }
+
+    async def save_guild_settings(
+        self,
+        guild_id: str,
+        *,
+        brand: dict[str, Any] | None = None,
+        policy: dict[str, Any] | None = None,
+        updated_by: str | None = None,
+    ) -> None:
+        """Replace the brand and/or the policy of one server (a None part is left as it is)."""
+        now = _now()
+        statements: list[tuple[str, Sequence[Any]]] = [
+            (
+                "INSERT INTO guild_settings (guild_id, updated_by, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(guild_id) DO UPDATE SET updated_by = excluded.updated_by, "
+                "updated_at = excluded.updated_at",
+                (guild_id, updated_by, now),
+            )
+        ]
+        for column, value in (("brand_json", brand), ("policy_json", policy)):
+            if value is not None:
+                statements.append(
+                    (
+                        f"UPDATE guild_settings SET {column} = ? WHERE guild_id = ?",
+                        (json.dumps(value, separators=(",", ":")), guild_id),
+                    )
+                )
+        await self._in_transaction(statements)
