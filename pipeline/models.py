@@ -79,6 +79,10 @@ class AdRequest(BaseModel):
     # job keeps the choice.
     voice: str | None = None
     speak: bool = True
+    # The team's own product photo: the validated, re-encoded PNG under the data directory
+    # (pipeline.uploaded_images), never the user's original file or a URL. Scenes the storyboard
+    # marks `shows_product` use it instead of a painted seed.
+    photo: str | None = None
 
     @model_validator(mode="before")
     @classmethod
