@@ -152,65 +152,68 @@ class BrandCommands(commands.Cog):
         budget_daily: app_commands.Range[float, 0, None] | None = None,
         budget_monthly: app_commands.Range[float, 0, None] | None = None,
     ) -> None:
-        await self._allowed(interaction)
-        changes: dict[str, Any] = {}
-        for key, text in (("name", name), ("cta", cta), ("url", url)):
-            if text is not None:
-                changes[key] = _clearable(text)
-        for key, text in (("primary", primary), ("accent", accent)):
-            if text is not None:
-                changes[key] = text
-        for key, choice in (("font", font), ("captions", captions), ("logo_corner", logo_corner),
-                            ("end_card", end_card)):  # fmt: skip
-            if choice is not None:
-                changes[key] = choice.value
-        if music is not None:
-            changes["music"] = None if music.value == AUTO_MUSIC else music.value
-        if voice is not None:
-            said = voice.strip()
-            if said.lower() != DEFAULT_VOICE:
-                check_voice_choice(self.bot.runtime.providers, said, True)
-            changes["voice"] = None if said.lower() == DEFAULT_VOICE else said
-        policy_changes: dict[str, Any] = {}
-        if approver_role is not None:
-            policy_changes["approver_role_id"] = approver_role.id
-        if budget_daily is not None:
-            policy_changes["budget_daily_usd"] = float(budget_daily)
-        if budget_monthly is not None:
-            policy_changes["budget_monthly_usd"] = float(budget_monthly)
-        if not changes and not policy_changes:
-            raise InvalidRequest(NOTHING_GIVEN)
-        if policy_changes and not actor_of(interaction).manage_guild:
-            raise InvalidRequest(MANAGE_SERVER_ONLY)
-        if approver_role is not None and (approver_role.is_default() or approver_role.managed):
-            raise InvalidRequest(
-                f"**{shown(approver_role.name, 100)}** cannot be the approver role: pick a role members are given."
-            )
+        with self.bot.in_flight.track():
+            await self._allowed(interaction)
+            changes: dict[str, Any] = {}
+            for key, text in (("name", name), ("cta", cta), ("url", url)):
+                if text is not None:
+                    changes[key] = _clearable(text)
+            for key, text in (("primary", primary), ("accent", accent)):
+                if text is not None:
+                    changes[key] = text
+            for key, choice in (("font", font), ("captions", captions), ("logo_corner", logo_corner),
+                                ("end_card", end_card)):  # fmt: skip
+                if choice is not None:
+                    changes[key] = choice.value
+            if music is not None:
+                changes["music"] = None if music.value == AUTO_MUSIC else music.value
+            if voice is not None:
+                said = voice.strip()
+                if said.lower() != DEFAULT_VOICE:
+                    check_voice_choice(self.bot.runtime.providers, said, True)
+                changes["voice"] = None if said.lower() == DEFAULT_VOICE else said
+            policy_changes: dict[str, Any] = {}
+            if approver_role is not None:
+                policy_changes["approver_role_id"] = approver_role.id
+            if budget_daily is not None:
+                policy_changes["budget_daily_usd"] = float(budget_daily)
+            if budget_monthly is not None:
+                policy_changes["budget_monthly_usd"] = float(budget_monthly)
+            if not changes and not policy_changes:
+                raise InvalidRequest(NOTHING_GIVEN)
+            if policy_changes and not actor_of(interaction).manage_guild:
+                raise InvalidRequest(MANAGE_SERVER_ONLY)
+            if approver_role is not None and (approver_role.is_default() or approver_role.managed):
+                raise InvalidRequest(
+                    f"**{shown(approver_role.name, 100)}** cannot be the approver role: pick a role members are given."
+                )
 
-        store = self.bot.runtime.store
-        guild_id = str(interaction.guild_id)
-        kit = await store.guild_brand(guild_id)
-        policy = await store.guild_policy(guild_id)
-        try:  # validate everything before saving anything
-            new_kit = BrandKit.model_validate({**kit.model_dump(), **changes})
-            new_policy = GuildPolicy.model_validate({**policy.model_dump(), **policy_changes})
-        except ValidationError as exc:
-            raise InvalidRequest(kit_problem(exc) + " Nothing was changed.") from None
-        who = str(interaction.user.id)
-        if changes:
-            await store.save_guild_brand(guild_id, new_kit, updated_by=who)
-        if policy_changes:
-            await store.save_guild_policy(guild_id, new_policy, updated_by=who)
-        log.info("brand kit of guild %s changed by %s: %s", guild_id, who, sorted([*changes, *policy_changes]))
-        approver = await server_approver(self.bot, interaction)
-        given = {*changes, *(_OPTION_OF[k] for k in policy_changes)}
-        names = ", ".join(f"`{k}`" for k in SET_OPTIONS if k in given)
-        embed = render_brand(new_kit, new_policy, approver=approver, captions_default=self.bot.settings.audio.captions)
-        await interaction.response.send_message(
-            f"✅ Brand kit updated: {names}. New ads use it from now on; `/brand show` previews it.",
-            embed=embed,
-            ephemeral=True,
-        )
+            store = self.bot.runtime.store
+            guild_id = str(interaction.guild_id)
+            kit = await store.guild_brand(guild_id)
+            policy = await store.guild_policy(guild_id)
+            try:  # validate everything before saving anything
+                new_kit = BrandKit.model_validate({**kit.model_dump(), **changes})
+                new_policy = GuildPolicy.model_validate({**policy.model_dump(), **policy_changes})
+            except ValidationError as exc:
+                raise InvalidRequest(kit_problem(exc) + " Nothing was changed.") from None
+            who = str(interaction.user.id)
+            if changes:
+                await store.save_guild_brand(guild_id, new_kit, updated_by=who)
+            if policy_changes:
+                await store.save_guild_policy(guild_id, new_policy, updated_by=who)
+            log.info("brand kit of guild %s changed by %s: %s", guild_id, who, sorted([*changes, *policy_changes]))
+            approver = await server_approver(self.bot, interaction)
+            given = {*changes, *(_OPTION_OF[k] for k in policy_changes)}
+            names = ", ".join(f"`{k}`" for k in SET_OPTIONS if k in given)
+            embed = render_brand(
+                new_kit, new_policy, approver=approver, captions_default=self.bot.settings.audio.captions
+            )
+            await interaction.response.send_message(
+                f"✅ Brand kit updated: {names}. New ads use it from now on; `/brand show` previews it.",
+                embed=embed,
+                ephemeral=True,
+            )
 
     @set_.autocomplete("voice")
     async def _voice_choices(
@@ -245,15 +248,16 @@ class BrandCommands(commands.Cog):
 
     @brand.command(name="reset", description="Put this server's brand kit back to the defaults")
     async def reset(self, interaction: discord.Interaction[Any]) -> None:
-        await self._allowed(interaction)
-        await self.bot.runtime.store.save_guild_brand(
-            str(interaction.guild_id), BrandKit(), updated_by=str(interaction.user.id)
-        )
-        log.info("brand kit of guild %s reset by %s", interaction.guild_id, interaction.user.id)
-        await interaction.response.send_message(
-            "✅ The brand kit is back to the defaults. The approver role and the budgets are unchanged.",
-            ephemeral=True,
-        )
+        with self.bot.in_flight.track():
+            await self._allowed(interaction)
+            await self.bot.runtime.store.save_guild_brand(
+                str(interaction.guild_id), BrandKit(), updated_by=str(interaction.user.id)
+            )
+            log.info("brand kit of guild %s reset by %s", interaction.guild_id, interaction.user.id)
+            await interaction.response.send_message(
+                "✅ The brand kit is back to the defaults. The approver role and the budgets are unchanged.",
+                ephemeral=True,
+            )
 
 
 # In the order /brand set lists them, which is the order the confirmation names them in.

@@ -289,6 +289,44 @@ async def test_each_bad_logo_gets_its_exact_message_and_nothing_is_stored(
         assert await team.bot.runtime.store.repo.guild_settings(str(team.guild_id)) is None
 
 
+class NamedVoice:
+    """Stands in for the Replicate voice in the provider table: /brand set only asks for its voices."""
+
+    name = "replicate-minimax-tts"
+
+
+async def test_the_voice_is_one_of_the_configured_providers_voices(
+    discord_emulator: DiscordEmulator, discord_errors, tmp_path: Path
+) -> None:
+    from pipeline.providers.base import Providers
+    from pipeline.providers.offline_planner import OfflineStoryboardPlanner
+    from pipeline.providers.replicate_voice import minimax_voices
+    from tests.scripted_providers import ScriptedImages, ScriptedVideo
+
+    emu = discord_emulator
+    voices = minimax_voices()
+    providers = Providers(OfflineStoryboardPlanner(), ScriptedImages("seed"), ScriptedVideo("clip"),  # type: ignore[arg-type]
+                          stages={"voice": NamedVoice()})  # type: ignore[dict-item]  # fmt: skip
+    async with running_team(emu, tmp_path, discord_errors, providers=providers) as team:
+        dave = add_admin(team)
+        await emu.settle()
+        typed = voices[0][:4]
+        rec = await emu.autocomplete(team.guild_id, team.channel_id, dave.id, "brand set", {"voice": typed}, "voice")
+        await rec.wait_response()
+        assert [c["value"] for c in rec.choices or []] == [v for v in voices if typed.lower() in v.lower()][:25]
+
+        reply = await brand(team, dave, "set", voice="Gravel_Voice_99")
+        assert reply.content == (
+            "⚠️ 'Gravel_Voice_99' is not one of the voices of replicate-minimax-tts; "
+            f"choose one of: {', '.join(voices)}."
+        )
+        assert await team.bot.runtime.store.repo.guild_settings(str(team.guild_id)) is None
+        assert (await brand(team, dave, "set", voice=voices[1])).content.startswith("✅ Brand kit updated: `voice`.")
+        assert (await team.bot.runtime.store.guild_brand(str(team.guild_id))).voice == voices[1]
+        await brand(team, dave, "set", voice="default")
+        assert (await team.bot.runtime.store.guild_brand(str(team.guild_id))).voice is None
+
+
 def test_the_server_approver_role_is_matched_by_id_and_the_default_by_name() -> None:
     member = Actor(1, ("Ad approver",), False, (77,))
     assert approver_role(None, None, "Ad approver") == ApproverRole("Ad approver")
