@@ -2872,13 +2872,17 @@ class DiscordEmulator:
 
     def _cdn_store(self, channel_id: int, filename: str, data: bytes, description: str | None = None) -> Attachment:
         attachment_id = self._snowflake()
+        content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        width, height = _image_size(data) if content_type.startswith("image/") else (None, None)
         attachment = Attachment(
             filename,
             data,
             id=attachment_id,
             url=f"{self.cdn_base}/attachments/{channel_id}/{attachment_id}/{quote(filename)}",
-            content_type=mimetypes.guess_type(filename)[0] or "application/octet-stream",
+            content_type=content_type,
             description=description,
+            width=width,
+            height=height,
         )
         self._cdn[attachment_id] = attachment
         return attachment
