@@ -12,6 +12,7 @@ import asyncio
 import io
 import logging
 import tempfile
+from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +79,9 @@ class BrandCommands(commands.Cog):
 
     def __init__(self, bot: JantBot) -> None:
         self.bot = bot
+        # One change at a time per server: each change reads the kit, edits it and writes it back,
+        # so two admins at once must not lose one another's edit.
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     # -- looking --------------------------------------------------------------------------------
 
@@ -190,18 +194,19 @@ class BrandCommands(commands.Cog):
 
             store = self.bot.runtime.store
             guild_id = str(interaction.guild_id)
-            kit = await store.guild_brand(guild_id)
-            policy = await store.guild_policy(guild_id)
-            try:  # validate everything before saving anything
-                new_kit = BrandKit.model_validate({**kit.model_dump(), **changes})
-                new_policy = GuildPolicy.model_validate({**policy.model_dump(), **policy_changes})
-            except ValidationError as exc:
-                raise InvalidRequest(kit_problem(exc) + " Nothing was changed.") from None
             who = str(interaction.user.id)
-            if changes:
-                await store.save_guild_brand(guild_id, new_kit, updated_by=who)
-            if policy_changes:
-                await store.save_guild_policy(guild_id, new_policy, updated_by=who)
+            async with self._locks[guild_id]:
+                kit = await store.guild_brand(guild_id)
+                policy = await store.guild_policy(guild_id)
+                try:  # validate everything before saving anything
+                    new_kit = BrandKit.model_validate({**kit.model_dump(), **changes})
+                    new_policy = GuildPolicy.model_validate({**policy.model_dump(), **policy_changes})
+                except ValidationError as exc:
+                    raise InvalidRequest(kit_problem(exc) + " Nothing was changed.") from None
+                if changes:
+                    await store.save_guild_brand(guild_id, new_kit, updated_by=who)
+                if policy_changes:
+                    await store.save_guild_policy(guild_id, new_policy, updated_by=who)
             log.info("brand kit of guild %s changed by %s: %s", guild_id, who, sorted([*changes, *policy_changes]))
             approver = await server_approver(self.bot, interaction)
             given = {*changes, *(_OPTION_OF[k] for k in policy_changes)}
@@ -232,12 +237,11 @@ class BrandCommands(commands.Cog):
             path = await receive_image(image, LOGO, self.bot.settings)
             store = self.bot.runtime.store
             guild_id = str(interaction.guild_id)
-            kit = await store.guild_brand(guild_id)
-            update: dict[str, Any] = {"logo_path": str(path)}
-            hidden = kit.logo_corner is LogoCorner.NONE
-            await store.save_guild_brand(
-                guild_id, BrandKit.model_validate({**kit.model_dump(), **update}), updated_by=str(interaction.user.id)
-            )
+            async with self._locks[guild_id]:
+                kit = await store.guild_brand(guild_id)
+                hidden = kit.logo_corner is LogoCorner.NONE
+                new_kit = BrandKit.model_validate({**kit.model_dump(), "logo_path": str(path)})
+                await store.save_guild_brand(guild_id, new_kit, updated_by=str(interaction.user.id))
             log.info("brand logo of guild %s replaced by %s", guild_id, interaction.user.id)
             note = " It is hidden (`logo_corner` is none): `/brand set logo_corner:` shows it." if hidden else ""
             await interaction.followup.send(
@@ -250,9 +254,9 @@ class BrandCommands(commands.Cog):
     async def reset(self, interaction: discord.Interaction[Any]) -> None:
         with self.bot.in_flight.track():
             await self._allowed(interaction)
-            await self.bot.runtime.store.save_guild_brand(
-                str(interaction.guild_id), BrandKit(), updated_by=str(interaction.user.id)
-            )
+            guild_id = str(interaction.guild_id)
+            async with self._locks[guild_id]:
+                await self.bot.runtime.store.save_guild_brand(guild_id, BrandKit(), updated_by=str(interaction.user.id))
             log.info("brand kit of guild %s reset by %s", interaction.guild_id, interaction.user.id)
             await interaction.response.send_message(
                 "✅ The brand kit is back to the defaults. The approver role and the budgets are unchanged.",

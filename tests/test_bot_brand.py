@@ -5,6 +5,7 @@ approver role moves per server. Alice and Bob are plain members, Carol has the d
 
 from __future__ import annotations
 
+import asyncio
 import io
 from pathlib import Path
 from typing import Any
@@ -287,6 +288,25 @@ async def test_each_bad_logo_gets_its_exact_message_and_nothing_is_stored(
         assert len(emu.cdn_requests) == fetched
         assert logo_files(team) == []
         assert await team.bot.runtime.store.repo.guild_settings(str(team.guild_id)) is None
+
+
+async def test_two_changes_at_once_both_stick(
+    discord_emulator: DiscordEmulator, discord_errors, tmp_path: Path
+) -> None:
+    emu = discord_emulator
+    async with running_team(emu, tmp_path, discord_errors) as team:
+        dave = add_admin(team)
+        await emu.settle()
+        recs = await asyncio.gather(
+            *(emu.slash_command(team.guild_id, team.channel_id, who.id, "brand set", options)
+              for who, options in ((dave, {"primary": "#222222"}), (team.carol, {"cta": "Dim the night"}),
+                                   (dave, {"url": "https://lumen.example"})))
+        )  # fmt: skip
+        for rec in recs:
+            await rec.wait_response()
+            assert (rec.content or "").startswith("✅"), rec.content
+        kit = await team.bot.runtime.store.guild_brand(str(team.guild_id))
+        assert (kit.primary, kit.cta, kit.url) == ("#222222", "Dim the night", "https://lumen.example")
 
 
 class NamedVoice:
