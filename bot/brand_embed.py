@@ -30,7 +30,8 @@ def render_brand(
     embed.add_field(name="Colours", value=f"primary `{kit.primary}` · accent `{kit.accent}`")
     embed.add_field(name="Font", value=f"{kit.font} ({kit.font_family})")
     embed.add_field(name="Call to action", value=shown(kit.cta, 100) or "the ad's own")
-    embed.add_field(name="URL", value=shown(kit.url, 150) or "none")
+    # In a code span: markdown escapes would end up inside the link, and nothing in one is markup.
+    embed.add_field(name="URL", value=f"`{kit.url.replace('`', 'ˋ')}`" if kit.url else "none")
     embed.add_field(name="Voice", value=shown(kit.voice, 64) or "the voice provider's default")
     music = {None: "the ad's mood", "none": "no music"}.get(kit.music, kit.music)
     embed.add_field(name="Music", value=shown(music, 40))

@@ -109,6 +109,7 @@ async def test_an_admin_sets_the_kit_and_uploads_a_logo_and_show_previews_it(
         assert embed["title"] == "Brand kit" and embed["color"] == 0x1A2B3C
         assert fields["Colours"] == "primary `#1a2b3c` · accent `#ffcc00`"
         assert fields["Call to action"] == "Order today" and fields["Logo"] == "shown top-left"
+        assert fields["URL"] == "`https://lumen.example/buy`"
         assert fields["Budgets"] == "daily $5.00 · monthly no limit"
         assert fields["Approver role"] == "**Ad approver**"  # the JANT_APPROVER_ROLE default
         [preview] = shown.attachments
