@@ -80,11 +80,6 @@ def brand_refusal(approver: ApproverRole | None) -> str:
     return f"Only members with Manage Server or the **{approver.name}** role can change this server's brand kit."
 
 
-# Who may raise what the server spends or move the approver role: an approver could otherwise
-# give themselves a bigger budget, or hand the role on.
-MANAGE_SERVER_ONLY = "Only members with Manage Server can change {what}; ask one of them, or leave {options} out."
-
-
 def moved_on(job: Job, action: str) -> str | None:
     """None when `action` fits the job's state (the one table in `pipeline.action_rules`); else why
     the click does nothing."""
