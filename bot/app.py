@@ -21,6 +21,7 @@ import discord
 import yarl
 from discord.ext import commands
 
+from bot.brand_commands import BrandCommands
 from bot.commands import AdCommands, JantCommandTree
 from bot.discord_connect import (
     CannotReachDiscord,
@@ -137,6 +138,7 @@ class JantBot(commands.Bot):
 
         self.add_dynamic_items(JobButton)
         await self.add_cog(AdCommands(self))
+        await self.add_cog(BrandCommands(self))
         await self._sync_commands()
 
         # Restart: jobs that were running go on (their predictions are polled by the stored ids, never

@@ -12,6 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 from pydantic import ValidationError
 
+from bot.attachment_images import PHOTO, check_attachment, receive_image
 from bot.display_text import cap, mib, shown
 from bot.error_replies import RESTARTING, reply_ephemeral, reply_error
 from bot.job_buttons import storyboard_buttons
@@ -122,6 +123,7 @@ class AdCommands(commands.Cog):
         cta="The call to action, e.g. 'Order at example.com' (optional)",
         language="The language the ad speaks, e.g. fr, de, ja (optional: detected from the product text)",
         voice="The voice that speaks the lines, or 'none' for captions and music only (optional)",
+        photo="Your own product photo, shown in the product scenes: PNG, JPEG or WebP, at least 512 px (optional)",
     )
     @app_commands.choices(mood=[app_commands.Choice(name=p.label, value=m.value) for m, p in MOOD_PRESETS.items()])
     @app_commands.guild_only()
@@ -134,12 +136,15 @@ class AdCommands(commands.Cog):
         cta: app_commands.Range[str, 1, TEXT_FIELD_MAX_CHARS] | None = None,
         language: app_commands.Range[str, 2, 40] | None = None,
         voice: app_commands.Range[str, 1, 64] | None = None,
+        photo: discord.Attachment | None = None,
     ) -> None:
         # Before deferring: errors stay private.
         request = ad_request(product, mood.value, audience, cta, language, voice)
         self.bot.runtime.orchestrator.check_request(request)
+        if photo is not None:
+            check_attachment(photo, PHOTO, self.bot.settings)  # the host and declared size: no download yet
         with self.bot.in_flight.track():
-            await self._makead(interaction, request)
+            await self._makead(interaction, request, photo)
 
     @makead.autocomplete("voice")
     async def _voice_choices(
@@ -147,12 +152,17 @@ class AdCommands(commands.Cog):
     ) -> list[app_commands.Choice[str]]:
         return voice_choices(self.bot.runtime.providers, current)
 
-    async def _makead(self, interaction: discord.Interaction[Any], request: AdRequest) -> None:
+    async def _makead(
+        self, interaction: discord.Interaction[Any], request: AdRequest, photo: discord.Attachment | None
+    ) -> None:
         orchestrator = self.bot.runtime.orchestrator
         # Before deferring: a refusal is answered privately, not in the channel's "thinking…" message.
         await orchestrator.check_daily_quota(str(interaction.user.id))
         await interaction.response.defer(thinking=True)
         try:
+            if photo is not None:  # downloading can outlast the 3 s before an interaction must be answered
+                stored = await receive_image(photo, PHOTO, self.bot.settings)
+                request = request.model_copy(update={"photo": str(stored)})
             await self._plan_in_public(interaction, request)
         except Exception:
             # The public "thinking…" placeholder must not turn into an error for the whole channel:

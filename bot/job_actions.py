@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import discord
 
-from bot.access_policy import Actor, may_act, moved_on, refusal
+from bot.access_policy import may_act, moved_on, refusal
 from bot.display_text import NO_PINGS, cap, shown
 from bot.error_replies import RESTARTING, reply_ephemeral, reply_error
 from bot.job_buttons import status_buttons, storyboard_buttons
 from bot.scene_editor import SceneEditModal, ScenePicker, duration_range, parse_duration
+from bot.server_approver import actor_of, server_approver
 from bot.status_view import render_status
 from bot.storyboard_embed import COLOUR_APPROVED, render_storyboard
 from pipeline.errors import InvalidRequest, JantError
@@ -43,13 +44,6 @@ NO_THREAD = (
     "Give me **Create Public Threads** for a thread per ad."
 )
 THREAD_ARCHIVE_MINUTES: Literal[60, 1440, 4320, 10080] = 1440
-
-
-def actor_of(interaction: discord.Interaction[Any]) -> Actor:
-    user = interaction.user
-    roles = tuple(r.name for r in getattr(user, "roles", ()) if not r.is_default())
-    perms = interaction.permissions
-    return Actor(user.id, roles, perms.manage_guild or perms.administrator)
 
 
 class JobActions:
@@ -105,8 +99,9 @@ class JobActions:
         if job is None or (job.guild_id and interaction.guild_id and job.guild_id != str(interaction.guild_id)):
             await reply_ephemeral(interaction, f"I have no job `{job_id}` any more; `/jobs` lists yours.")
             return None
-        if not may_act(job, actor_of(interaction), self.bot.settings.discord.approver_role):
-            await reply_ephemeral(interaction, refusal(job, action, self.bot.settings.discord.approver_role))
+        approver = await server_approver(self.bot, interaction)
+        if not may_act(job, actor_of(interaction), approver):
+            await reply_ephemeral(interaction, refusal(job, action, approver))
             return None
         if why := moved_on(job, action):
             await reply_ephemeral(interaction, why)

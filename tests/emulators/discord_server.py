@@ -55,7 +55,14 @@ Users act (async; each returns an :class:`InteractionRecord`, sent as INTERACTIO
 
 - ``slash_command(guild_id, channel_id, user_id, "makead", {"product": "…"})``. The command must
   have been synced (``tree.sync()``); option types come from the synced definition. Subcommands:
-  ``"group sub"``. Attachment options take ``(filename, bytes)``; user/role/channel options take ids.
+  ``"group sub"``. Attachment options take ``(filename, bytes)`` or ``(filename, bytes,
+  content_type)`` and arrive as Discord sends them: ``data.options`` type 11 with the attachment id
+  as value, and ``data.resolved.attachments[id]`` with ``id, filename, size, url, proxy_url,
+  content_type, ephemeral: true`` and, for images, ``width``/``height`` read from the file's header.
+  The ``url`` is a signed ``…/cdn/ephemeral-attachments/{app_id}/{id}/{filename}?ex=&is=&hm=&``
+  (a bad signature → 404 "This content is no longer available."), ``proxy_url`` the same path under
+  ``emu.media_base`` (media.discordapp.net: 415 for files without dimensions). Every CDN/proxy GET
+  is logged in ``emu.cdn_requests`` as ``(path, status)``. User/role/channel options take ids.
 - ``click_button(message_id, custom_id, user_id)``, ``select(message_id, custom_id, values,
   user_id)``, ``submit_modal(custom_id, {text_input_custom_id: value}, user_id, channel_id)``
   (the modal must have been opened by the bot; its layout, type 18 labels or legacy rows, is
@@ -126,6 +133,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 import itertools
 import json
 import logging
@@ -135,6 +143,7 @@ import re
 import socket
 import time
 import traceback
+import warnings
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -557,8 +566,12 @@ class Attachment(tuple):
 
     id: int
     url: str
+    proxy_url: str
     content_type: str | None
     description: str | None
+    width: int | None
+    height: int | None
+    ephemeral: bool
 
     def __new__(
         cls,
@@ -567,14 +580,22 @@ class Attachment(tuple):
         *,
         id: int = 0,
         url: str = "",
+        proxy_url: str | None = None,
         content_type: str | None = None,
         description: str | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        ephemeral: bool = False,
     ) -> Attachment:
         self = super().__new__(cls, (filename, bytes(data), len(data)))
         self.id = id
         self.url = url
+        self.proxy_url = proxy_url or url
         self.content_type = content_type
         self.description = description
+        self.width = width
+        self.height = height
+        self.ephemeral = ephemeral
         return self
 
     @property
@@ -598,9 +619,13 @@ class Attachment(tuple):
             "filename": self.filename,
             "size": self.size,
             "url": self.url,
-            "proxy_url": self.url,
+            "proxy_url": self.proxy_url,
             "content_type": self.content_type,
         }
+        if self.width is not None and self.height is not None:  # Discord sends both for images only
+            data.update(width=self.width, height=self.height)
+        if self.ephemeral:
+            data["ephemeral"] = True
         if self.description is not None:
             data["description"] = self.description
         return data
@@ -971,6 +996,25 @@ def point_discord_py_at(emulator: DiscordEmulator) -> Iterator[DiscordEmulator]:
 # --------------------------------------------------------------------------------------------------
 
 
+def _image_size(data: bytes) -> tuple[int | None, int | None]:
+    """An image's width and height from its header, as Discord reports them (None for other files)."""
+    from PIL import Image  # tests already depend on Pillow
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as img:
+                return img.size
+    except Image.DecompressionBombError:
+        # Pillow refuses to even open it; the PNG header still says how big it claims to be.
+        # (Pillow's limit is process-wide, so it is not lowered here: the bot under test uses it.)
+        if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+            return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        return None, None
+    except Exception:
+        return None, None
+
+
 def _disposition_param(header: str, name: str) -> str | None:
     quoted = re.search(rf'(?:^|;)\s*{re.escape(name)}="((?:[^"\\]|\\.)*)"', header)
     if quoted:
@@ -1315,6 +1359,10 @@ class DiscordEmulator:
         self.channels: dict[int, Channel] = {}
         self._messages: dict[int, StoredMessage] = {}
         self._cdn: dict[int, Attachment] = {}
+        # Every GET on the CDN and media proxy, (path, status): a test can tell "refused before
+        # downloading" from "downloaded, then refused".
+        self.cdn_requests: list[tuple[str, int]] = []
+        self._cdn_secret = hashlib.sha256(f"{id(self)}:{time.time_ns()}".encode()).hexdigest()
 
         self.bot_user = self.add_user(bot_name, bot=True)
         self.application_id = self.bot_user.id
@@ -1368,6 +1416,7 @@ class DiscordEmulator:
         app.router.add_get("/gateway", self._handle_gateway)
         app.router.add_get("/gateway-resume", self._handle_gateway)
         app.router.add_get("/cdn/{tail:.*}", self._handle_cdn)
+        app.router.add_get("/media/{tail:.*}", self._handle_media_proxy)
         app.router.add_route("*", "/{tail:.*}", self._handle_outside_api)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
@@ -1417,6 +1466,11 @@ class DiscordEmulator:
     @property
     def cdn_base(self) -> str:
         return self.base_url + "/cdn"
+
+    @property
+    def media_base(self) -> str:
+        """Stands in for media.discordapp.net, the image proxy behind ``proxy_url``."""
+        return self.base_url + "/media"
 
     def env(self) -> dict[str, str]:
         """Environment for a bot process: token, REST base (without /api/v10) and gateway URL."""
@@ -2191,8 +2245,7 @@ class DiscordEmulator:
                 resolved.setdefault(section, {}).update(items)
             value = str(target)
         elif kind == 11:
-            filename, data = value
-            attachment = self._cdn_store(channel_id, filename, data)
+            attachment = self._cdn_store_ephemeral(*value)
             resolved.setdefault("attachments", {})[str(attachment.id)] = attachment.to_dict()
             value = str(attachment.id)
         choices = definition.get("choices")
@@ -2626,11 +2679,36 @@ class DiscordEmulator:
         log.warning("discord emulator: unknown route %s %s (outside %s)", request.method, request.path, API_PREFIX)
         return self._json(404, {"message": "404: Not Found", "code": 0})
 
-    async def _handle_cdn(self, request: web.Request) -> web.Response:
-        m = re.match(r"attachments/\d+/(\d+)/", request.match_info["tail"])
-        attachment = self._cdn.get(int(m.group(1))) if m else None
+    def _cdn_lookup(self, request: web.Request) -> tuple[Attachment | None, int, str]:
+        """The attachment a CDN path names, or the status and text Discord's CDN answers instead."""
+        tail = request.match_info["tail"]
+        m = re.match(r"(ephemeral-)?attachments/\d+/(\d+)/", tail)
+        attachment = self._cdn.get(int(m.group(2))) if m else None
         if attachment is None:
-            return web.Response(status=404, text="Not Found")
+            return None, 404, "Not Found"
+        if m and m.group(1):
+            # Option uploads have signed URLs (ex/is/hm); without a valid signature the CDN answers
+            # as it does for an expired link.
+            q = request.query
+            if q.get("hm") != self._cdn_signature(request.path.split("/", 2)[2], q.get("ex", ""), q.get("is", "")):
+                return None, 404, "This content is no longer available."
+        return attachment, 200, ""
+
+    async def _handle_cdn(self, request: web.Request) -> web.Response:
+        attachment, status, text = self._cdn_lookup(request)
+        self.cdn_requests.append((request.path, status))
+        if attachment is None:
+            return web.Response(status=status, text=text)
+        return web.Response(body=attachment.data, content_type=attachment.content_type or "application/octet-stream")
+
+    async def _handle_media_proxy(self, request: web.Request) -> web.Response:
+        attachment, status, text = self._cdn_lookup(request)
+        if attachment is not None and attachment.width is None:
+            # media.discordapp.net proxies only files with dimensions (images, videos).
+            attachment, status, text = None, 415, "Unsupported Media Type"
+        self.cdn_requests.append((request.path, status))
+        if attachment is None:
+            return web.Response(status=status, text=text)
         return web.Response(body=attachment.data, content_type=attachment.content_type or "application/octet-stream")
 
     async def _handle_api(self, request: web.Request) -> web.StreamResponse:
@@ -2794,13 +2872,44 @@ class DiscordEmulator:
 
     def _cdn_store(self, channel_id: int, filename: str, data: bytes, description: str | None = None) -> Attachment:
         attachment_id = self._snowflake()
+        content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        width, height = _image_size(data) if content_type.startswith("image/") else (None, None)
         attachment = Attachment(
             filename,
             data,
             id=attachment_id,
             url=f"{self.cdn_base}/attachments/{channel_id}/{attachment_id}/{quote(filename)}",
-            content_type=mimetypes.guess_type(filename)[0] or "application/octet-stream",
+            content_type=content_type,
             description=description,
+            width=width,
+            height=height,
+        )
+        self._cdn[attachment_id] = attachment
+        return attachment
+
+    def _cdn_signature(self, path: str, ex: str, issued: str) -> str:
+        return hashlib.sha256(f"{self._cdn_secret}:{path}:{ex}:{issued}".encode()).hexdigest()
+
+    def _cdn_store_ephemeral(self, filename: str, data: bytes, content_type: str | None = None) -> Attachment:
+        """A file a user attached to a command option: Discord keeps it as an *ephemeral* attachment
+        under ``ephemeral-attachments/{application_id}/{id}/`` with a signed, expiring URL on the CDN
+        and the same path on the media proxy, and reports an image's width and height."""
+        attachment_id = self._snowflake()
+        path = f"ephemeral-attachments/{self.application_id}/{attachment_id}/{quote(filename)}"
+        issued = int(time.time())
+        ex, is_ = f"{issued + 24 * 3600:x}", f"{issued:x}"
+        query = f"?ex={ex}&is={is_}&hm={self._cdn_signature(path, ex, is_)}&"
+        width, height = _image_size(data)
+        attachment = Attachment(
+            filename,
+            data,
+            id=attachment_id,
+            url=f"{self.cdn_base}/{path}{query}",
+            proxy_url=f"{self.media_base}/{path}{query}",
+            content_type=content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream",
+            width=width,
+            height=height,
+            ephemeral=True,
         )
         self._cdn[attachment_id] = attachment
         return attachment
