@@ -185,23 +185,27 @@ async def test_a_fixed_length_clip_is_played_at_its_own_speed_never_stretched(
     source = await probe(result.path, count_frames=True)
     assert source.frames and source.fps
     composer = Composer(360, 640)
-    scene = model.scene_max_s  # the longest scene this model may have
+    clip_s = source.frames / source.fps
+    assert clip_s == pytest.approx(model.clip_seconds)
+    full = await composer.normalize_clip(
+        result.path, tmp_path / "full.mp4", model.scene_max_s, captions="off", retime=False
+    )  # the longest scene this model may have: the whole clip, at its own speed
+    assert (await probe(full, count_frames=True)).frames == round(model.scene_max_s * composer.fps)
+    scene = 4.0  # a scene the voice fitting made shorter than the clip: the clip is cut, not squeezed
     out = await composer.normalize_clip(result.path, tmp_path / "scene-1.mp4", scene, captions="off", retime=False)
     made = await probe(out, count_frames=True)
     assert made.frames == round(scene * composer.fps)
-    # The scene shows the source's first `scene` seconds at the source's speed: frames out / fps out
-    # is at most the source's own length, i.e. no source frame lasts longer than it did.
-    assert made.frames / composer.fps <= source.frames / source.fps + 1 / composer.fps
-    # And by looking: 3 s into the scene is 3 s into the clip (testsrc2 draws a moving pattern and a
-    # clock), not 3 s x (clip / scene) as a stretch would show.
+    # By looking: 3 s into the scene is 3 s into the clip (testsrc2 draws a moving pattern and a
+    # clock), not 3 s x (clip / scene) as retiming the clip to the scene would show.
     size = (90, 160)
     shown = await _frame(out, 3.0, tmp_path / "out.gray", size)
     same = await _frame(result.path, 3.0, tmp_path / "src-same.gray", size)
-    slowed = await _frame(result.path, 3.0 * 0.8, tmp_path / "src-slow.gray", size)
-    assert _difference(shown, same) < _difference(shown, slowed) / 3
-    # SVD keeps its retiming: the same composer spreads its 25 frames over the scene.
-    stretched = await composer.normalize_clip(result.path, tmp_path / "stretched.mp4", scene, captions="off")
-    assert (await probe(stretched, count_frames=True)).frames == made.frames
+    retimed = await _frame(result.path, 3.0 * clip_s / scene, tmp_path / "src-retimed.gray", size)
+    assert _difference(shown, same) < _difference(shown, retimed) / 3
+    # SVD's way, for contrast: the same composer retiming the clip shows the other frame.
+    squeezed = await composer.normalize_clip(result.path, tmp_path / "squeezed.mp4", scene, captions="off")
+    other = await _frame(squeezed, 3.0, tmp_path / "squeezed.gray", size)
+    assert _difference(other, retimed) < _difference(other, same) / 3
 
 
 @pytest.mark.parametrize("model", ENTRIES, ids=lambda m: m.key)
