@@ -472,7 +472,7 @@ class Orchestrator:
                 clip_path, normalized, timing.durations[scene.index - 1], caption=scene.on_screen_text,
                 max_bitrate=max_bitrate, urgent=_ad_waits_only_on(job, scene.index),
                 words=caption_words(job, scene, timing), captions=self.settings.audio.captions,
-                language=spoken_language(job), retime=self.video_model_of(job).retimes,
+                language=spoken_language(job), **self._clip_speed(job),
             )  # fmt: skip
         except JantError as exc:
             stage.status, stage.error = StageStatus.FAILED, f"Could not prepare the clip: {exc}"
@@ -482,6 +482,11 @@ class Orchestrator:
         await self.store.set_normalized(job, scene.index, str(normalized))
         await self._publish(EventKind.CLIP_NORMALIZED, job, scene.index, stage.stage)
         return normalized
+
+    def _clip_speed(self, job: Job) -> dict[str, bool]:
+        """SVD's clips are retimed to their scenes (the composer's default); every other model's clip
+        plays at its own speed and is cut at the scene's end."""
+        return {} if self.video_model_of(job).retimes else {"retime": False}
 
     # -- the voice, the scene timing and the soundtrack -------------------------------------------
 

@@ -165,7 +165,7 @@ async def _frame(path: Path, seconds: float, dest: Path, size: tuple[int, int]) 
     """The frame shown at `seconds`, as raw grey pixels at `size`."""
     await run_ffmpeg(["-ss", f"{seconds:.3f}", "-i", str(path), "-frames:v", "1",
                       "-vf", f"scale={size[0]}:{size[1]},format=gray", "-f", "rawvideo", str(dest)])  # fmt: skip
-    return dest.read_bytes()
+    return await asyncio.to_thread(dest.read_bytes)
 
 
 def _difference(a: bytes, b: bytes) -> float:
