@@ -502,14 +502,18 @@ async def doctor(settings: Settings) -> int:
     for chosen in spare:  # asked only for their notices: the run's own providers are closed with the runtime
         if (aclose := getattr(chosen, "aclose", None)) is not None:
             await aclose()
-    if settings.planner_live:
-        report = await check_model_lifetimes(settings)
-        for model in report.models:
-            warning = model.warning()
-            status = "[yellow]warning[/]" if warning else "[green]ok[/]"
-            table.add_row(model.setting, status, warning or f"{model.model}: no shutdown date announced")
-        if report.unavailable:
-            table.add_row("model dates", "[yellow]unknown[/]", report.unavailable)
+    report = await check_model_lifetimes(settings)  # OpenAI's from the API (with a key), the rest from the registry
+    for model in report.models:
+        warning = model.warning()
+        status = "[yellow]warning[/]" if warning else "[green]ok[/]"
+        quiet = f"shuts down on {model.shutdown_date}" if model.shutdown_date else "no shutdown date announced"
+        table.add_row(model.setting, status, escape(warning or f"{model.model}: {quiet}"))
+    if report.unavailable:
+        table.add_row("model dates", "[yellow]unknown[/]", report.unavailable)
+    chosen = video_model(settings.replicate.video_model)
+    allowed = ", ".join(settings.replicate.allowed_video_models) or "none"
+    table.add_row("video model", "[green]ok[/]", escape(f"{chosen.label} ({chosen.key}, {chosen.price_text}); "
+                                                        f"allowed: {allowed}"))  # fmt: skip
     try:
         exe = ffmpeg_exe()
         table.add_row("ffmpeg", "[green]ok[/]", f"{exe} ({await ffmpeg_version()})")
