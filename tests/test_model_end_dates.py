@@ -42,7 +42,8 @@ async def test_openai_dates_warn_only_within_60_days_with_the_setting(fake: Fake
     assert later.warnings() == [] and later.models[0].shutdown_date == "2027-01-14"
     past = await check_model_lifetimes(settings_for(fake, tmp_path), today=date(2027, 2, 1))
     assert past.warnings() == [
-        "The OpenAI model gpt-4o (JANT_OPENAI_MODEL) shut down on 2027-01-14: set JANT_OPENAI_MODEL to a newer model now."
+        "The OpenAI model gpt-4o (JANT_OPENAI_MODEL) shut down on 2027-01-14: "
+        "set JANT_OPENAI_MODEL to a newer model now."
     ]
 
 
