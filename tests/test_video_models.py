@@ -326,3 +326,47 @@ async def test_a_gone_model_fails_the_clip_stage_once_with_the_setting_named(
     creates = [r for r in rep.requests if r.method == "POST" and r.path == f"/v1/models/{WAN_REF}/predictions"]
     assert [r.status for r in creates] == [404] * len(job.scenes)  # one per scene: none retried
     assert "JANT_VIDEO_MODEL" in (job.error or "")
+
+
+# ------------------------------------------------------------------------------------------ the planners
+
+
+async def test_the_storyboard_writer_is_told_the_clip_length_and_corrected_when_it_writes_too_few_scenes(
+    tmp_path: Path,
+) -> None:
+    from pipeline.providers.openai_planner import OpenAIStoryboardPlanner
+
+    async with FakeOpenAI() as oai:
+        oai.reply_json(draft(durations=(6, 6, 6, 6, 6)))  # five 6 s scenes: Wan cannot fill them
+        oai.reply_json(draft())  # 4/5/5/5/5/6: fitted to 4.7 + 5 x 5.06
+        planner = OpenAIStoryboardPlanner(
+            Settings(JANT_DATA_DIR=tmp_path / "data", OPENAI_API_KEY=FakeOpenAI.API_KEY, OPENAI_BASE_URL=oai.base_url)
+        )
+        try:
+            board = await planner.plan(AdRequest(product=PRODUCT, model="wan-2.2-i2v-fast"))
+        finally:
+            await planner.aclose()
+        first, second = (r.json["messages"] for r in oai.chat_requests)
+    assert "Wan 2.2 i2v fast) makes clips of 5.0625 s: write at least 6 scenes" in first[0]["content"]
+    assert "needs at least 6 scenes (this storyboard has 5)" in second[-1]["content"]
+    assert [s.duration for s in board.scenes] == [4.7, 5.06, 5.06, 5.06, 5.06, 5.06]
+
+
+@pytest.mark.parametrize("model", ENTRIES, ids=lambda m: m.key)
+async def test_the_offline_planner_writes_enough_scenes_for_the_model(model: VideoModel) -> None:
+    for product in (PRODUCT, "Lumen is a lamp. It glows."):  # four features, and the two generic ones
+        board = await OfflineStoryboardPlanner().plan(AdRequest(product=product, model=model.key))
+        assert len(board.scenes) >= model.min_scenes
+        assert all(s.duration <= model.scene_max_s for s in board.scenes)
+        assert TOTAL_MIN_S <= board.total_duration <= TOTAL_MAX_S
+
+
+async def test_an_edit_longer_than_the_models_clip_is_refused(
+    fakes: tuple[FakeOpenAI, FakeReplicate], runtime: Runtime
+) -> None:
+    orch = runtime.orchestrator
+    job = await orch.create_job(AdRequest(product=PRODUCT, model="kling-v2.1"))
+    await orch.plan(job)
+    with pytest.raises(InvalidRequest) as ei:
+        await orch.edit_scene(job, 2, duration=6.0)
+    assert "Kling 2.1 makes 5 s clips: a scene may last at most 5 s (scene 2 (6 s))" in ei.value.user_message
