@@ -30,6 +30,7 @@ from pipeline.moods import Mood
 from pipeline.providers.base import StageProvider, StoryboardPlanner
 from pipeline.runtime import Runtime
 from pipeline.stage_kinds import STAGE_KINDS, StageLevel, StageName
+from pipeline.video_models import VIDEO_MODEL_KEYS, video_model
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -55,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     voice = make.add_mutually_exclusive_group()
     voice.add_argument("--voice", metavar="ID", help="the voice that speaks the lines (default: JANT_VOICE_ID)")
     voice.add_argument("--no-voice", action="store_true", help="no voiceover: captions and music only")
+    make.add_argument(
+        "--model", metavar="KEY",
+        help=f"the video model: one of {', '.join(VIDEO_MODEL_KEYS)} that JANT_ALLOWED_VIDEO_MODELS allows "
+        "(default: JANT_VIDEO_MODEL)",
+    )  # fmt: skip
     make.add_argument("--yes", "-y", action="store_true", help="approve the storyboard without asking")
     make.add_argument("--byte-limit", type=int, help="fit final.mp4 under this many bytes")
     jobs = sub.add_parser("jobs", help="list recent jobs")
@@ -115,6 +121,7 @@ def _request(args: argparse.Namespace) -> AdRequest:
             language=args.language,
             voice=args.voice,
             speak=not args.no_voice,
+            model=args.model,
         )
     except ValidationError as exc:
         raise UsageError(_first_error(exc)) from None
@@ -139,6 +146,10 @@ async def makead(settings: Settings, args: argparse.Namespace) -> int:
             orch.check_request(request)  # a voice this Jant does not have: said before anything is written
         except InvalidRequest as exc:
             raise UsageError(f"--voice: {exc.user_message}") from None
+        try:  # a model this Jant does not allow or have: said before anything is written or paid
+            request = await orch.with_video_model(request)
+        except InvalidRequest as exc:
+            raise UsageError(f"--model: {exc}") from None
         job = await orch.create_job(request, byte_limit=args.byte_limit)
         console.print(f"Job [bold]{job.id}[/] — planning the storyboard…")
         await orch.plan(job)
@@ -173,8 +184,9 @@ def _print_storyboard(job: Job) -> None:
         table.add_row(str(s.index), s.beat.value, f"{s.duration:g}", *(Text(c) for c in cells))
     console.print(table)
     spoken = job.storyboard.language or job.request.language
+    model = video_model(job.request.model)
     console.print(
-        f"Total {job.storyboard.total_duration:g} s, mood {job.request.mood.value}"
+        f"Total {job.storyboard.total_duration:g} s, mood {job.request.mood.value}, video model {model.label}"
         + (f", lines in {language_name(spoken)}" if spoken else "")
         + "."
     )
@@ -490,14 +502,18 @@ async def doctor(settings: Settings) -> int:
     for chosen in spare:  # asked only for their notices: the run's own providers are closed with the runtime
         if (aclose := getattr(chosen, "aclose", None)) is not None:
             await aclose()
-    if settings.planner_live:
-        report = await check_model_lifetimes(settings)
-        for model in report.models:
-            warning = model.warning()
-            status = "[yellow]warning[/]" if warning else "[green]ok[/]"
-            table.add_row(model.setting, status, warning or f"{model.model}: no shutdown date announced")
-        if report.unavailable:
-            table.add_row("model dates", "[yellow]unknown[/]", report.unavailable)
+    report = await check_model_lifetimes(settings)  # OpenAI's from the API (with a key), the rest from the registry
+    for model in report.models:
+        warning = model.warning()
+        status = "[yellow]warning[/]" if warning else "[green]ok[/]"
+        quiet = f"shuts down on {model.shutdown_date}" if model.shutdown_date else "no shutdown date announced"
+        table.add_row(model.setting, status, escape(warning or f"{model.model}: {quiet}"))
+    if report.unavailable:
+        table.add_row("model dates", "[yellow]unknown[/]", report.unavailable)
+    video = video_model(settings.replicate.video_model)
+    allowed = ", ".join(settings.replicate.allowed_video_models) or "none"
+    table.add_row("video model", "[green]ok[/]", escape(f"{video.label} ({video.key}, {video.price_text}); "
+                                                        f"allowed: {allowed}"))  # fmt: skip
     try:
         exe = ffmpeg_exe()
         table.add_row("ffmpeg", "[green]ok[/]", f"{exe} ({await ffmpeg_version()})")

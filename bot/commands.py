@@ -23,6 +23,7 @@ from pipeline.errors import InvalidRequest, JantError
 from pipeline.models import SCENES_MAX, TEXT_FIELD_MAX_CHARS, AdRequest, Job, JobStatus, StageName, utcnow
 from pipeline.moods import MOOD_PRESETS
 from pipeline.providers.base import Providers
+from pipeline.video_models import VIDEO_MODELS
 from pipeline.voice_choice import NO_VOICE, provider_voices
 
 if TYPE_CHECKING:
@@ -94,6 +95,17 @@ def voice_choices(providers: Providers, current: str) -> list[app_commands.Choic
     return [app_commands.Choice(name=v, value=v) for v in voices if typed in v.lower()][:DISCORD_MAX_CHOICES]
 
 
+def model_choices(allowed: tuple[str, ...], current: str) -> list[app_commands.Choice[str]]:
+    """The video models this server allows, matching what was typed, each with its price."""
+    typed = current.strip().lower()
+    models = [VIDEO_MODELS[k] for k in allowed if k in VIDEO_MODELS]
+    return [
+        app_commands.Choice(name=f"{m.label} — {m.price_text}"[:100], value=m.key)
+        for m in models
+        if typed in m.key or typed in m.label.lower()
+    ][:DISCORD_MAX_CHOICES]
+
+
 def parse_job_id(text: str) -> str:
     job_id = text.strip().lower()
     if not JOB_ID.match(job_id):
@@ -124,6 +136,7 @@ class AdCommands(commands.Cog):
         language="The language the ad speaks, e.g. fr, de, ja (optional: detected from the product text)",
         voice="The voice that speaks the lines, or 'none' for captions and music only (optional)",
         photo="Your own product photo, shown in the product scenes: PNG, JPEG or WebP, at least 512 px (optional)",
+        model="The video model that animates the scenes (optional: the server's default)",
     )
     @app_commands.choices(mood=[app_commands.Choice(name=p.label, value=m.value) for m, p in MOOD_PRESETS.items()])
     @app_commands.guild_only()
@@ -137,10 +150,15 @@ class AdCommands(commands.Cog):
         language: app_commands.Range[str, 2, 40] | None = None,
         voice: app_commands.Range[str, 1, 64] | None = None,
         photo: discord.Attachment | None = None,
+        model: app_commands.Range[str, 1, 40] | None = None,
     ) -> None:
         # Before deferring: errors stay private.
         request = ad_request(product, mood.value, audience, cta, language, voice)
-        self.bot.runtime.orchestrator.check_request(request)
+        orchestrator = self.bot.runtime.orchestrator
+        orchestrator.check_request(request)
+        # A model this server does not allow (or that does not exist): refused before anything is paid.
+        guild_id = str(interaction.guild_id) if interaction.guild_id else None
+        request = await orchestrator.with_video_model(request.model_copy(update={"model": model}), guild_id)
         if photo is not None:
             check_attachment(photo, PHOTO, self.bot.settings)  # the host and declared size: no download yet
         with self.bot.in_flight.track():
@@ -151,6 +169,14 @@ class AdCommands(commands.Cog):
         self, interaction: discord.Interaction[Any], current: str
     ) -> list[app_commands.Choice[str]]:
         return voice_choices(self.bot.runtime.providers, current)
+
+    @makead.autocomplete("model")
+    async def _model_choices(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        guild_id = str(interaction.guild_id) if interaction.guild_id else None
+        allowed = await self.bot.runtime.orchestrator.allowed_video_models(guild_id)
+        return model_choices(allowed, current)
 
     async def _makead(
         self, interaction: discord.Interaction[Any], request: AdRequest, photo: discord.Attachment | None

@@ -14,6 +14,7 @@ from pipeline.language import language_name, lines_language_note
 from pipeline.models import Job, JobStatus, Scene
 from pipeline.moods import mood_preset
 from pipeline.stage_kinds import STAGE_KINDS, StageName
+from pipeline.video_models import video_model
 
 # Embed limits (Discord): title 256, description 4096, 25 fields, field name 256 / value 1024, 6000 in all.
 EMBED_TOTAL_MAX = 6000
@@ -177,6 +178,8 @@ def render_storyboard(
     spoken = board.language or req.language
     voice = voice or voice_label(job, settings)
     lines.append(f"**Voice:** {shown(voice, 100)}" + (f" · **Language:** {language_name(spoken)}" if spoken else ""))
+    model = video_model(req.model)
+    lines.append(f"**Video model:** {model.label} (`{model.key}`, {model.clip_seconds:g} s clips at {model.fps:g} fps)")
     if note := lines_language_note(req.language, board.language):
         lines.append(f"*{note}*")
     if job.offline and (note := offline_note(job)):

@@ -227,8 +227,12 @@ class Composer:
         max_bitrate: int | None = None,
         urgent: bool = False,
         progress: ProgressCallback | None = None,
+        retime: bool = True,
     ) -> Path:
         """Retime `src` to exactly `duration` s at the composer's fps and size; text optional.
+
+        `retime=False` (every video model but SVD): the clip plays at its own frame rate and is cut
+        at `duration`, never stretched; a clip shorter than the scene holds its last frame.
 
         Every source frame gets an equal share of the duration (setpts on the frame index), then
         frames are duplicated (or motion-interpolated) up to the constant output rate. The scene
@@ -258,6 +262,8 @@ class Composer:
             raise ComposeError(f"The clip {src.name} has no video frames.")
         frames_out = max(1, round(duration * self.fps))
         per_frame = frames_out / self.fps / frames_in  # seconds each source frame stays on screen
+        if not retime and info.fps:
+            per_frame = 1 / info.fps
         maxrate = clip_maxrate(max_bitrate, frames_out / self.fps) if max_bitrate else None
 
         w, h, fps = self.width, self.height, self.fps

@@ -41,7 +41,10 @@ class EnvProfile:
     def __init__(self, env: str) -> None:
         self.env = env
         prod = env == "prod"
-        self.seed_width, self.seed_height = (1080, 1920) if prod else (640, 1136)
+        # SDXL is trained around 1 MP: 768x1344 is its 9:16 bucket (1080x1920 is twice that and repeats
+        # subjects). The seed is then resized to the video model's own input size (576x1024 for SVD,
+        # see `pipeline.video_models`); dev paints a smaller, cheaper seed.
+        self.seed_width, self.seed_height = (768, 1344) if prod else (640, 1136)
         self.seed_steps = 50 if prod else 20
         self.output_width, self.output_height = (1080, 1920) if prod else (720, 1280)
         # SVD wants a 576x1024 portrait input with sizing_strategy=use_image_dimensions.
@@ -143,6 +146,48 @@ class ReplicateSettings(_Section):
     @property
     def allowed_hosts(self) -> frozenset[str]:
         return frozenset(h.strip().lower() for h in self.allowed_media_hosts.split(",") if h.strip())
+
+    # --- the image-to-video model (pipeline.video_models: svd, wan-2.2-i2v-fast, kling-v2.1, hailuo-02)
+    # The one a job uses unless it asks for another; SVD, the model Jant was specified with.
+    video_model: str = Field(default="svd", alias="JANT_VIDEO_MODEL")
+    # What `/makead model:` and `--model` may choose from (comma-separated keys); a server's own list
+    # (/brand) replaces it there. Every entry by default: the spend caps keep the bill in check.
+    allowed_video_models_text: str = Field(
+        default="svd,wan-2.2-i2v-fast,kling-v2.1,hailuo-02", alias="JANT_ALLOWED_VIDEO_MODELS"
+    )
+
+    @field_validator("video_model", mode="after")
+    @classmethod
+    def _known_video_model(cls, v: str) -> str:
+        from pipeline.video_models import VIDEO_MODEL_KEYS
+
+        key = v.strip().lower()
+        if key not in VIDEO_MODEL_KEYS:
+            raise ValueError(f"JANT_VIDEO_MODEL must be one of {', '.join(VIDEO_MODEL_KEYS)} (got {v.strip()[:40]!r})")
+        return key
+
+    @field_validator("allowed_video_models_text", mode="after")
+    @classmethod
+    def _known_allowed(cls, v: str) -> str:
+        from pipeline.video_models import VIDEO_MODEL_KEYS, parse_keys
+
+        unknown = [k for k in parse_keys(v) if k not in VIDEO_MODEL_KEYS]
+        if unknown:
+            raise ValueError(
+                f"JANT_ALLOWED_VIDEO_MODELS names unknown models ({', '.join(unknown)}); "
+                f"known: {', '.join(VIDEO_MODEL_KEYS)}"
+            )
+        return v
+
+    @property
+    def allowed_video_models(self) -> tuple[str, ...]:
+        from pipeline.video_models import parse_keys
+
+        return parse_keys(self.allowed_video_models_text)
+
+    @property
+    def svd_reference(self) -> str:
+        return f"{self.svd_model}:{self.svd_version}"
 
 
 class LimitsSettings(_Section):

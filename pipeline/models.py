@@ -83,6 +83,10 @@ class AdRequest(BaseModel):
     # (pipeline.uploaded_images), never the user's original file or a URL. Scenes the storyboard
     # marks `shows_product` use it instead of a painted seed.
     photo: str | None = None
+    # The image-to-video model's registry key (pipeline.video_models). A new job always stores the
+    # one it uses (the chosen one, or JANT_VIDEO_MODEL's at creation); None: a job from before the
+    # registry, made with SVD.
+    model: str | None = None
 
     @model_validator(mode="before")
     @classmethod

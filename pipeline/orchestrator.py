@@ -51,6 +51,15 @@ from pipeline.retry import RetryPolicy, classify
 from pipeline.soundtrack import caption_words, fit_timing, make_soundtrack, soundtrack_key, voice_settled
 from pipeline.stage_kinds import JOB_LEVEL_INDEX, STAGE_KINDS, StageInputs, StageName, dependents, spoken_language
 from pipeline.store import JobStore
+from pipeline.video_models import (
+    VideoModel,
+    VideoModelChoiceError,
+    allowed_models,
+    choose_video_model,
+    video_model,
+    video_registry,
+)
+from pipeline.video_scenes import clip_length_problem, fit_storyboard_to_clips
 from pipeline.voice_choice import check_voice_choice
 
 log = logging.getLogger(__name__)
@@ -133,6 +142,7 @@ class Orchestrator:
             profile.output_width, profile.output_height, interpolate=settings.media.interpolate
         )
         self.retry = retry or RetryPolicy(settings.limits.max_attempts, settings.limits.retry_backoff_s)
+        self.video_models = video_registry(settings.replicate.svd_reference)
         # The kinds new jobs get a stage of: every required one, and the optional ones with a provider.
         missing = [k.name for k in STAGE_KINDS.values() if not k.optional and providers.get(k.name) is None]
         if missing:
@@ -164,6 +174,7 @@ class Orchestrator:
         ui: dict | None = None,
     ) -> Job:
         self.check_request(request)
+        request = await self.with_video_model(request, guild_id)
         if requester_id is not None:
             await self.check_daily_quota(requester_id)
         job = Job(
@@ -187,6 +198,28 @@ class Orchestrator:
         have), before anything is written or paid."""
         check_voice_choice(self.providers, request.voice, request.speak)
 
+    async def allowed_video_models(self, guild_id: str | None) -> tuple[str, ...]:
+        """The video models `guild_id` may use: its own list (/brand) or JANT_ALLOWED_VIDEO_MODELS."""
+        policy = await self.store.guild_policy(guild_id) if guild_id else None
+        own = policy.allowed_video_models if policy is not None else None
+        return allowed_models(self.settings.replicate.allowed_video_models, own)
+
+    async def with_video_model(self, request: AdRequest, guild_id: str | None = None) -> AdRequest:
+        """`request` with the video model it will use stored in it, or `InvalidRequest` naming the
+        models that can be chosen — before anything is written or paid."""
+        allowed = await self.allowed_video_models(guild_id)
+        try:
+            entry = choose_video_model(
+                request.model, default=self.settings.replicate.video_model, allowed=allowed,
+                where="this server" if guild_id else "this Jant",
+            )  # fmt: skip
+        except VideoModelChoiceError as exc:
+            raise InvalidRequest(str(exc)) from None
+        return request if request.model == entry.key else request.model_copy(update={"model": entry.key})
+
+    def video_model_of(self, job: Job) -> VideoModel:
+        return video_model(job.request.model, self.video_models)
+
     async def check_daily_quota(self, requester_id: str) -> None:
         """Raise `QuotaExceeded` when the requester has made their daily number of ads."""
         start, _ = day_window(utcnow())
@@ -208,6 +241,11 @@ class Orchestrator:
             raise err from exc
         except Exception:  # our own bug: the job must not sit in "planning" forever
             await self._planning_failed(job, "The storyboard could not be written (an unexpected error, logged).")
+            raise
+        try:
+            storyboard = fit_storyboard_to_clips(storyboard, self.video_model_of(job))
+        except PlannerError as exc:
+            await self._planning_failed(job, exc.user_message)
             raise
         await self.store.set_storyboard(
             job, storyboard, JobStatus.AWAITING_APPROVAL, self.settings.limits.max_attempts, self._kinds_for(job)
@@ -248,6 +286,8 @@ class Orchestrator:
             storyboard = Storyboard.model_validate(data)
         except ValidationError as exc:
             raise InvalidRequest(f"That edit breaks the storyboard: {storyboard_problem(exc)}.") from exc
+        if problem := clip_length_problem(storyboard, self.video_model_of(job)):
+            raise InvalidRequest(f"That edit breaks the storyboard: {problem}.")
         await self.store.set_storyboard(
             job, storyboard, JobStatus.AWAITING_APPROVAL, self.settings.limits.max_attempts, self._kinds_for(job)
         )
@@ -432,7 +472,7 @@ class Orchestrator:
                 clip_path, normalized, timing.durations[scene.index - 1], caption=scene.on_screen_text,
                 max_bitrate=max_bitrate, urgent=_ad_waits_only_on(job, scene.index),
                 words=caption_words(job, scene, timing), captions=self.settings.audio.captions,
-                language=spoken_language(job),
+                language=spoken_language(job), **self._clip_speed(job),
             )  # fmt: skip
         except JantError as exc:
             stage.status, stage.error = StageStatus.FAILED, f"Could not prepare the clip: {exc}"
@@ -442,6 +482,11 @@ class Orchestrator:
         await self.store.set_normalized(job, scene.index, str(normalized))
         await self._publish(EventKind.CLIP_NORMALIZED, job, scene.index, stage.stage)
         return normalized
+
+    def _clip_speed(self, job: Job) -> dict[str, Any]:
+        """SVD's clips are retimed to their scenes (the composer's default); every other model's clip
+        plays at its own speed and is cut at the scene's end."""
+        return {} if self.video_model_of(job).retimes else {"retime": False}
 
     # -- the voice, the scene timing and the soundtrack -------------------------------------------
 

@@ -29,6 +29,14 @@ def seed_prompt(scene: Scene, mood: MoodPreset) -> str:
     )
 
 
+def clip_prompt(scene: Scene, mood: MoodPreset) -> str:
+    """For the video models that take a prompt: what moves, not what is there (the image says that)."""
+    return (
+        f"{scene.visual_prompt}. Subtle, natural motion and a slow, smooth camera move, "
+        f"{mood.style_keywords[0]}; no text, no cuts, the subject stays in frame"
+    )
+
+
 def voiceover_rules(language: str) -> str:
     """What the writer is told about each scene's `voiceover`, in the request's language."""
     name = language_name(language)

@@ -110,6 +110,13 @@ def _replicate_rule(exc: BaseException) -> RetryDecision | None:
         return RetryDecision(True, f"Replicate is rate limiting us (429): {detail}", retry_after_from_text(detail))
     if status is not None and status >= 500:
         return RetryDecision(True, f"Replicate had a server error ({status}): {detail}")
+    if status == 404:
+        # Raised on create for an official model that is gone (the prediction runner names the
+        # exact setting); never worth paying for again.
+        return RetryDecision(
+            False, f"Replicate has no such model (404): {detail} Check JANT_VIDEO_MODEL, JANT_TTS_MODEL and "
+            "JANT_MUSIC_MODEL."
+        )  # fmt: skip
     if status == 422 and "version" in (exc.title or "").lower():
         return RetryDecision(
             False, f"Replicate does not know this model version (422): {detail} "

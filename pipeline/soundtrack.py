@@ -21,6 +21,7 @@ from pipeline.models import Job, Scene, SceneTiming, Soundtrack, StageState, Sta
 from pipeline.scene_timing import VOICE_TAIL_S, fit_scenes_to_voice
 from pipeline.speech_timing import WordTiming, proportional_word_timings
 from pipeline.stage_kinds import StageName
+from pipeline.video_models import video_model
 
 LINE_LEAD_S = 0.15  # a breath between the cut and the first word
 
@@ -58,7 +59,10 @@ def fit_timing(job: Job) -> SceneTiming:
     if not any(voice):
         return SceneTiming(durations=planned, speeds=[1.0] * len(planned), voice=voice, problems=[None] * len(planned))
     # The lead-in comes out of the scene too: a line still ends a full tail before its cut.
-    fitted = fit_scenes_to_voice(planned, voice, tail=VOICE_TAIL_S + LINE_LEAD_S)
+    # A fixed-length model's scenes may grow only up to its clip: the clip is never slowed down.
+    fitted = fit_scenes_to_voice(
+        planned, voice, tail=VOICE_TAIL_S + LINE_LEAD_S, scene_max=video_model(job.request.model).scene_max_s
+    )
     return SceneTiming(
         durations=list(fitted.durations), speeds=list(fitted.speeds), voice=voice, problems=list(fitted.problems)
     )

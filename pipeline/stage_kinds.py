@@ -103,11 +103,16 @@ async def _seed(provider: Any, s: StageInputs, ctx: StageContext) -> StageResult
 
 
 async def _clip(provider: Any, s: StageInputs, ctx: StageContext) -> StageResult:
-    profile, scene, mood = s.settings.media.profile, _scene(s), mood_preset(s.job.request.mood)
+    from pipeline.video_models import video_model
+
+    scene, mood = _scene(s), mood_preset(s.job.request.mood)
+    model = video_model(s.job.request.model)
+    width, height = model.input_size
     request = ClipRequest(
         scene=scene, mood=mood, seed_image=s.inputs[StageName.SEED], dest=s.dest,
-        width=profile.clip_width, height=profile.clip_height, fps=s.settings.replicate.svd_fps,
+        width=width, height=height, fps=s.settings.replicate.svd_fps,
         video_length=s.settings.replicate.svd_video_length, motion_bucket_id=mood.motion_bucket_id, seed=s.state.seed,
+        model=model.key,
     )  # fmt: skip
     result: StageResult = await provider.animate(request, ctx)
     return result

@@ -26,7 +26,7 @@ async def raw_makead(team: Team, **values: str) -> InteractionRecord:
     """/makead as a raw API call would send it, past the limits Discord's own client enforces."""
     emu = team.emu
     options = {"product": "x", "mood": "tech", "audience": "x", "cta": "x", "language": "en"}
-    options |= {"voice": values["voice"]} if "voice" in values else {}
+    options |= {k: values[k] for k in ("voice", "model") if k in values}
     data = emu._command_data(team.guild_id, team.channel_id, team.alice.id, "makead", options,
                              focused=None)  # fmt: skip
     for option in data["options"]:
@@ -42,7 +42,8 @@ async def test_text_over_the_slash_command_limits_gets_the_limit_and_nothing_is_
         [makead] = [c for c in discord_emulator.commands(None) if c["name"] == "makead"]
         limits = {o["name"]: o.get("max_length") for o in makead["options"]}
         assert limits == {
-            "product": 1000, "mood": None, "audience": 200, "cta": 200, "language": 40, "voice": 64, "photo": None
+            "product": 1000, "mood": None, "audience": 200, "cta": 200, "language": 40, "voice": 64, "photo": None,
+            "model": 40,
         }  # fmt: skip
 
         rec = await raw_makead(team, product="L" * 1500)
@@ -57,6 +58,8 @@ async def test_text_over_the_slash_command_limits_gets_the_limit_and_nothing_is_
         assert rec.ephemeral and rec.content.startswith("⚠️ `language`: unknown language 'klingon': use a two-letter")
         rec = await raw_makead(team, voice="Nope")  # this bot has no voice provider at all
         assert rec.ephemeral and rec.content.startswith("⚠️ There is no voice to choose 'Nope' from"), rec.content
+        rec = await raw_makead(team, model="sora")  # a video model that does not exist: refused before any spend
+        assert rec.ephemeral and rec.content.startswith("⚠️ There is no video model called 'sora'. Choose one of: svd,")
         assert await team.bot.runtime.store.list() == []  # nothing was created
 
 

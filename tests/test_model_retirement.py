@@ -8,6 +8,7 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,10 @@ from tests.emulators.discord_server import DiscordEmulator
 from tests.emulators.fake_openai import FakeOpenAI
 from tests.test_cli import jant
 from tests.test_openai_planner import REQUEST, draft
+
+# A shutdown date inside the 60-day warning window whatever day the suite runs (gpt-4o's real one,
+# 2027-01-14, leaves the window the day after).
+SOON = (datetime.now(UTC).date() + timedelta(days=41)).isoformat()
 
 pytest_plugins = ["tests.conftest_discord"]  # the discord_emulator and discord_errors fixtures
 
@@ -97,11 +102,11 @@ async def test_when_the_fallback_is_gone_too_the_error_names_both_and_the_settin
 async def test_the_lifetime_check_reads_shutdown_dates_and_survives_a_dead_api(
     fake: FakeOpenAI, tmp_path: Path
 ) -> None:
-    fake.set_shutdown_date("gpt-4o", "2027-01-14")
+    fake.set_shutdown_date("gpt-4o", SOON)
     report = await check_model_lifetimes(settings_for(fake, tmp_path))
-    assert [(m.model, m.shutdown_date) for m in report.models] == [("gpt-4o", "2027-01-14"), ("gpt-6-astra", None)]
+    assert [(m.model, m.shutdown_date) for m in report.models] == [("gpt-4o", SOON), ("gpt-6-astra", None)]
     assert report.warnings() == [
-        "The OpenAI model gpt-4o (JANT_OPENAI_MODEL) shuts down on 2027-01-14: "
+        f"The OpenAI model gpt-4o (JANT_OPENAI_MODEL) shuts down on {SOON}: "
         "set JANT_OPENAI_MODEL to a newer model before then."
     ]
     fake.retire_model("gpt-6-astra")
@@ -115,13 +120,13 @@ async def test_the_lifetime_check_reads_shutdown_dates_and_survives_a_dead_api(
 
 
 async def test_doctor_prints_the_shutdown_date_with_the_setting(fake: FakeOpenAI, tmp_path: Path) -> None:
-    fake.set_shutdown_date("gpt-4o", "2027-01-14")
+    fake.set_shutdown_date("gpt-4o", SOON)
     env = {"OPENAI_API_KEY": FakeOpenAI.API_KEY, "OPENAI_BASE_URL": fake.base_url,
            "JANT_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "250"}  # fmt: skip
     result = await asyncio.to_thread(jant, "doctor", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     line = next(x for x in result.stdout.splitlines() if x.startswith("│ JANT_OPENAI_MODEL "))
-    assert re.search(r"gpt-4o \(JANT_OPENAI_MODEL\) shuts down on 2027-01-14: set JANT_OPENAI_MODEL", line), line
+    assert re.search(rf"gpt-4o \(JANT_OPENAI_MODEL\) shuts down on {SOON}: set JANT_OPENAI_MODEL", line), line
     assert FakeOpenAI.API_KEY not in result.stdout
 
 
@@ -130,7 +135,7 @@ async def test_the_bot_warns_at_start_up_with_the_date_and_the_setting(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="bot.app")
     async with FakeOpenAI() as oai:
-        oai.set_shutdown_date("gpt-4o", "2027-01-14")
+        oai.set_shutdown_date("gpt-4o", SOON)
         settings = {"OPENAI_API_KEY": FakeOpenAI.API_KEY, "OPENAI_BASE_URL": oai.base_url}
         async with running_team(discord_emulator, tmp_path, discord_errors, real_providers=True, **settings) as team:
 
@@ -139,6 +144,6 @@ async def test_the_bot_warns_at_start_up_with_the_date_and_the_setting(
 
             await team.wait_until(warned, timeout=10, what="the shutdown warning")
     assert warned() == [
-        "The OpenAI model gpt-4o (JANT_OPENAI_MODEL) shuts down on 2027-01-14: "
+        f"The OpenAI model gpt-4o (JANT_OPENAI_MODEL) shuts down on {SOON}: "
         "set JANT_OPENAI_MODEL to a newer model before then."
     ]

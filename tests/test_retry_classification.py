@@ -178,3 +178,10 @@ def test_a_429_wait_longer_than_the_backoff_is_honoured_and_capped() -> None:
     assert policy.delay(1, d) == 9.0
     d = classify(replicate_error(429, {"detail": "Request was throttled. Your rate limit resets in ~600s."}))
     assert policy.delay(1, d) == 60.0
+
+
+def test_a_replicate_404_is_a_model_that_does_not_exist_not_retried() -> None:
+    # The emulator's (and the live API's) body for POST /v1/models/{owner}/{name}/predictions of no model.
+    exc = replicate_error(404, {"detail": "The requested resource could not be found.", "status": 404})
+    d = classify(exc)
+    assert not d.retry and d.reason.startswith("Replicate has no such model (404)") and "JANT_VIDEO_MODEL" in d.reason

@@ -90,7 +90,7 @@ def test_the_flat_names_of_before_still_read_from_their_section() -> None:
         assert plain(getattr(s, flat)) == plain(getattr(getattr(s, section), field))
     assert s.guild_ids == s.discord.guild_ids == [1, 2]
     assert s.db_path == s.storage.db_path == Path("/tmp/jant.db")
-    assert s.profile.seed_width == s.media.profile.seed_width == 1080
+    assert s.profile.seed_width == s.media.profile.seed_width == 768
     assert s.allowed_hosts == s.replicate.allowed_hosts == frozenset({"x.test"})
     with pytest.raises(AttributeError, match="no attribute 'not_a_setting'"):
         _ = s.not_a_setting

@@ -67,6 +67,7 @@ class ClipRequest:
     video_length: str = "25_frames_with_svd_xt"
     motion_bucket_id: int = 127
     seed: int | None = None
+    model: str = "svd"  # the video model's registry key (pipeline.video_models)
 
 
 @dataclass(frozen=True)

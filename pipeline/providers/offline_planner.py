@@ -23,6 +23,8 @@ from pipeline.offline_lines import (
     trimmed,
 )
 from pipeline.spoken_text import spoken_form
+from pipeline.video_models import video_model
+from pipeline.video_scenes import fit_to_clip_length
 
 __all__ = ["OfflineStoryboardPlanner", "features", "product_name"]
 
@@ -44,12 +46,17 @@ class OfflineStoryboardPlanner:
         language, lines = templates_for(wanted)
         name = product_name(text, wanted)
         feats = features(text, name, wanted)
+        model = video_model(request.model)
+        # A fixed-length video model needs enough scenes of at most one clip each (6 x 5 s for Wan).
+        spare = [f for f in lines.generic_features if f not in feats] or list(lines.generic_features)
+        while len(feats) + 3 < model.min_scenes:
+            feats.append(spare[(len(feats)) % len(spare)])
         mood = mood_preset(request.mood)
         digest = hashlib.sha256(f"{text}|{request.mood}|{feedback or ''}".encode()).digest()
         hook_line = lines.hooks[digest[0] % len(lines.hooks)].format(name=name)
         audience = request.audience or "people who want better"
         cta = request.cta or lines.ctas[0].format(name=name).rstrip(".。")
-        layout = _LAYOUTS[len(feats)]
+        layout = fit_to_clip_length(_LAYOUTS[len(feats)], model) or _LAYOUTS[len(feats)]
         look = mood.style_keywords[0]
 
         def say(options: tuple[str, ...], turn: int, duration: float, **words: str) -> str:

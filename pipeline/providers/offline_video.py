@@ -1,7 +1,8 @@
-"""Offline clips: animate a seed image with a camera move, shaped exactly like SVD output.
+"""Offline clips: animate a seed image with a camera move, shaped exactly like the chosen model's output.
 
-Same frame count (25 for svd-xt, 14 for svd), same frame rate (`fps + 1`) and size as the real
-model, so everything downstream — retiming, joining, size fitting — runs the same code offline.
+Same frame count (25 for svd-xt, 14 for svd; 81 for Wan, 120 for Kling …), same frame rate (SVD's
+`fps + 1`, the others' own) and size as the real model (`pipeline.video_models`), so everything
+downstream — retiming or cutting, joining, size fitting — runs the same code offline.
 The move follows the scene's beat: push in on the hook, drift down on the intro, pan across
 features, pull out on the call to action; calm moods (low motion_bucket_id) move less.
 """
@@ -20,11 +21,13 @@ from pipeline.ffmpeg import run_ffmpeg
 from pipeline.models import Beat
 from pipeline.providers.base import ClipRequest, StageContext, StageResult
 from pipeline.providers.offline_images import offline_band
+from pipeline.video_models import VIDEO_MODELS
 
 FRAMES_FOR_LENGTH = {"25_frames_with_svd_xt": 25, "14_frames_with_svd": 14}
 # zoompan rounds its crop window to whole input pixels; at 1:1 that shows as a visible shimmer.
 # Upscaling the still first makes each step a quarter of an output pixel: smooth, still < 1 s.
 UPSCALE = 4
+MAX_CANVAS_WIDTH = 2304  # 576 x 4: SVD's clips keep the full upscale
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,10 @@ def zoompan_filter(move: CameraMove, frames: int, width: int, height: int, fps: 
     def lerp(a: float, b: float) -> str:
         return f"({a:.6f}+({b - a:.6f})*{ease})"
 
-    uw, uh = width * UPSCALE, height * UPSCALE
+    # Bigger clips (720p, 1080p models) need less headroom for the same smoothness, and 4x of 1080
+    # wide would be a 4320x7680 canvas per frame.
+    upscale = max(1, min(UPSCALE, MAX_CANVAS_WIDTH // width))
+    uw, uh = width * upscale, height * upscale
     return ",".join([
         f"scale={uw}:{uh}:force_original_aspect_ratio=increase:flags=bicubic",
         f"crop={uw}:{uh}",
@@ -93,16 +99,10 @@ class OfflineVideoGenerator:
         self.preset, self.crf = preset, crf
 
     async def animate(self, request: ClipRequest, ctx: StageContext) -> StageResult:
-        frames = FRAMES_FOR_LENGTH.get(request.video_length)
-        if frames is None:
-            choices = ", ".join(FRAMES_FOR_LENGTH)
-            raise ProviderError(
-                f"unknown video length {request.video_length!r}; use one of: {choices}", retryable=False
-            )
+        frames, rate, width, height = self.shape(request)
         if not await asyncio.to_thread(Path(request.seed_image).is_file):
             raise ProviderError(f"the seed image {request.seed_image} is missing", retryable=False)
         seed = request.seed if request.seed is not None else derive_clip_seed(request)
-        rate = request.fps + 1  # what SVD encodes at, see the README's "How the pieces fit"
         move = camera_move(request.scene.beat, request.scene.index, request.motion_bucket_id, seed)
         dest = Path(request.dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -113,9 +113,9 @@ class OfflineVideoGenerator:
             await ctx.progress(2 + 93 * fraction)
 
         try:
-            band_y = await asyncio.to_thread(_write_band, request.width, request.height, band_png)
+            band_y = await asyncio.to_thread(_write_band, width, height, band_png)
             graph = (
-                f"[0:v]{zoompan_filter(move, frames, request.width, request.height, rate)}[moving];"
+                f"[0:v]{zoompan_filter(move, frames, width, height, rate)}[moving];"
                 f"[moving][1:v]overlay=x=0:y={band_y}:format=auto,format=yuv420p[v]"
             )
             await run_ffmpeg(
@@ -138,6 +138,24 @@ class OfflineVideoGenerator:
                     leftover.unlink()
         await ctx.progress(100, "done")
         return StageResult(path=dest, seed=seed)
+
+    @staticmethod
+    def shape(request: ClipRequest) -> tuple[int, int, int, int]:
+        """(frames, fps, width, height) of the clip the request's model would return."""
+        if request.model == "svd":
+            frames = FRAMES_FOR_LENGTH.get(request.video_length)
+            if frames is None:
+                choices = ", ".join(FRAMES_FOR_LENGTH)
+                raise ProviderError(
+                    f"unknown video length {request.video_length!r}; use one of: {choices}", retryable=False
+                )
+            # What SVD encodes at (fps + 1, see the README's "How the pieces fit"), at the input's size.
+            return frames, request.fps + 1, request.width, request.height
+        model = VIDEO_MODELS.get(request.model)
+        if model is None:
+            raise ProviderError(f"unknown video model {request.model!r}", retryable=False)
+        width, height = model.output_size
+        return model.clip.frames, round(model.fps), width, height
 
     async def cancel(self, prediction_id: str) -> None:
         """Nothing runs remotely, so there is nothing to cancel."""

@@ -40,6 +40,8 @@ from pipeline.models import (
 from pipeline.moods import mood_preset
 from pipeline.prompts import mood_direction, voiceover_rules
 from pipeline.retry import openai_error_text, retry_after_from_headers
+from pipeline.video_models import video_model
+from pipeline.video_scenes import fit_storyboard_to_clips, planner_rule
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,8 @@ def _neutralise(text: str | None) -> str | None:
 
 def system_prompt(request: AdRequest) -> str:
     mood = mood_preset(request.mood)
+    rule = planner_rule(video_model(request.model))
+    clip_rule = f"{rule}\n" if rule else ""
     return f"""You are the storyboard writer of a video-ad studio. You write storyboards for 30-second vertical \
 (9:16) video ads. Every scene becomes one AI-generated still image that is then animated into a short clip.
 
@@ -85,7 +89,7 @@ Structure, in this order:
 Rules that are checked: {SCENES_MIN} to {SCENES_MAX} scenes; each scene {SCENE_MIN_S:g}-{SCENE_MAX_S:g} s; \
 durations add up to {TOTAL_MIN_S:g}-{TOTAL_MAX_S:g} s (aim for exactly 30); the first scene is the hook, \
 the last is the cta.
-
+{clip_rule}
 Art direction (mood: {mood.label}) — every visual_prompt must carry this same look, so the scenes look like one ad:
 {mood_direction(mood)}.
 Each visual_prompt describes one still frame: subject, setting, composition for a vertical frame, lighting, \
@@ -181,8 +185,9 @@ class OpenAIStoryboardPlanner:
                 continue
             try:
                 board = to_storyboard(draft, request.language)
-            except pydantic.ValidationError as exc:
-                problem = storyboard_problem(exc)
+                board = fit_storyboard_to_clips(board, video_model(request.model))
+            except (pydantic.ValidationError, PlannerError) as exc:
+                problem = storyboard_problem(exc) if isinstance(exc, pydantic.ValidationError) else str(exc)
                 log.info("storyboard ask %d broke a rule: %s", ask, problem)
                 messages.append({"role": "assistant", "content": draft.model_dump_json()})
                 messages.append({"role": "user", "content": correction_prompt(problem)})

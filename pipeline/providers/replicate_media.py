@@ -1,4 +1,5 @@
-"""SDXL seed images and SVD clips on Replicate, behind the ImageGenerator / VideoGenerator interfaces.
+"""SDXL seed images and video clips (SVD or another registry model) on Replicate, behind the
+ImageGenerator / VideoGenerator interfaces.
 
 Each stage is one prediction by pinned version (a POST the replicate client never retries, so the
 orchestrator's attempt loop is the only retry of a paid create), its id stored before we wait on
@@ -12,6 +13,7 @@ import asyncio
 import base64
 import io
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from PIL import Image
 
 from pipeline.config import Settings
 from pipeline.errors import ProviderError
-from pipeline.prompts import NEGATIVE_PROMPT, seed_prompt
+from pipeline.prompts import NEGATIVE_PROMPT, clip_prompt, seed_prompt
 from pipeline.providers.base import ClipRequest, SeedRequest, StageContext, StageResult
 from pipeline.providers.media_download import MediaDownloader, MediaKind
 from pipeline.providers.poll_scheduler import CreatePacer, PollScheduler
@@ -33,6 +35,7 @@ from pipeline.providers.replicate_predictions import (
     SamplingFn,
     parse_log_progress,
 )
+from pipeline.video_models import ProgressLog, VideoModel, video_registry
 
 # SVD's sampling bar is the slow part; the rest (VAE decode, ffmpeg, our download) gets the last 4 %.
 SVD_SAMPLING_SHARE = 96.0
@@ -185,6 +188,7 @@ class _ReplicateStage:
         version: str,
         deadline_s: float,
         limits: AccountLimits | None = None,
+        setting: str | None = None,
     ) -> None:
         if settings.replicate.api_token is None:
             raise ProviderError("REPLICATE_API_TOKEN is not set.", retryable=False)
@@ -196,18 +200,21 @@ class _ReplicateStage:
             base_url=settings.replicate.base_url,
             transport=self._transport,
         )
-        limits = limits or AccountLimits.from_settings(settings)
-        self.runner = PredictionRunner(
-            self.client, label=label, version=version, deadline_s=deadline_s,
-            poll_base_s=settings.limits.poll_interval_s, max_attempts=settings.limits.max_attempts,
-            poll_budget_per_min=settings.replicate.poll_budget_per_min, scheduler=limits.polls,
-            pacer=limits.creates,
-        )  # fmt: skip
+        self.limits = limits or AccountLimits.from_settings(settings)
+        self.runner = self._runner(label, version, deadline_s, setting)
         self.downloader = MediaDownloader(
             settings.replicate.allowed_hosts,
             settings.replicate.max_download_bytes,
             backoff_s=min(1.0, settings.limits.retry_backoff_s / 2),
         )
+
+    def _runner(self, label: str, version: str, deadline_s: float, setting: str | None) -> PredictionRunner:
+        return PredictionRunner(
+            self.client, label=label, version=version, deadline_s=deadline_s,
+            poll_base_s=self.settings.limits.poll_interval_s, max_attempts=self.settings.limits.max_attempts,
+            poll_budget_per_min=self.settings.replicate.poll_budget_per_min, scheduler=self.limits.polls,
+            pacer=self.limits.creates, setting=setting,
+        )  # fmt: skip
 
     async def cancel(self, prediction_id: str) -> None:
         await self.runner.cancel(prediction_id)
@@ -242,7 +249,7 @@ class ReplicateImageGenerator(_ReplicateStage):
         super().__init__(
             settings, label="SDXL seed image", version=settings.replicate.sdxl_version,
             deadline_s=settings.limits.seed_deadline_s,
-            limits=limits,
+            limits=limits, setting="JANT_SDXL_VERSION",
         )  # fmt: skip
 
     async def generate(self, request: SeedRequest, ctx: StageContext) -> StageResult:
@@ -253,23 +260,87 @@ class ReplicateImageGenerator(_ReplicateStage):
 
 
 class ReplicateVideoGenerator(_ReplicateStage):
-    name = "replicate-svd"
+    """Clips from any registry entry (`pipeline.video_models`): the request's `model` picks it, the
+    entry says the reference, inputs and how to read progress; one runner (and tail estimate) each."""
 
-    def __init__(self, settings: Settings, *, limits: AccountLimits | None = None) -> None:
+    name = "replicate-video"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        limits: AccountLimits | None = None,
+        models: Mapping[str, VideoModel] | None = None,
+    ) -> None:
+        self.models = dict(models or video_registry(settings.replicate.svd_reference))
+        svd = self.models["svd"]
         super().__init__(
             settings, label="SVD clip", version=settings.replicate.svd_version,
-            deadline_s=settings.limits.clip_deadline_s,
-            limits=limits,
+            deadline_s=settings.limits.clip_deadline_s, limits=limits, setting=svd.setting,
         )  # fmt: skip
+        self._runners: dict[str, PredictionRunner] = {"svd": self.runner}
+
+    def runner_for(self, model: VideoModel) -> PredictionRunner:
+        runner = self._runners.get(model.key)
+        if runner is None:
+            version = model.version or model.model_ref  # official models are created by name
+            runner = self._runner(f"{model.label} clip", version, self.settings.limits.clip_deadline_s, model.setting)
+            self._runners[model.key] = runner
+        return runner
 
     async def animate(self, request: ClipRequest, ctx: StageContext) -> StageResult:
+        model = self.models.get(request.model)
+        if model is None:
+            raise ProviderError(
+                f"There is no video model called {request.model!r}; known: {', '.join(self.models)}.",
+                retryable=False,
+            )
         seed = request.seed if request.seed is not None else random_seed()
         image = "" if ctx.existing_prediction_id else await asyncio.to_thread(
             svd_input_image, request.seed_image, request.width, request.height
         )  # fmt: skip
-        return await self._predict(
-            svd_input(request, image, seed), seed, ctx, svd_progress, svd_sampling, request.dest, "mp4"
-        )
+        if model.key == "svd":
+            inputs = svd_input(request, image, seed)
+        else:
+            inputs = model.inputs(image=image, prompt=clip_prompt(request.scene, request.mood), seed=seed)
+        progress, sampling = CLIP_PROGRESS[model.progress]
+        state = await self.runner_for(model).run(inputs, ctx, progress, sampling)
+        await self.downloader.fetch(output_url(state.output), request.dest, "mp4")
+        return StageResult(
+            path=request.dest, seed=_int_or(state.input.get("seed"), seed) if model.takes_seed else None,
+            prediction_id=state.id, predict_time=state.predict_time,
+            cost_usd=model.clip.usd,  # a per-clip price; GPU-time models: None, from predict_time
+        )  # fmt: skip
+
+    async def cancel(self, prediction_id: str) -> None:
+        # Any runner cancels any prediction of this account; the SVD one is always there.
+        await self.runner.cancel(prediction_id)
+
+
+def hosted_progress(state: PredictionState) -> tuple[float, str] | None:
+    """A hosted model that logs no bar: only its status tells."""
+    if state.status != "processing":
+        return _lifecycle_progress(state, SVD_SAMPLING_SHARE)
+    return 1.0, "animating"
+
+
+def tqdm_clip_progress(state: PredictionState) -> tuple[float, str] | None:
+    if state.status != "processing":
+        return _lifecycle_progress(state, SVD_SAMPLING_SHARE)
+    bar = parse_log_progress(state.logs)
+    if bar is None:
+        return 1.0, "loading the model"
+    current, total = bar
+    if current >= total:
+        return SVD_SAMPLING_SHARE, "encoding the clip"
+    return SVD_SAMPLING_SHARE * current / max(1, total), f"animating {current}/{total}"
+
+
+CLIP_PROGRESS: Mapping[ProgressLog, tuple[ProgressFn, SamplingFn | None]] = {
+    ProgressLog.TQDM_STEPS_PLUS_ONE: (svd_progress, svd_sampling),
+    ProgressLog.TQDM: (tqdm_clip_progress, sdxl_sampling),
+    ProgressLog.NONE: (hosted_progress, None),
+}
 
 
 def _int_or(value: Any, default: int) -> int:

@@ -17,6 +17,7 @@ from typing import Any
 
 import replicate
 from pydantic import v1 as pydantic_v1
+from replicate.exceptions import ReplicateError
 
 from pipeline.config import ReplicateSettings
 from pipeline.errors import ProviderError, SafetyRejection, StageTimeout
@@ -132,10 +133,13 @@ class PredictionRunner:
         poll_budget_per_min: float = _POLLS_PER_MIN,
         scheduler: PollScheduler | None = None,
         pacer: CreatePacer | None = None,
+        setting: str | None = None,
     ) -> None:
         self.client = client
         self.label = label
         self.version = version
+        # The setting that names this model or version: what to change when Replicate has no such thing.
+        self.setting = setting
         self.deadline_s = deadline_s
         self.poll_base_s = poll_base_s
         self.max_attempts = max_attempts
@@ -224,10 +228,31 @@ class PredictionRunner:
                 p = await self.client.predictions.async_create(model=self.version, input=input)
             else:
                 p = await self.client.predictions.async_create(version=self.version, input=input)
+        except ReplicateError as exc:
+            if (missing := self._missing(exc)) is not None:
+                raise missing from exc
+            raise
         finally:
             slot.answered()
         await ctx.record_prediction(p.id)
         return PredictionState.of(p)
+
+    def _missing(self, exc: ReplicateError) -> ProviderError | None:
+        """The model (404 on an official model's create) or version (422 "Invalid version") does not
+        exist, or not for this token: paying again cannot help, the setting must change."""
+        title = (exc.title or "").lower()
+        if exc.status == 404:
+            what = f"the model {self.version}"
+        elif exc.status == 422 and "version" in title:
+            what = f"the version {self.version}"
+        else:
+            return None
+        change = f"set {self.setting} to one that exists" if self.setting else "check the model setting"
+        return ProviderError(
+            f"{self.label}: Replicate does not have {what} ({exc.status}: it was removed or renamed, or this token "
+            f"cannot use it); {change}.",
+            retryable=False,
+        )
 
     async def _poll(self, previous: PredictionState) -> PredictionState:
         """The prediction's state now; on a transient failure, the previous state (poll again later)."""

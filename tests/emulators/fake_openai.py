@@ -546,9 +546,12 @@ class FakeOpenAI:
         rec = await self._record(request)
         if err := self._auth_error(request):
             return self._respond(rec, 401, err)
-        model = self.models.get(request.match_info["model_id"])
+        model_id = request.match_info["model_id"]
+        model = self.models.get(model_id)
+        if model is None and model_id in self.speech_models:  # the speech models are models too
+            model = _ModelInfo(model_id, 1_699_046_015, shutdown_date=self.speech_models[model_id])
         if model is None:
-            return self._respond(rec, 404, _model_not_found(request.match_info["model_id"]))
+            return self._respond(rec, 404, _model_not_found(model_id))
         return self._respond(rec, 200, self._model_json(model))
 
     @staticmethod

@@ -715,6 +715,7 @@ class FakeReplicate:
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         add_music_models(self)  # the music block at the end of this file
+        add_video_models(self)  # the image-to-video block at the end of this file
         self.add_model(
             "stability-ai/sdxl",
             sdxl_version,
@@ -1388,6 +1389,8 @@ class FakeReplicate:
                 await self._run_svd(p, total)
             elif m.kind == "tts":
                 await self._run_tts(p, total)
+            elif m.kind == I2V_KIND:
+                await run_i2v(self, p, total)
             else:
                 await self._run_generic(p, total)
         finally:
@@ -1773,4 +1776,185 @@ async def run_stable_audio(fake: FakeReplicate, p: _Prediction, total: float) ->
     data = await music_mp3(seconds, seed)
     p.logs += f"Saved output.mp3 ({len(data)} bytes)\n"
     p.output = fake._store(p, "output.mp3", data, "audio/mpeg")
+    fake._finish(p, "succeeded")
+
+
+# ----------------------------------------------------------------------------------- image-to-video models
+# The registry's other entries (pipeline/video_models.py), as their replicate.com API pages describe
+# them (PLATFORM-FACTS G): official models, created by name. Inputs are validated like every model's
+# (the 422 body above); the output is one mp4 URI with the model's real frame rate, frame count and
+# size for a 9:16 input; the logs are what each one prints (a tqdm bar for Wan, status lines for the
+# hosted Kling and Hailuo).
+
+I2V_KIND = "i2v"
+WAN_REF = "wan-video/wan-2.2-i2v-fast"
+KLING_REF = "kwaivgi/kling-v2.1"
+HAILUO_REF = "minimax/hailuo-02"
+I2V_VERSIONS = {
+    WAN_REF: "0f8b1d5c2e7a4f3b9c6d8e1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e",
+    KLING_REF: "7e3c9a1b5d2f4e6a8b0c1d3e5f7a9b2c4d6e8f0a1b3c5d7e9f2a4b6c8d0e1f3a",
+    HAILUO_REF: "c2a4e6f8b0d1c3e5a7b9d2f4a6c8e0b1d3f5a7c9e2b4d6f8a0c1e3b5d7f9a2c4",
+}
+
+
+def _int_enum(schema: dict[str, Any], name: str) -> dict[str, Any]:
+    schema["components"]["schemas"][name]["type"] = "integer"
+    return schema
+
+
+def wan_i2v_schema() -> dict[str, Any]:
+    props = {
+        "image": {"type": "string", "format": "uri", "description": "Input image to generate video from."},
+        "prompt": {"type": "string", "description": "Prompt for video generation"},
+        "num_frames": {"type": "integer", "default": 81, "minimum": 81, "maximum": 121,
+                       "description": "Number of video frames. 81 frames give the best results"},
+        "resolution": {"default": "480p", "description": "Resolution of video. 16:9 corresponds to 832x480px, "
+                       "and 9:16 is 480x832px"},
+        "frames_per_second": {"type": "integer", "default": 16, "minimum": 5, "maximum": 30,
+                              "description": "Frames per second. Note that the pricing of this model is based "
+                              "on the video duration at 16 fps"},
+        "go_fast": {"type": "boolean", "default": True, "description": "Go fast"},
+        "sample_shift": {"type": "number", "default": 12, "minimum": 1, "maximum": 20, "description": "Sample shift"},
+        "interpolate_output": {"type": "boolean", "default": False,
+                               "description": "Interpolate the generated video to 30 FPS using ffmpeg"},
+        "disable_safety_checker": {"type": "boolean", "default": False, "description": "Disable safety checker"},
+        "seed": {"type": "integer", "description": "Random seed. Leave blank for random"},
+    }  # fmt: skip
+    return _cog_openapi(
+        props, ["image", "prompt"], {"resolution": ["480p", "720p"]}, {"type": "string", "format": "uri"}
+    )
+
+
+def kling_schema() -> dict[str, Any]:
+    props = {
+        "prompt": {"type": "string", "description": "Text prompt for video generation"},
+        "negative_prompt": {"type": "string", "default": "", "description": "Things you do not want to see"},
+        "start_image": {"type": "string", "format": "uri", "description": "First frame of the video"},
+        "end_image": {"type": "string", "format": "uri", "description": "Last frame of the video (pro mode)"},
+        "mode": {"default": "standard", "description": "standard has a resolution of 720p, pro is 1080p"},
+        "duration": {"default": 5, "description": "Duration of the video in seconds"},
+    }
+    schema = _cog_openapi(
+        props, ["prompt", "start_image"], {"mode": ["standard", "pro"], "duration": [5, 10]},  # type: ignore[list-item]
+        {"type": "string", "format": "uri"},
+    )  # fmt: skip
+    return _int_enum(schema, "duration")
+
+
+def hailuo_schema() -> dict[str, Any]:
+    props = {
+        "prompt": {"type": "string", "description": "Text prompt for generation"},
+        "first_frame_image": {"type": "string", "format": "uri", "description": "First frame image for video"},
+        "last_frame_image": {"type": "string", "format": "uri", "description": "Last frame image for video"},
+        "duration": {"default": 6, "description": "Duration of the video in seconds. 10 seconds is only "
+                     "available for 768p resolution."},
+        "resolution": {"default": "1080p", "description": "Pick between 512p, 768p or 1080p"},
+        "prompt_optimizer": {"type": "boolean", "default": True, "description": "Use prompt optimizer"},
+    }  # fmt: skip
+    schema = _cog_openapi(
+        props, ["prompt"], {"duration": [6, 10], "resolution": ["512p", "768p", "1080p"]},  # type: ignore[list-item]
+        {"type": "string", "format": "uri"},
+    )  # fmt: skip
+    return _int_enum(schema, "duration")
+
+
+@dataclass(frozen=True)
+class I2VOutput:
+    """What one image-to-video prediction returns, decided from its input."""
+
+    width: int
+    height: int
+    frames: int
+    fps: int
+    error: str | None = None
+
+
+def _portrait(short: int, long: int, src_w: int, src_h: int) -> tuple[int, int]:
+    """The model keeps the input's orientation: portrait in, portrait out."""
+    return (short, long) if src_h >= src_w else (long, short)
+
+
+def i2v_output(ref: str, inp: dict[str, Any], src_w: int, src_h: int) -> I2VOutput:
+    if ref == WAN_REF:
+        short, long = (720, 1280) if inp.get("resolution", "480p") == "720p" else (480, 832)
+        w, h = _portrait(short, long, src_w, src_h)
+        frames, fps = int(inp.get("num_frames", 81)), int(inp.get("frames_per_second", 16))
+        if inp.get("interpolate_output"):
+            frames, fps = frames * 2 - 1, fps * 2
+        return I2VOutput(w, h, frames, fps)
+    if ref == KLING_REF:
+        short, long = (1080, 1920) if inp.get("mode", "standard") == "pro" else (720, 1280)
+        w, h = _portrait(short, long, src_w, src_h)
+        return I2VOutput(w, h, 24 * int(inp.get("duration", 5)), 24)
+    resolution, seconds = inp.get("resolution", "1080p"), int(inp.get("duration", 6))
+    if seconds == 10 and resolution != "768p":
+        return I2VOutput(0, 0, 0, 25, error=f"10 second videos are only available at 768p (got {resolution})")
+    short, long = {"512p": (512, 912), "768p": (768, 1366), "1080p": (1080, 1920)}[resolution]
+    w, h = _portrait(short, long - long % 2, src_w, src_h)
+    return I2VOutput(w, h, 25 * seconds, 25)
+
+
+def add_video_models(fake: FakeReplicate) -> None:
+    for ref, schema, about in (
+        (WAN_REF, wan_i2v_schema, "A very fast and cheap PrunaAI optimized version of Wan 2.2 A14B image-to-video"),
+        (KLING_REF, kling_schema, "Use Kling v2.1 to generate 5s and 10s videos in 720p and 1080p resolution"),
+        (HAILUO_REF, hailuo_schema, "Hailuo 2 is a text-to-video and image-to-video model"),
+    ):
+        fake.add_model(
+            ref, I2V_VERSIONS[ref], kind=I2V_KIND, official=True, starting=0.05, processing=0.5,
+            openapi_schema=schema(), description=about,
+        )  # fmt: skip
+
+
+async def run_i2v(fake: FakeReplicate, p: _Prediction, total: float) -> None:
+    inp, ref = p.input, p.model.ref
+    image = inp.get("image") or inp.get("start_image") or inp.get("first_frame_image")
+    if image is None:  # Hailuo takes a prompt alone (text-to-video); Jant always sends an image
+        src_w, src_h = 720, 1280
+    else:
+        try:
+            data = await fake._load_input_file(image)
+            src_w, src_h = await asyncio.to_thread(media.image_size, data)
+        except Exception as exc:
+            fake._fail(p, f"cannot read the input image ({exc})")
+            return
+    out = i2v_output(ref, inp, src_w, src_h)
+    if out.error:
+        fake._fail(p, out.error, traceback=False)
+        return
+    if ref == WAN_REF:
+        seed = inp.get("seed")
+        seed = int.from_bytes(os.urandom(2), "big") if seed is None else seed
+        p.logs = f"Using seed: {seed}\nGenerating {out.frames} frames at {out.width}x{out.height}\n"
+        steps = 8
+
+        def line(n: int) -> str:
+            return tqdm_line(n, steps, 1.6)
+
+        sep = "\n"
+    else:
+        p.logs = "Starting video generation\n"
+        steps = 5
+
+        def line(n: int) -> str:
+            return f"Waiting for the video (status: {'Queueing' if n == 0 else 'Processing'})"
+
+        sep = "\n"
+    if p.outcome == "never":
+        await fake._hang(p, steps, line, sep)
+        return
+    await fake._progress(p, total * 0.8, steps, line, sep)
+    p.logs += "\n"
+    if p.outcome == "fail_infra":
+        fake._fail(p, INTERRUPTED_ERROR, traceback=False)
+        return
+    if p.outcome.startswith("fail:"):
+        fake._fail(p, p.outcome.split(":", 1)[1])
+        return
+    if p.outcome == "fail_nsfw":
+        fake._fail(p, NSFW_ERROR)
+        return
+    mp4 = await media.mp4_bytes(out.width, out.height, out.frames, out.fps)
+    p.logs += f"Video generated: {out.frames} frames at {out.fps} fps ({out.frames / out.fps:.2f} s)\n"
+    p.output = fake._store(p, "output.mp4", mp4, "video/mp4")
     fake._finish(p, "succeeded")
