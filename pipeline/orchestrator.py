@@ -28,6 +28,7 @@ from pipeline.audio_mix import AUDIO_BITRATE
 from pipeline.captions import uncovered_scripts
 from pipeline.composer import Composer, target_bitrate
 from pipeline.config import Settings
+from pipeline.cost_estimate import prediction_cost_usd
 from pipeline.errors import InvalidRequest, JantError, PlannerError
 from pipeline.events import EventBus, EventKind, ProgressEvent, snapshot
 from pipeline.incidents import is_unexplained, report_unexpected
@@ -49,6 +50,7 @@ from pipeline.providers.base import Providers, StageContext, StageResult
 from pipeline.quotas import ACTIVE, QuotaLimits, check_concurrent, check_daily, day_window
 from pipeline.retry import RetryPolicy, classify
 from pipeline.soundtrack import caption_words, fit_timing, make_soundtrack, soundtrack_key, voice_settled
+from pipeline.spend_caps import SpendCaps
 from pipeline.stage_kinds import JOB_LEVEL_INDEX, STAGE_KINDS, StageInputs, StageName, dependents, spoken_language
 from pipeline.store import JobStore
 from pipeline.voice_choice import check_voice_choice
@@ -146,6 +148,7 @@ class Orchestrator:
             settings.limits.user_concurrent_jobs, settings.limits.guild_concurrent_jobs, settings.limits.user_daily_jobs
         )
         self._approval_lock = asyncio.Lock()  # quota check and status change happen as one step
+        self.spend_caps = SpendCaps(settings, store)
         # Per running job: set once its scene timing is fixed (every voice stage ended); the mix that
         # starts as soon as voice and music are ready.
         self._timing_fixed: dict[str, asyncio.Event] = {}
@@ -279,6 +282,8 @@ class Orchestrator:
                 user_active = await store.count(requester_id=job.requester_id, statuses=ACTIVE)
                 guild_active = await store.count(guild_id=job.guild_id, statuses=ACTIVE) if job.guild_id else None
                 check_concurrent(self.quotas, user_active, guild_active)
+            # Last: a refusal above must not hold money; the hold is checked and taken in one transaction.
+            await self.spend_caps.reserve(job)
             await self.store.update(job, status=JobStatus.QUEUED)
         await self.store.event(job, "approved", detail=approved_by)
         await self._publish(EventKind.JOB_QUEUED, job)
@@ -332,6 +337,7 @@ class Orchestrator:
             raise
         except Exception as exc:
             await self._crashed(job, exc)
+        await self._settle(job)
         log.info("job %s %s in %.1f s", job.id, job.status.value, time.monotonic() - started)
         return job
 
@@ -660,17 +666,14 @@ class Orchestrator:
         stage.path, stage.seed = str(result.path), result.seed
         stage.duration, stage.cost_usd = result.duration, result.cost_usd
         stage.words = list(result.words) if result.words is not None else None
+        cost = prediction_cost_usd(result, self.settings)  # per unit (characters, a run) or by GPU time
         if result.prediction_id:
             stage.prediction_id = result.prediction_id
-            await self.store.finish_prediction(result.prediction_id, "succeeded", result.predict_time)
+            # Its cost is recorded with it: a server's spend is the sum over its predictions.
+            await self.store.finish_prediction(result.prediction_id, "succeeded", result.predict_time, cost_usd=cost)
         await self.store.save_stage(stage)
         if result.predict_time or result.cost_usd:
             gpu = round(job.gpu_seconds + (result.predict_time or 0.0), 3)
-            # Billed per unit (a voice's characters, a music run) or else by GPU time: never both.
-            if result.cost_usd is not None:
-                cost = result.cost_usd
-            else:
-                cost = (result.predict_time or 0.0) * self.settings.replicate.price_per_gpu_second
             await self.store.update(job, gpu_seconds=gpu, cost_usd=round(job.cost_usd + cost, 4))
         await self._publish(EventKind.STAGE_DONE, job, stage.scene_index, stage.stage)
 
@@ -761,7 +764,16 @@ class Orchestrator:
             return
         await self._stop_stages(job)
         await self.store.update(job, status=JobStatus.CANCELLED, error="Cancelled.", finished_at=utcnow())
+        await self._settle(job)
         await self._publish(EventKind.JOB_FINISHED, job)
+
+    async def _settle(self, job: Job) -> None:
+        """An ended job gives back what it held and did not spend; a job stopped by a shutdown keeps
+        its hold, to settle when it ends after the restart."""
+        try:
+            await self.spend_caps.settle(job)
+        except Exception:  # the ad is made; the hold is settled on the next try (Retry, a restart)
+            log.exception("job %s: could not settle its budget reservation", job.id)
 
     async def _stop_stages(self, job: Job) -> None:
         """The job will not go on: cancel its paid predictions in flight and mark what did not finish
