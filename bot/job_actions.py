@@ -329,6 +329,7 @@ class JobActions:
 
     async def _retry(self, interaction: discord.Interaction[Any], job: Job) -> None:
         failed = [str(s.index) for s in job.scenes if not s.done]
+        await self.orchestrator.reserve_rerun(job)  # over a budget: refused before the status message revives
         await self._again(job)
         await self.orchestrator.retry_failed(job)
         which = f"scene{'s' if len(failed) != 1 else ''} {', '.join(failed)}"
@@ -339,6 +340,7 @@ class JobActions:
 
     async def _reroll(self, interaction: discord.Interaction[Any], job: Job, *, scene: int, part: StageName) -> None:
         self.orchestrator.check_reroll(job, scene, part)  # before anything changes: a refusal leaves no trace
+        await self.orchestrator.reserve_rerun(job, scene, part)
         await self._again(job)
         await self.orchestrator.reroll_scene(job, scene, part)
         what = "a new seed image and clip" if part is StageName.SEED else "a new clip from the same seed image"

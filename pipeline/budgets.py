@@ -71,12 +71,15 @@ def windows(limits: BudgetLimits, now: datetime) -> list[Window]:
     return out
 
 
-def check_job_cap(limits: BudgetLimits, estimate_usd: float) -> None:
+def check_job_cap(limits: BudgetLimits, estimate_usd: float, *, what: str = "This ad") -> None:
+    """`what` names the work: "This ad", or a re-run ("Re-making scene 3")."""
     if limits.per_job_usd is not None and estimate_usd > limits.per_job_usd + 1e-9:
         raise BudgetExceeded(
-            f"This ad is estimated at ${estimate_usd:.2f}, over the ${limits.per_job_usd:.2f} limit for one ad "
+            f"{what} is estimated at ${estimate_usd:.2f}, over the ${limits.per_job_usd:.2f} limit for one ad "
             f"(JANT_MAX_JOB_COST_USD). {NOTHING_MADE}",
-            hint="Drop or shorten scenes with Edit scene, or ask whoever runs the bot to raise JANT_MAX_JOB_COST_USD.",
+            hint=(
+                "A storyboard with fewer scenes costs less; or ask whoever runs the bot to raise JANT_MAX_JOB_COST_USD."
+            ),
         )
 
 
@@ -96,13 +99,15 @@ def resets_text(name: str, now: datetime) -> str:
     return f"resets on 1 {reset:%B %Y} at 00:00 UTC, in {_until(reset - now)}"
 
 
-def overrun_error(overrun: Overrun, estimate_usd: float, now: datetime, *, guild_id: str | None) -> BudgetExceeded:
+def overrun_error(
+    overrun: Overrun, estimate_usd: float, now: datetime, *, guild_id: str | None, what: str = "This ad"
+) -> BudgetExceeded:
     window = overrun.window
     left = max(0.0, window.cap_usd - overrun.used_usd)
     period = "today" if window.name == DAILY else "this month"
     whose = "this server has" if guild_id else "the command line has"
     message = (
-        f"This ad is estimated at ${estimate_usd:.2f}, but {whose} ${left:.2f} left of its "
+        f"{what} is estimated at ${estimate_usd:.2f}, but {whose} ${left:.2f} left of its "
         f"${window.cap_usd:.2f} {window.name} budget (${overrun.used_usd:.2f} spent or held {period}). {NOTHING_MADE}"
     )
     if guild_id:

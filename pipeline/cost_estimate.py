@@ -13,10 +13,11 @@ model's unit price) and are recorded as the job runs: `prediction_cost_usd`.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pipeline.config import Settings
-from pipeline.models import Job, Scene
+from pipeline.models import Job, Scene, StageState
 from pipeline.providers.base import StageResult
 from pipeline.stage_kinds import StageName
 
@@ -140,3 +141,25 @@ def estimate_job_cost(job: Job, settings: Settings) -> CostEstimate:
         waves = math.ceil(len(scenes) / max(1, settings.limits.max_concurrent_predictions // 2)) if scenes else 0
         wall = waves * (seed_s + clip_s) + COMPOSE_WALL_S
     return CostEstimate(seeds, clips, voice, music, gpu, wall, job.offline, voice_chars=chars)
+
+
+def stages_cost_usd(job: Job, stages: Iterable[StageState], settings: Settings) -> float:
+    """What making `stages` again costs (Retry failed, a re-roll): each at the same price as in the
+    whole-ad estimate; a stage whose provider is free costs nothing."""
+    assert job.storyboard is not None
+    scenes = {s.index: s for s in job.storyboard.scenes}
+    price = settings.replicate.price_per_gpu_second
+    total = 0.0
+    for stage in stages:
+        if not paid_provider(job, stage.stage):
+            continue
+        scene = scenes.get(stage.scene_index)
+        if stage.stage == StageName.SEED:
+            total += TYPICAL_SEED_GPU_S.get(job.env, TYPICAL_SEED_GPU_S["dev"]) * price
+        elif stage.stage == StageName.CLIP and scene is not None:
+            total += clip_price_usd(job, scene, settings)
+        elif stage.stage == StageName.VOICE and scene is not None:
+            total += len(scene.voiceover or "") * settings.audio.tts_price_per_1k_chars / 1000
+        elif stage.stage == StageName.MUSIC:
+            total += settings.audio.music_price_per_run
+    return round(total, 4)

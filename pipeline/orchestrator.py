@@ -28,7 +28,7 @@ from pipeline.audio_mix import AUDIO_BITRATE
 from pipeline.captions import uncovered_scripts
 from pipeline.composer import Composer, target_bitrate
 from pipeline.config import Settings
-from pipeline.cost_estimate import prediction_cost_usd
+from pipeline.cost_estimate import prediction_cost_usd, stages_cost_usd
 from pipeline.errors import InvalidRequest, JantError, PlannerError
 from pipeline.events import EventBus, EventKind, ProgressEvent, snapshot
 from pipeline.incidents import is_unexplained, report_unexpected
@@ -85,6 +85,14 @@ async def _together(*work: Awaitable[Any]) -> list[Any]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
+
+def _rerolled(stages: Mapping[str, StageState], part: str) -> list[str]:
+    """A re-roll of `part` makes it again and every stage that waits for it, however deep."""
+    again = [part]
+    for kind in again:
+        again += [k.name for k in dependents(kind) if k.name in stages and k.name not in again]
+    return again
 
 
 def _check_allowed(job: Job, action: Action) -> None:
@@ -798,6 +806,7 @@ class Orchestrator:
         _check_allowed(job, Action.RETRY)
         if job.storyboard is None:
             raise InvalidRequest(f"Job {job.id} failed before it had a storyboard: make a new ad instead.")
+        await self.reserve_rerun(job)
         for stage in job.all_stages():
             if stage.status is not StageStatus.DONE:
                 stage.reset()
@@ -805,6 +814,19 @@ class Orchestrator:
         await self.store.update(job, status=JobStatus.QUEUED, error=None, started_at=None, finished_at=None)
         await self.store.event(job, "retry_failed")
         return self.start(job)
+
+    async def reserve_rerun(self, job: Job, index: int | None = None, part: str | None = None) -> None:
+        """Check and hold what Retry failed (no `index`) or a re-roll of scene `index`'s `part` will cost,
+        before anything changes: over a budget it raises `BudgetExceeded` and the job is as it was.
+        Asking again for the same re-run holds it once."""
+        if index is None or part is None:
+            stages = [st for st in job.all_stages() if st.status is not StageStatus.DONE]
+            what = "Re-making the failed scenes"
+        else:
+            scene_stages = job.scene(index).stages
+            stages = [scene_stages[k] for k in _rerolled(scene_stages, part)]
+            what = f"Re-rolling scene {index}"
+        await self.spend_caps.reserve(job, amount_usd=stages_cost_usd(job, stages, self.settings), what=what)
 
     def check_reroll(self, job: Job, index: int, part: str) -> None:
         """Raise `InvalidRequest` (saying why) unless `reroll_scene(job, index, part)` can run."""
@@ -827,16 +849,14 @@ class Orchestrator:
         """Make one part of a scene again — a new seed image (and so a new clip), or only a new clip from
         the same seed — with a fresh random seed, then re-join the ad. Every other scene is reused."""
         self.check_reroll(job, index, part)
+        await self.reserve_rerun(job, index, part)
         stages = job.scene(index).stages
-        again = [part]
-        for kind in again:  # the part and every stage that waits for it, however deep
-            again += [k.name for k in dependents(kind) if k.name in stages and k.name not in again]
-        for kind in again:
+        for kind in _rerolled(stages, part):
             stage = stages[kind]
             stage.reset()
             stage.path, stage.seed = None, secrets.randbelow(2**31)  # a new take
             await self.store.save_stage(stage)
-        if any(stages[k].kind.footage for k in again):
+        if any(stages[k].kind.footage for k in _rerolled(stages, part)):
             await self.store.set_normalized(job, index, None)
         # started_at None: the status message counts this run's time, not the days since the first one.
         await self.store.update(job, status=JobStatus.QUEUED, error=None, started_at=None, finished_at=None)

@@ -20,6 +20,27 @@ from pipeline.store import JobStore
 
 
 @dataclass(frozen=True)
+class SpendReport:
+    """One month of spend (UTC), for `/spend` and `jant spend`: what predictions cost by day and by
+    model, what running ads still hold beyond that, and the budget left (None: every server)."""
+
+    month_start: datetime
+    by_day: list[tuple[str, float]]  # ("2026-12-04", usd), days with spend only
+    by_model: list[tuple[str, float, int]]  # (provider, usd, predictions), dearest first
+    held_jobs: int
+    held_usd: float
+    budget: BudgetLeft | None
+
+    @property
+    def total_usd(self) -> float:
+        return round(sum(usd for _, usd in self.by_day), 4)
+
+    @property
+    def month_name(self) -> str:
+        return f"{self.month_start:%B %Y}"
+
+
+@dataclass(frozen=True)
 class Settlement:
     reserved_usd: float
     spent_usd: float
@@ -35,21 +56,24 @@ class SpendCaps:
         self.store = store
         self.clock = clock  # tests set the time a budget resets from
 
-    async def reserve(self, job: Job) -> float | None:
-        """Check the per-ad cap and the server's budgets against the job's estimate and hold it, in one
-        transaction. Raises `BudgetExceeded` (nothing held) when it does not fit; returns what it
-        holds, or None for a free ad (an offline preview never touches a budget)."""
-        estimate = estimate_job_cost(job, self.settings)
-        if estimate.free:
+    async def reserve(self, job: Job, *, amount_usd: float | None = None, what: str = "This ad") -> float | None:
+        """Check the per-ad cap and the server's budgets against the job's estimate (or `amount_usd`,
+        what a re-run of part of it costs, named by `what`) and hold it, in one transaction.
+
+        Raises `BudgetExceeded` (nothing held) when it does not fit; returns what it holds, or None
+        for free work (an offline preview never touches a budget). A job that holds already holds
+        what it has spent plus the new amount: asking twice for the same re-run holds it once."""
+        amount = estimate_job_cost(job, self.settings).total_usd if amount_usd is None else round(amount_usd, 4)
+        if amount <= 0:
             return None
         limits = budget_limits(await self.store.guild_policy(job.guild_id), self.settings)
-        check_job_cap(limits, estimate.total_usd)
+        check_job_cap(limits, amount, what=what)
         now = self.clock()
-        overrun = await self.store.reserve_budget(job.id, job.guild_id, estimate.total_usd, windows(limits, now), now)
+        overrun = await self.store.reserve_budget(job.id, job.guild_id, amount, windows(limits, now), now)
         if overrun is not None:
-            raise overrun_error(overrun, estimate.total_usd, now, guild_id=job.guild_id)
-        await self.store.event(job, "budget_reserved", detail=f"${estimate.total_usd:.4f}")
-        return estimate.total_usd
+            raise overrun_error(overrun, amount, now, guild_id=job.guild_id, what=what)
+        await self.store.event(job, "budget_reserved", detail=f"${amount:.4f}")
+        return amount
 
     async def settle(self, job: Job) -> Settlement | None:
         """The job ended (done, failed or cancelled): its hold becomes what its predictions cost, and
@@ -76,3 +100,11 @@ class SpendCaps:
             await self.store.budget_used(guild_id, month_window(now)[0]) if limits.monthly_usd is not None else 0.0
         )
         return BudgetLeft(limits, daily, monthly)
+
+    async def report(self, guild_id: str | None, *, every_guild: bool = False) -> SpendReport:
+        """This month's spend of one server (None: the command line's jobs), or of every one."""
+        start = month_window(self.clock())[0]
+        data = await self.store.spend(start, guild_id=guild_id, every_guild=every_guild)
+        held_jobs, held_usd = data["held"]
+        budget = None if every_guild else await self.left(guild_id)
+        return SpendReport(start, data["by_day"], data["by_model"], held_jobs, held_usd, budget)

@@ -105,7 +105,7 @@ async def test_an_ad_over_the_per_job_cap_is_refused_with_what_it_costs(tmp_path
         await orch.approve(job)
     assert refused.value.user_message == (
         "This ad is estimated at $6.72, over the $5.00 limit for one ad (JANT_MAX_JOB_COST_USD). "
-        "Nothing was made or charged. Drop or shorten scenes with Edit scene, or ask whoever runs the bot "
+        "Nothing was made or charged. A storyboard with fewer scenes costs less; or ask whoever runs the bot "
         "to raise JANT_MAX_JOB_COST_USD."
     )
     await nothing_made(store, job)
@@ -297,3 +297,31 @@ async def test_a_job_resumed_after_a_restart_keeps_its_hold_and_settles_when_it_
         await after.shutdown()
     finally:
         await reopened.close()
+
+
+async def test_a_reroll_is_checked_and_held_like_an_approval(tmp_path: Path, store: JobStore) -> None:
+    await store.save_guild_policy(GUILD, GuildPolicy(budget_daily_usd=7.5))
+    orch = orchestrator(budget_settings(tmp_path), store)
+    job = await asyncio.wait_for(await orch.approve(await planned(orch)), 10)
+    assert job.status is JobStatus.COMPLETED  # it held $6.72 and spent $0.28: $7.22 left
+    clips = orch.providers.get("clip")
+    clips.gates.update({s: asyncio.Event() for s in range(1, 8)})  # type: ignore[union-attr]
+    other = await planned(orch, requester="bob")
+    await orch.approve(other)  # … and another ad, still generating, holds $6.72 of it: $0.50 left
+    seed_before = job.scene(3).seed.seed
+    with pytest.raises(BudgetExceeded) as refused:
+        await orch.reroll_scene(job, 3, "seed")  # a seed ($0.06) and a clip ($0.90)
+    assert str(refused.value) == (
+        "Re-rolling scene 3 is estimated at $0.96, but this server has $0.50 left of its $7.50 daily budget "
+        "($7.00 spent or held today). Nothing was made or charged."
+    )
+    assert job.scene(3).seed.seed == seed_before and job.status is JobStatus.COMPLETED
+    held = await store.reservation(job.id)
+    assert held is not None and held["status"] == "settled"
+
+    await orch.cancel(orch.live_job(other.id) or other)  # the other ad is stopped: its hold goes back
+    clips.gates.clear()  # type: ignore[union-attr]
+    job = await asyncio.wait_for(await orch.reroll_scene(job, 3, "seed"), 10)
+    held = await store.reservation(job.id)
+    assert held is not None and held["status"] == "settled" and held["settled_usd"] == pytest.approx(0.32)
+    await orch.shutdown()
