@@ -198,7 +198,8 @@ class JobActions:
         else:
             await self.bot.records.save_ui(job, replans=take)
             banner = f"🔄 New storyboard (take {take + 1}) written for {user.mention}."
-        embed = render_storyboard(job, settings, banner=banner)
+        budget = await self.orchestrator.spend_caps.left(job.guild_id)
+        embed = render_storyboard(job, settings, banner=banner, budget=budget)
         await interaction.edit_original_response(
             embed=embed, view=storyboard_buttons(job.id), allowed_mentions=NO_PINGS
         )
@@ -295,7 +296,10 @@ class JobActions:
         if not channel_id or not message_id:
             return
         channel = self.bot.get_partial_messageable(channel_id, guild_id=_int(job.guild_id))
-        embed = render_storyboard(job, self.bot.settings, banner=banner)
+        budget = (
+            await self.orchestrator.spend_caps.left(job.guild_id) if job.status is JobStatus.AWAITING_APPROVAL else None
+        )
+        embed = render_storyboard(job, self.bot.settings, banner=banner, budget=budget)
         view = storyboard_buttons(job.id, disabled=job.status is not JobStatus.AWAITING_APPROVAL)
         try:
             await channel.get_partial_message(message_id).edit(embed=embed, view=view, allowed_mentions=NO_PINGS)

@@ -6,6 +6,7 @@ import discord
 
 from bot.display_text import cap, duration, shown
 from bot.voice_label import voice_id_for
+from pipeline.budgets import BudgetLeft
 from pipeline.config import Settings
 from pipeline.cost_estimate import CostEstimate, CostLine, estimate_job_cost
 from pipeline.language import language_name, lines_language_note
@@ -73,12 +74,18 @@ def spoken_line(scene: Scene, limit: int) -> str:
 
 
 def render_storyboard(
-    job: Job, settings: Settings, *, banner: str | None = None, voice: str | None = None
+    job: Job,
+    settings: Settings,
+    *,
+    banner: str | None = None,
+    voice: str | None = None,
+    budget: BudgetLeft | None = None,
 ) -> discord.Embed:
     """One embed: product, mood, voice, a field per scene with its spoken line, total, estimate.
     `banner` heads the description (who approved it, a failed re-plan …); it is trusted bot text, not
     user text. `voice` names the voice the lines will be read in (default: the job's voice provider);
-    none means the ad is made without a voice."""
+    none means the ad is made without a voice. `budget` is what the server has left, shown under the
+    estimate of an ad that costs money."""
     assert job.storyboard is not None, "render_storyboard needs a planned job"
     board = job.storyboard
     req = job.request
@@ -132,7 +139,11 @@ def render_storyboard(
         embed.add_field(
             name="Total", value=f"{board.total_duration:g} s · {len(board.scenes)} scenes · 9:16", inline=True
         )
-        embed.add_field(name="Estimate", value=estimate_line(estimate_job_cost(job, settings), settings), inline=False)
+        est = estimate_job_cost(job, settings)
+        value = estimate_line(est, settings)
+        if budget is not None and not est.free:
+            value += f"\n**Budget:** {budget.text()}"
+        embed.add_field(name="Estimate", value=value, inline=False)
         if len(embed) <= EMBED_TOTAL_MAX:
             break
         scene_budget //= 2
