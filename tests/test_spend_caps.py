@@ -24,8 +24,12 @@ from pipeline.models import AdRequest, Job, JobStatus
 from pipeline.orchestrator import Orchestrator
 from pipeline.providers.base import Providers
 from pipeline.providers.offline_planner import OfflineStoryboardPlanner
+from pipeline.runtime import Runtime
 from pipeline.store import JobStore
+from tests.emulators.fake_openai import FakeOpenAI
+from tests.emulators.fake_replicate import FakeReplicate
 from tests.scripted_providers import CopyComposer, ScriptedImages, ScriptedVideo
+from tests.service_fakes import service_env
 
 PRODUCT = "Lumen — a smart desk lamp that follows your circadian rhythm, dims at night and charges your phone"
 GUILD = "4242"
@@ -325,3 +329,45 @@ async def test_a_reroll_is_checked_and_held_like_an_approval(tmp_path: Path, sto
     held = await store.reservation(job.id)
     assert held is not None and held["status"] == "settled" and held["settled_usd"] == pytest.approx(0.32)
     await orch.shutdown()
+
+
+# -- actual spend, through the real clients -----------------------------------------------------
+
+
+async def test_each_replicate_prediction_records_what_it_cost_and_the_hold_settles_to_their_sum(
+    fakes: tuple[FakeOpenAI, FakeReplicate], tmp_path: Path
+) -> None:
+    """The real `replicate` client against the emulator: SDXL and SVD report `metrics.predict_time`
+    (billed at the GPU-second price), the voice is billed per character and the music per run."""
+    settings = Settings(**service_env(*fakes, tmp_path / "data"), JANT_GUILD_DAILY_BUDGET_USD="10")
+    runtime = await Runtime.open(settings)
+    try:
+        orch = runtime.orchestrator
+        orch.composer = CopyComposer()  # type: ignore[assignment]  # the money is in the predictions, not ffmpeg
+        job = await orch.plan(await orch.create_job(AdRequest(product=PRODUCT), requester_id="alice", guild_id=GUILD))
+        job = await asyncio.wait_for(await orch.approve(job), 60)
+        assert job.status is JobStatus.COMPLETED, job.error
+        price = settings.replicate.price_per_gpu_second
+        assert job.storyboard is not None
+        lines = {s.index: s.voiceover or "" for s in job.storyboard.scenes}
+        predictions = await runtime.store.predictions(job.id)
+        assert {p["provider"] for p in predictions} == {
+            "replicate-sdxl", "replicate-svd", "replicate-minimax-tts", "replicate-music"
+        }  # fmt: skip
+        for p in predictions:
+            if p["provider"] in ("replicate-sdxl", "replicate-svd"):
+                assert p["predict_time"] > 0 and p["cost_usd"] == pytest.approx(p["predict_time"] * price)
+            elif p["provider"] == "replicate-minimax-tts":
+                per_char = settings.audio.tts_price_per_1k_chars / 1000
+                assert p["cost_usd"] == pytest.approx(len(lines[p["scene_index"]]) * per_char, rel=0.05)
+            else:
+                assert p["cost_usd"] == settings.audio.music_price_per_run
+        spent = sum(p["cost_usd"] for p in predictions)
+        assert job.cost_usd == pytest.approx(spent, abs=1e-3)
+        held = await runtime.store.reservation(job.id)
+        assert held is not None and held["status"] == "settled" and held["settled_usd"] == pytest.approx(spent)
+        assert held["reserved_usd"] == estimate_job_cost(job, settings).total_usd
+        report = await orch.spend_caps.report(GUILD)
+        assert report.total_usd == pytest.approx(spent, abs=1e-4) and report.held_jobs == 0
+    finally:
+        await runtime.close()
