@@ -4,7 +4,9 @@ A job's share of its server's budget is whichever is more: what it reserved at a
 runs) or what its predictions have actually cost (always). The check and the reservation are one
 `BEGIN IMMEDIATE` transaction: SQLite then holds the database's write lock from the first read to
 the commit, so a second approval — on this connection or another process's — reads the first one's
-reservation before it decides. Takes and returns plain data, like `storage.repository`.
+reservation before it decides. (A Postgres backend would take `pg_advisory_xact_lock` on a key made
+from the server's id at the start of the same transaction.) Takes and returns plain data, like
+`storage.repository`.
 """
 
 from __future__ import annotations
