@@ -851,12 +851,13 @@ class Orchestrator:
         self.check_reroll(job, index, part)
         await self.reserve_rerun(job, index, part)
         stages = job.scene(index).stages
-        for kind in _rerolled(stages, part):
+        again = _rerolled(stages, part)
+        for kind in again:
             stage = stages[kind]
             stage.reset()
             stage.path, stage.seed = None, secrets.randbelow(2**31)  # a new take
             await self.store.save_stage(stage)
-        if any(stages[k].kind.footage for k in _rerolled(stages, part)):
+        if any(stages[k].kind.footage for k in again):
             await self.store.set_normalized(job, index, None)
         # started_at None: the status message counts this run's time, not the days since the first one.
         await self.store.update(job, status=JobStatus.QUEUED, error=None, started_at=None, finished_at=None)

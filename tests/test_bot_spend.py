@@ -13,16 +13,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.brand import GuildPolicy
-from pipeline.models import JobStatus
+from pipeline.models import Job, JobStatus
 from pipeline.providers.base import Providers
 from pipeline.providers.offline_planner import OfflineStoryboardPlanner
-from tests.bot_harness import embed_text, running_team
+from tests.bot_harness import Team, embed_text, eventually, running_team
 from tests.emulators.discord_server import DiscordEmulator
 from tests.scripted_providers import ScriptedImages, ScriptedVideo
 
 pytest_plugins = ["tests.conftest_discord"]  # the discord_emulator and discord_errors fixtures
 
 NOW = datetime(2026, 12, 4, 20, 30, tzinfo=UTC)
+
+
+async def settled(team: Team, job_id: str) -> Job | None:
+    job = await team.job(job_id)
+    return job if job.ui.settled else None
 
 
 def paid_providers() -> Providers:
@@ -90,3 +95,23 @@ async def test_approve_over_the_daily_budget_is_refused_and_spend_shows_the_mont
             "By model": f"replicate-sdxl · {n} predictions · ${n * 0.02:.2f}\n"
             f"replicate-svd · {n} predictions · ${n * 0.02:.2f}",
         }
+
+        # A re-roll spends money too: with the budget lowered below its price it is refused, and the
+        # finished ad, its status message and its posted result stay as they were.
+        await team.bot.runtime.store.save_guild_policy(str(team.guild_id), GuildPolicy(budget_daily_usd=spent + 0.5))
+        job = await eventually(lambda: settled(team, job_id), what="the ad to be posted")
+        assert job.ui.delivered == "posted"
+        edits = status.edit_count
+        rec = await emu.slash_command(
+            team.guild_id, team.channel_id, team.alice.id, "reroll", {"id": job_id, "scene": 2, "part": "seed"}
+        )
+        await rec.wait_response()
+        assert rec.ephemeral and rec.content == (
+            "⚠️ Re-rolling scene 2 is estimated at $0.96, but this server has $0.50 left of its "
+            f"${spent + 0.5:.2f} daily budget (${spent:.2f} spent or held today). Nothing was made or charged. "
+            "The daily budget resets at 00:00 UTC, in 3 h 30 min. Members with Manage Server or the approver "
+            "role can raise it with `/brand set budget_daily:`."
+        )
+        after = await team.job(job_id)
+        assert after.status is JobStatus.COMPLETED and after.ui == job.ui and status.edit_count == edits
+        assert team.images.creates[2] == 1
