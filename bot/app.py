@@ -39,6 +39,7 @@ from bot.job_actions import JobActions
 from bot.job_buttons import JobButton
 from bot.job_records import JobRecords
 from bot.result_delivery import ResultDelivery
+from bot.spend_command import SpendCommands
 from bot.status_tracker import StatusTracker
 from pipeline.composer import Composer
 from pipeline.config import Settings
@@ -139,6 +140,7 @@ class JantBot(commands.Bot):
         self.add_dynamic_items(JobButton)
         await self.add_cog(AdCommands(self))
         await self.add_cog(BrandCommands(self))
+        await self.add_cog(SpendCommands(self))
         await self._sync_commands()
 
         # Restart: jobs that were running go on (their predictions are polled by the stored ids, never

@@ -20,8 +20,10 @@ from rich.text import Text
 
 from bot.sound_progress import PartProgress, PartState, missing_parts, music_progress, voice_progress
 from bot.voice_label import voice_id_for
+from pipeline.budgets import BudgetExceeded
 from pipeline.byte_limit import byte_limit_problem, byte_limit_warning
 from pipeline.config import Settings
+from pipeline.cost_estimate import estimate_job_cost
 from pipeline.errors import ConfigError, DatabaseSchemaError, InvalidRequest, JantError
 from pipeline.events import ProgressEvent
 from pipeline.language import language_name, lines_language_note
@@ -67,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     jobs.add_argument("--limit", type=int, default=20, help="how many of the newest jobs to list (1 or more)")
     show = sub.add_parser("show", help="show one job")
     show.add_argument("job_id")
+    spend = sub.add_parser("spend", help="this month's spend by day and by model, and the budget left")
+    spend.add_argument("--guild", metavar="ID", help="one Discord server's spend (default: every server and the CLI)")
     sub.add_parser("doctor", help="report which providers are live or offline, ffmpeg, data dir and database")
     sub.add_parser("bot", help="run the Discord bot (needs DISCORD_TOKEN)")
     return p
@@ -87,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(list_jobs(settings, args.limit))
         if args.command == "show":
             return asyncio.run(show_job(settings, args.job_id))
+        if args.command == "spend":
+            return asyncio.run(show_spend(settings, args.guild))
         if args.command == "doctor":
             return asyncio.run(doctor(settings))
         if args.command == "bot":
@@ -155,6 +161,7 @@ async def makead(settings: Settings, args: argparse.Namespace) -> int:
         await orch.plan(job)
         while True:
             _print_storyboard(job)
+            await _print_estimate(runtime, job)
             if args.yes:
                 break
             answer = (await asyncio.to_thread(input, "[a]pprove, [r]egenerate or [c]ancel? ")).strip().lower()
@@ -167,9 +174,24 @@ async def makead(settings: Settings, args: argparse.Namespace) -> int:
                 await orch.cancel(job, by="cli")
                 console.print(f"Cancelled job {job.id}.")
                 return EXIT_OK
-        return await _run_with_progress(runtime, job)
+        try:
+            return await _run_with_progress(runtime, job)
+        except BudgetExceeded as exc:
+            # Refused before anything was made: the job is closed with the reason, not left waiting.
+            await orch.cancel(job, by=f"cli: {exc}")
+            raise
     finally:
         await runtime.close()
+
+
+async def _print_estimate(runtime: Runtime, job: Job) -> None:
+    """What the ad will cost, part by part, and what the budget has left (command-line jobs share one)."""
+    est = estimate_job_cost(job, runtime.settings)
+    if est.free:
+        console.print("Estimate: free (made locally, no API cost).")
+        return
+    left = await runtime.orchestrator.spend_caps.left(job.guild_id)
+    console.print(f"Estimate: ≈ ${est.total_usd:.2f} ({est.parts_text()}) · budget: {left.text()}.", markup=False)
 
 
 def _print_storyboard(job: Job) -> None:
@@ -234,8 +256,8 @@ async def _run_with_progress(runtime: Runtime, job: Job) -> int:
     unsubscribe = orch.bus.subscribe(on_event)
     started = time.monotonic()
     try:
+        task = await orch.approve(job, approved_by="cli")  # a refusal (over a budget) before any bar is drawn
         with Live(progress, console=console, refresh_per_second=8, transient=False):
-            task = await orch.approve(job, approved_by="cli")
             try:
                 job = await asyncio.shield(task)
             except asyncio.CancelledError:
@@ -332,6 +354,41 @@ def _outcome(job: Job) -> str:
     if job.ui.delivered == "failed":
         text += f" (not posted to Discord: {job.ui.delivery_error or 'no reason recorded'})"
     return text
+
+
+async def show_spend(settings: Settings, guild: str | None) -> int:
+    """`jant spend`: what `/spend` shows, for one server (`--guild`) or for every server and the CLI."""
+    guild_id = guild.strip() if guild is not None else None
+    if guild_id is not None and not guild_id.isdigit():
+        raise UsageError(f"--guild takes a Discord server id, digits only (got {guild!r})")
+    runtime = await Runtime.open(settings)
+    try:
+        report = await runtime.orchestrator.spend_caps.report(guild_id, every_guild=guild_id is None)
+    finally:
+        await runtime.close()
+    where = f"server {guild_id}" if guild_id else "every server and the command line"
+    console.print(f"Spend in {report.month_name} (UTC), {where}: ${report.total_usd:.2f}", markup=False)
+    if report.by_day:
+        days = Table(title="by day")
+        days.add_column("day")
+        days.add_column("cost", justify="right")
+        for day, usd in report.by_day:
+            days.add_row(day, f"${usd:.2f}")
+        console.print(days)
+        models = Table(title="by model")
+        for col in ("model", "predictions", "cost"):
+            models.add_column(col, justify="left" if col == "model" else "right")
+        for provider, usd, count in report.by_model:
+            models.add_row(provider, str(count), f"${usd:.2f}")
+        console.print(models)
+    else:
+        console.print("Nothing spent this month yet.")
+    if report.held_jobs:
+        ads = "ad" if report.held_jobs == 1 else "ads"
+        console.print(f"Held for {report.held_jobs} {ads} still being made: ${report.held_usd:.2f}", markup=False)
+    if report.budget is not None:
+        console.print(f"Budget: {report.budget.text()}.", markup=False)
+    return EXIT_OK
 
 
 async def show_job(settings: Settings, job_id: str) -> int:

@@ -215,8 +215,9 @@ class AdCommands(commands.Cog):
         except JantError as exc:
             await interaction.followup.send(f"⚠️ I couldn't write a storyboard (job `{job.id}`): {exc.user_message}")
             return
+        budget = await orchestrator.spend_caps.left(job.guild_id)
         message = await interaction.followup.send(
-            embed=render_storyboard(job, self.bot.settings), view=storyboard_buttons(job.id), wait=True
+            embed=render_storyboard(job, self.bot.settings, budget=budget), view=storyboard_buttons(job.id), wait=True
         )
         await self.bot.records.save_ui(job, storyboard_channel_id=message.channel.id, storyboard_message_id=message.id)
 
@@ -293,8 +294,9 @@ class AdCommands(commands.Cog):
                 raise InvalidRequest(f"Job `{job.id}` has no storyboard yet ({job.status.value.replace('_', ' ')}).")
             link = job_link(job)
             banner = f"🕓 Waiting for approval{f' — [open the storyboard]({link})' if link else ''}."
+            budget = await self.bot.runtime.orchestrator.spend_caps.left(job.guild_id)
             await interaction.response.send_message(
-                embed=render_storyboard(job, self.bot.settings, banner=banner), ephemeral=True
+                embed=render_storyboard(job, self.bot.settings, banner=banner, budget=budget), ephemeral=True
             )
             return
         await interaction.response.defer(thinking=True)

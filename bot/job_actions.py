@@ -193,7 +193,8 @@ class JobActions:
         else:
             await self.bot.records.save_ui(job, replans=take)
             banner = f"🔄 New storyboard (take {take + 1}) written for {user.mention}."
-        embed = render_storyboard(job, settings, banner=banner)
+        budget = await self.orchestrator.spend_caps.left(job.guild_id)
+        embed = render_storyboard(job, settings, banner=banner, budget=budget)
         await interaction.edit_original_response(
             embed=embed, view=storyboard_buttons(job.id), allowed_mentions=NO_PINGS
         )
@@ -290,7 +291,10 @@ class JobActions:
         if not channel_id or not message_id:
             return
         channel = self.bot.get_partial_messageable(channel_id, guild_id=_int(job.guild_id))
-        embed = render_storyboard(job, self.bot.settings, banner=banner)
+        budget = (
+            await self.orchestrator.spend_caps.left(job.guild_id) if job.status is JobStatus.AWAITING_APPROVAL else None
+        )
+        embed = render_storyboard(job, self.bot.settings, banner=banner, budget=budget)
         view = storyboard_buttons(job.id, disabled=job.status is not JobStatus.AWAITING_APPROVAL)
         try:
             await channel.get_partial_message(message_id).edit(embed=embed, view=view, allowed_mentions=NO_PINGS)
@@ -324,6 +328,7 @@ class JobActions:
 
     async def _retry(self, interaction: discord.Interaction[Any], job: Job) -> None:
         failed = [str(s.index) for s in job.scenes if not s.done]
+        await self.orchestrator.reserve_rerun(job)  # over a budget: refused before the status message revives
         await self._again(job)
         await self.orchestrator.retry_failed(job)
         which = f"scene{'s' if len(failed) != 1 else ''} {', '.join(failed)}"
@@ -334,6 +339,7 @@ class JobActions:
 
     async def _reroll(self, interaction: discord.Interaction[Any], job: Job, *, scene: int, part: StageName) -> None:
         self.orchestrator.check_reroll(job, scene, part)  # before anything changes: a refusal leaves no trace
+        await self.orchestrator.reserve_rerun(job, scene, part)
         await self._again(job)
         await self.orchestrator.reroll_scene(job, scene, part)
         what = "a new seed image and clip" if part is StageName.SEED else "a new clip from the same seed image"

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import discord
 
 from bot.display_text import cap, duration, shown
 from bot.voice_label import voice_id_for
+from pipeline.budgets import BudgetLeft
 from pipeline.config import Settings
+from pipeline.cost_estimate import CostEstimate, CostLine, estimate_job_cost
 from pipeline.language import language_name, lines_language_note
 from pipeline.models import Job, JobStatus, Scene
 from pipeline.moods import mood_preset
@@ -22,107 +21,36 @@ PRODUCT_SHOWN_MAX = 1000
 LINE_SHOWN_MAX = 300  # a 8 s line is at most 21 words; more would be a planner bug, cut rather than overflow
 NO_VOICE = "no voice"
 
-# Typical billed GPU seconds per scene on Replicate (A100-class), from public run times: an SDXL seed
-# at the dev/prod profile and one SVD clip. Only an estimate; the real figure comes from
-# `metrics.predict_time` and is shown when the job ends.
-TYPICAL_SEED_GPU_S = {"dev": 6.0, "prod": 20.0}
-TYPICAL_CLIP_GPU_S = {"14_frames_with_svd": 50.0, "25_frames_with_svd_xt": 90.0}
-COMPOSE_WALL_S = 30.0
-
 COLOUR_PENDING = discord.Colour.blurple()
 COLOUR_APPROVED = discord.Colour.green()
 COLOUR_CLOSED = discord.Colour.dark_grey()
 
 
-@dataclass(frozen=True)
-class Estimate:
-    gpu_seconds: float
-    cost_usd: float  # seeds and clips: billed by GPU time
-    wall_seconds: float
-    offline: bool
-    voice_usd: float | None = None  # the voiceover lines, billed by character; None: no voice
-    voice_chars: int = 0
-    music_usd: float | None = None  # the music bed, billed by run; None: no music
-
-    @property
-    def total_usd(self) -> float:
-        return self.cost_usd + (self.voice_usd or 0.0) + (self.music_usd or 0.0)
-
-    def line(self, settings: Settings) -> str:
-        ready = f"ready in about {duration(self.wall_seconds)}"
-        if self.total_usd == 0 and self.offline:
-            return f"Free offline preview (drawn locally, no API cost) · {ready}"
-        footage = (
-            f"~{self.gpu_seconds:.0f} GPU-seconds "
-            f"(typical SDXL + SVD time per scene × ${settings.replicate.price_per_gpu_second:g}/GPU-s)"
-        )
-        if self.voice_usd is None and self.music_usd is None:
-            return f"≈ ${self.cost_usd:.2f} for {footage} · {ready}"
-        parts = [f"seeds+clips {_usd(self.cost_usd)}" + ("" if self.offline else f" for {footage}")]
-        if self.voice_usd is not None:
-            per_1k = settings.audio.tts_price_per_1k_chars
-            parts.append(
-                f"voice {_usd(self.voice_usd)}"
-                + (f" ({self.voice_chars} characters × ${per_1k:g}/1k)" if self.voice_usd else "")
-            )
-        if self.music_usd is not None:
-            parts.append(f"music {_usd(self.music_usd)}" + (" (one run)" if self.music_usd else ""))
-        return f"≈ ${self.total_usd:.2f}: {', '.join(parts)} · {ready}"
-
-
-def _usd(amount: float) -> str:
-    if not amount:
-        return "free (local)"
-    return f"${amount:.2f}" if amount >= 0.005 else "<$0.01"
-
-
-def _speaks(job: Job) -> bool:
-    """False when the request asked for no voice (`--no-voice`)."""
-    return job.request.speak
-
-
-def _billed_by_replicate(job: Job, kind: str) -> bool:
-    return job.providers.get(kind, "").startswith("replicate")
-
-
-def voice_estimate(job: Job, settings: Settings) -> tuple[float | None, int]:
-    """(what the lines cost to speak, None when the ad has no voice; how many characters are spoken)."""
-    if StageName.VOICE not in job.providers or job.storyboard is None or not _speaks(job):
-        return None, 0
-    chars = sum(len(s.voiceover or "") for s in job.storyboard.scenes)
-    if not _billed_by_replicate(job, StageName.VOICE):  # offline, or a speech server we know no price of
-        return 0.0, chars
-    return round(chars * settings.audio.tts_price_per_1k_chars / 1000, 4), chars
-
-
-def music_estimate(job: Job, settings: Settings) -> float | None:
-    if StageName.MUSIC not in job.providers:
-        return None
-    return settings.audio.music_price_per_run if _billed_by_replicate(job, StageName.MUSIC) else 0.0
-
-
-def estimate(job: Job, settings: Settings) -> Estimate:
-    scenes = len(job.storyboard.scenes) if job.storyboard else 0
-    seed_s = TYPICAL_SEED_GPU_S.get(job.env, TYPICAL_SEED_GPU_S["dev"])
-    clip_s = TYPICAL_CLIP_GPU_S.get(settings.replicate.svd_video_length, 90.0)
-    gpu = scenes * (seed_s + clip_s)
-    voice_usd, voice_chars = voice_estimate(job, settings)
-    music_usd = music_estimate(job, settings)
-    if job.offline:
-        wall = max(20.0, 6.0 * scenes + COMPOSE_WALL_S)
-        return Estimate(0.0, 0.0, wall, True, voice_usd=voice_usd, voice_chars=voice_chars, music_usd=music_usd)
-    # Scenes run side by side up to the prediction limit (a seed and a clip slot each). The voice and
-    # the music run beside the seeds and clips and take less time than a clip: they add no wall time.
-    waves = math.ceil(scenes / max(1, settings.limits.max_concurrent_predictions // 2)) if scenes else 0
-    wall = waves * (seed_s + clip_s) + COMPOSE_WALL_S
-    footage_usd = round(gpu * settings.replicate.price_per_gpu_second, 2)
-    return Estimate(gpu, footage_usd, wall, False, voice_usd=voice_usd, voice_chars=voice_chars, music_usd=music_usd)
+def estimate_line(est: CostEstimate, settings: Settings) -> str:
+    """The card's Estimate field: the total, its parts and how they were counted, and the wait."""
+    ready = f"ready in about {duration(est.wall_seconds)}"
+    if est.free and est.offline:
+        return f"Free offline preview (drawn locally, no API cost) · {ready}"
+    footage = (
+        f"~{est.gpu_seconds:.0f} GPU-seconds "
+        f"(typical SDXL + SVD time per scene × ${settings.replicate.price_per_gpu_second:g}/GPU-s)"
+    )
+    paid_footage = est.seeds.billed or est.clips.billed
+    if est.voice is None and est.music is None:
+        return f"≈ ${est.footage_usd:.2f} for {footage} · {ready}"
+    footage_text = CostLine(est.footage_usd, paid_footage).text()
+    parts = [f"seeds+clips {footage_text}" + (f" for {footage}" if paid_footage else "")]
+    if est.voice is not None:
+        parts.append(f"voice {est.voice.text()}" + (f" ({est.voice.detail})" if est.voice.usd else ""))
+    if est.music is not None:
+        parts.append(f"music {est.music.text()}" + (f" ({est.music.detail})" if est.music.usd else ""))
+    return f"≈ ${est.total_usd:.2f}: {', '.join(parts)} · {ready}"
 
 
 def voice_label(job: Job, settings: Settings) -> str:
     """The voice the lines will be read in: the voice id and the provider, or "no voice"."""
     provider = job.providers.get(StageName.VOICE)
-    if provider is None or not _speaks(job):
+    if provider is None or not job.request.speak:  # `--no-voice`
         return NO_VOICE
     voice_id = voice_id_for(provider, settings, job.request.voice)  # `--voice`, `/makead voice:`
     return f"{voice_id} · {provider}"
@@ -147,12 +75,18 @@ def spoken_line(scene: Scene, limit: int) -> str:
 
 
 def render_storyboard(
-    job: Job, settings: Settings, *, banner: str | None = None, voice: str | None = None
+    job: Job,
+    settings: Settings,
+    *,
+    banner: str | None = None,
+    voice: str | None = None,
+    budget: BudgetLeft | None = None,
 ) -> discord.Embed:
     """One embed: product, mood, voice, a field per scene with its spoken line, total, estimate.
     `banner` heads the description (who approved it, a failed re-plan …); it is trusted bot text, not
     user text. `voice` names the voice the lines will be read in (default: the job's voice provider);
-    none means the ad is made without a voice."""
+    none means the ad is made without a voice. `budget` is what the server has left, shown under the
+    estimate of an ad that costs money."""
     assert job.storyboard is not None, "render_storyboard needs a planned job"
     board = job.storyboard
     req = job.request
@@ -208,7 +142,11 @@ def render_storyboard(
         embed.add_field(
             name="Total", value=f"{board.total_duration:g} s · {len(board.scenes)} scenes · 9:16", inline=True
         )
-        embed.add_field(name="Estimate", value=estimate(job, settings).line(settings), inline=False)
+        est = estimate_job_cost(job, settings)
+        value = estimate_line(est, settings)
+        if budget is not None and not est.free:
+            value += f"\n**Budget:** {budget.text()}"
+        embed.add_field(name="Estimate", value=value, inline=False)
         if len(embed) <= EMBED_TOTAL_MAX:
             break
         scene_budget //= 2

@@ -207,6 +207,12 @@ class LimitsSettings(_Section):
     guild_concurrent_jobs: int = Field(default=5, ge=1, alias="JANT_GUILD_CONCURRENT_JOBS")
     user_daily_jobs: int = Field(default=20, ge=1, alias="JANT_USER_DAILY_JOBS")
 
+    # -- Spend caps (USD; unset: no cap). A server's `/brand set budget_daily: budget_monthly:`
+    # overrides the two budgets for that server; command-line jobs share one bucket of their own.
+    guild_daily_budget_usd: float | None = Field(default=None, ge=0, alias="JANT_GUILD_DAILY_BUDGET_USD")
+    guild_monthly_budget_usd: float | None = Field(default=None, ge=0, alias="JANT_GUILD_MONTHLY_BUDGET_USD")
+    max_job_cost_usd: float | None = Field(default=None, ge=0, alias="JANT_MAX_JOB_COST_USD")
+
 
 class MediaSettings(_Section):
     """What the ad is rendered as."""

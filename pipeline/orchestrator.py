@@ -28,6 +28,7 @@ from pipeline.audio_mix import AUDIO_BITRATE
 from pipeline.captions import uncovered_scripts
 from pipeline.composer import Composer, target_bitrate
 from pipeline.config import Settings
+from pipeline.cost_estimate import prediction_cost_usd, stages_cost_usd
 from pipeline.errors import InvalidRequest, JantError, PlannerError
 from pipeline.events import EventBus, EventKind, ProgressEvent, snapshot
 from pipeline.incidents import is_unexplained, report_unexpected
@@ -49,6 +50,7 @@ from pipeline.providers.base import Providers, StageContext, StageResult
 from pipeline.quotas import ACTIVE, QuotaLimits, check_concurrent, check_daily, day_window
 from pipeline.retry import RetryPolicy, classify
 from pipeline.soundtrack import caption_words, fit_timing, make_soundtrack, soundtrack_key, voice_settled
+from pipeline.spend_caps import SpendCaps
 from pipeline.stage_kinds import JOB_LEVEL_INDEX, STAGE_KINDS, StageInputs, StageName, dependents, spoken_language
 from pipeline.store import JobStore
 from pipeline.video_models import (
@@ -92,6 +94,14 @@ async def _together(*work: Awaitable[Any]) -> list[Any]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
+
+def _rerolled(stages: Mapping[str, StageState], part: str) -> list[str]:
+    """A re-roll of `part` makes it again and every stage that waits for it, however deep."""
+    again = [part]
+    for kind in again:
+        again += [k.name for k in dependents(kind) if k.name in stages and k.name not in again]
+    return again
 
 
 def _check_allowed(job: Job, action: Action) -> None:
@@ -156,6 +166,7 @@ class Orchestrator:
             settings.limits.user_concurrent_jobs, settings.limits.guild_concurrent_jobs, settings.limits.user_daily_jobs
         )
         self._approval_lock = asyncio.Lock()  # quota check and status change happen as one step
+        self.spend_caps = SpendCaps(settings, store)
         # Per running job: set once its scene timing is fixed (every voice stage ended); the mix that
         # starts as soon as voice and music are ready.
         self._timing_fixed: dict[str, asyncio.Event] = {}
@@ -319,6 +330,8 @@ class Orchestrator:
                 user_active = await store.count(requester_id=job.requester_id, statuses=ACTIVE)
                 guild_active = await store.count(guild_id=job.guild_id, statuses=ACTIVE) if job.guild_id else None
                 check_concurrent(self.quotas, user_active, guild_active)
+            # Last: a refusal above must not hold money; the hold is checked and taken in one transaction.
+            await self.spend_caps.reserve(job)
             await self.store.update(job, status=JobStatus.QUEUED)
         await self.store.event(job, "approved", detail=approved_by)
         await self._publish(EventKind.JOB_QUEUED, job)
@@ -372,6 +385,7 @@ class Orchestrator:
             raise
         except Exception as exc:
             await self._crashed(job, exc)
+        await self._settle(job)
         log.info("job %s %s in %.1f s", job.id, job.status.value, time.monotonic() - started)
         return job
 
@@ -705,17 +719,14 @@ class Orchestrator:
         stage.path, stage.seed = str(result.path), result.seed
         stage.duration, stage.cost_usd = result.duration, result.cost_usd
         stage.words = list(result.words) if result.words is not None else None
+        cost = prediction_cost_usd(result, self.settings)  # per unit (characters, a run) or by GPU time
         if result.prediction_id:
             stage.prediction_id = result.prediction_id
-            await self.store.finish_prediction(result.prediction_id, "succeeded", result.predict_time)
+            # Its cost is recorded with it: a server's spend is the sum over its predictions.
+            await self.store.finish_prediction(result.prediction_id, "succeeded", result.predict_time, cost_usd=cost)
         await self.store.save_stage(stage)
         if result.predict_time or result.cost_usd:
             gpu = round(job.gpu_seconds + (result.predict_time or 0.0), 3)
-            # Billed per unit (a voice's characters, a music run) or else by GPU time: never both.
-            if result.cost_usd is not None:
-                cost = result.cost_usd
-            else:
-                cost = (result.predict_time or 0.0) * self.settings.replicate.price_per_gpu_second
             await self.store.update(job, gpu_seconds=gpu, cost_usd=round(job.cost_usd + cost, 4))
         await self._publish(EventKind.STAGE_DONE, job, stage.scene_index, stage.stage)
 
@@ -806,7 +817,16 @@ class Orchestrator:
             return
         await self._stop_stages(job)
         await self.store.update(job, status=JobStatus.CANCELLED, error="Cancelled.", finished_at=utcnow())
+        await self._settle(job)
         await self._publish(EventKind.JOB_FINISHED, job)
+
+    async def _settle(self, job: Job) -> None:
+        """An ended job gives back what it held and did not spend; a job stopped by a shutdown keeps
+        its hold, to settle when it ends after the restart."""
+        try:
+            await self.spend_caps.settle(job)
+        except Exception:  # the ad is made; the hold is settled on the next try (Retry, a restart)
+            log.exception("job %s: could not settle its budget reservation", job.id)
 
     async def _stop_stages(self, job: Job) -> None:
         """The job will not go on: cancel its paid predictions in flight and mark what did not finish
@@ -831,6 +851,7 @@ class Orchestrator:
         _check_allowed(job, Action.RETRY)
         if job.storyboard is None:
             raise InvalidRequest(f"Job {job.id} failed before it had a storyboard: make a new ad instead.")
+        await self.reserve_rerun(job)
         for stage in job.all_stages():
             if stage.status is not StageStatus.DONE:
                 stage.reset()
@@ -838,6 +859,19 @@ class Orchestrator:
         await self.store.update(job, status=JobStatus.QUEUED, error=None, started_at=None, finished_at=None)
         await self.store.event(job, "retry_failed")
         return self.start(job)
+
+    async def reserve_rerun(self, job: Job, index: int | None = None, part: str | None = None) -> None:
+        """Check and hold what Retry failed (no `index`) or a re-roll of scene `index`'s `part` will cost,
+        before anything changes: over a budget it raises `BudgetExceeded` and the job is as it was.
+        Asking again for the same re-run holds it once."""
+        if index is None or part is None:
+            stages = [st for st in job.all_stages() if st.status is not StageStatus.DONE]
+            what = "Re-making the failed scenes"
+        else:
+            scene_stages = job.scene(index).stages
+            stages = [scene_stages[k] for k in _rerolled(scene_stages, part)]
+            what = f"Re-rolling scene {index}"
+        await self.spend_caps.reserve(job, amount_usd=stages_cost_usd(job, stages, self.settings), what=what)
 
     def check_reroll(self, job: Job, index: int, part: str) -> None:
         """Raise `InvalidRequest` (saying why) unless `reroll_scene(job, index, part)` can run."""
@@ -860,10 +894,9 @@ class Orchestrator:
         """Make one part of a scene again — a new seed image (and so a new clip), or only a new clip from
         the same seed — with a fresh random seed, then re-join the ad. Every other scene is reused."""
         self.check_reroll(job, index, part)
+        await self.reserve_rerun(job, index, part)
         stages = job.scene(index).stages
-        again = [part]
-        for kind in again:  # the part and every stage that waits for it, however deep
-            again += [k.name for k in dependents(kind) if k.name in stages and k.name not in again]
+        again = _rerolled(stages, part)
         for kind in again:
             stage = stages[kind]
             stage.reset()

@@ -25,6 +25,7 @@ from pipeline.speech_timing import WordTiming
 from pipeline.stage_kinds import JOB_LEVEL_INDEX, STAGE_KINDS, StageLevel, required_kinds
 from storage.errors import DatabaseLocked, DatabaseTooNew, MigrationFailed
 from storage.repository import JobRepository
+from storage.spend_ledger import Overrun, Window
 
 
 def _stage_row(stage: StageState) -> dict[str, Any]:
@@ -179,8 +180,35 @@ class JobStore:
         await self.repo.update_job(job_id, final_path=None)
         await self.repo.add_event(job_id, "media_purged", detail=detail)
 
-    async def finish_prediction(self, prediction_id: str, status: str, predict_time: float | None) -> None:
-        await self.repo.finish_prediction(prediction_id, status, predict_time)
+    async def finish_prediction(
+        self, prediction_id: str, status: str, predict_time: float | None, *, cost_usd: float | None = None
+    ) -> None:
+        """The prediction ended; `cost_usd` is what it cost (it counts toward its server's spend)."""
+        await self.repo.finish_prediction(prediction_id, status, predict_time, cost_usd)
+
+    # -- spend caps ------------------------------------------------------------------------------
+
+    async def reserve_budget(
+        self, job_id: str, guild_id: str | None, amount_usd: float, windows: Sequence[Window], at: datetime
+    ) -> Overrun | None:
+        """Check the budgets and hold `amount_usd` for the job in one transaction; None when held,
+        else the first budget it would break."""
+        return await self.repo.ledger.reserve(job_id, guild_id, amount_usd, windows, at.isoformat())
+
+    async def settle_budget(self, job_id: str, at: datetime) -> tuple[float, float] | None:
+        """The job ended: (reserved, spent) once its hold becomes what it spent; None if it held nothing."""
+        return await self.repo.ledger.settle(job_id, at.isoformat())
+
+    async def budget_used(self, guild_id: str | None, since: datetime) -> float:
+        return await self.repo.ledger.used(guild_id, since.isoformat())
+
+    async def reservation(self, job_id: str) -> dict[str, Any] | None:
+        return await self.repo.ledger.reservation(job_id)
+
+    async def spend(self, since: datetime, *, guild_id: str | None = None, every_guild: bool = False) -> dict[str, Any]:
+        """What predictions cost since `since`, by day and by model, for one server (None: the command
+        line) or every server."""
+        return await self.repo.ledger.spend(since.isoformat(), guild_id=guild_id, every_guild=every_guild)
 
     async def predictions(self, job_id: str) -> Sequence[dict[str, Any]]:
         """The paid predictions of a job, one row per attempt."""

@@ -1,5 +1,6 @@
-"""The only place that speaks SQL. It takes and returns plain data (dicts), so `storage` imports
-nothing from `pipeline`; `pipeline.store` maps these rows to the domain models.
+"""The only place that speaks SQL (with `storage.spend_ledger`, which it owns). It takes and returns
+plain data (dicts), so `storage` imports nothing from `pipeline`; `pipeline.store` maps these rows
+to the domain models.
 
 Every write is committed before it returns: the orchestrator's next step starts only once the
 state that led to it is on disk.
@@ -17,6 +18,7 @@ from typing import Any
 import aiosqlite
 
 from storage.database import connect
+from storage.spend_ledger import SpendLedger
 
 JOB_COLUMNS = (
     "id", "status", "request", "storyboard", "requester_id", "guild_id", "channel_id", "ui", "providers",
@@ -78,6 +80,8 @@ class JobRepository:
         self._conn = conn
         # One connection is shared by every task: a transaction must not interleave with another's.
         self._write_lock = asyncio.Lock()
+        # Budget reservations and spend: their own module, on this connection and under this lock.
+        self.ledger = SpendLedger(conn, self._write_lock)
 
     @classmethod
     async def open(cls, db_path: Path) -> JobRepository:
@@ -321,12 +325,15 @@ class JobRepository:
              " AND stage = ?", (prediction_id, now, job_id, scene_index, stage)),
         ])  # fmt: skip
 
-    async def finish_prediction(self, prediction_id: str, status: str, predict_time: float | None) -> None:
+    async def finish_prediction(
+        self, prediction_id: str, status: str, predict_time: float | None, cost_usd: float | None = None
+    ) -> None:
         await self._in_transaction(
             [
                 (
-                    "UPDATE predictions SET status = ?, predict_time = ?, updated_at = ? WHERE prediction_id = ?",
-                    (status, predict_time, _now(), prediction_id),
+                    "UPDATE predictions SET status = ?, predict_time = ?, cost_usd = ?, updated_at = ?"
+                    " WHERE prediction_id = ?",
+                    (status, predict_time, cost_usd, _now(), prediction_id),
                 )
             ]
         )
