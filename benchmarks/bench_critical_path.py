@@ -71,8 +71,32 @@ def job_ratios(svc: Services, result: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append({
             "job": job_id, "status": times["status"], "wall_s": wall, "ideal_s": ideal,
             "ratio": wall / ideal, "ratio_observed": wall / (max(observed) + join),
+            **lost_time(svc, times),
         })  # fmt: skip
     return rows
+
+
+def lost_time(svc: Services, times: dict[str, Any]) -> dict[str, float]:
+    """Where the job's wall time beyond its ideal went, along its last scene (the one whose clip
+    ended last): approval → seed created, seed done → clip created (noticing the seed, the create),
+    clip done → job finished (noticing the clip, the normalise and join), and the emulator's own
+    lateness beyond the scripted latencies. Seconds of this run's clock."""
+    preds = svc.replicate.predictions
+    scenes = [s for s in times["scenes"] if s["seed"] in preds and s["clip"] in preds and preds[s["clip"]].completed]
+    if not scenes or times.get("queued_epoch") is None:
+        return {}
+    last = max(scenes, key=lambda s: preds[s["clip"]].completed or 0.0)
+    seed, clip = preds[last["seed"]], preds[last["clip"]]
+    assert seed.completed is not None and clip.completed is not None
+    return {
+        "to_seed_create_s": seed.created - times["queued_epoch"],
+        "seed_to_clip_create_s": clip.created - seed.completed,
+        "clip_to_finish_s": times["finished_epoch"] - clip.completed,
+        "emulator_late_s": svc.observed_wall(last["seed"])
+        + svc.observed_wall(last["clip"])
+        - svc.scripted_wall(last["seed"])
+        - svc.scripted_wall(last["clip"]),
+    }
 
 
 def summarise(rows: list[dict[str, Any]], scale: TimeScale) -> dict[str, Any]:
@@ -87,6 +111,12 @@ def summarise(rows: list[dict[str, Any]], scale: TimeScale) -> dict[str, Any]:
         "ratio_observed_mean": mean(r["ratio_observed"] for r in rows) if rows else 0.0,
         "wall_mean_real_s": scale.real(mean(r["wall_s"] for r in rows)) if rows else 0.0,
         "ideal_mean_real_s": scale.real(mean(r["ideal_s"] for r in rows)) if rows else 0.0,
+        # Mean seconds lost per job, by where (`lost_time`; this run's clock, not real-equivalent).
+        "lost_s": {
+            key: round(mean(r[key] for r in rows if key in r), 3)
+            for key in ("to_seed_create_s", "seed_to_clip_create_s", "clip_to_finish_s", "emulator_late_s")
+            if any(key in r for r in rows)
+        },
     }
 
 

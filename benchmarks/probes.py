@@ -97,6 +97,9 @@ def rss_mb() -> float:
 class JobTimes:
     queued: float | None = None
     finished: float | None = None
+    # The same two moments on the wall clock, the emulator's (its predictions' created/completed).
+    queued_epoch: float | None = None
+    finished_epoch: float | None = None
     status: str = ""
     scenes: list[dict[str, Any]] = field(default_factory=list)
 
@@ -117,11 +120,13 @@ class JobClock:
         if event.kind is EventKind.JOB_QUEUED:
             times = self.jobs.setdefault(event.job_id, JobTimes())
             times.queued = times.queued or now
+            times.queued_epoch = times.queued_epoch or time.time()
             if self.first_queued is None:
                 self.first_queued, self.cpu_first = now, cpu_seconds()
         elif event.kind is EventKind.JOB_FINISHED:
             times = self.jobs.setdefault(event.job_id, JobTimes())
             times.finished, times.status = now, event.job.status.value
+            times.finished_epoch = time.time()
             times.scenes = [
                 {"index": s.index, "seed": s.seed.prediction_id, "clip": s.clip.prediction_id, "done": s.done}
                 for s in event.job.scenes

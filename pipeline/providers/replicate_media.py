@@ -185,6 +185,7 @@ class _ReplicateStage:
         version: str,
         deadline_s: float,
         limits: AccountLimits | None = None,
+        background_creates: bool = False,
     ) -> None:
         if settings.replicate.api_token is None:
             raise ProviderError("REPLICATE_API_TOKEN is not set.", retryable=False)
@@ -201,7 +202,7 @@ class _ReplicateStage:
             self.client, label=label, version=version, deadline_s=deadline_s,
             poll_base_s=settings.limits.poll_interval_s, max_attempts=settings.limits.max_attempts,
             poll_budget_per_min=settings.replicate.poll_budget_per_min, scheduler=limits.polls,
-            pacer=limits.creates,
+            pacer=limits.creates, background_creates=background_creates,
         )  # fmt: skip
         self.downloader = MediaDownloader(
             settings.replicate.allowed_hosts,

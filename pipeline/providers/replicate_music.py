@@ -55,7 +55,7 @@ class ReplicateMusicGenerator(_ReplicateStage):
     def __init__(self, settings: Settings, *, limits: AccountLimits | None = None) -> None:
         super().__init__(
             settings, label="Music bed", version=settings.audio.music_model, deadline_s=settings.audio.music_deadline_s,
-            limits=limits,
+            limits=limits, background_creates=True,  # a bed takes seconds; the clips take a minute
         )  # fmt: skip
 
     async def compose(self, request: MusicRequest, ctx: StageContext) -> StageResult:

@@ -110,7 +110,7 @@ class ReplicateVoiceGenerator(_ReplicateStage):
     def __init__(self, settings: Settings, *, limits: AccountLimits | None = None) -> None:
         super().__init__(
             settings, label="Voiceover", version=settings.audio.tts_model, deadline_s=settings.audio.voice_deadline_s,
-            limits=limits,
+            limits=limits, background_creates=True,  # a line takes seconds; the clips take a minute
         )  # fmt: skip
         self.price_per_char = settings.audio.tts_price_per_1k_chars / 1000
 
