@@ -17,7 +17,7 @@ from statistics import mean
 from typing import Any
 
 from benchmarks.probes import percentile
-from benchmarks.scenario import SILENT_ENV, SOUND_ENV, TimeScale
+from benchmarks.scenario import TimeScale, sound_from_argv
 from benchmarks.services import Services, services, sound_counts
 
 WORKER_TIMEOUT_S = 240
@@ -150,6 +150,5 @@ if __name__ == "__main__":
     n = int(args[0]) if args else 1
     f = float(args[1]) if len(args) > 1 else 0.1
     design = args[2] if len(args) > 2 else "pipelined"
-    # --sound: voice and music on; --silent: off (the default, auto, turns them on with a Replicate token)
-    extra = SOUND_ENV if "--sound" in sys.argv[1:] else SILENT_ENV if "--silent" in sys.argv[1:] else None
+    extra = sound_from_argv(sys.argv[1:])
     print(json.dumps(asyncio.run(measure(TimeScale(f), n, design, env_extra=extra)), indent=2))

@@ -21,7 +21,7 @@ from typing import Any
 
 from benchmarks.bench_critical_path import finish_worker, job_ratios, run_worker, summarise
 from benchmarks.probes import percentile
-from benchmarks.scenario import PRODUCT, SILENT_ENV, SOUND_ENV, TimeScale
+from benchmarks.scenario import PRODUCT, TimeScale, sound_from_argv
 from benchmarks.services import services, sound_counts
 from tests.emulators.discord_server import DiscordEmulator, StoredMessage
 
@@ -154,6 +154,5 @@ if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     f = float(args[0]) if args else 0.25
     n = int(args[1]) if len(args) > 1 else 50
-    # --sound: voice and music on; --silent: off (the default, auto, turns them on with a Replicate token)
-    extra = SOUND_ENV if "--sound" in sys.argv[1:] else SILENT_ENV if "--silent" in sys.argv[1:] else None
+    extra = sound_from_argv(sys.argv[1:])
     print(json.dumps(asyncio.run(run_fleet(TimeScale(f), n, env_extra=extra)), indent=2))
