@@ -17,7 +17,7 @@ from statistics import mean
 from typing import Any
 
 from benchmarks.probes import percentile
-from benchmarks.scenario import TimeScale, sound_from_argv
+from benchmarks.scenario import SILENT_ENV, TimeScale, sound_from_argv
 from benchmarks.services import Services, services, sound_counts
 
 WORKER_TIMEOUT_S = 240
@@ -126,7 +126,7 @@ async def measure(
     """One worker run of `jobs` concurrent jobs in `design` ("pipelined" or "barrier"), fresh emulators;
     the jobs get the scripts (stage seeds) of job numbers first, first+1, …"""
     with tempfile.TemporaryDirectory(prefix="jant-bench-") as tmp:
-        async with services(scale) as svc:
+        async with services(scale, music=env_extra != SILENT_ENV) as svc:
             started = time.monotonic()
             spec = {"jobs": jobs, "design": design, "first": first}
             env = svc.env(Path(tmp) / "data", **(env_extra or {}))

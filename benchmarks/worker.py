@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -177,19 +178,30 @@ async def bot(spec: dict[str, Any]) -> dict[str, Any]:
 MODES = {"headless": headless, "prime": prime, "bot": bot}
 
 
+async def _watched(work: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    asyncio.get_running_loop().slow_callback_duration = 0.05  # reported in debug mode only
+    return await work
+
+
 def main() -> None:
     mode, spec_path, out_path = sys.argv[1:4]
     logging.basicConfig(level=logging.WARNING, format="worker %(levelname)s %(name)s: %(message)s")
     spec = json.loads(Path(spec_path).read_text())
+    slow_log = os.environ.get("BENCH_SLOW_LOG")  # a path: asyncio's debug mode names every step ≥ 50 ms
+    if slow_log:
+        asyncio_log = logging.getLogger("asyncio")
+        asyncio_log.addHandler(logging.FileHandler(slow_log))
+        asyncio_log.propagate = False
     profile = os.environ.get("BENCH_PROFILE")  # a path: write a cProfile of the worker there
     if profile:
         import cProfile
 
-        with cProfile.Profile() as prof:
-            result = asyncio.run(MODES[mode](spec))
+        # CPU time, not wall time: on a busy host a wall-clock profile charges waits for a core to whatever ran.
+        with cProfile.Profile(time.process_time) as prof:
+            result = asyncio.run(_watched(MODES[mode](spec)), debug=bool(slow_log))
         prof.dump_stats(profile)
     else:
-        result = asyncio.run(MODES[mode](spec))
+        result = asyncio.run(_watched(MODES[mode](spec)), debug=bool(slow_log))
     Path(out_path).write_text(json.dumps(result))
 
 
