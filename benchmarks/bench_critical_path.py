@@ -140,7 +140,10 @@ async def measure(
                 cpu_s_per_job=result["cpu_s"] / max(1, jobs), peak_rss_mb=result["peak_rss_mb"],
                 loop_lag_p50_ms=percentile(lags, 50) * 1000, loop_lag_p99_ms=percentile(lags, 99) * 1000,
                 statuses=sorted(set(result["statuses"])), errors=result.get("errors", []),
-                joins_with_audio=result.get("joins_with_audio", 0),
+                joins_with_audio=result.get("joins_with_audio", 0), executor_threads=result.get("executor_threads"),
+                executor_wait_p99_ms=percentile(result.get("executor_waits", []), 99) * 1000,
+                executor_wait_max_ms=max(result.get("executor_waits", []), default=0.0) * 1000,
+                executor_held_s={k: round(v, 2) for k, v in result.get("executor_held_s", {}).items()},
             )  # fmt: skip
             return summary
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import resource
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipeline.composer import ComposeResult
 from pipeline.events import EventKind, ProgressEvent
+from pipeline.runtime import FILE_THREADS
 from tests.scripted_providers import CopyComposer
 
 
@@ -172,3 +176,31 @@ class TimedCopyComposer(CopyComposer):
         path = await super().contact_sheet(images, labels, dst, title=title)
         self._note(dst.parent.name, start)
         return path
+
+
+class TimedExecutor(ThreadPoolExecutor):
+    """The loop's default executor (what `asyncio.to_thread` runs on), as `Runtime.open` sizes it
+    unless BENCH_EXECUTOR_THREADS says otherwise, recording how long each call waited for a thread."""
+
+    def __init__(self) -> None:
+        threads = int(os.environ.get("BENCH_EXECUTOR_THREADS", "0")) or FILE_THREADS
+        super().__init__(max_workers=threads, thread_name_prefix="asyncio")
+        self.threads = threads
+        self.waits: list[float] = []
+        self.held: dict[str, float] = {}  # seconds each function held a thread, in all
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        asked = time.monotonic()
+        # to_thread submits functools.partial(contextvars.Context.run, func, …): name the func.
+        target = fn.args[0] if isinstance(fn, functools.partial) and fn.args else fn
+        name = getattr(target, "__qualname__", repr(target))
+
+        def timed(*a: Any, **k: Any) -> Any:
+            started = time.monotonic()
+            self.waits.append(started - asked)
+            try:
+                return fn(*a, **k)
+            finally:
+                self.held[name] = self.held.get(name, 0.0) + time.monotonic() - started
+
+        return super().submit(timed, *args, **kwargs)
