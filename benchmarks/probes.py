@@ -15,7 +15,6 @@ from typing import Any
 
 from pipeline.composer import ComposeResult
 from pipeline.events import EventKind, ProgressEvent
-from pipeline.runtime import FILE_THREADS
 from tests.scripted_providers import CopyComposer
 
 
@@ -179,11 +178,12 @@ class TimedCopyComposer(CopyComposer):
 
 
 class TimedExecutor(ThreadPoolExecutor):
-    """The loop's default executor (what `asyncio.to_thread` runs on), as `Runtime.open` sizes it
-    unless BENCH_EXECUTOR_THREADS says otherwise, recording how long each call waited for a thread."""
+    """The loop's default executor (what `asyncio.to_thread` runs on), as asyncio sizes it unless
+    BENCH_EXECUTOR_THREADS says otherwise, recording how long each call waited for a thread and
+    which functions held the threads."""
 
     def __init__(self) -> None:
-        threads = int(os.environ.get("BENCH_EXECUTOR_THREADS", "0")) or FILE_THREADS
+        threads = int(os.environ.get("BENCH_EXECUTOR_THREADS", "0")) or min(32, (os.cpu_count() or 1) + 4)
         super().__init__(max_workers=threads, thread_name_prefix="asyncio")
         self.threads = threads
         self.waits: list[float] = []

@@ -50,7 +50,7 @@ async def _fix_music_seed(store: JobStore, job: Job, job_number: int) -> None:
 async def headless(spec: dict[str, Any]) -> dict[str, Any]:
     settings = Settings()
     runtime = await Runtime.open(settings)
-    executor = TimedExecutor()  # in place of the one Runtime.open set: the same size, timed
+    executor = TimedExecutor()  # asyncio's default executor, timed
     asyncio.get_running_loop().set_default_executor(executor)
     assert not runtime.providers.offline, runtime.providers.notices
     composer = TimedCopyComposer()

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import os
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from pipeline.config import Settings
@@ -94,18 +93,6 @@ def check_data_dir(settings: Settings) -> None:
         ) from exc
 
 
-# Threads behind `asyncio.to_thread` (downloads written and fsynced, seed images re-encoded for SVD,
-# voice headers read). asyncio's own default is cores + 4 — six on two cores — and with voice and
-# music on, their downloads' fsyncs held all six while finished seeds waited up to 1.9 s for one
-# to be re-encoded for their clips (benchmarks/README.md). A thread blocked in fsync uses no CPU,
-# so the pool is sized for waiting, not for cores.
-FILE_THREADS = 32
-
-
-def use_file_threads(loop: asyncio.AbstractEventLoop) -> None:
-    loop.set_default_executor(ThreadPoolExecutor(max_workers=FILE_THREADS, thread_name_prefix="jant-files"))
-
-
 @dataclass
 class Runtime:
     settings: Settings
@@ -115,7 +102,6 @@ class Runtime:
 
     @classmethod
     async def open(cls, settings: Settings, providers: Providers | None = None) -> Runtime:
-        use_file_threads(asyncio.get_running_loop())
         await asyncio.to_thread(check_data_dir, settings)
         providers = providers or build_providers(settings)
         store = await JobStore.open(settings.storage.db_path)
