@@ -160,8 +160,13 @@ async def run(many: int = 50) -> dict[str, Any]:
         "compose_tail_sound_bytes": tail["bytes"],
         "compose_tail_sound_join_encodes": tail["join_encodes"],
         # Headline + karaoke captions over no text, normalising the last clip (target ≤ +10 %).
+        # In ffmpeg CPU seconds (what a busy neighbour cannot blur; the wall-time share beside it).
+        "captions_normalise_cpu_share": sections["composer"]["captions"]["prod"]["karaoke_cpu_share"],
+        "captions_normalise_cpu_share_dev": sections["composer"]["captions"]["dev"]["karaoke_cpu_share"],
         "captions_normalise_share": sections["composer"]["captions"]["prod"]["karaoke_share"],
         "captions_normalise_share_dev": sections["composer"]["captions"]["dev"]["karaoke_share"],
+        # The compose tail with sound over the same ad silent, each run right after the other.
+        "compose_tail_sound_over_silent_cpu": tail["ffmpeg_cpu_s"] / tail["silent_ffmpeg_cpu_s"],
         "startup_commands_ready_s": sections["startup"]["commands_ready_s"],
         "startup_all_jobs_resumed_s": sections["startup"]["all_resumed_s"],
         # The same CPU work timed around the run: equal figures in two runs mean an equally fast host.
@@ -303,6 +308,12 @@ def print_table(r: dict[str, Any]) -> None:
             f["compose_tail_sound_s"] <= 3,
         ),
         (
+            "   that tail's ffmpeg CPU over the same ad silent",
+            f"{f['compose_tail_sound_over_silent_cpu']:.3f}",
+            "",
+            None,
+        ),
+        (
             "   that ad: MiB of 10 / re-encodes at join",
             f"{f['compose_tail_sound_bytes'] / 2**20:.2f} / {f['compose_tail_sound_join_encodes']}",
             "< 10 / 0",
@@ -322,9 +333,10 @@ def print_table(r: dict[str, Any]) -> None:
         ),
     ]
     for suffix, size in (("", "prod"), ("_dev", "dev")):  # the captions' share (bench_composer, when present)
-        if f"captions_normalise_share{suffix}" in f:
-            share = f[f"captions_normalise_share{suffix}"]
-            rows.append((f"   captions' share of normalising, {size}", f"{share:+.1%}", "≤ +10 %", share <= 0.10))
+        if f"captions_normalise_cpu_share{suffix}" in f:
+            share, wall = f[f"captions_normalise_cpu_share{suffix}"], f[f"captions_normalise_share{suffix}"]
+            rows.append((f"   captions' share of normalising, {size}, CPU (wall)", f"{share:+.1%} ({wall:+.1%})",
+                         "≤ +10 %", share <= 0.10))  # fmt: skip
     if "fallback_fit_bytes" in f:
         rows.append(("   uncapped clips: fit (MiB) / encodes",
                      f"{f['fallback_fit_bytes'] / 2**20:.2f} / {f['fallback_fit_encodes']}", "< 10 / 1",
