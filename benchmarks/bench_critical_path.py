@@ -17,7 +17,7 @@ from statistics import mean
 from typing import Any
 
 from benchmarks.probes import percentile
-from benchmarks.scenario import SILENT_ENV, SOUND_ENV, TimeScale
+from benchmarks.scenario import SILENT_ENV, TimeScale, sound_from_argv
 from benchmarks.services import Services, services, sound_counts
 
 WORKER_TIMEOUT_S = 240
@@ -71,8 +71,32 @@ def job_ratios(svc: Services, result: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append({
             "job": job_id, "status": times["status"], "wall_s": wall, "ideal_s": ideal,
             "ratio": wall / ideal, "ratio_observed": wall / (max(observed) + join),
+            **lost_time(svc, times),
         })  # fmt: skip
     return rows
+
+
+def lost_time(svc: Services, times: dict[str, Any]) -> dict[str, float]:
+    """Where the job's wall time beyond its ideal went, along its last scene (the one whose clip
+    ended last): approval → seed created, seed done → clip created (noticing the seed, the create),
+    clip done → job finished (noticing the clip, the normalise and join), and the emulator's own
+    lateness beyond the scripted latencies. Seconds of this run's clock."""
+    preds = svc.replicate.predictions
+    scenes = [s for s in times["scenes"] if s["seed"] in preds and s["clip"] in preds and preds[s["clip"]].completed]
+    if not scenes or times.get("queued_epoch") is None:
+        return {}
+    last = max(scenes, key=lambda s: preds[s["clip"]].completed or 0.0)
+    seed, clip = preds[last["seed"]], preds[last["clip"]]
+    assert seed.completed is not None and clip.completed is not None
+    return {
+        "to_seed_create_s": seed.created - times["queued_epoch"],
+        "seed_to_clip_create_s": clip.created - seed.completed,
+        "clip_to_finish_s": times["finished_epoch"] - clip.completed,
+        "emulator_late_s": svc.observed_wall(last["seed"])
+        + svc.observed_wall(last["clip"])
+        - svc.scripted_wall(last["seed"])
+        - svc.scripted_wall(last["clip"]),
+    }
 
 
 def summarise(rows: list[dict[str, Any]], scale: TimeScale) -> dict[str, Any]:
@@ -87,6 +111,12 @@ def summarise(rows: list[dict[str, Any]], scale: TimeScale) -> dict[str, Any]:
         "ratio_observed_mean": mean(r["ratio_observed"] for r in rows) if rows else 0.0,
         "wall_mean_real_s": scale.real(mean(r["wall_s"] for r in rows)) if rows else 0.0,
         "ideal_mean_real_s": scale.real(mean(r["ideal_s"] for r in rows)) if rows else 0.0,
+        # Mean seconds lost per job, by where (`lost_time`; this run's clock, not real-equivalent).
+        "lost_s": {
+            key: round(mean(r[key] for r in rows if key in r), 3)
+            for key in ("to_seed_create_s", "seed_to_clip_create_s", "clip_to_finish_s", "emulator_late_s")
+            if any(key in r for r in rows)
+        },
     }
 
 
@@ -96,7 +126,7 @@ async def measure(
     """One worker run of `jobs` concurrent jobs in `design` ("pipelined" or "barrier"), fresh emulators;
     the jobs get the scripts (stage seeds) of job numbers first, first+1, …"""
     with tempfile.TemporaryDirectory(prefix="jant-bench-") as tmp:
-        async with services(scale) as svc:
+        async with services(scale, music=env_extra != SILENT_ENV) as svc:
             started = time.monotonic()
             spec = {"jobs": jobs, "design": design, "first": first}
             env = svc.env(Path(tmp) / "data", **(env_extra or {}))
@@ -110,7 +140,10 @@ async def measure(
                 cpu_s_per_job=result["cpu_s"] / max(1, jobs), peak_rss_mb=result["peak_rss_mb"],
                 loop_lag_p50_ms=percentile(lags, 50) * 1000, loop_lag_p99_ms=percentile(lags, 99) * 1000,
                 statuses=sorted(set(result["statuses"])), errors=result.get("errors", []),
-                joins_with_audio=result.get("joins_with_audio", 0),
+                joins_with_audio=result.get("joins_with_audio", 0), executor_threads=result.get("executor_threads"),
+                executor_wait_p99_ms=percentile(result.get("executor_waits", []), 99) * 1000,
+                executor_wait_max_ms=max(result.get("executor_waits", []), default=0.0) * 1000,
+                executor_held_s={k: round(v, 2) for k, v in result.get("executor_held_s", {}).items()},
             )  # fmt: skip
             return summary
 
@@ -120,6 +153,5 @@ if __name__ == "__main__":
     n = int(args[0]) if args else 1
     f = float(args[1]) if len(args) > 1 else 0.1
     design = args[2] if len(args) > 2 else "pipelined"
-    # --sound: voice and music on; --silent: off (the default, auto, turns them on with a Replicate token)
-    extra = SOUND_ENV if "--sound" in sys.argv[1:] else SILENT_ENV if "--silent" in sys.argv[1:] else None
+    extra = sound_from_argv(sys.argv[1:])
     print(json.dumps(asyncio.run(measure(TimeScale(f), n, design, env_extra=extra)), indent=2))

@@ -21,7 +21,7 @@ from typing import Any
 
 from benchmarks.bench_critical_path import finish_worker, job_ratios, run_worker, summarise
 from benchmarks.probes import percentile
-from benchmarks.scenario import PRODUCT, SILENT_ENV, SOUND_ENV, TimeScale
+from benchmarks.scenario import PRODUCT, SILENT_ENV, TimeScale, sound_from_argv
 from benchmarks.services import services, sound_counts
 from tests.emulators.discord_server import DiscordEmulator, StoredMessage
 
@@ -84,7 +84,7 @@ async def run_fleet(
 ) -> dict[str, Any]:
     """`env_extra`: settings for the bot, e.g. `scenario.SOUND_ENV` for ads with voice and music."""
     with tempfile.TemporaryDirectory(prefix="jant-bench-") as tmp:
-        async with services(scale) as svc, DiscordEmulator() as emu:
+        async with services(scale, music=env_extra != SILENT_ENV) as svc, DiscordEmulator() as emu:
             assert emu.guild is not None
             team = [emu.add_user(f"teammate{i}").id for i in range(jobs)]
             for user_id in team:
@@ -154,6 +154,5 @@ if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     f = float(args[0]) if args else 0.25
     n = int(args[1]) if len(args) > 1 else 50
-    # --sound: voice and music on; --silent: off (the default, auto, turns them on with a Replicate token)
-    extra = SOUND_ENV if "--sound" in sys.argv[1:] else SILENT_ENV if "--silent" in sys.argv[1:] else None
+    extra = sound_from_argv(sys.argv[1:])
     print(json.dumps(asyncio.run(run_fleet(TimeScale(f), n, env_extra=extra)), indent=2))

@@ -75,7 +75,7 @@ async def _start_bot(svc: Services, emu: DiscordEmulator, data_dir: Path, waitin
 
 async def run_startup(scale: TimeScale, jobs: int = 50) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="jant-bench-") as tmp:
-        async with services(scale) as svc, DiscordEmulator() as emu:
+        async with services(scale, music=False) as svc, DiscordEmulator() as emu:
             empty = await _start_bot(svc, emu, Path(tmp) / "empty", set())
             waiting = await _running_jobs(svc, Path(tmp) / "busy", jobs, Path(tmp))
             busy = await _start_bot(svc, emu, Path(tmp) / "busy", waiting)

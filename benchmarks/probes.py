@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import resource
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,6 +100,9 @@ def rss_mb() -> float:
 class JobTimes:
     queued: float | None = None
     finished: float | None = None
+    # The same two moments on the wall clock, the emulator's (its predictions' created/completed).
+    queued_epoch: float | None = None
+    finished_epoch: float | None = None
     status: str = ""
     scenes: list[dict[str, Any]] = field(default_factory=list)
 
@@ -117,11 +123,13 @@ class JobClock:
         if event.kind is EventKind.JOB_QUEUED:
             times = self.jobs.setdefault(event.job_id, JobTimes())
             times.queued = times.queued or now
+            times.queued_epoch = times.queued_epoch or time.time()
             if self.first_queued is None:
                 self.first_queued, self.cpu_first = now, cpu_seconds()
         elif event.kind is EventKind.JOB_FINISHED:
             times = self.jobs.setdefault(event.job_id, JobTimes())
             times.finished, times.status = now, event.job.status.value
+            times.finished_epoch = time.time()
             times.scenes = [
                 {"index": s.index, "seed": s.seed.prediction_id, "clip": s.clip.prediction_id, "done": s.done}
                 for s in event.job.scenes
@@ -167,3 +175,32 @@ class TimedCopyComposer(CopyComposer):
         path = await super().contact_sheet(images, labels, dst, title=title)
         self._note(dst.parent.name, start)
         return path
+
+
+class TimedExecutor(ThreadPoolExecutor):
+    """The loop's default executor (what `asyncio.to_thread` runs on), as asyncio sizes it unless
+    BENCH_EXECUTOR_THREADS says otherwise, recording how long each call waited for a thread and
+    which functions held the threads."""
+
+    def __init__(self) -> None:
+        threads = int(os.environ.get("BENCH_EXECUTOR_THREADS", "0")) or min(32, (os.cpu_count() or 1) + 4)
+        super().__init__(max_workers=threads, thread_name_prefix="asyncio")
+        self.threads = threads
+        self.waits: list[float] = []
+        self.held: dict[str, float] = {}  # seconds each function held a thread, in all
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        asked = time.monotonic()
+        # to_thread submits functools.partial(contextvars.Context.run, func, …): name the func.
+        target = fn.args[0] if isinstance(fn, functools.partial) and fn.args else fn
+        name = getattr(target, "__qualname__", repr(target))
+
+        def timed(*a: Any, **k: Any) -> Any:
+            started = time.monotonic()
+            self.waits.append(started - asked)
+            try:
+                return fn(*a, **k)
+            finally:
+                self.held[name] = self.held.get(name, 0.0) + time.monotonic() - started
+
+        return super().submit(timed, *args, **kwargs)

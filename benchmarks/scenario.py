@@ -27,6 +27,18 @@ LATENCY_S = {SDXL: SEED_LATENCY_S, SVD: CLIP_LATENCY_S, TTS: VOICE_LATENCY_S, MU
 # and for silent ads: with a Replicate token, `auto` (the default) turns both on.
 SOUND_ENV = {"JANT_VOICE": "replicate", "JANT_MUSIC": "replicate"}
 SILENT_ENV = {"JANT_VOICE": "none", "JANT_MUSIC": "none"}
+
+
+def sound_from_argv(argv: list[str]) -> dict[str, str] | None:
+    """A section's `--sound` (voice and music on) or `--silent` (off); neither: the settings' own
+    `auto`, which turns both on with a Replicate token."""
+    if "--sound" in argv:
+        return SOUND_ENV
+    if "--silent" in argv:
+        return SILENT_ENV
+    return None
+
+
 SCENE_DURATIONS = (4.0, 5.0, 6.0, 6.0, 5.0, 4.0)  # 30 s, six scenes
 BEATS = ("hook", "intro", "feature", "feature", "feature", "cta")
 TAKE = re.compile(r"\(take (\d+)\)$")  # "… (take 7)": the n-th teammate's request in a run

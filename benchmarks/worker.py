@@ -16,11 +16,20 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
 from benchmarks.barrier import BarrierOrchestrator
-from benchmarks.probes import JobClock, LoopLagSampler, TimedCopyComposer, cpu_seconds, peak_rss_mb, rss_mb
+from benchmarks.probes import (
+    JobClock,
+    LoopLagSampler,
+    TimedCopyComposer,
+    TimedExecutor,
+    cpu_seconds,
+    peak_rss_mb,
+    rss_mb,
+)
 from benchmarks.scenario import PRODUCT, TAKE, stage_seeds
 from pipeline.config import Settings
 from pipeline.events import EventKind, ProgressEvent
@@ -41,6 +50,8 @@ async def _fix_music_seed(store: JobStore, job: Job, job_number: int) -> None:
 async def headless(spec: dict[str, Any]) -> dict[str, Any]:
     settings = Settings()
     runtime = await Runtime.open(settings)
+    executor = TimedExecutor()  # asyncio's default executor, timed
+    asyncio.get_running_loop().set_default_executor(executor)
     assert not runtime.providers.offline, runtime.providers.notices
     composer = TimedCopyComposer()
     design = BarrierOrchestrator if spec["design"] == "barrier" else Orchestrator
@@ -83,6 +94,9 @@ async def headless(spec: dict[str, Any]) -> dict[str, Any]:
         "joins_with_audio": sum(1 for a in composer.audio if a is not None),  # the soundtrack was muxed in
         "cpu_s": cpu,
         "lags": lags,
+        "executor_threads": executor.threads,
+        "executor_waits": executor.waits,
+        "executor_held_s": dict(sorted(executor.held.items(), key=lambda kv: -kv[1])[:8]),
         "peak_rss_mb": peak_rss_mb(),
     }
 
@@ -177,19 +191,30 @@ async def bot(spec: dict[str, Any]) -> dict[str, Any]:
 MODES = {"headless": headless, "prime": prime, "bot": bot}
 
 
+async def _watched(work: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    asyncio.get_running_loop().slow_callback_duration = 0.05  # reported in debug mode only
+    return await work
+
+
 def main() -> None:
     mode, spec_path, out_path = sys.argv[1:4]
     logging.basicConfig(level=logging.WARNING, format="worker %(levelname)s %(name)s: %(message)s")
     spec = json.loads(Path(spec_path).read_text())
+    slow_log = os.environ.get("BENCH_SLOW_LOG")  # a path: asyncio's debug mode names every step ≥ 50 ms
+    if slow_log:
+        asyncio_log = logging.getLogger("asyncio")
+        asyncio_log.addHandler(logging.FileHandler(slow_log))
+        asyncio_log.propagate = False
     profile = os.environ.get("BENCH_PROFILE")  # a path: write a cProfile of the worker there
     if profile:
         import cProfile
 
-        with cProfile.Profile() as prof:
-            result = asyncio.run(MODES[mode](spec))
+        # CPU time, not wall time: on a busy host a wall-clock profile charges waits for a core to whatever ran.
+        with cProfile.Profile(time.process_time) as prof:
+            result = asyncio.run(_watched(MODES[mode](spec)), debug=bool(slow_log))
         prof.dump_stats(profile)
     else:
-        result = asyncio.run(MODES[mode](spec))
+        result = asyncio.run(_watched(MODES[mode](spec)), debug=bool(slow_log))
     Path(out_path).write_text(json.dumps(result))
 
 

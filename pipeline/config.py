@@ -280,6 +280,11 @@ class AudioSettings(_Section):
     # karaoke: 2–3 words at a time, the spoken one highlighted; plain: the same, unlit; off: none.
     captions: Literal["karaoke", "plain", "off"] = Field(default="karaoke", alias="JANT_CAPTIONS")
 
+    # Voice and music predictions in flight at once, apart from JANT_MAX_CONCURRENT_PREDICTIONS (seeds
+    # and clips) so they never queue behind each other: a line takes seconds, so 100 slots speak
+    # fifty 7-scene ads' lines in a few waves (benchmarks/README.md).
+    max_concurrent_predictions: int = Field(default=100, ge=1, alias="JANT_MAX_CONCURRENT_SOUND_PREDICTIONS")
+
 
 # The old flat name → (section, name in the section). The compatibility layer reads only this.
 FLAT_NAMES: Mapping[str, tuple[str, str]] = {

@@ -147,6 +147,8 @@ class Orchestrator:
         self.providers = providers
         self.bus = bus or EventBus()
         self.limiter = limiter or FairLimiter(settings.limits.max_concurrent_predictions)
+        # Voice and music have their own slots (`StageKind.slots`): never queued behind seeds and clips.
+        self.slots = {"media": self.limiter, "sound": FairLimiter(settings.audio.max_concurrent_predictions)}
         profile = settings.media.profile
         self.composer = composer or Composer(
             profile.output_width, profile.output_height, interpolate=settings.media.interpolate
@@ -649,7 +651,7 @@ class Orchestrator:
             stage.status, stage.progress = StageStatus.QUEUED, 0.0
             await self.store.save_stage(stage)
             await self._publish(EventKind.STAGE_QUEUED, job, stage.scene_index, stage.stage)
-            async with self.limiter.slot(job.requester_id):
+            async with self.slots[kind.slots].slot(job.requester_id):
                 stage.attempt, stage.status = attempt, StageStatus.RUNNING
                 if not resume_id:
                     stage.prediction_id = None
@@ -706,7 +708,7 @@ class Orchestrator:
         return StageContext(
             job_id=job.id, scene_index=stage.scene_index, stage=stage.stage, attempt=stage.attempt,
             existing_prediction_id=resume_id, on_progress=on_progress, on_prediction=on_prediction,
-            in_flight=lambda: self.limiter.in_flight,
+            in_flight=lambda: sum(slots.in_flight for slots in self.slots.values()),
         )  # fmt: skip
 
     def _outer_deadline(self, stage: StageState) -> float:

@@ -80,6 +80,9 @@ class StageKind:
     footage: bool = False  # its output is the scene's picture: normalised for the join, then the scene is done
     # A scene-level kind only some scenes have (a voice for scenes with a line); None: every scene.
     applies: Callable[[Scene], bool] | None = None
+    # Whose prediction slots it takes (`Orchestrator`): "media", or "sound" for the short voice and
+    # music runs, which must never queue behind the seeds and clips the ad waits on.
+    slots: str = "media"
 
     def dest(self, directory: Path, scene_index: int) -> Path:
         return directory / self.output.format(index=scene_index)
@@ -165,10 +168,11 @@ STAGE_KINDS: Mapping[str, StageKind] = {
         StageKind(
             StageName.VOICE, StageLevel.SCENE, "voiceover", "voice-{index}.wav",
             deadline_s=lambda s: s.audio.voice_deadline_s, start=_voice, optional=True, weight=0.5, applies=_has_line,
+            slots="sound",
         ),
         StageKind(
             StageName.MUSIC, StageLevel.JOB, "music bed", "music.wav",
-            deadline_s=lambda s: s.audio.music_deadline_s, start=_music, optional=True,
+            deadline_s=lambda s: s.audio.music_deadline_s, start=_music, optional=True, slots="sound",
         ),
     )
 }  # fmt: skip

@@ -224,3 +224,38 @@ async def test_a_progress_snapshot_does_not_change_when_the_job_moves_on() -> No
     assert before.scene(1).clip.status is StageStatus.PENDING and before.scene(1).clip.progress == 0.0
     assert before.ui == JobUi(status_message_id=1)
     assert before.storyboard is job.storyboard  # shared: replaced, never changed in place
+
+
+async def test_seeds_and_clips_waiting_for_the_window_go_before_voice_and_music() -> None:
+    pacer = CreatePacer(limit=2, window_s=0.2)
+    granted: list[str] = []
+
+    async def create(name: str, background: bool) -> None:
+        slot = await pacer.turn(background=background)
+        granted.append(name)
+        slot.answered()
+
+    order = [("voice-1", True), ("voice-2", True), ("voice-3", True), ("music", True), ("seed", False),
+             ("clip", False)]  # fmt: skip
+    tasks = []
+    for name, background in order:  # asked in this order, one loop turn apart
+        tasks.append(asyncio.create_task(create(name, background)))
+        await asyncio.sleep(0)
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
+    # voice-3 already held the turn, waiting for the window: only it goes before the seed.
+    assert granted == ["voice-1", "voice-2", "voice-3", "seed", "clip", "music"]
+
+
+async def test_a_background_create_cancelled_while_it_waits_lets_the_others_through() -> None:
+    pacer = CreatePacer(limit=1, window_s=0.1)
+    first = await pacer.turn()
+    first.answered()
+    holder = asyncio.create_task(pacer.turn(background=True))  # takes the turn, sleeps for the window
+    waiting = asyncio.create_task(pacer.turn(background=True))
+    seed = asyncio.create_task(pacer.turn())
+    await asyncio.sleep(0.01)
+    waiting.cancel()
+    slot = await asyncio.wait_for(holder, 2)
+    slot.answered()
+    (await asyncio.wait_for(seed, 2)).answered()
+    assert waiting.cancelled() and pacer.granted == 3

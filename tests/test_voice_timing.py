@@ -284,3 +284,25 @@ async def test_a_restarted_job_keeps_its_measured_voice_and_timing(
     assert timing is not None and sorted(composer.normalized) == list(enumerate(timing.durations, start=1))
     words = composer.words[1]
     assert words is not None and words[0].start == pytest.approx(LINE_LEAD_S)  # the stored word timings
+
+
+async def test_voice_and_music_never_wait_for_a_seed_or_clip_slot(
+    settings: Settings, closing: list[Orchestrator]
+) -> None:
+    settings = settings.model_copy(update={"max_concurrent_predictions": 1})  # one slot for seeds and clips
+    orch = await _orchestrator(settings, voice=MeasuredVoice(), music=Music())
+    closing.append(orch)
+    images: ScriptedImages = orch.providers.images  # type: ignore[assignment]
+    images.gates[1] = asyncio.Event()  # scene 1's seed holds that slot until we let it go
+    job = await orch.plan(await orch.create_job(AdRequest(product=PRODUCT)))
+    task = await orch.approve(job)
+    await asyncio.wait_for(images.started[1].wait(), 5)
+    live = orch.live_job(job.id)
+    assert live is not None
+    sound = [st for st in live.all_stages() if st.stage in (StageName.VOICE, StageName.MUSIC)]
+    assert len(sound) == len(live.scenes) + 1
+    # Every line and the bed are made while the seed still holds the only media slot.
+    await asyncio.wait_for(_until(lambda: all(st.status is StageStatus.DONE for st in sound)), 5)
+    assert images.running == 1 and not images.finished[1].is_set()
+    images.gates[1].set()
+    assert (await asyncio.wait_for(task, 15)).status is JobStatus.COMPLETED

@@ -20,8 +20,10 @@ completion is noticed 3–4 s late on average, twice per scene. Instead:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 MAX_GAP_BASES = 10  # never more than 10 base intervals between polls (progress stays fresh) …
@@ -201,6 +203,10 @@ class CreatePacer:
     as long as the window has room — fifty ads approved together send their 300 seeds straight
     away — and only what would exceed the window waits.
 
+    `turn(background=True)` is for a create with time to spare (a voice line, the music bed: they
+    take seconds and are needed only when the clips are): when the window is full, every waiting
+    foreground create (a seed, a clip: the ad waits on each) goes before it.
+
     Replicate counts a create when it arrives, which we cannot see: it is some time after we send
     it and before its answer comes back. So a create holds its place from its turn until a window
     after its answer (`CreateSlot.answered`). Stamping the turn instead lets two creates whose
@@ -215,7 +221,7 @@ class CreatePacer:
         self._answered: list[float] = []  # heap: when answered creates' answers came back
         self._in_flight = 0
         self._an_answer = asyncio.Event()
-        self._lock = asyncio.Lock()  # FIFO: creates go out in the order they asked
+        self._lock = _TurnOrder()  # foreground first, then in the order they asked
         self._waiting = 0
         self.granted = 0
 
@@ -240,13 +246,13 @@ class CreatePacer:
         # The rest leave a window after creates that have not had their turn yet: a window from now.
         return self.window_s * (2 + (over - len(leaving)) // self.limit)
 
-    async def turn(self) -> CreateSlot:
+    async def turn(self, *, background: bool = False) -> CreateSlot:
         """Wait until one more create fits the window, and take its place. Send the create, then
         call `answered()` on the slot when its answer (or failure) is back."""
         loop = asyncio.get_running_loop()
         self._waiting += 1
         try:
-            async with self._lock:
+            async with self._lock.held(background=background):
                 while True:
                     now = loop.time()
                     self._prune(now)
@@ -267,6 +273,46 @@ class CreatePacer:
         self._in_flight -= 1
         heapq.heappush(self._answered, asyncio.get_running_loop().time())
         self._an_answer.set()
+
+
+class _TurnOrder:
+    """The pacer's lock: handed on to the waiting foreground creates before the background ones,
+    each group in the order it asked. (The holder may be a background create sleeping until the
+    window has room: at most that one create goes before a foreground one that came later.)"""
+
+    def __init__(self) -> None:
+        self._held = False
+        self._queue: list[tuple[bool, int, asyncio.Future[None]]] = []  # heap: foreground (False) first
+        self._order = itertools.count()
+
+    @contextlib.asynccontextmanager
+    async def held(self, *, background: bool) -> AsyncIterator[None]:
+        await self._acquire(background)
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def _acquire(self, background: bool) -> None:
+        if not self._held and not self._queue:
+            self._held = True
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._queue, (background, next(self._order), fut))
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self._release()  # handed to us just as we were cancelled: hand it on
+            raise  # a cancelled future is skipped by _release
+
+    def _release(self) -> None:
+        while self._queue:
+            fut = heapq.heappop(self._queue)[2]
+            if not fut.done():
+                fut.set_result(None)  # still held: handed over
+                return
+        self._held = False
 
 
 class CreateSlot:

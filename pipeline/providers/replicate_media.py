@@ -189,6 +189,7 @@ class _ReplicateStage:
         deadline_s: float,
         limits: AccountLimits | None = None,
         setting: str | None = None,
+        background_creates: bool = False,
     ) -> None:
         if settings.replicate.api_token is None:
             raise ProviderError("REPLICATE_API_TOKEN is not set.", retryable=False)
@@ -201,6 +202,7 @@ class _ReplicateStage:
             transport=self._transport,
         )
         self.limits = limits or AccountLimits.from_settings(settings)
+        self.background_creates = background_creates
         self.runner = self._runner(label, version, deadline_s, setting)
         self.downloader = MediaDownloader(
             settings.replicate.allowed_hosts,
@@ -213,7 +215,7 @@ class _ReplicateStage:
             self.client, label=label, version=version, deadline_s=deadline_s,
             poll_base_s=self.settings.limits.poll_interval_s, max_attempts=self.settings.limits.max_attempts,
             poll_budget_per_min=self.settings.replicate.poll_budget_per_min, scheduler=self.limits.polls,
-            pacer=self.limits.creates, setting=setting,
+            pacer=self.limits.creates, setting=setting, background_creates=self.background_creates,
         )  # fmt: skip
 
     async def cancel(self, prediction_id: str) -> None:

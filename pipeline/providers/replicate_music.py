@@ -56,6 +56,7 @@ class ReplicateMusicGenerator(_ReplicateStage):
         super().__init__(
             settings, label="Music bed", version=settings.audio.music_model, deadline_s=settings.audio.music_deadline_s,
             limits=limits, setting="JANT_MUSIC_MODEL",
+            background_creates=True,  # a bed takes seconds; the clips take a minute
         )  # fmt: skip
 
     async def compose(self, request: MusicRequest, ctx: StageContext) -> StageResult:

@@ -134,6 +134,7 @@ class PredictionRunner:
         scheduler: PollScheduler | None = None,
         pacer: CreatePacer | None = None,
         setting: str | None = None,
+        background_creates: bool = False,
     ) -> None:
         self.client = client
         self.label = label
@@ -147,6 +148,8 @@ class PredictionRunner:
         # Share one scheduler between every runner on the same account (see runtime.build_providers).
         self.scheduler = scheduler or PollScheduler(poll_budget_per_min, burst_s=poll_base_s)
         self.pacer = pacer or CreatePacer(_CREATES_PER_MIN)
+        # Creates with time to spare (voice, music) let waiting seeds and clips go first.
+        self.background_creates = background_creates
         self.tail = TailEstimate()  # this model's time from the end of its sampling bar to the end
 
     async def run(
@@ -162,7 +165,7 @@ class PredictionRunner:
             wait = self.pacer.expected_wait()
             if wait >= 1.0:
                 await ctx.progress(0.0, f"{prefix}waiting ~{wait:.0f} s for Replicate's create limit")
-            slot = await self.pacer.turn()
+            slot = await self.pacer.turn(background=self.background_creates)
             state = await self._create_shielded(input, ctx, slot)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.deadline_s

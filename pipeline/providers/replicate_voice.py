@@ -111,6 +111,7 @@ class ReplicateVoiceGenerator(_ReplicateStage):
         super().__init__(
             settings, label="Voiceover", version=settings.audio.tts_model, deadline_s=settings.audio.voice_deadline_s,
             limits=limits, setting="JANT_TTS_MODEL",
+            background_creates=True,  # a line takes seconds; the clips take a minute
         )  # fmt: skip
         self.price_per_char = settings.audio.tts_price_per_1k_chars / 1000
 
