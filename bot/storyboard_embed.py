@@ -42,6 +42,7 @@ class Estimate:
     voice_usd: float | None = None  # the voiceover lines, billed by character; None: no voice
     voice_chars: int = 0
     music_usd: float | None = None  # the music bed, billed by run; None: no music
+    photo_scenes: tuple[int, ...] = ()  # seeded from the team's product photo: no SDXL time for them
 
     @property
     def total_usd(self) -> float:
@@ -51,10 +52,11 @@ class Estimate:
         ready = f"ready in about {duration(self.wall_seconds)}"
         if self.total_usd == 0 and self.offline:
             return f"Free offline preview (drawn locally, no API cost) · {ready}"
-        footage = (
-            f"~{self.gpu_seconds:.0f} GPU-seconds "
-            f"(typical SDXL + SVD time per scene × ${settings.replicate.price_per_gpu_second:g}/GPU-s)"
-        )
+        painted = "SDXL + SVD time per scene" if not self.photo_scenes else "SDXL + SVD time per painted scene, SVD"
+        if self.photo_scenes:
+            painted += f" for {_scene_list(self.photo_scenes)} (your photo)"
+        price = settings.replicate.price_per_gpu_second
+        footage = f"~{self.gpu_seconds:.0f} GPU-seconds (typical {painted} × ${price:g}/GPU-s)"
         if self.voice_usd is None and self.music_usd is None:
             return f"≈ ${self.cost_usd:.2f} for {footage} · {ready}"
         parts = [f"seeds+clips {_usd(self.cost_usd)}" + ("" if self.offline else f" for {footage}")]
@@ -67,6 +69,10 @@ class Estimate:
         if self.music_usd is not None:
             parts.append(f"music {_usd(self.music_usd)}" + (" (one run)" if self.music_usd else ""))
         return f"≈ ${self.total_usd:.2f}: {', '.join(parts)} · {ready}"
+
+
+def _scene_list(indices: tuple[int, ...]) -> str:
+    return ("scene " if len(indices) == 1 else "scenes ") + ", ".join(map(str, indices))
 
 
 def _usd(amount: float) -> str:
@@ -104,18 +110,22 @@ def estimate(job: Job, settings: Settings) -> Estimate:
     scenes = len(job.storyboard.scenes) if job.storyboard else 0
     seed_s = TYPICAL_SEED_GPU_S.get(job.env, TYPICAL_SEED_GPU_S["dev"])
     clip_s = TYPICAL_CLIP_GPU_S.get(settings.replicate.svd_video_length, 90.0)
-    gpu = scenes * (seed_s + clip_s)
+    # A scene seeded from the team's product photo paints nothing: only its clip is paid for.
+    photo = tuple(job.photo_scenes())
+    gpu = (scenes - len(photo)) * seed_s + scenes * clip_s
     voice_usd, voice_chars = voice_estimate(job, settings)
     music_usd = music_estimate(job, settings)
     if job.offline:
         wall = max(20.0, 6.0 * scenes + COMPOSE_WALL_S)
-        return Estimate(0.0, 0.0, wall, True, voice_usd=voice_usd, voice_chars=voice_chars, music_usd=music_usd)
+        return Estimate(0.0, 0.0, wall, True, voice_usd=voice_usd, voice_chars=voice_chars, music_usd=music_usd,
+                        photo_scenes=photo)  # fmt: skip
     # Scenes run side by side up to the prediction limit (a seed and a clip slot each). The voice and
     # the music run beside the seeds and clips and take less time than a clip: they add no wall time.
     waves = math.ceil(scenes / max(1, settings.limits.max_concurrent_predictions // 2)) if scenes else 0
     wall = waves * (seed_s + clip_s) + COMPOSE_WALL_S
     footage_usd = round(gpu * settings.replicate.price_per_gpu_second, 2)
-    return Estimate(gpu, footage_usd, wall, False, voice_usd=voice_usd, voice_chars=voice_chars, music_usd=music_usd)
+    return Estimate(gpu, footage_usd, wall, False, voice_usd=voice_usd, voice_chars=voice_chars, music_usd=music_usd,
+                    photo_scenes=photo)  # fmt: skip
 
 
 def voice_label(job: Job, settings: Settings) -> str:
@@ -190,6 +200,7 @@ def render_storyboard(
         colour=colour,
     )
     scene_budget = 1024
+    photo_scenes = set(job.photo_scenes())
     for _ in range(4):  # shrink scene text until the whole embed fits Discord's 6000-character cap
         embed.clear_fields()
         for scene in board.scenes:
@@ -197,8 +208,9 @@ def render_storyboard(
             value += f"\n{spoken_line(scene, min(LINE_SHOWN_MAX, scene_budget))}"
             if scene.on_screen_text:
                 value += f"\n> On screen: “{shown(scene.on_screen_text, 60)}”"
+            photo = " · 📷 your product photo" if scene.index in photo_scenes else ""
             embed.add_field(
-                name=f"#{scene.index} · {scene.beat.value} · {scene.duration:g}s",
+                name=f"#{scene.index} · {scene.beat.value} · {scene.duration:g}s{photo}",
                 value=cap(value, 1024) or "—",
                 inline=False,
             )
