@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections import Counter
 from pathlib import Path
 
 from PIL import Image
@@ -52,20 +53,16 @@ def dominant_colours(photo: Path, n: int = COLOURS_NAMED) -> tuple[str, ...]:
         src.draft("RGB", (_SAMPLE_SIDE * 4, _SAMPLE_SIDE * 4))  # JPEG: decode at a fraction of full size
         rgb = src.convert("RGB")
     rgb.thumbnail((_SAMPLE_SIDE, _SAMPLE_SIDE))
-    quantised = rgb.quantize(colors=8, method=Image.Quantize.MEDIANCUT)
+    # Many small clusters, then summed by their word: with few clusters a small product gets merged
+    # with its large backdrop into a colour that is neither.
+    quantised = rgb.quantize(colors=16, method=Image.Quantize.MEDIANCUT)
     palette = quantised.getpalette() or []
+    shares: Counter[str] = Counter()
+    for count, index in quantised.getcolors() or []:
+        rgb_value = (palette[index * 3], palette[index * 3 + 1], palette[index * 3 + 2])
+        shares[colour_word(rgb_value)] += count
     total = rgb.width * rgb.height
-    counts = sorted(quantised.getcolors() or [], reverse=True)
-    names: list[str] = []
-    for count, index in counts:
-        if count / total < _MIN_SHARE:
-            break
-        word = colour_word(tuple(palette[index * 3 : index * 3 + 3]))  # type: ignore[arg-type]
-        if word not in names:
-            names.append(word)
-        if len(names) == n:
-            break
-    return tuple(names)
+    return tuple(word for word, count in shares.most_common(n) if count / total >= _MIN_SHARE)
 
 
 @functools.lru_cache(maxsize=32)
