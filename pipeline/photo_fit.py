@@ -23,7 +23,10 @@ def fitted_with_blurred_fill(photo: Image.Image, width: int, height: int) -> Ima
     """`photo` scaled (aspect kept) to fit inside width x height, centred over a blurred, darkened
     cover-scaled copy of itself. RGB; a transparent photo's alpha shows the fill behind it."""
     rgba = photo.convert("RGBA")
-    fill = ImageOps.fit(rgba.convert("RGB"), (width, height), Image.Resampling.BILINEAR)
+    # A cut-out product (transparent background) would blur into black: flatten it on white first.
+    flat = Image.new("RGB", rgba.size, (255, 255, 255))
+    flat.paste(rgba, mask=rgba)
+    fill = ImageOps.fit(flat, (width, height), Image.Resampling.BILINEAR)
     fill = fill.filter(ImageFilter.GaussianBlur(radius=max(width, height) * FILL_BLUR_FRACTION))
     fill = ImageEnhance.Brightness(fill).enhance(FILL_BRIGHTNESS)
     front = ImageOps.contain(rgba, (width, height), Image.Resampling.LANCZOS)

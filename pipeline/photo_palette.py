@@ -48,20 +48,22 @@ def colour_word(rgb: tuple[int, int, int]) -> str:
 
 
 def dominant_colours(photo: Path, n: int = COLOURS_NAMED) -> tuple[str, ...]:
-    """Up to `n` colour words, most of the photo first, each named once."""
+    """Up to `n` colour words, most of the photo first, each named once. Transparent pixels (around a
+    cut-out product) are not the product's colours and are not counted."""
     with Image.open(photo) as src:
         src.draft("RGB", (_SAMPLE_SIDE * 4, _SAMPLE_SIDE * 4))  # JPEG: decode at a fraction of full size
-        rgb = src.convert("RGB")
-    rgb.thumbnail((_SAMPLE_SIDE, _SAMPLE_SIDE))
+        rgba = src.convert("RGBA")
+    rgba.thumbnail((_SAMPLE_SIDE, _SAMPLE_SIDE))
     # Many small clusters, then summed by their word: with few clusters a small product gets merged
     # with its large backdrop into a colour that is neither.
-    quantised = rgb.quantize(colors=16, method=Image.Quantize.MEDIANCUT)
+    quantised = rgba.convert("RGB").quantize(colors=16, method=Image.Quantize.MEDIANCUT)
     palette = quantised.getpalette() or []
-    shares: Counter[str] = Counter()
-    for count, index in quantised.getcolors() or []:
-        rgb_value = (palette[index * 3], palette[index * 3 + 1], palette[index * 3 + 2])
-        shares[colour_word(rgb_value)] += count
-    total = rgb.width * rgb.height
+    # One byte per pixel in both: the palette index, the alpha.
+    indices, alphas = quantised.tobytes(), rgba.getchannel("A").tobytes()
+    opaque = [index for index, alpha in zip(indices, alphas, strict=True) if alpha >= 128]
+    words = [colour_word((palette[i * 3], palette[i * 3 + 1], palette[i * 3 + 2])) for i in range(len(palette) // 3)]
+    shares = Counter(words[index] for index in opaque)
+    total = max(1, len(opaque))
     return tuple(word for word, count in shares.most_common(n) if count / total >= _MIN_SHARE)
 
 

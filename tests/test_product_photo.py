@@ -29,6 +29,7 @@ from bot.cli import main as cli_main
 from bot.storyboard_embed import TYPICAL_SEED_GPU_S, estimate, render_storyboard
 from pipeline.config import Settings
 from pipeline.models import AdRequest, Job, JobStatus, StageStatus
+from pipeline.photo_fit import fitted_with_blurred_fill
 from pipeline.photo_palette import dominant_colours
 from pipeline.product_photo import check_photo_file, store_photo
 from pipeline.providers.offline_planner import OfflineStoryboardPlanner
@@ -105,20 +106,20 @@ def sharpest_edge(region: Image.Image) -> float:
 def assert_fitted_with_blurred_fill(frame: Image.Image) -> None:
     """The whole photo, undistorted, in the middle; above and below it a blurred, darkened fill in
     the photo's own colours (not black, not a stretched sharp copy)."""
-    assert photo_difference(frame) < 10, photo_difference(frame)
+    assert photo_difference(frame) < 6, photo_difference(frame)  # measured: 0 in the seed, 2 after JPEG
     # The centre of the frame is the centre of the photo: the red bottle.
     r, g, b = frame.convert("RGB").getpixel((frame.width // 2, frame.height // 2))  # type: ignore[misc]
     assert r > 150 and g < 80 and b < 80, (r, g, b)
     photo_edge = sharpest_edge(
         product_photo().resize((frame.width, band_rows(*frame.size)[1] - band_rows(*frame.size)[0]))
     )
+    photo_mean = ImageStat.Stat(product_photo()).mean
     for bar in bar_regions(frame):
         mean = ImageStat.Stat(bar).mean
-        assert sum(mean) / 3 > 35, f"a bar is near black: {mean}"
-        assert mean[2] > mean[0], f"a bar is not the photo's (blue-dominant) colours: {mean}"
+        # The photo's own colours, darkened: every channel a similar share of the photo's (not black).
+        shares = [m / p for m, p in zip(mean, photo_mean, strict=True)]
+        assert all(0.3 < share < 0.9 for share in shares), f"the fill is not a darkened copy: {mean} vs {photo_mean}"
         assert sharpest_edge(bar) < photo_edge / 4, (sharpest_edge(bar), photo_edge)  # blurred, not sharp
-        # A stretched photo would fill the bar with the photo's own sharp detail at its brightness.
-        assert max(mean) < max(ImageStat.Stat(product_photo()).mean), "the fill is not darkened"
 
 
 # ---------------------------------------------------------------------------------- the real path
@@ -217,7 +218,7 @@ async def test_a_restart_keeps_the_photo_seeds_and_paints_nothing_more(
     assert {i: p.stat().st_mtime_ns for i, p in seeds.items()} == made  # the fitted seeds were reused
     for i in (2, 5):
         seen = Image.open(io.BytesIO(rep.video_inputs[job.scene(i).clip.prediction_id or ""]))
-        assert photo_difference(seen) < 10
+        assert photo_difference(seen) < 6
 
 
 # ------------------------------------------------------------------------------------ the CLI
@@ -335,3 +336,17 @@ async def test_the_card_prices_photo_scenes_without_sdxl_and_marks_them() -> Non
     assert "(your photo)" in str(embed.fields[-1].value) and "scenes 2, 3, 7" in str(embed.fields[-1].value)
     unmarked = render_storyboard(job(None), settings)
     assert not any("your product photo" in (f.name or "") for f in unmarked.fields)
+
+
+# ------------------------------------------------------------------------------- a cut-out product
+
+
+def test_a_cut_out_product_sits_on_a_soft_fill_and_its_colours_ignore_the_transparency(tmp_path: Path) -> None:
+    cut_out = Image.new("RGBA", (900, 1200), (0, 0, 0, 0))
+    ImageDraw.Draw(cut_out).ellipse([200, 200, 700, 1000], fill=(30, 160, 60, 255))
+    cut_out.save(tmp_path / "cut-out.png")
+    seed = fitted_with_blurred_fill(cut_out, 576, 1024)
+    assert seed.mode == "RGB" and seed.getpixel((288, 512)) == (30, 160, 60)
+    for corner in ((4, 4), (571, 4), (4, 1019), (571, 1019)):
+        assert min(seed.getpixel(corner)) > 100, corner  # type: ignore[arg-type] - a light fill, not black
+    assert dominant_colours(tmp_path / "cut-out.png") == ("green",)  # transparent pixels are not "black"
