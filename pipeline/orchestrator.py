@@ -243,8 +243,10 @@ class Orchestrator:
         description: str | None = None,
         duration: float | None = None,
         voiceover: str | None = None,
+        shows_product: bool | None = None,
     ) -> Job:
-        """Change one scene before approval; the whole storyboard is re-validated."""
+        """Change one scene before approval; the whole storyboard is re-validated. `shows_product`:
+        whether the team's product photo (when the request has one) is the scene's picture."""
         _check_allowed(job, Action.EDIT)
         assert job.storyboard is not None  # awaiting approval: it has one
         if not 1 <= index <= len(job.storyboard.scenes):
@@ -258,6 +260,8 @@ class Orchestrator:
             scene["duration"] = duration
         if voiceover is not None:  # checked with the (new) duration: the word limit follows it
             scene["voiceover"] = voiceover
+        if shows_product is not None:
+            scene["shows_product"] = shows_product
         try:
             storyboard = Storyboard.model_validate(data)
         except ValidationError as exc:

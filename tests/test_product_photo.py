@@ -21,11 +21,13 @@ import sys
 import zlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageStat
 
 from bot.cli import main as cli_main
+from bot.scene_editor import SceneEditModal
 from bot.storyboard_embed import TYPICAL_SEED_GPU_S, estimate, render_storyboard
 from pipeline.config import Settings
 from pipeline.models import AdRequest, Job, JobStatus, StageStatus
@@ -350,3 +352,36 @@ def test_a_cut_out_product_sits_on_a_soft_fill_and_its_colours_ignore_the_transp
     for corner in ((4, 4), (571, 4), (4, 1019), (571, 1019)):
         assert min(seed.getpixel(corner)) > 100, corner  # type: ignore[arg-type] - a light fill, not black
     assert dominant_colours(tmp_path / "cut-out.png") == ("green",)  # transparent pixels are not "black"
+
+
+# ---------------------------------------------------------------------------------- editing a scene
+
+
+def photo_checkboxes(job: Job, index: int) -> list[tuple[str, bool]]:
+    """The checkboxes of the scene editor's modal for scene `index`: (custom id, ticked)."""
+    modal = SceneEditModal(cast(Any, None), job, index)  # the actions are only used on submit
+    inner = [c.get("component", {}) for c in modal.to_components()]
+    return [(c["custom_id"], bool(c.get("default"))) for c in inner if c.get("type") == 23]
+
+
+async def test_edit_scene_chooses_whether_a_scene_shows_the_photo(settings: Settings, tmp_path: Path) -> None:
+    runtime = await Runtime.open(settings)  # offline
+    try:
+        orch = runtime.orchestrator
+        job = await orch.create_job(await photo_request(settings, tmp_path))
+        await orch.plan(job)
+        assert job.photo_scenes() == [2, 3, 7]
+        # The scene editor offers the choice, ticked as the storyboard has it.
+        assert photo_checkboxes(job, 1) == [("shows_product", False)]
+        assert photo_checkboxes(job, 2) == [("shows_product", True)]
+        await orch.edit_scene(job, 1, shows_product=True)
+        await orch.edit_scene(job, 7, shows_product=False)
+        assert job.photo_scenes() == [1, 2, 3]
+        stored = await runtime.store.get(job.id)
+        assert stored is not None and stored.photo_scenes() == [1, 2, 3]
+        # Without a photo the modal does not offer the choice: it would change nothing.
+        plain = await orch.create_job(AdRequest(product=PRODUCT))
+        await orch.plan(plain)
+        assert photo_checkboxes(plain, 1) == []
+    finally:
+        await runtime.close()
