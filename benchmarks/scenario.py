@@ -93,6 +93,7 @@ def storyboard_draft(tag: str = "") -> dict[str, Any]:
                 "visual_prompt": f"Lumen desk lamp on an oak desk, {beat} shot, scene {i}{tag}",
                 "on_screen_text": "Get Lumen" if beat == "cta" else None,
                 "voiceover": "Get Lumen today." if beat == "cta" else f"Lumen, scene {i}.",
+                "shows_product": beat in ("intro", "cta"),
             }
             for i, (beat, duration) in enumerate(zip(BEATS, SCENE_DURATIONS, strict=True), start=1)
         ],

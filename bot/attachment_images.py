@@ -24,7 +24,7 @@ from bot.display_text import shown
 from pipeline.brand_file import store_logo
 from pipeline.config import Settings
 from pipeline.errors import InvalidRequest
-from pipeline.photo_file import store_photo
+from pipeline.product_photo import store_photo_png
 from pipeline.uploaded_images import (
     LOGO_MAX_BYTES,
     LOGO_MIN_SHORT_SIDE,
@@ -51,7 +51,7 @@ class ImageUse:
 
 
 LOGO = ImageUse("The logo", LOGO_MAX_BYTES, LOGO_MIN_SHORT_SIDE, store_logo)
-PHOTO = ImageUse("The product photo", PHOTO_MAX_BYTES, PHOTO_MIN_SHORT_SIDE, store_photo)
+PHOTO = ImageUse("The product photo", PHOTO_MAX_BYTES, PHOTO_MIN_SHORT_SIDE, store_photo_png)
 
 Origin = tuple[str, str, int]  # scheme, host, port
 

@@ -29,9 +29,11 @@ from pipeline.events import ProgressEvent
 from pipeline.language import language_name, lines_language_note
 from pipeline.models import AdRequest, Job, JobStatus, SceneState, StageState, StageStatus
 from pipeline.moods import Mood
+from pipeline.product_photo import check_photo_file, store_photo
 from pipeline.providers.base import StageProvider, StoryboardPlanner
 from pipeline.runtime import Runtime
 from pipeline.stage_kinds import STAGE_KINDS, StageLevel, StageName
+from pipeline.uploaded_images import CheckedImage, UploadedImageError
 from pipeline.video_models import VIDEO_MODEL_KEYS, video_model
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -62,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
         "--model", metavar="KEY",
         help=f"the video model: one of {', '.join(VIDEO_MODEL_KEYS)} that JANT_ALLOWED_VIDEO_MODELS allows "
         "(default: JANT_VIDEO_MODEL)",
+    )  # fmt: skip
+    make.add_argument(
+        "--photo", metavar="PATH", type=Path,
+        help="your product photo (PNG, JPEG or WebP, at most 10 MiB, short side 512 px or more): "
+        "the scenes that show the product use it instead of a generated image",
     )  # fmt: skip
     make.add_argument("--yes", "-y", action="store_true", help="approve the storyboard without asking")
     make.add_argument("--byte-limit", type=int, help="fit final.mp4 under this many bytes")
@@ -100,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_bot(settings)
     except UsageError as exc:
-        err_console.print(f"[red]error:[/] {exc}", soft_wrap=True)  # one line, however long
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)  # one line, however long
         return EXIT_USAGE
     except JantError as exc:
         err_console.print(f"[red]error:[/] {exc.user_message}", soft_wrap=True)
@@ -133,8 +140,19 @@ def _request(args: argparse.Namespace) -> AdRequest:
         raise UsageError(_first_error(exc)) from None
 
 
+async def _checked_photo(path: Path | None) -> CheckedImage | None:
+    """`--photo`, checked with the photo limits before anything is written or paid."""
+    if path is None:
+        return None
+    try:
+        return await check_photo_file(path)
+    except UploadedImageError as exc:
+        raise UsageError(str(exc)) from None
+
+
 async def makead(settings: Settings, args: argparse.Namespace) -> int:
     request = _request(args)  # validated before anything is written
+    photo = await _checked_photo(args.photo)
     if args.byte_limit is not None and (problem := byte_limit_problem(args.byte_limit)):
         raise UsageError(f"--byte-limit: {problem}")  # JANT_BYTE_LIMIT is checked by Settings
     limit = args.byte_limit if args.byte_limit is not None else settings.media.byte_limit
@@ -147,6 +165,9 @@ async def makead(settings: Settings, args: argparse.Namespace) -> int:
     try:
         for notice in runtime.providers.notices:
             err_console.print(f"[bold yellow]offline:[/] {notice}")
+        if photo is not None:  # the clean PNG under the data directory, never the user's own file
+            stored = await store_photo(photo, settings.storage.data_dir)
+            request = request.model_copy(update={"photo": str(stored)})
         orch = runtime.orchestrator
         try:
             orch.check_request(request)  # a voice this Jant does not have: said before anything is written
@@ -216,6 +237,9 @@ def _print_storyboard(job: Job) -> None:
         console.print(note, markup=False)
     if job.storyboard.model_note:
         console.print(f"[yellow]{job.storyboard.model_note}[/]")
+    if photo := job.photo_scenes():
+        which = ("scene " if len(photo) == 1 else "scenes ") + ", ".join(map(str, photo))
+        console.print(f"Your product photo is the picture of {which}: no image is generated for them.")
 
 
 async def _run_with_progress(runtime: Runtime, job: Job) -> int:

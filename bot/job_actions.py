@@ -229,6 +229,7 @@ class JobActions:
         description: str,
         duration: str,
         voiceover: str | None = None,
+        shows_product: bool | None = None,
     ) -> None:
         interaction.extras["job_id"] = job_id
         if await self.refuse_while_closing(interaction):
@@ -242,7 +243,9 @@ class JobActions:
                 async with lock:
                     job = await self._checked(interaction, "edit", job_id)
                     if job is not None:
-                        await self._apply_scene_edit(interaction, job, index, description, duration, voiceover)
+                        await self._apply_scene_edit(
+                            interaction, job, index, description, duration, voiceover, shows_product
+                        )
             finally:
                 self._locks.pop(job_id, None)
 
@@ -254,6 +257,7 @@ class JobActions:
         description: str,
         duration: str,
         voiceover: str | None = None,
+        shows_product: bool | None = None,
     ) -> None:
         assert job.storyboard is not None
         if not 1 <= index <= len(job.storyboard.scenes):
@@ -269,6 +273,7 @@ class JobActions:
                 description=text if text != before.description else None,
                 duration=seconds,
                 voiceover=line if line != (before.voiceover or "") else None,
+                shows_product=shows_product if shows_product != before.shows_product else None,
             )
         except InvalidRequest as exc:
             low, high = duration_range(job, index)
@@ -279,6 +284,8 @@ class JobActions:
         assert job.storyboard is not None
         said = job.storyboard.scenes[index - 1].voiceover
         heard = f" Its line now says “{shown(said, 300)}”." if said and said != before.voiceover else ""
+        if shows_product is not None and shows_product != before.shows_product:
+            heard += " It shows your product photo." if shows_product else " Its picture is generated."
         await reply_ephemeral(
             interaction,
             f"✏️ Scene {index} is now {seconds:g} s; the ad runs {job.storyboard.total_duration:g} s.{heard}",

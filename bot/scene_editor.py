@@ -119,6 +119,12 @@ class SceneEditModal(ui.Modal):
             else f"{SCENE_MIN_S:g}–{SCENE_MAX_S:g} s per scene"
         )
         self.add_item(ui.Label(text="Duration in seconds", description=cap(hint, 100), component=self.duration))
+        # Only when the request has the team's product photo: without one the choice changes nothing.
+        self.photo: ui.Checkbox[SceneEditModal] | None = None
+        if job.request.photo:
+            self.photo = ui.Checkbox(custom_id="shows_product", default=scene.shows_product)
+            about = "Your photo is this scene's picture instead of a generated one"
+            self.add_item(ui.Label(text="Show your product photo", description=about, component=self.photo))
 
     async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
         await self.actions.apply_scene_edit(
@@ -128,6 +134,7 @@ class SceneEditModal(ui.Modal):
             description=self.description.value,
             duration=self.duration.value,
             voiceover=self.voiceover.value,
+            shows_product=None if self.photo is None else self.photo.value,
         )
 
     # discord.py calls a modal's on_error with (interaction, error); its BaseView annotation adds an item.

@@ -31,9 +31,12 @@ def estimate_line(est: CostEstimate, settings: Settings) -> str:
     ready = f"ready in about {duration(est.wall_seconds)}"
     if est.free and est.offline:
         return f"Free offline preview (drawn locally, no API cost) · {ready}"
+    per_scene = "SDXL + SVD time per scene"
+    if est.photo_scenes:  # a scene seeded from the team's photo paints nothing: only its clip is paid
+        scenes = ("scene " if len(est.photo_scenes) == 1 else "scenes ") + ", ".join(map(str, est.photo_scenes))
+        per_scene = f"SDXL + SVD time per painted scene, SVD for {scenes} (your photo)"
     footage = (
-        f"~{est.gpu_seconds:.0f} GPU-seconds "
-        f"(typical SDXL + SVD time per scene × ${settings.replicate.price_per_gpu_second:g}/GPU-s)"
+        f"~{est.gpu_seconds:.0f} GPU-seconds (typical {per_scene} × ${settings.replicate.price_per_gpu_second:g}/GPU-s)"
     )
     paid_footage = est.seeds.billed or est.clips.billed
     if est.voice is None and est.music is None:
@@ -127,6 +130,7 @@ def render_storyboard(
         colour=colour,
     )
     scene_budget = 1024
+    photo_scenes = set(job.photo_scenes())
     for _ in range(4):  # shrink scene text until the whole embed fits Discord's 6000-character cap
         embed.clear_fields()
         for scene in board.scenes:
@@ -134,8 +138,9 @@ def render_storyboard(
             value += f"\n{spoken_line(scene, min(LINE_SHOWN_MAX, scene_budget))}"
             if scene.on_screen_text:
                 value += f"\n> On screen: “{shown(scene.on_screen_text, 60)}”"
+            photo = " · 📷 your product photo" if scene.index in photo_scenes else ""
             embed.add_field(
-                name=f"#{scene.index} · {scene.beat.value} · {scene.duration:g}s",
+                name=f"#{scene.index} · {scene.beat.value} · {scene.duration:g}s{photo}",
                 value=cap(value, 1024) or "—",
                 inline=False,
             )

@@ -53,6 +53,7 @@ class CostEstimate:
     wall_seconds: float  # about how long until the ad is ready
     offline: bool  # a local preview (its storyboard or footage is placeholder work)
     voice_chars: int = 0
+    photo_scenes: tuple[int, ...] = ()  # seeded from the team's product photo: no SDXL run for them
 
     @property
     def footage_usd(self) -> float:
@@ -134,8 +135,11 @@ def estimate_job_cost(job: Job, settings: Settings) -> CostEstimate:
     clip_s = clip_gpu_seconds(settings)
     price = settings.replicate.price_per_gpu_second
     seeds_paid, clips_paid = paid_provider(job, StageName.SEED), paid_provider(job, StageName.CLIP)
+    # A scene seeded from the team's product photo paints nothing: only its clip is paid for.
+    photo = tuple(job.photo_scenes())
+    painted = len(scenes) - len(photo)
     seeds = CostLine(
-        round(len(scenes) * seed_s * price, 4) if seeds_paid else 0.0, seeds_paid, f"{len(scenes)} × ~{seed_s:g} GPU-s"
+        round(painted * seed_s * price, 4) if seeds_paid else 0.0, seeds_paid, f"{painted} × ~{seed_s:g} GPU-s"
     )
     clips = CostLine(
         round(sum(clip_price_usd(job, s, settings) for s in scenes), 4) if clips_paid else 0.0,
@@ -144,7 +148,7 @@ def estimate_job_cost(job: Job, settings: Settings) -> CostEstimate:
     )
     voice, chars = voice_estimate(job, settings)
     music = music_estimate(job, settings)
-    gpu = len(scenes) * (seed_s + clip_s)
+    gpu = painted * seed_s + len(scenes) * clip_s
     if job.offline:
         wall = max(20.0, 6.0 * len(scenes) + COMPOSE_WALL_S)
     else:
@@ -152,7 +156,7 @@ def estimate_job_cost(job: Job, settings: Settings) -> CostEstimate:
         # the music run beside them and take less time than a clip: they add no wall time.
         waves = math.ceil(len(scenes) / max(1, settings.limits.max_concurrent_predictions // 2)) if scenes else 0
         wall = waves * (seed_s + clip_s) + COMPOSE_WALL_S
-    return CostEstimate(seeds, clips, voice, music, gpu, wall, job.offline, voice_chars=chars)
+    return CostEstimate(seeds, clips, voice, music, gpu, wall, job.offline, voice_chars=chars, photo_scenes=photo)
 
 
 def stages_cost_usd(job: Job, stages: Iterable[StageState], settings: Settings) -> float:
@@ -167,6 +171,8 @@ def stages_cost_usd(job: Job, stages: Iterable[StageState], settings: Settings) 
             continue
         scene = scenes.get(stage.scene_index)
         if stage.stage == StageName.SEED:
+            if stage.scene_index in job.photo_scenes():
+                continue  # made from the team's photo, locally
             total += TYPICAL_SEED_GPU_S.get(job.env, TYPICAL_SEED_GPU_S["dev"]) * price
         elif stage.stage == StageName.CLIP and scene is not None:
             total += clip_price_usd(job, scene, settings)

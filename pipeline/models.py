@@ -28,6 +28,7 @@ from pipeline.stage_kinds import (
     StageName,
     kind_of,
     required_kinds,
+    uses_product_photo,
 )
 
 PRODUCT_MAX_CHARS = 2000
@@ -141,6 +142,9 @@ class Scene(BaseModel):
     # The words spoken during the scene. None only on storyboards stored before Jant wrote voiceovers:
     # those load as before and their scenes stay silent; every planner writes a line for every scene.
     voiceover: str | None = None
+    # The product itself is the subject of the frame: when the request has the team's own photo of it,
+    # the photo is this scene's seed (not a painted one). False on storyboards stored before it existed.
+    shows_product: bool = False
 
     @field_validator("description", "visual_prompt")
     @classmethod
@@ -463,6 +467,12 @@ class Job(BaseModel):
 
     def scene(self, index: int) -> SceneState:
         return self.scenes[index - 1]
+
+    def photo_scenes(self) -> list[int]:
+        """The scenes whose seed is the team's product photo: no painted seed, no SDXL prediction."""
+        if self.storyboard is None:
+            return []
+        return [s.index for s in self.storyboard.scenes if uses_product_photo(self, s)]
 
     def stage(self, index: int, kind: str) -> StageState:
         """A scene's stage of `kind`, or the job-level one when `index` is JOB_LEVEL_INDEX."""

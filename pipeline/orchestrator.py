@@ -46,12 +46,20 @@ from pipeline.models import (
     utcnow,
 )
 from pipeline.progress_writer import ProgressWriter
-from pipeline.providers.base import Providers, StageContext, StageResult
+from pipeline.providers.base import Providers, StageContext, StageProvider, StageResult
 from pipeline.quotas import ACTIVE, QuotaLimits, check_concurrent, check_daily, day_window
 from pipeline.retry import RetryPolicy, classify
 from pipeline.soundtrack import caption_words, fit_timing, make_soundtrack, soundtrack_key, voice_settled
 from pipeline.spend_caps import SpendCaps
-from pipeline.stage_kinds import JOB_LEVEL_INDEX, STAGE_KINDS, StageInputs, StageName, dependents, spoken_language
+from pipeline.stage_kinds import (
+    JOB_LEVEL_INDEX,
+    PHOTO_SEED,
+    STAGE_KINDS,
+    StageInputs,
+    StageName,
+    dependents,
+    spoken_language,
+)
 from pipeline.store import JobStore
 from pipeline.video_models import (
     VideoModel,
@@ -200,11 +208,17 @@ class Orchestrator:
             offline=self.providers.offline,
             env=self.settings.media.env,
             providers={"planner": self.providers.planner.name}
-            | {kind: p.name for kind, p in self.providers.stages.items() if kind in self.kinds},
+            | {kind: p.name for kind, p in self.providers.stages.items() if kind in self.kinds}
+            | self._photo_provider(request),
         )
         await self.store.create(job)
         await self._publish(EventKind.JOB_CREATED, job)
         return job
+
+    def _photo_provider(self, request: AdRequest) -> dict[str, str]:
+        """With a product photo, the job records who makes the photo's seeds beside the painter."""
+        provider = self.providers.get(PHOTO_SEED) if request.photo else None
+        return {PHOTO_SEED: provider.name} if provider is not None else {}
 
     def check_request(self, request: AdRequest) -> None:
         """Raise `InvalidRequest` for what this Jant cannot do for `request` (a voice it does not
@@ -280,8 +294,10 @@ class Orchestrator:
         description: str | None = None,
         duration: float | None = None,
         voiceover: str | None = None,
+        shows_product: bool | None = None,
     ) -> Job:
-        """Change one scene before approval; the whole storyboard is re-validated."""
+        """Change one scene before approval; the whole storyboard is re-validated. `shows_product`:
+        whether the team's product photo (when the request has one) is the scene's picture."""
         _check_allowed(job, Action.EDIT)
         assert job.storyboard is not None  # awaiting approval: it has one
         if not 1 <= index <= len(job.storyboard.scenes):
@@ -295,6 +311,8 @@ class Orchestrator:
             scene["duration"] = duration
         if voiceover is not None:  # checked with the (new) duration: the word limit follows it
             scene["voiceover"] = voiceover
+        if shows_product is not None:
+            scene["shows_product"] = shows_product
         try:
             storyboard = Storyboard.model_validate(data)
         except ValidationError as exc:
@@ -638,9 +656,11 @@ class Orchestrator:
         kind = stage.kind
         if stage.status is StageStatus.DONE and stage.path and await asyncio.to_thread(Path(stage.path).exists):
             return Path(stage.path)
-        provider = self.providers.get(stage.stage)
+        key = kind.provider_key(job, scene)
+        provider = self.providers.get(key)
         if provider is None:  # an optional kind whose provider was switched off since the storyboard
-            await self._skip(job, stage, f"no {kind.noun} provider is set up")
+            which = "" if key == kind.name else f" ({key})"
+            await self._skip(job, stage, f"no {kind.noun} provider{which} is set up")
             return None
         dest = kind.dest(self.job_dir(job), stage.scene_index)
         # A stage left RUNNING with a prediction id was interrupted: resume that same attempt.
@@ -837,7 +857,7 @@ class Orchestrator:
             if stage.status.is_terminal:
                 await self.store.save_stage(stage)
                 continue
-            provider = self.providers.get(stage.stage)
+            provider = self._provider_of(job, stage)
             if stage.prediction_id and stage.status is StageStatus.RUNNING and provider is not None:
                 try:
                     await provider.cancel(stage.prediction_id)
@@ -847,6 +867,13 @@ class Orchestrator:
                                 exc_info=True)  # fmt: skip
             stage.status = StageStatus.CANCELLED
             await self.store.save_stage(stage)
+
+    def _provider_of(self, job: Job, stage: StageState) -> StageProvider | None:
+        """The provider that makes `stage` (a scene's seed: the painter or the product photo)."""
+        scene = None
+        if stage.scene_index != JOB_LEVEL_INDEX and job.storyboard is not None:
+            scene = job.storyboard.scenes[stage.scene_index - 1]
+        return self.providers.get(stage.kind.provider_key(job, scene))
 
     async def retry_failed(self, job: Job) -> asyncio.Task[Job]:
         """Re-run only the scenes that failed; finished scenes are reused and the ad re-joined."""

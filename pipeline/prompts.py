@@ -21,9 +21,11 @@ def mood_direction(mood: MoodPreset) -> str:
     return f"{mood.aesthetic}; style: {', '.join(mood.style_keywords)}; colour palette {', '.join(mood.palette)}"
 
 
-def seed_prompt(scene: Scene, mood: MoodPreset) -> str:
+def seed_prompt(scene: Scene, mood: MoodPreset, palette: tuple[str, ...] = ()) -> str:
+    """`palette`: the product photo's colours, named; the painted scenes then match the photo's."""
+    matching = f"Colours matching the product: {', '.join(palette)}. " if palette else ""
     return (
-        f"{scene.visual_prompt}. {mood_direction(mood)}. "
+        f"{scene.visual_prompt}. {mood_direction(mood)}. {matching}"
         "Vertical 9:16 composition, subject centred with headroom for captions, commercial advertising "
         "photography, highly detailed, sharp focus"
     )

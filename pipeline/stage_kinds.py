@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import InvalidRequest
 from pipeline.moods import mood_preset
+from pipeline.photo_palette import matching_colours
 from pipeline.providers.base import (
     ClipRequest,
     MusicRequest,
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
     from pipeline.models import Job, Scene, StageState
 
 JOB_LEVEL_INDEX = 0  # job-level stages live in the `stages` table under this scene index
+# The entry of `Providers` that makes a seed from the team's own product photo (local, unpaid). It is
+# a provider of the seed kind, not a kind: a scene's seed stage is made by it or by the painter.
+PHOTO_SEED = "seed.photo"
 
 
 class StageName(StrEnum):
@@ -83,9 +87,16 @@ class StageKind:
     # Whose prediction slots it takes (`Orchestrator`): "media", or "sound" for the short voice and
     # music runs, which must never queue behind the seeds and clips the ad waits on.
     slots: str = "media"
+    # Which entry of `Providers` makes a scene's stage of this kind; None: the one under the kind's
+    # name. A function of the stored request and storyboard, so a resumed job picks the same one.
+    source: Callable[[Job, Scene], str] | None = None
 
     def dest(self, directory: Path, scene_index: int) -> Path:
         return directory / self.output.format(index=scene_index)
+
+    def provider_key(self, job: Job, scene: Scene | None) -> str:
+        """The key in `Providers` of the provider that makes this kind's stage for `scene`."""
+        return self.source(job, scene) if self.source is not None and scene is not None else self.name
 
 
 def _scene(s: StageInputs) -> Scene:
@@ -93,13 +104,25 @@ def _scene(s: StageInputs) -> Scene:
     return s.scene
 
 
+def uses_product_photo(job: Job, scene: Scene) -> bool:
+    """The scene shows the product and the team gave us a photo of it: the photo is its seed."""
+    return job.request.photo is not None and scene.shows_product
+
+
+def _seed_source(job: Job, scene: Scene) -> str:
+    return PHOTO_SEED if uses_product_photo(job, scene) else StageName.SEED
+
+
 async def _seed(provider: Any, s: StageInputs, ctx: StageContext) -> StageResult:
     profile, scene = s.settings.media.profile, _scene(s)
     assert s.job.storyboard is not None
+    photo = Path(s.job.request.photo) if s.job.request.photo else None
+    # A painted seed takes the photo's colours, so it looks like the same ad as the photo's scenes.
+    palette = await matching_colours(photo) if photo is not None and not uses_product_photo(s.job, scene) else ()
     request = SeedRequest(
         storyboard=s.job.storyboard, scene=scene, mood=mood_preset(s.job.request.mood), product=s.job.request.product,
         width=profile.seed_width, height=profile.seed_height, steps=profile.seed_steps, dest=s.dest,
-        seed=s.state.seed,
+        seed=s.state.seed, photo=photo, palette=palette,
     )  # fmt: skip
     result: StageResult = await provider.generate(request, ctx)
     return result
@@ -158,7 +181,7 @@ STAGE_KINDS: Mapping[str, StageKind] = {
     for k in (
         StageKind(
             StageName.SEED, StageLevel.SCENE, "seed image", "seed-{index}.png",
-            deadline_s=lambda s: s.seed_deadline_s, start=_seed, weight=1.0,
+            deadline_s=lambda s: s.seed_deadline_s, start=_seed, weight=1.0, source=_seed_source,
         ),
         StageKind(
             StageName.CLIP, StageLevel.SCENE, "clip", "clip-{index}.mp4",

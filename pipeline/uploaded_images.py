@@ -47,12 +47,17 @@ def _mib(n: int) -> str:
     return f"{n / MIB:.1f} MiB"
 
 
+def check_byte_size(size: int, *, what: str, max_bytes: int) -> None:
+    """The size check alone: a caller that can see a file's size refuses it before reading it."""
+    if size > max_bytes:
+        raise UploadedImageError(
+            f"{what} is {_mib(size)}; the limit is {max_bytes / MIB:g} MiB. Upload a smaller file."
+        )
+
+
 def validate_image(data: bytes, *, what: str, max_bytes: int, min_short_side: int) -> CheckedImage:
     """`what` names the image in messages ("The logo", "The product photo")."""
-    if len(data) > max_bytes:
-        raise UploadedImageError(
-            f"{what} is {_mib(len(data))}; the limit is {max_bytes / MIB:g} MiB. Upload a smaller file."
-        )
+    check_byte_size(len(data), what=what, max_bytes=max_bytes)
     if not data:
         raise UploadedImageError(f"{what} is an empty file. Upload a PNG, JPEG or WebP image.")
     with warnings.catch_warnings():

@@ -21,7 +21,8 @@ def draft(durations: tuple[float, ...] = (4, 6, 7, 7, 6)) -> dict[str, Any]:
             {"beat": b, "duration_seconds": d, "description": f"Lumen {b} scene {i}",
              "visual_prompt": f"SCENE-{i} Lumen desk lamp on an oak desk, {b} shot",
              "on_screen_text": "Get Lumen" if b == "cta" else None,
-             "voiceover": "Get Lumen today." if b == "cta" else f"Lumen, scene {i}."}
+             "voiceover": "Get Lumen today." if b == "cta" else f"Lumen, scene {i}.",
+             "shows_product": b in ("intro", "cta")}
             for i, (b, d) in enumerate(zip(beats, durations, strict=True), start=1)
         ],
     }  # fmt: skip

@@ -35,7 +35,8 @@ def draft(durations: tuple[float, ...] = (4, 5, 5, 5, 5, 6), title: str = "Lumen
              "visual_prompt": f"Lumen desk lamp, {beat} shot {i}, soft rim light, gold accents",
              "on_screen_text": "Order at lumen.example" if beat == "cta" else None,
              "voiceover": "Order at lumen dot example today." if beat == "cta"
-                          else f"Lumen, scene {i}: light that knows."}
+                          else f"Lumen, scene {i}: light that knows.",
+             "shows_product": beat in ("intro", "cta")}
             for i, (beat, d) in enumerate(zip(beats, durations, strict=True), start=1)
         ],
     }  # fmt: skip

@@ -53,6 +53,10 @@ class SeedRequest:
     steps: int
     dest: Path
     seed: int | None = None
+    # The team's own product photo (a validated PNG under the data directory), when the request has
+    # one: the photo seed provider fits it into the frame; the painter matches its colours.
+    photo: Path | None = None
+    palette: tuple[str, ...] = ()  # the photo's dominant colours, named, for a painted seed's prompt
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,8 @@ class Providers:
 
     `Providers(planner, images, video)` fills the two kinds every ad needs; other kinds come in
     `stages` (`{"voice": …, "music": …}`). A kind with no provider here has no stages in new jobs.
+    A kind may have more than one provider (`StageKind.source` picks one per scene): the product
+    photo's seeds are under `stage_kinds.PHOTO_SEED`.
     """
 
     def __init__(
@@ -190,6 +196,11 @@ class Providers:
         if video is not None:
             self.stages["clip"] = video
         self.stages.update(stages or {})
+        # Every Jant can seed a scene from the team's product photo: it is local and needs no key.
+        from pipeline.providers.photo_seed import ProductPhotoSeeds
+        from pipeline.stage_kinds import PHOTO_SEED
+
+        self.stages.setdefault(PHOTO_SEED, ProductPhotoSeeds())
         self.notices = list(notices or [])
 
     def get(self, kind: str) -> StageProvider | None:

@@ -83,7 +83,7 @@ class OfflineStoryboardPlanner:
                 description=f"Introduce {name}: {text[:140]}",
                 visual_prompt=f"hero product shot of {name}, {text[:120]}, {look}",
                 on_screen_text=lines.meet.format(name=name),
-                voiceover=say(lines.intros, 1, layout[1], what=what),
+                voiceover=say(lines.intros, 1, layout[1], what=what), shows_product=True,
             ),
         ]  # fmt: skip
         for i, feat in enumerate(feats):
@@ -96,6 +96,7 @@ class OfflineStoryboardPlanner:
                     visual_prompt=f"{name} in use, {feat}, lifestyle scene for {audience}, {look}",
                     on_screen_text=feat[:1].upper() + feat[1:],
                     voiceover=say(lines.features, 2 + i, layout[2 + i], feat=feat),
+                    shows_product=i == 0,  # the product up close once between intro and CTA
                 )
             )
         scenes.append(
@@ -107,6 +108,7 @@ class OfflineStoryboardPlanner:
                 visual_prompt=f"{name} centred on a clean backdrop, logo space, confident final frame, {look}",
                 on_screen_text=cta,
                 voiceover=self._cta_line(request.cta, lines.ctas, digest[7], layout[-1], language, name),
+                shows_product=True,
             )
         )
         return Storyboard(title=f"{name} — {mood.label} 30 s ad (offline preview)", scenes=scenes, language=language)

@@ -60,6 +60,11 @@ class SceneDraft(BaseModel):
     visual_prompt: str = Field(description="A text-to-image prompt for ONE still frame of the scene")
     on_screen_text: str | None = Field(description="Short caption shown on screen (max 60 characters), or null")
     voiceover: str = Field(description="The words the narrator says during this scene, written to be spoken")
+    # Required with no default: strict structured output refuses a schema `default` (OpenAI answers
+    # "'default' is not permitted"), and every scene must say it anyway.
+    shows_product: bool = Field(
+        description="True when the product itself is the subject of the frame (a photo of it may be shown)"
+    )
 
 
 class StoryboardDraft(BaseModel):
@@ -96,6 +101,10 @@ Each visual_prompt describes one still frame: subject, setting, composition for 
 camera; it names the mood's style and colours (in words); it never asks for text, letters or logos in the \
 image (captions go in on_screen_text). Keep every scene safe for work.
 Speak to the audience named in the request; the cta scene's on_screen_text carries the call to action.
+shows_product: true for the scenes whose frame is the product itself, shown whole (the intro, the cta and \
+at most one feature scene); false for the others (people, settings, benefits). The team's own photo of the \
+product may replace the generated image of those scenes, so their visual_prompt describes the product \
+plainly, centred, fully in frame.
 
 {voiceover_rules(request.language or "en")}
 
@@ -131,7 +140,8 @@ def to_storyboard(draft: StoryboardDraft, language: str | None = None) -> Storyb
         "title": draft.title,
         "scenes": [
             {"index": i, "beat": s.beat, "duration": s.duration_seconds, "description": s.description,
-             "visual_prompt": s.visual_prompt, "on_screen_text": s.on_screen_text, "voiceover": s.voiceover}
+             "visual_prompt": s.visual_prompt, "on_screen_text": s.on_screen_text, "voiceover": s.voiceover,
+             "shows_product": s.shows_product}
             for i, s in enumerate(draft.scenes, start=1)
         ],
         "language": language,

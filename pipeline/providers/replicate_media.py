@@ -62,7 +62,7 @@ def multiple_of_8(value: int) -> int:
 
 def sdxl_input(request: SeedRequest, seed: int) -> dict[str, Any]:
     return {
-        "prompt": seed_prompt(request.scene, request.mood),
+        "prompt": seed_prompt(request.scene, request.mood, request.palette),
         "negative_prompt": NEGATIVE_PROMPT,
         "width": multiple_of_8(request.width),
         "height": multiple_of_8(request.height),

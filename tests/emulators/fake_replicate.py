@@ -698,6 +698,9 @@ class FakeReplicate:
         self.requests: list[RecordedRequest] = []
         self.counts = Counts()
         self.unknown_inputs: list[tuple[str, str]] = []  # (model ref, input key) the model ignored
+        # The image each video prediction was given, as the model decoded it (a data URI's or an uploaded
+        # file's bytes), by prediction id: what a test compares with the seed it meant to animate.
+        self.video_inputs: dict[str, bytes] = {}
         self.default_outcome = "succeed"
         self._scripts: dict[str, deque[str]] = {}
         self._predicate: Callable[[str, str, dict[str, Any]], str | None] | None = None
@@ -1519,6 +1522,7 @@ class FakeReplicate:
         try:
             data = await self._load_input_file(inp["input_image"])
             src_w, src_h = await asyncio.to_thread(media.image_size, data)
+            self.video_inputs[p.id] = data
         except FileNotFoundError as exc:
             self._fail(p, str(exc))
             return
