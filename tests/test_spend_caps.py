@@ -361,10 +361,10 @@ async def test_each_replicate_prediction_records_what_it_cost_and_the_hold_settl
         lines = {s.index: s.voiceover or "" for s in job.storyboard.scenes}
         predictions = await runtime.store.predictions(job.id)
         assert {p["provider"] for p in predictions} == {
-            "replicate-sdxl", "replicate-svd", "replicate-minimax-tts", "replicate-music"
+            "replicate-sdxl", "replicate-video", "replicate-minimax-tts", "replicate-music"
         }  # fmt: skip
         for p in predictions:
-            if p["provider"] in ("replicate-sdxl", "replicate-svd"):
+            if p["provider"] in ("replicate-sdxl", "replicate-video"):
                 assert p["predict_time"] > 0 and p["cost_usd"] == pytest.approx(p["predict_time"] * price)
             elif p["provider"] == "replicate-minimax-tts":
                 per_char = settings.audio.tts_price_per_1k_chars / 1000
