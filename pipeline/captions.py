@@ -6,6 +6,8 @@ and a fontconfig that sees nothing else: see pipeline/fonts/README.md).
 The headline sits at the bottom of the safe zone, white on a dark outline; the captions show
 2–3 spoken words at a time right above it, the word being spoken in the highlight colour (one
 event per word, so exactly one word is lit at a time and a gap between words lights none).
+A brand changes the font and those colours (`TextStyle`, from pipeline/brand_style.py), and its end
+card's words join the same script (pipeline/end_card.py).
 
 Lines are wrapped here, measured by Pillow with the same font files (libass only breaks at
 spaces, and CJK text has none), so the script carries explicit `\\N` breaks and libass never

@@ -44,6 +44,7 @@ LOGO_CENTRE_Y = 0.37
 NAME_SIZE, NAME_MIN_SIZE = 120, 72
 CTA_CENTRE_Y = 0.585
 CTA_SIZE, CTA_MIN_SIZE, CTA_LINES = 80, 52, 2
+CTA_ONE_LINE_MIN_SIZE = 62
 PILL_PAD_X, PILL_PAD_Y = 56, 30
 URL_SIZE, URL_MIN_SIZE = 60, 36
 URL_GAP = 44
@@ -142,9 +143,14 @@ def plan_card(kit: BrandKit, text: CardText, width: int, height: int, start: flo
     pill = None
     y = round(height * CTA_CENTRE_Y)
     if text.cta:
+        # One line when it fits at a good size (a button reads as one phrase), else two.
         lines, size = layout_block(
-            text.cta, max_w, size=px(CTA_SIZE), min_size=px(CTA_MIN_SIZE), max_lines=CTA_LINES, family=family
+            text.cta, max_w, size=px(CTA_SIZE), min_size=px(CTA_ONE_LINE_MIN_SIZE), max_lines=1, family=family
         )
+        if lines[-1].endswith("…") and not text.cta.endswith("…"):
+            lines, size = layout_block(
+                text.cta, max_w, size=px(CTA_SIZE), min_size=px(CTA_MIN_SIZE), max_lines=CTA_LINES, family=family
+            )
         text_w = max(ty.BundledFont(size, family).getlength(line) for line in lines)
         half_w = round(text_w / 2) + px(PILL_PAD_X)
         half_h = round(size * len(lines) / 2) + px(PILL_PAD_Y)

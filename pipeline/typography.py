@@ -3,7 +3,8 @@
 Fonts are shipped, never the system's: Pillow's own (`ImageFont.load_default(size=…)`, Pillow ≥
 10.1; ASCII only) for previews and contact sheets, and the bundled Noto Sans Bold (Latin with
 accents, Greek, Cyrillic) with Noto Sans CJK JP Bold (kana, CJK, Hangul) in `pipeline/fonts/`,
-which the burned-in headline and captions are measured with here and drawn with by libass.
+which the burned-in headline and captions are measured with here and drawn with by libass, and
+the brand fonts (`STYLE_FACES`) a kit may put first.
 Pillow's font has no bold face; a stroke in the fill colour thickens it into a convincing
 semi-bold. Fonts are built per call, never shared between threads (FreeType faces are not
 thread-safe and Pillow work runs in `asyncio.to_thread`), but for the glyph probes, behind a lock.
