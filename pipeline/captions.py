@@ -225,12 +225,13 @@ def split_unspaced(words: Sequence[WordTiming]) -> list[tuple[WordTiming, bool]]
 # -- the ASS script --------------------------------------------------------------------------------
 
 
-def _colour(rgb: tuple[int, int, int], opacity: float = 1.0) -> str:
+def ass_colour(rgb: tuple[int, int, int], opacity: float = 1.0) -> str:
+    """An ASS colour (&HAABBGGRR) for styles and inline tags."""
     r, g, b = rgb
     return f"&H{round((1 - opacity) * 255):02X}{b:02X}{g:02X}{r:02X}"
 
 
-def _time(seconds: float) -> str:
+def ass_time(seconds: float) -> str:
     cs = max(0, round(seconds * 100))
     h, rest = divmod(cs, 360_000)
     m, rest = divmod(rest, 6000)
@@ -263,15 +264,6 @@ def layout_block(
     """(lines, libass font size) of `text` wrapped to `max_width` in `family`, as the captions are."""
     block = _layout(text, max_width, size=size, min_size=min_size, max_lines=max_lines, family=family)
     return block.lines, block.size
-
-
-def ass_time(seconds: float) -> str:
-    return _time(seconds)
-
-
-def ass_colour(rgb: RGB, opacity: float = 1.0) -> str:
-    """An ASS colour (&HAABBGGRR) for inline tags and styles."""
-    return _colour(rgb, opacity)
 
 
 def build_ass(
@@ -309,7 +301,7 @@ def build_ass(
             head, safe.width - 2 * px(HEADLINE_PAD_X), size=px(HEADLINE_SIZE), min_size=px(HEADLINE_MIN_SIZE),
             max_lines=HEADLINE_LINES, family=family,
         )  # fmt: skip
-        start, end = _time(min(HEADLINE_FADE_START, duration)), _time(text_end)
+        start, end = ass_time(min(HEADLINE_FADE_START, duration)), ass_time(text_end)
         fade = f"\\fad({round(HEADLINE_FADE_S * 1000)},0)"
         text = "\\N".join(ass_escape(line) for line in block.lines)
         events.append(
@@ -377,7 +369,7 @@ def _caption_events(
         head = f"{{\\an2\\pos({x},{bottom})\\fs{block.size}}}"
         if mode is CaptionMode.PLAIN:
             text = _coloured(placed, lit=None, style=style)
-            events.append(f"Dialogue: 2,{_time(group[0].start)},{_time(group_end)},Caption,,0,0,0,,{head}{text}")
+            events.append(f"Dialogue: 2,{ass_time(group[0].start)},{ass_time(group_end)},Caption,,0,0,0,,{head}{text}")
             continue
         for wi, w in enumerate(group):
             start = w.start
@@ -385,7 +377,7 @@ def _caption_events(
             if end <= start:
                 continue
             text = _coloured(placed, lit=wi, style=style)
-            events.append(f"Dialogue: 2,{_time(start)},{_time(end)},Caption,,0,0,0,,{head}{text}")
+            events.append(f"Dialogue: 2,{ass_time(start)},{ass_time(end)},Caption,,0,0,0,,{head}{text}")
     return events
 
 
@@ -440,13 +432,13 @@ def _script(width: int, height: int, px: Scale, style: TextStyle = DEFAULT_STYLE
         # Name, Fontname, Fontsize, Primary, Secondary, Outline, Back, Bold, Italic, Underline,
         # StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment,
         # MarginL, MarginR, MarginV, Encoding
-        f"Style: Caption,{font},{px(CAPTION_SIZE)},{_colour(fill)},{_colour(lit)},"
-        f"{_colour(ink)},{_colour(ink)},-1,0,0,0,100,100,0,0,1,{px(CAPTION_OUTLINE)},0,2,0,0,0,1",
-        f"Style: Headline,{font},{px(HEADLINE_SIZE)},{_colour(fill)},{_colour(fill)},"
-        f"{_colour(ink, 0.85)},{_colour(ink)},-1,0,0,0,100,100,0,0,1,{px(HEADLINE_OUTLINE)},0,2,0,0,0,1",
+        f"Style: Caption,{font},{px(CAPTION_SIZE)},{ass_colour(fill)},{ass_colour(lit)},"
+        f"{ass_colour(ink)},{ass_colour(ink)},-1,0,0,0,100,100,0,0,1,{px(CAPTION_OUTLINE)},0,2,0,0,0,1",
+        f"Style: Headline,{font},{px(HEADLINE_SIZE)},{ass_colour(fill)},{ass_colour(fill)},"
+        f"{ass_colour(ink, 0.85)},{ass_colour(ink)},-1,0,0,0,100,100,0,0,1,{px(HEADLINE_OUTLINE)},0,2,0,0,0,1",
         # The end card's text: colours and size per event, on a flat card, so no outline.
-        f"Style: Card,{font},{px(CAPTION_SIZE)},{_colour(fill)},{_colour(fill)},"
-        f"{_colour(ink)},{_colour(ink)},-1,0,0,0,100,100,0,0,1,0,0,5,0,0,0,1",
+        f"Style: Card,{font},{px(CAPTION_SIZE)},{ass_colour(fill)},{ass_colour(fill)},"
+        f"{ass_colour(ink)},{ass_colour(ink)},-1,0,0,0,100,100,0,0,1,0,0,5,0,0,0,1",
     ]
     return (
         "[Script Info]\n"
