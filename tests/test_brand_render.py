@@ -343,3 +343,9 @@ async def test_the_preview_shows_a_caption_sample_and_the_end_card(logo: Path, t
     assert count(magenta(right)) > 2000, "the logo on the card"
     style = caption_style(kit(logo))
     assert count(near(left, style.highlight, 30)) > 100, "a word lit in the accent colour"
+
+
+async def test_a_branded_scene_is_the_same_bytes_every_time(flat_clip: Path, logo: Path, tmp_path: Path) -> None:
+    a = await branded(flat_clip, tmp_path / "a", kit(logo, end_card="blur"), seconds=3.0, card=2.0)
+    b = await branded(flat_clip, tmp_path / "b", kit(logo, end_card="blur"), seconds=3.0, card=2.0)
+    assert await asyncio.to_thread(a.read_bytes) == await asyncio.to_thread(b.read_bytes)
