@@ -151,7 +151,8 @@ class _BrandLayers:
         scratch: contextlib.ExitStack,
         dst: Path,
     ) -> None:
-        text = ec.card_text(brand, cta)
+        # Reads the logo and measures text with the font files: off the event loop.
+        text = await asyncio.to_thread(ec.card_text, brand, cta)
         if card_frames and not text.empty:
             self.card_start = (frames - card_frames) / fps
         wm_png = scratch.enter_context(scratch_path(dst, ".logo.png"))
@@ -164,7 +165,7 @@ class _BrandLayers:
         if self.card_start is None:
             return
         card_png = scratch.enter_context(scratch_path(dst, ".card.png"))
-        plan = ec.plan_card(brand, text, w, h, self.card_start, frames / fps + 1)
+        plan = await asyncio.to_thread(ec.plan_card, brand, text, w, h, self.card_start, frames / fps + 1)
         self.card_events = plan.events
         await asyncio.to_thread(ec.draw_card, brand, plan, w, h, card_png)
         self.graph += _card_graph(brand.end_card, self._input(card_png), w, h, fps, self.card_start, card_frames)

@@ -32,7 +32,6 @@ from pipeline.watermark import fit_into, load_logo
 
 # The card's length when the orchestrator asks for one: the issue's 2–3 s.
 END_CARD_S = 2.5
-END_CARD_MIN_S, END_CARD_MAX_S = 2.0, 3.0
 CARD_FADE_S = 0.4
 # The blurred variant: the scene is shrunk by this factor, blurred and scaled back (cheap and
 # very soft), under a black veil of this opacity so white text reads on any picture.
@@ -66,15 +65,12 @@ class CardText:
 
 
 def card_text(kit: BrandKit, request_cta: str | None) -> CardText:
+    """What the card of `kit` says; nothing at all (`empty`) means the ad gets no card. Reads the
+    logo file: run it in a thread."""
     cta = drawable_text(kit.cta or request_cta or "") or None
     url = (drawable_text(_display_url(kit.url)) or None) if kit.url else None
     name = drawable_text(kit.name or "") or None
     return CardText(cta, url, name, load_logo(kit.logo_path) is not None)
-
-
-def has_end_card(kit: BrandKit, request_cta: str | None) -> bool:
-    """Whether the ad gets an end card: when there is anything to put on it."""
-    return not card_text(kit, request_cta).empty
 
 
 def end_card_seconds(scene_duration: float) -> float:
