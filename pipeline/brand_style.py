@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pipeline import typography as ty
 from pipeline.brand import BrandKit
-from pipeline.captions import WHITE, TextStyle
+from pipeline.captions import DEFAULT_STYLE, WHITE, TextStyle
 
 RGB = tuple[int, int, int]
 BLACK: RGB = (0, 0, 0)
@@ -41,11 +41,20 @@ def _towards(colour: RGB, target: RGB, against: RGB, ratio: float) -> RGB:
 
 def caption_style(kit: BrandKit) -> TextStyle:
     """White text in the brand font, outlined in the primary colour (darkened until white reads
-    on it), the spoken word in the accent colour (lightened until it stands out from the outline)."""
-    primary, accent = ty.hex_rgb(kit.primary), ty.hex_rgb(kit.accent)
-    outline = _towards(primary, BLACK, WHITE, OUTLINE_CONTRAST)
-    highlight = _towards(accent, WHITE, outline, HIGHLIGHT_CONTRAST)
+    on it), the spoken word in the accent colour (lightened until it stands out from the outline).
+
+    A colour the team left at its default keeps the captions' classic look (black outline,
+    yellow highlight): a server without a kit gets the captions it always had."""
+    outline, highlight = DEFAULT_STYLE.outline, DEFAULT_STYLE.highlight
+    if kit.primary != _DEFAULT_KIT.primary:
+        outline = _towards(ty.hex_rgb(kit.primary), BLACK, WHITE, OUTLINE_CONTRAST)
+    if kit.accent != _DEFAULT_KIT.accent or outline != DEFAULT_STYLE.outline:
+        accent = ty.hex_rgb(kit.accent) if kit.accent != _DEFAULT_KIT.accent else DEFAULT_STYLE.highlight
+        highlight = _towards(accent, WHITE, outline, HIGHLIGHT_CONTRAST)
     return TextStyle(family=kit.font_family, fill=WHITE, highlight=highlight, outline=outline)
+
+
+_DEFAULT_KIT = BrandKit()
 
 
 def ink_on(background: RGB) -> RGB:

@@ -15,7 +15,7 @@ from pipeline import typography as ty
 from pipeline.brand import BRAND_FONTS, BrandKit
 from pipeline.brand_preview import render_brand_preview
 from pipeline.brand_style import HIGHLIGHT_CONTRAST, OUTLINE_CONTRAST, caption_style, contrast
-from pipeline.captions import WHITE, ass_escape, build_ass, safe_area
+from pipeline.captions import DEFAULT_STYLE, WHITE, ass_escape, build_ass, safe_area
 from pipeline.composer import Composer
 from pipeline.end_card import card_text, plan_card
 from pipeline.ffmpeg import ffmpeg_exe, run_ffmpeg
@@ -349,3 +349,12 @@ async def test_a_branded_scene_is_the_same_bytes_every_time(flat_clip: Path, log
     a = await branded(flat_clip, tmp_path / "a", kit(logo, end_card="blur"), seconds=3.0, card=2.0)
     b = await branded(flat_clip, tmp_path / "b", kit(logo, end_card="blur"), seconds=3.0, card=2.0)
     assert await asyncio.to_thread(a.read_bytes) == await asyncio.to_thread(b.read_bytes)
+
+
+def test_colours_left_at_their_defaults_keep_the_classic_captions() -> None:
+    assert caption_style(BrandKit()) == DEFAULT_STYLE
+    serif = caption_style(BrandKit(font="noto-serif"))
+    assert serif.family == "Noto Serif"
+    assert (serif.outline, serif.highlight) == (DEFAULT_STYLE.outline, DEFAULT_STYLE.highlight)
+    only_primary = caption_style(BrandKit(primary="#0e7490"))
+    assert only_primary.outline == (14, 116, 144) and contrast(only_primary.highlight, only_primary.outline) >= 3
