@@ -287,8 +287,77 @@ def print_captions(r: dict[str, Any]) -> None:
               f"({c['karaoke_cpu_share']:+.1%})")  # fmt: skip
 
 
+BRAND_RUNS = 3
+
+
+async def _brand_share(src: Path, d: Path, env: str, logo: Path) -> dict[str, Any]:
+    """Normalising the last (CTA) scene unbranded, with a brand (font, colours, watermark), and
+    with the brand and its end card (colour and blur): median of BRAND_RUNS runs, interleaved."""
+    from pipeline.brand import BrandKit
+
+    w, h = SIZES[env]
+    c = Composer(w, h)
+    cap = target_bitrate(sum(SCENES), LIMIT)
+    kit = BrandKit(name="Lumen", primary="#0e7490", accent="#facc15", cta="Shop the Lumen lamp",
+                   url="https://lumen.example", logo_path=str(logo))  # fmt: skip
+    variants: dict[str, dict[str, Any]] = {
+        "plain": {}, "brand": {"brand": kit},
+        "card": {"brand": kit, "end_card_s": 2.5},
+        "blur_card": {"brand": kit.model_copy(update={"end_card": "blur"}), "end_card_s": 2.5},
+    }  # fmt: skip
+    wall: dict[str, list[float]] = {k: [] for k in variants}
+    cpu: dict[str, list[float]] = {k: [] for k in variants}
+    for run in range(BRAND_RUNS):
+        for name, kwargs in variants.items():
+            before = _children_cpu()
+            _, secs = await _timed(
+                c.normalize_clip(src, d / f"brand-{env}-{name}-{run}.mp4", SCENES[LAST], caption=HEADLINE,
+                                 words=WORDS, max_bitrate=cap, urgent=True, **kwargs)
+            )  # fmt: skip
+            wall[name].append(secs)
+            cpu[name].append(_children_cpu() - before)
+    med = {k: statistics.median(v) for k, v in wall.items()}
+    c_med = {k: statistics.median(v) for k, v in cpu.items()}
+    return {
+        "size": f"{w}x{h}", "runs": BRAND_RUNS, **{f"{k}_s": round(v, 3) for k, v in med.items()},
+        **{f"{k}_share": round(v / med["plain"] - 1, 3) for k, v in med.items() if k != "plain"},
+        # CPU seconds of the ffmpeg processes: what a neighbour on a shared host can't blur.
+        **{f"{k}_cpu_s": round(v, 3) for k, v in c_med.items()},
+        **{f"{k}_cpu_share": round(v / c_med["plain"] - 1, 3) for k, v in c_med.items() if k != "plain"},
+    }  # fmt: skip
+
+
+async def run_brand_bench() -> dict[str, Any]:
+    from PIL import Image, ImageDraw
+
+    with tempfile.TemporaryDirectory(prefix="jant-bench-") as tmp:
+        d = Path(tmp)
+        src = await _svd_like_clip(d / "svd.mp4")
+        logo = d / "logo.png"
+        img = Image.new("RGBA", (600, 300), (0, 0, 0, 0))
+        ImageDraw.Draw(img).ellipse((0, 0, 299, 299), fill=(230, 30, 200, 255))
+        img.save(logo)
+        return {env: await _brand_share(src, d, env, logo) for env in SIZES}
+
+
+def print_brand(r: dict[str, Any]) -> None:
+    first = next(iter(r.values()))
+    print(f"  the brand's share of normalising the last scene (6 s, headline + karaoke, urgent, capped; "
+          f"median of {first['runs']})")  # fmt: skip
+    for env, b in r.items():
+        print(f"    {env:<5} {b['size']:<10} unbranded {b['plain_s']:.2f} s, brand (font, colours, logo) "
+              f"{b['brand_s']:.2f} s ({b['brand_share']:+.1%}), + end card {b['card_s']:.2f} s "
+              f"({b['card_share']:+.1%}), + blurred end card {b['blur_card_s']:.2f} s "
+              f"({b['blur_card_share']:+.1%})")  # fmt: skip
+        print(f"    {'':<16} ffmpeg CPU: unbranded {b['plain_cpu_s']:.2f} s, brand {b['brand_cpu_s']:.2f} s "
+              f"({b['brand_cpu_share']:+.1%}), + end card {b['card_cpu_s']:.2f} s ({b['card_cpu_share']:+.1%}), "
+              f"+ blurred end card {b['blur_card_cpu_s']:.2f} s ({b['blur_card_cpu_share']:+.1%})")  # fmt: skip
+
+
 if __name__ == "__main__":
-    if "--captions" in sys.argv[1:]:
+    if "--brand" in sys.argv[1:]:
+        print_brand(asyncio.run(run_brand_bench()))
+    elif "--captions" in sys.argv[1:]:
         print_captions(asyncio.run(run_caption_bench()))
     else:
         print_composer(asyncio.run(run_composer_bench()))

@@ -80,6 +80,11 @@ def _parser() -> argparse.ArgumentParser:
     spend.add_argument("--guild", metavar="ID", help="one Discord server's spend (default: every server and the CLI)")
     sub.add_parser("doctor", help="report which providers are live or offline, ffmpeg, data dir and database")
     sub.add_parser("bot", help="run the Discord bot (needs DISCORD_TOKEN)")
+    brand = sub.add_parser("brand", help="work with a brand.toml")
+    brand_sub = brand.add_subparsers(dest="brand_command", required=True)
+    check = brand_sub.add_parser("check", help="validate a brand.toml and render its preview (end card and captions)")
+    check.add_argument("file", type=Path, help="the brand.toml")
+    check.add_argument("--out", type=Path, help="where to write the preview PNG (default: beside the file)")
     return p
 
 
@@ -102,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(show_spend(settings, args.guild))
         if args.command == "doctor":
             return asyncio.run(doctor(settings))
+        if args.command == "brand":
+            return asyncio.run(brand_check(settings, args.file, args.out))
         if args.command == "bot":
             from bot.app import run_bot
 
@@ -116,6 +123,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         err_console.print("Interrupted.")
         return 130
     return EXIT_USAGE
+
+
+async def brand_check(settings: Settings, file: Path, out: Path | None) -> int:
+    """Validate a brand.toml as `makead --brand` would, then draw its preview: what the end card
+    and the captions will look like, rendered by the composer itself. No prediction, no cost."""
+    from pipeline.brand_file import load_brand_file
+    from pipeline.brand_preview import render_brand_preview
+
+    try:
+        kit = await load_brand_file(file, settings.data_dir)
+    except JantError as exc:
+        raise UsageError(exc.user_message) from None
+    dest = out or file.with_name(f"{file.stem}-preview.png")
+    path = await asyncio.to_thread(render_brand_preview, kit, dest)
+    console.print(
+        f"{escape(file.name)} is valid: font {kit.font}, primary {kit.primary}, accent {kit.accent}, "
+        f"logo {'yes' if kit.logo_path else 'none'} ({kit.logo_corner}), end card {kit.end_card}."
+    )
+    console.print(f"Preview: {escape(str(path.resolve()))}")
+    return EXIT_OK
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -45,7 +45,10 @@ class EndCardStyle(StrEnum):
 # Bundled font choices: key (what /brand set font: and brand.toml say) → the font family libass
 # and Pillow draw it with. Each family's files live in pipeline/fonts/ with their licence.
 BRAND_FONTS: dict[str, str] = {
-    "noto-sans": "Noto Sans",
+    "noto-sans": "Noto Sans",  # humanist sans, the default
+    "noto-serif": "Noto Serif",  # a serif for a classic or premium look
+    "bebas-neue": "Bebas Neue",  # condensed display capitals (lowercase is drawn as capitals)
+    "league-spartan": "League Spartan",  # geometric, wide and heavy
 }
 DEFAULT_FONT = "noto-sans"
 

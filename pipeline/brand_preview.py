@@ -1,41 +1,94 @@
-"""A still preview of a brand kit: its end card (primary colour, logo, CTA, URL) beside a caption
-sample in its accent colour. `/brand show` and `jant brand check` post it.
+"""A brand kit's preview: one PNG with a caption sample and the end card, side by side, drawn
+exactly as an ad draws them (the composer's own ffmpeg/libass path, one frame of each).
 
-Placeholder body, kept only until the composer's own preview (helper wendcard) is merged: same
-signature, simple Pillow drawing. CPU work: call it through `asyncio.to_thread`.
+Used by `/brand show` and `jant brand check`. It costs nothing: no prediction, a second or two of
+ffmpeg on a small frame.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import tempfile
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+from PIL import Image
 
+from pipeline.atomic_files import atomic_path
 from pipeline.brand import BrandKit
-from pipeline.typography import font, hex_rgb, luminance
+from pipeline.composer import Composer
+from pipeline.ffmpeg import run_ffmpeg
+from pipeline.speech_timing import WordTiming
 
-PREVIEW_SIZE = (540, 960)  # 9:16 at half the ad's size
+# Half the 1080x1920 output: legible in a Discord embed, quick to render.
+PANEL_W, PANEL_H = 540, 960
+GAP = 24
+BACKDROP = (24, 24, 28)
+SCENE_S, CARD_S = 4.0, 2.0
+CAPTION_AT, CARD_AT = 1.0, SCENE_S - 0.05  # a moment in the caption sample; the card, faded in
+SAMPLE_HEADLINE = "Your headline here"
+SAMPLE_CTA = "Shop now"
+SAMPLE_WORDS = (
+    WordTiming("Made", 0.3, 0.7),
+    WordTiming("for", 0.7, 0.9),
+    WordTiming("you", 0.9, 1.4),
+)
 
 
 def render_brand_preview(kit: BrandKit, dest: Path) -> Path:
-    width, height = PREVIEW_SIZE
-    primary = hex_rgb(kit.primary)
-    ink = (255, 255, 255) if luminance(primary) < 0.5 else (17, 17, 17)
-    img = Image.new("RGB", PREVIEW_SIZE, primary)
-    draw = ImageDraw.Draw(img)
-    y = height // 3
-    if kit.logo_path and Path(kit.logo_path).is_file():
-        with Image.open(kit.logo_path) as logo:
-            logo.thumbnail((width // 2, height // 5))
-            mark = logo.convert("RGBA")
-        img.paste(mark, ((width - mark.width) // 2, y - mark.height), mark)
-    for text, size in ((kit.cta or kit.name or "Your call to action", 40), (kit.url or "", 26)):
-        if text:
-            y += size + 20
-            draw.text((width // 2, y), text, fill=ink, font=font(size), anchor="mm")
-    sample = "Caption sample"
-    draw.rounded_rectangle((40, height - 200, width - 40, height - 120), radius=16, fill=(0, 0, 0))
-    draw.text((width // 2, height - 160), sample, fill=hex_rgb(kit.accent), font=font(36), anchor="mm")
+    """Write the preview of `kit` to `dest` (PNG) and return it.
+
+    Blocking (ffmpeg and Pillow): call it through `asyncio.to_thread` from async code.
+    """
+    dest = Path(dest)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(_render(kit, dest))
+    # Called on an event loop's thread after all: run on a thread of its own rather than fail.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, _render(kit, dest)).result()
+
+
+async def _render(kit: BrandKit, dest: Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    img.save(dest, format="PNG")
+    with tempfile.TemporaryDirectory(prefix="jant-brand-preview-") as tmp:
+        d = Path(tmp)
+        still, scene = d / "scene.png", d / "scene.mp4"
+        await asyncio.to_thread(_backdrop, still)
+        await run_ffmpeg([
+            "-loop", "1", "-framerate", "7", "-i", str(still), "-frames:v", "3",
+            "-c:v", "libx264", "-preset", "ultrafast", "-crf", "12", "-pix_fmt", "yuv420p", str(scene),
+        ])  # fmt: skip
+        composer = Composer(PANEL_W, PANEL_H, preset="ultrafast", crf=12)
+        clip = await composer.normalize_clip(
+            scene, d / "sample.mp4", SCENE_S, caption=kit.name or SAMPLE_HEADLINE, words=SAMPLE_WORDS,
+            captions=kit.captions or "karaoke", brand=kit, end_card_s=CARD_S, cta=SAMPLE_CTA,
+        )  # fmt: skip
+        frames = [await _frame(clip, at, d / f"frame-{i}.png") for i, at in enumerate((CAPTION_AT, CARD_AT))]
+        await asyncio.to_thread(_side_by_side, frames, dest)
     return dest
+
+
+def _backdrop(dst: Path) -> None:
+    """A quiet gradient from dusk blue to sand stands in for a scene: text and logo must read on a
+    picture, dark and light."""
+    w, h = PANEL_W // 2, PANEL_H // 2
+    top, bottom = (59, 74, 107), (217, 185, 155)
+    ramp = Image.linear_gradient("L").resize((w, h))
+    Image.composite(Image.new("RGB", (w, h), bottom), Image.new("RGB", (w, h), top), ramp).save(dst)
+
+
+async def _frame(video: Path, seconds: float, dst: Path) -> Path:
+    index = round(seconds * 24)
+    await run_ffmpeg(["-i", str(video), "-vf", f"select='eq(n,{index})'", "-frames:v", "1", str(dst)])
+    return dst
+
+
+def _side_by_side(frames: list[Path], dest: Path) -> None:
+    sheet = Image.new("RGB", (len(frames) * PANEL_W + (len(frames) + 1) * GAP, PANEL_H + 2 * GAP), BACKDROP)
+    for i, path in enumerate(frames):
+        with Image.open(path) as im:
+            sheet.paste(im.convert("RGB"), (GAP + i * (PANEL_W + GAP), GAP))
+    with atomic_path(dest, ".png") as tmp:
+        sheet.save(tmp, format="PNG")

@@ -6,6 +6,8 @@ and a fontconfig that sees nothing else: see pipeline/fonts/README.md).
 The headline sits at the bottom of the safe zone, white on a dark outline; the captions show
 2–3 spoken words at a time right above it, the word being spoken in the highlight colour (one
 event per word, so exactly one word is lit at a time and a gap between words lights none).
+A brand changes the font and those colours (`TextStyle`, from pipeline/brand_style.py), and its end
+card's words join the same script (pipeline/end_card.py).
 
 Lines are wrapped here, measured by Pillow with the same font files (libass only breaks at
 spaces, and CJK text has none), so the script carries explicit `\\N` breaks and libass never
@@ -60,6 +62,21 @@ def _scale(width: int) -> Scale:
 
 
 WHITE, HIGHLIGHT, INK = (255, 255, 255), (255, 212, 0), (0, 0, 0)
+RGB = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class TextStyle:
+    """How the burned-in text looks: the style font (a typography.STYLE_FACES family), the text's
+    fill, the spoken word's highlight and the outline that keeps both legible on any picture."""
+
+    family: str = ty.BUNDLED_FAMILY
+    fill: RGB = WHITE
+    highlight: RGB = HIGHLIGHT
+    outline: RGB = INK
+
+
+DEFAULT_STYLE = TextStyle()
 
 
 @dataclass(frozen=True)
@@ -208,12 +225,13 @@ def split_unspaced(words: Sequence[WordTiming]) -> list[tuple[WordTiming, bool]]
 # -- the ASS script --------------------------------------------------------------------------------
 
 
-def _colour(rgb: tuple[int, int, int], opacity: float = 1.0) -> str:
+def ass_colour(rgb: tuple[int, int, int], opacity: float = 1.0) -> str:
+    """An ASS colour (&HAABBGGRR) for styles and inline tags."""
     r, g, b = rgb
     return f"&H{round((1 - opacity) * 255):02X}{b:02X}{g:02X}{r:02X}"
 
 
-def _time(seconds: float) -> str:
+def ass_time(seconds: float) -> str:
     cs = max(0, round(seconds * 100))
     h, rest = divmod(cs, 360_000)
     m, rest = divmod(rest, 6000)
@@ -231,9 +249,21 @@ class _Block:
         return self.size * len(self.lines)
 
 
-def _layout(text: str, max_width: float, *, size: int, min_size: int, max_lines: int) -> _Block:
-    block = ty.fit_text(text, max_width * WIDTH_SLACK, size=size, min_size=min_size, max_lines=max_lines, bundled=True)
+def _layout(
+    text: str, max_width: float, *, size: int, min_size: int, max_lines: int, family: str = ty.BUNDLED_FAMILY
+) -> _Block:
+    block = ty.fit_text(
+        text, max_width * WIDTH_SLACK, size=size, min_size=min_size, max_lines=max_lines, bundled=True, family=family
+    )
     return _Block(block.lines, round(block.font.size))
+
+
+def layout_block(
+    text: str, max_width: float, *, size: int, min_size: int, max_lines: int, family: str
+) -> tuple[list[str], int]:
+    """(lines, libass font size) of `text` wrapped to `max_width` in `family`, as the captions are."""
+    block = _layout(text, max_width, size=size, min_size=min_size, max_lines=max_lines, family=family)
+    return block.lines, block.size
 
 
 def build_ass(
@@ -244,25 +274,34 @@ def build_ass(
     headline: str | None = None,
     words: Sequence[WordTiming] | None = None,
     mode: CaptionMode | str = CaptionMode.KARAOKE,
+    style: TextStyle = DEFAULT_STYLE,
+    until: float | None = None,
+    extra: Sequence[str] = (),
 ) -> str | None:
     """The ASS script for one scene, or None when there is nothing to draw.
 
     `words` are timed from the scene's start; words past `duration` are dropped. Text the
-    bundled font lacks is left out (report it with uncovered_scripts).
+    bundled font lacks is left out (report it with uncovered_scripts). `style` is the font and
+    colours (a brand's). `until`: the headline and captions end there (an end card takes the
+    rest of the scene); `extra` are more Dialogue lines (the end card's text, style "Card").
     """
     mode = CaptionMode(mode)
     safe = safe_area(width, height)
     px = _scale(width)
     events: list[str] = []
+    family = style.family
+    text_end = duration + 1 if until is None else until
+    if until is not None:
+        duration = min(duration, until)
 
     text_bottom = safe.bottom - px(BOTTOM_PAD)
     head = drawable_text(headline or "")
     if head:
         block = _layout(
             head, safe.width - 2 * px(HEADLINE_PAD_X), size=px(HEADLINE_SIZE), min_size=px(HEADLINE_MIN_SIZE),
-            max_lines=HEADLINE_LINES,
+            max_lines=HEADLINE_LINES, family=family,
         )  # fmt: skip
-        start, end = _time(min(HEADLINE_FADE_START, duration)), _time(duration + 1)
+        start, end = ass_time(min(HEADLINE_FADE_START, duration)), ass_time(text_end)
         fade = f"\\fad({round(HEADLINE_FADE_S * 1000)},0)"
         text = "\\N".join(ass_escape(line) for line in block.lines)
         events.append(
@@ -272,14 +311,16 @@ def build_ass(
         text_bottom -= block.height + px(CAPTION_GAP)
 
     caption_bottom = text_bottom
-    if words and mode is not CaptionMode.OFF:
+    if words and mode is not CaptionMode.OFF and duration > 0:
         events += _caption_events(
-            words, duration, x=safe.centre_x, bottom=caption_bottom, max_width=safe.width, px=px, mode=mode
-        )
+            words, duration, x=safe.centre_x, bottom=caption_bottom, max_width=safe.width, px=px, mode=mode,
+            style=style,
+        )  # fmt: skip
+    events += extra
 
     if not events:
         return None
-    return _script(width, height, px) + "\n".join(events) + "\n"
+    return _script(width, height, px, style) + "\n".join(events) + "\n"
 
 
 def _caption_events(
@@ -291,6 +332,7 @@ def _caption_events(
     max_width: int,
     px: Scale,
     mode: CaptionMode,
+    style: TextStyle,
 ) -> list[str]:
     timed = [
         WordTiming(text, w.start, min(w.end, duration))
@@ -303,7 +345,10 @@ def _caption_events(
 
     def lay_out(group: list[WordTiming]) -> _Block:
         text = "".join(w.word + ("" if glue[id(w)] else " ") for w in group).strip()
-        return _layout(text, max_width, size=px(CAPTION_SIZE), min_size=px(CAPTION_MIN_SIZE), max_lines=CAPTION_LINES)
+        return _layout(
+            text, max_width, size=px(CAPTION_SIZE), min_size=px(CAPTION_MIN_SIZE), max_lines=CAPTION_LINES,
+            family=style.family,
+        )  # fmt: skip
 
     # Lay each group out once; every event of a group draws the same lines, only colours change,
     # so the words never move while the group is on screen. A group that does not fit its lines
@@ -323,16 +368,16 @@ def _caption_events(
             group_end = laid[gi + 1][0][0].start
         head = f"{{\\an2\\pos({x},{bottom})\\fs{block.size}}}"
         if mode is CaptionMode.PLAIN:
-            text = _coloured(placed, lit=None)
-            events.append(f"Dialogue: 2,{_time(group[0].start)},{_time(group_end)},Caption,,0,0,0,,{head}{text}")
+            text = _coloured(placed, lit=None, style=style)
+            events.append(f"Dialogue: 2,{ass_time(group[0].start)},{ass_time(group_end)},Caption,,0,0,0,,{head}{text}")
             continue
         for wi, w in enumerate(group):
             start = w.start
             end = group[wi + 1].start if wi + 1 < len(group) else group_end
             if end <= start:
                 continue
-            text = _coloured(placed, lit=wi)
-            events.append(f"Dialogue: 2,{_time(start)},{_time(end)},Caption,,0,0,0,,{head}{text}")
+            text = _coloured(placed, lit=wi, style=style)
+            events.append(f"Dialogue: 2,{ass_time(start)},{ass_time(end)},Caption,,0,0,0,,{head}{text}")
     return events
 
 
@@ -366,13 +411,13 @@ def _place_words(lines: list[str], words: list[str]) -> list[tuple[str, int | No
     return runs
 
 
-def _coloured(runs: list[tuple[str, int | None]], *, lit: int | None) -> str:
-    out, current = [], WHITE
+def _coloured(runs: list[tuple[str, int | None]], *, lit: int | None, style: TextStyle) -> str:
+    out, current = [], style.fill
     for text, wi in runs:
         if wi == _BREAK:
             out.append("\\N")
             continue
-        want = HIGHLIGHT if lit is not None and wi == lit else WHITE
+        want = style.highlight if lit is not None and wi == lit else style.fill
         if want != current and wi is not None:
             r, g, b = want
             out.append(f"{{\\1c&H{b:02X}{g:02X}{r:02X}&}}")
@@ -381,16 +426,19 @@ def _coloured(runs: list[tuple[str, int | None]], *, lit: int | None) -> str:
     return "".join(out)
 
 
-def _script(width: int, height: int, px: Scale) -> str:
-    font = ty.BUNDLED_FAMILY
+def _script(width: int, height: int, px: Scale, style: TextStyle = DEFAULT_STYLE) -> str:
+    font, fill, lit, ink = style.family, style.fill, style.highlight, style.outline
     styles = [
         # Name, Fontname, Fontsize, Primary, Secondary, Outline, Back, Bold, Italic, Underline,
         # StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment,
         # MarginL, MarginR, MarginV, Encoding
-        f"Style: Caption,{font},{px(CAPTION_SIZE)},{_colour(WHITE)},{_colour(HIGHLIGHT)},"
-        f"{_colour(INK)},{_colour(INK)},-1,0,0,0,100,100,0,0,1,{px(CAPTION_OUTLINE)},0,2,0,0,0,1",
-        f"Style: Headline,{font},{px(HEADLINE_SIZE)},{_colour(WHITE)},{_colour(WHITE)},"
-        f"{_colour(INK, 0.85)},{_colour(INK)},-1,0,0,0,100,100,0,0,1,{px(HEADLINE_OUTLINE)},0,2,0,0,0,1",
+        f"Style: Caption,{font},{px(CAPTION_SIZE)},{ass_colour(fill)},{ass_colour(lit)},"
+        f"{ass_colour(ink)},{ass_colour(ink)},-1,0,0,0,100,100,0,0,1,{px(CAPTION_OUTLINE)},0,2,0,0,0,1",
+        f"Style: Headline,{font},{px(HEADLINE_SIZE)},{ass_colour(fill)},{ass_colour(fill)},"
+        f"{ass_colour(ink, 0.85)},{ass_colour(ink)},-1,0,0,0,100,100,0,0,1,{px(HEADLINE_OUTLINE)},0,2,0,0,0,1",
+        # The end card's text: colours and size per event, on a flat card, so no outline.
+        f"Style: Card,{font},{px(CAPTION_SIZE)},{ass_colour(fill)},{ass_colour(fill)},"
+        f"{ass_colour(ink)},{ass_colour(ink)},-1,0,0,0,100,100,0,0,1,0,0,5,0,0,0,1",
     ]
     return (
         "[Script Info]\n"

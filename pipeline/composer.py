@@ -18,13 +18,17 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from pipeline import end_card as ec
 from pipeline import typography as ty
 from pipeline.atomic_files import atomic_path, replace_durably, scratch_path
 from pipeline.audio_mix import mix_soundtrack
-from pipeline.captions import CaptionMode, build_ass
+from pipeline.brand import BrandKit, EndCardStyle
+from pipeline.brand_style import caption_style
+from pipeline.captions import DEFAULT_STYLE, CaptionMode, build_ass
 from pipeline.errors import ComposeError, DoesNotFit
 from pipeline.ffmpeg import MediaInfo, ProgressCallback, avc_decoder_config, probe, run_ffmpeg
 from pipeline.speech_timing import WordTiming
+from pipeline.watermark import place_watermark
 
 # Below ~0.011 bits per pixel per frame H.264 turns a product shot into blocks: 250 kb/s at
 # 720x1280x24 is that line. An ad that looks broken does more harm than a clear "does not fit"
@@ -120,6 +124,72 @@ def filter_value(text: str) -> str:
     (\\ ' :) and then for the graph parser (\\ ' [ ] , ;), ffmpeg's two levels."""
     once = "".join("\\" + c if c in "\\':" else c for c in text)
     return "".join("\\" + c if c in "\\'[],;" else c for c in once)
+
+
+class _BrandLayers:
+    """The filtergraph of one clip as the brand adds to it: the logo watermark and the end card
+    over `[base]`, their stills as extra ffmpeg inputs, and the card's text for the ASS script."""
+
+    def __init__(self, graph: str, inputs: list[str]) -> None:
+        self.graph, self.inputs = graph, inputs
+        self.card_events: list[str] = []
+        self.card_start: float | None = None
+
+    def _input(self, path: Path) -> int:
+        self.inputs += ["-i", str(path)]
+        return len(self.inputs) // 2 - 1
+
+    async def add(
+        self,
+        brand: BrandKit,
+        cta: str | None,
+        w: int,
+        h: int,
+        fps: int,
+        frames: int,
+        card_frames: int,
+        scratch: contextlib.ExitStack,
+        dst: Path,
+    ) -> None:
+        # Reads the logo and measures text with the font files: off the event loop.
+        text = await asyncio.to_thread(ec.card_text, brand, cta)
+        if card_frames and not text.empty:
+            self.card_start = (frames - card_frames) / fps
+        wm_png = scratch.enter_context(scratch_path(dst, ".logo.png"))
+        placed = await asyncio.to_thread(place_watermark, brand.logo_path, brand.logo_corner, w, h, wm_png)
+        if placed is not None:
+            index = self._input(placed.path)
+            # Hidden under the end card, which shows the logo large.
+            enable = f":enable='lt(t,{self.card_start:.6f})'" if self.card_start is not None else ""
+            self.graph += f";[{index}:v]format=rgba[wm];[base][wm]overlay={placed.x}:{placed.y}{enable}[base]"
+        if self.card_start is None:
+            return
+        card_png = scratch.enter_context(scratch_path(dst, ".card.png"))
+        plan = await asyncio.to_thread(ec.plan_card, brand, text, w, h, self.card_start, frames / fps + 1)
+        self.card_events = plan.events
+        await asyncio.to_thread(ec.draw_card, brand, plan, w, h, card_png)
+        self.graph += _card_graph(brand.end_card, self._input(card_png), w, h, fps, self.card_start, card_frames)
+
+
+def _card_graph(style: EndCardStyle, index: int, w: int, h: int, fps: int, start: float, frames: int) -> str:
+    """Filtergraph text that lays the end card (input `index`, one RGBA still) over `[base]` from
+    `start` s for its last `frames` frames, faded in; for the blurred variant the scene's own
+    frames from `start` are blurred first. The still is decoded once and repeated by `loop`."""
+    graph = ""
+    if style is EndCardStyle.BLUR:
+        sw, sh = max(2, w // ec.BLUR_SHRINK // 2 * 2), max(2, h // ec.BLUR_SHRINK // 2 * 2)
+        graph += (
+            f";[base]split[keep][tail];[tail]trim=start={start:.6f},scale={sw}:{sh},"
+            f"gblur=sigma={ec.BLUR_SIGMA},scale={w}:{h}:flags=bilinear[soft];"
+            "[keep][soft]overlay=eof_action=pass[base]"
+        )
+    return graph + (
+        # A second more than the card needs: the still's timestamps are rounded to its own time
+        # base, and a card that ran out one frame early would show the scene again at the end.
+        f";[{index}:v]format=rgba,loop=loop={frames + fps}:size=1:start=0,"
+        f"setpts=N/({fps}*TB)+{start:.6f}/TB,fade=t=in:st={start:.6f}:d={ec.CARD_FADE_S}:alpha=1[card];"
+        "[base][card]overlay=0:0:eof_action=pass[base]"
+    )
 
 
 def _file_key(path: Path) -> tuple[int, int] | None:
@@ -228,6 +298,9 @@ class Composer:
         urgent: bool = False,
         progress: ProgressCallback | None = None,
         retime: bool = True,
+        brand: BrandKit | None = None,
+        end_card_s: float = 0.0,
+        cta: str | None = None,
     ) -> Path:
         """Retime `src` to exactly `duration` s at the composer's fps and size; text optional.
 
@@ -252,6 +325,11 @@ class Composer:
         lacks is left out (captions.uncovered_scripts says which). `language` is the text's
         language; the one bundled font covers every language we caption, so it only documents
         the call for now.
+
+        `brand`: the text in the kit's font and colours, and its logo as a watermark in its
+        corner. `end_card_s` > 0 (the ad's last scene): its last `end_card_s` s become the end
+        card (pipeline/end_card.py), within `duration`, saying the kit's CTA or else `cta`.
+        Without a brand the text looks as it always has and there is no logo or card.
         """
         src, dst = Path(src), Path(dst)
         if duration <= 0:
@@ -280,17 +358,27 @@ class Composer:
             "tpad=stop_mode=clone:stop_duration=2",
         ]
         dst.parent.mkdir(parents=True, exist_ok=True)
-        with scratch_path(dst, ".mp4") as tmp, scratch_path(dst, ".ass") as ass_path:
+        with contextlib.ExitStack() as scratch:
+            tmp = scratch.enter_context(scratch_path(dst, ".mp4"))
+            ass_path = scratch.enter_context(scratch_path(dst, ".ass"))
             inputs = ["-i", str(src)]
+            seconds = frames_out / fps
+            style = caption_style(brand) if brand is not None else DEFAULT_STYLE
+            layers = _BrandLayers(f"[0:v]{','.join(chain)}[base]", inputs)
+            if brand is not None:
+                card_frames = min(frames_out, round(max(0.0, end_card_s) * fps))
+                await layers.add(brand, cta, w, h, fps, frames_out, card_frames, scratch, dst)
             script = await asyncio.to_thread(
-                build_ass, w, h, frames_out / fps, headline=caption, words=words, mode=captions
-            )
+                build_ass, w, h, seconds, headline=caption, words=words, mode=captions, style=style,
+                until=layers.card_start, extra=layers.card_events,
+            )  # fmt: skip
+            ass = ""
             if script is not None:
                 await asyncio.to_thread(ass_path.write_text, script, encoding="utf-8")
-                # libass blends straight into the yuv420p frames (no RGB round trip, no second
-                # input), and only ever with the bundled fonts: fontsdir, no system fonts.
-                chain.append(f"ass=filename={filter_value(str(ass_path))}:fontsdir={filter_value(str(ty.FONTS_DIR))}")
-            graph = f"[0:v]{','.join(chain)},format=yuv420p[v]"
+                # libass blends straight into the yuv420p frames (no RGB round trip), and only
+                # ever with the bundled fonts: fontsdir, no system fonts.
+                ass = f",ass=filename={filter_value(str(ass_path))}:fontsdir={filter_value(str(ty.FONTS_DIR))}"
+            graph = f"{layers.graph};[base]null{ass},format=yuv420p[v]"
             # fontconfig then knows only the bundled folder: no system font, even as a fallback.
             env = {"FONTCONFIG_FILE": str(ty.FONTS_CONFIG)} if script is not None else None
             await run_ffmpeg(

@@ -25,10 +25,12 @@ from pydantic import ValidationError
 
 from pipeline.action_rules import Action, refusal_with_rule
 from pipeline.audio_mix import AUDIO_BITRATE
+from pipeline.brand import BrandKit
 from pipeline.captions import uncovered_scripts
 from pipeline.composer import Composer, target_bitrate
 from pipeline.config import Settings
 from pipeline.cost_estimate import prediction_cost_usd, stages_cost_usd
+from pipeline.end_card import end_card_seconds
 from pipeline.errors import InvalidRequest, JantError, PlannerError
 from pipeline.events import EventBus, EventKind, ProgressEvent, snapshot
 from pipeline.incidents import is_unexplained, report_unexpected
@@ -501,12 +503,19 @@ class Orchestrator:
         if job.byte_limit:
             audio_bps = AUDIO_BITRATE if self._wants_soundtrack(job) else 0
             max_bitrate = target_bitrate(timing.total, job.byte_limit, audio_bps=audio_bps)
+        duration = timing.durations[scene.index - 1]
+        # The kit as it was at approval; a server without one gets the defaults. The last scene
+        # (the CTA) ends on the brand's end card, inside its own length.
+        brand = job.brand or BrandKit()
+        last = scene.index == len(job.storyboard.scenes)
         try:
             await self.composer.normalize_clip(
-                clip_path, normalized, timing.durations[scene.index - 1], caption=scene.on_screen_text,
+                clip_path, normalized, duration, caption=scene.on_screen_text,
                 max_bitrate=max_bitrate, urgent=_ad_waits_only_on(job, scene.index),
-                words=caption_words(job, scene, timing), captions=self.settings.audio.captions,
-                language=spoken_language(job), **self._clip_speed(job),
+                words=caption_words(job, scene, timing), captions=brand.captions or self.settings.audio.captions,
+                language=spoken_language(job), brand=brand,
+                end_card_s=end_card_seconds(duration) if last else 0.0, cta=job.request.cta,
+                **self._clip_speed(job),
             )  # fmt: skip
         except JantError as exc:
             stage.status, stage.error = StageStatus.FAILED, f"Could not prepare the clip: {exc}"

@@ -10,10 +10,14 @@ from pipeline.models import Scene
 from pipeline.moods import MoodPreset
 from pipeline.spoken_text import WORDS_PER_SECOND
 
+# Words, logos and prices are drawn by us (captions, headline, end card), never painted: image
+# models misspell text, and a painted logo or label would fight the brand's real one.
 NEGATIVE_PROMPT = (
-    "text, watermark, logo, signature, letters, caption, blurry, low quality, jpeg artifacts, deformed, "
-    "distorted, extra limbs, bad anatomy, disfigured, cropped subject, oversaturated, ugly, nsfw"
+    "text, words, letters, typography, caption, subtitles, label text, price tag, watermark, logo, "
+    "brand name, signature, blurry, low quality, jpeg artifacts, deformed, distorted, extra limbs, "
+    "bad anatomy, disfigured, cropped subject, oversaturated, ugly, nsfw"
 )
+NO_TEXT = "no text, no lettering, no logos, no watermarks"
 
 
 def mood_direction(mood: MoodPreset) -> str:
@@ -27,7 +31,7 @@ def seed_prompt(scene: Scene, mood: MoodPreset, palette: tuple[str, ...] = ()) -
     return (
         f"{scene.visual_prompt}. {mood_direction(mood)}. {matching}"
         "Vertical 9:16 composition, subject centred with headroom for captions, commercial advertising "
-        "photography, highly detailed, sharp focus"
+        f"photography, highly detailed, sharp focus, {NO_TEXT}"
     )
 
 

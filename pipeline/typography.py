@@ -3,7 +3,8 @@
 Fonts are shipped, never the system's: Pillow's own (`ImageFont.load_default(size=…)`, Pillow ≥
 10.1; ASCII only) for previews and contact sheets, and the bundled Noto Sans Bold (Latin with
 accents, Greek, Cyrillic) with Noto Sans CJK JP Bold (kana, CJK, Hangul) in `pipeline/fonts/`,
-which the burned-in headline and captions are measured with here and drawn with by libass.
+which the burned-in headline and captions are measured with here and drawn with by libass, and
+the brand fonts (`STYLE_FACES`) a kit may put first.
 Pillow's font has no bold face; a stroke in the fill colour thickens it into a convincing
 semi-bold. Fonts are built per call, never shared between threads (FreeType faces are not
 thread-safe and Pillow work runs in `asyncio.to_thread`), but for the glyph probes, behind a lock.
@@ -54,21 +55,44 @@ BUNDLED_FACES = (
 )
 BUNDLED_FAMILY = BUNDLED_FACES[0].family
 
+# The faces a brand may choose as its style font (pipeline.brand.BRAND_FONTS names them by key).
+# A glyph one lacks (League Spartan has no Cyrillic, none has CJK) comes from BUNDLED_FACES through
+# fontconfig, in that order: measured the same way here.
+STYLE_FACES: dict[str, BundledFace] = {
+    face.family: face
+    for face in (
+        BUNDLED_FACES[0],
+        BundledFace(FONTS_DIR / "NotoSerif-Bold.ttf", "Noto Serif", (1069 + 293) / 1000),
+        BundledFace(FONTS_DIR / "BebasNeue-Bold.otf", "Bebas Neue", (900 + 300) / 1000),
+        BundledFace(FONTS_DIR / "LeagueSpartan-Bold.otf", "League Spartan", (2305 + 675) / 2000),
+    )
+}
+
+
+def style_chain(family: str) -> tuple[BundledFace, ...]:
+    """The faces libass draws `family` with: that face first, then the fallbacks."""
+    if family not in STYLE_FACES:
+        raise ValueError(f"no bundled font for the family {family!r}")
+    first = STYLE_FACES[family]
+    return (first, *(face for face in BUNDLED_FACES if face.path != first.path))
+
 
 class BundledFont:
     """The bundled fonts at one libass font size, measuring text the way libass will draw it:
-    each character in the first face that has it, each face scaled to its own line height."""
+    each character in the first face that has it, each face scaled to its own line height.
+    `family` is the style font (a STYLE_FACES key); the fallbacks follow it."""
 
-    def __init__(self, size: float) -> None:
+    def __init__(self, size: float, family: str = BUNDLED_FAMILY) -> None:
         self.size = size  # libass font size: the line height in pixels
+        self._faces = style_chain(family)
         self._fonts = [
-            ImageFont.truetype(str(face.path), max(6, round(size / face.line_height_em))) for face in BUNDLED_FACES
+            ImageFont.truetype(str(face.path), max(6, round(size / face.line_height_em))) for face in self._faces
         ]
 
     def getlength(self, text: str) -> float:
         total, run, run_face = 0.0, "", 0
         for ch in text:
-            face = _face_of(ch)
+            face = _chain_index(self._faces, ch)
             if run and face != run_face:
                 total += self._fonts[run_face].getlength(run)
                 run = ""
@@ -81,10 +105,15 @@ def bundled_has_glyph(ch: str) -> bool:
     return ch.isspace() or _face_of(ch) >= 0
 
 
-@functools.lru_cache(maxsize=8192)
 def _face_of(ch: str) -> int:
     """Index of the first bundled face that has `ch`; -1 when none has it."""
-    for i, face in enumerate(BUNDLED_FACES):
+    return _chain_index(BUNDLED_FACES, ch)
+
+
+@functools.lru_cache(maxsize=16384)
+def _chain_index(faces: tuple[BundledFace, ...], ch: str) -> int:
+    """Index of the first of `faces` that has `ch`; -1 when none has it."""
+    for i, face in enumerate(faces):
         if ch.isspace() or _maps(face.path, ch):
             return i
     return -1
@@ -227,18 +256,19 @@ def fit_text(
     max_lines: int,
     leading: float = 1.22,
     bundled: bool = False,
+    family: str = BUNDLED_FAMILY,
 ) -> TextBlock:
     """The largest font size (≤ size, ≥ min_size) at which `text` wraps into `max_lines` lines.
 
     `bundled`: `size`/`min_size` are libass font sizes, measured with the bundled fonts, and
-    `text` is left as it is (the caller has already removed what those fonts lack).
+    `text` is left as it is (the caller has already removed what those fonts lack); `family`
+    is then the style font.
     """
-    make_font = BundledFont if bundled else font
     if not bundled:
         text = drawable(text)
     s = size
     while True:
-        f = make_font(s)
+        f: Measure = BundledFont(s, family) if bundled else font(s)
         lines = wrap(text, f, max_width)
         if len(lines) <= max_lines or s <= min_size:
             if len(lines) > max_lines:

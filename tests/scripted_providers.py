@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.brand import BrandKit
 from pipeline.composer import ComposeResult
 from pipeline.errors import ProviderError, SafetyRejection
 from pipeline.providers.base import ClipRequest, SeedRequest, StageContext, StageResult
@@ -101,14 +102,18 @@ class CopyComposer:
         self.words: dict[int, Sequence[WordTiming] | None] = {}  # the caption words each scene was given
         self.mixes: list[tuple[list[tuple[Path, float]], Path | None, float]] = []
         self.audio: list[Path | None] = []  # the sound track each join muxed in
+        # scene -> (brand kit, end card seconds, request CTA) it was normalised with
+        self.brands: dict[int, tuple[BrandKit | None, float, str | None]] = {}
 
     async def normalize_clip(self, src: Path, dst: Path, duration: float, *, caption: str | None = None,
                              words: Sequence[WordTiming] | None = None, captions: str = "karaoke",
                              language: str = "en", max_bitrate: int | None = None,
-                             urgent: bool = False) -> Path:  # fmt: skip
+                             urgent: bool = False, brand: BrandKit | None = None, end_card_s: float = 0.0,
+                             cta: str | None = None) -> Path:  # fmt: skip
         await asyncio.to_thread(shutil.copyfile, src, dst)
         index = int(src.stem.split("-")[-1])
         self.normalized.append((index, duration))
+        self.brands[index] = (brand, end_card_s, cta)
         self.words[index] = words
         if words:
             self.captions[index] = (captions, tuple(words))

@@ -114,3 +114,31 @@ async def test_show_prints_what_each_scene_says_in_the_chosen_language(tmp_path:
     for scene in job.storyboard.scenes:
         assert scene.voiceover and scene.voiceover in out
     assert "Order at lumen.example [today]" in out  # printed as written, not eaten as markup
+
+
+def test_brand_check_validates_the_file_and_renders_its_preview(tmp_path: Path) -> None:
+    from PIL import Image
+
+    Image.new("RGBA", (300, 150), (230, 30, 200, 255)).save(tmp_path / "logo.png")
+    (tmp_path / "brand.toml").write_text(
+        'name = "Lumen"\nprimary = "#0e7490"\naccent = "facc15"\nfont = "bebas-neue"\ncta = "Shop the lamp"\n'
+        'url = "https://lumen.example"\nlogo = "logo.png"\n',
+        encoding="utf-8",
+    )
+    result = jant("brand", "check", "brand.toml", cwd=tmp_path, env={"JANT_DATA_DIR": str(tmp_path / "data")})
+    assert result.returncode == 0, result.stderr + result.stdout
+    preview = Path(result.stdout.split("Preview:", 1)[1].split()[0])
+    assert preview == tmp_path / "brand-preview.png"
+    with Image.open(preview) as im:
+        card = im.convert("RGB").crop((588, 24, 1128, 984))
+    # The end card panel is the primary colour (#0e7490) where nothing is drawn on it.
+    assert card.getpixel((20, 20)) == pytest.approx((14, 116, 144), abs=6)
+
+
+def test_brand_check_refuses_a_bad_file_with_the_loaders_words(tmp_path: Path) -> None:
+    (tmp_path / "brand.toml").write_text('primary = "teal"\n', encoding="utf-8")
+    result = jant("brand", "check", "brand.toml", cwd=tmp_path, env={"JANT_DATA_DIR": str(tmp_path / "data")})
+    assert result.returncode == 2
+    assert "brand.toml: primary must be a hex colour like #1a2b3c or 1a2b3c (got 'teal')." in result.stderr
+    assert "jant brand check" in result.stderr
+    assert not (tmp_path / "brand-preview.png").exists()

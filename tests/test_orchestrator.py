@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.brand import BrandKit
 from pipeline.config import Settings
 from pipeline.events import EventKind, ProgressEvent
 from pipeline.models import AdRequest, Job, JobStatus, StageName, StageStatus
@@ -289,3 +290,23 @@ async def test_a_progress_report_does_not_wait_for_the_store_and_its_newest_valu
     assert stored is not None
     assert stored.scene(1).seed.progress == 60.0
     assert stored.scene(1).seed.status is stage.status  # a progress write never touches the status
+
+
+async def test_every_scene_is_drawn_with_the_kit_at_approval_and_only_the_last_ends_on_the_card(h: Harness) -> None:
+    kit = BrandKit(primary="#0e7490", cta="Try Lumen", font="noto-serif")
+    job = await h.orch.create_job(AdRequest(product=PRODUCT, mood="tech", cta="Buy now"), requester_id="alice")
+    job = await h.orch.plan(job)
+    await h.store.update(job, brand=kit)
+    job = await asyncio.wait_for(await h.orch.approve(job), 10)
+    assert job.status is JobStatus.COMPLETED
+    n = len(job.storyboard.scenes)
+    assert {i: b for i, (b, _, _) in h.composer.brands.items()} == dict.fromkeys(range(1, n + 1), kit)
+    cards = {i: s for i, (_, s, _) in h.composer.brands.items()}
+    assert cards[n] == 2.5 and all(cards[i] == 0.0 for i in range(1, n))
+    assert h.composer.brands[n][2] == "Buy now"  # the request's CTA, for a kit without one
+
+
+async def test_a_job_without_a_kit_is_drawn_with_the_defaults(h: Harness) -> None:
+    job = await h.planned_job()
+    job = await asyncio.wait_for(await h.orch.approve(job), 10)
+    assert {b for b, _, _ in h.composer.brands.values()} == {BrandKit()}

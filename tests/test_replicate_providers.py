@@ -169,6 +169,10 @@ async def test_a_seed_is_painted_as_asked_recorded_early_and_saved_as_a_png(h: H
     inp = create.json["input"]
     assert (inp["width"], inp["height"], inp["num_inference_steps"], inp["num_outputs"]) == (640, 1136, 20, 1)
     assert inp["negative_prompt"] == NEGATIVE_PROMPT
+    # Words and logos are drawn by us: the painter is told, both ways, to paint none.
+    for unwanted in ("text", "letters", "logo", "watermark", "price tag", "brand name"):
+        assert unwanted in inp["negative_prompt"].split(", ")
+    assert "no text, no lettering, no logos, no watermarks" in inp["prompt"]
     scene, mood = storyboard.scenes[0], mood_preset("luxury")
     assert inp["prompt"].startswith(scene.visual_prompt) and mood.aesthetic in inp["prompt"]
     assert isinstance(inp["seed"], int) and result.seed == inp["seed"]  # reproducible from the job record

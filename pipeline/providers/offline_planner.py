@@ -105,7 +105,7 @@ class OfflineStoryboardPlanner:
                 beat=Beat.CTA,
                 duration=layout[-1],
                 description=f"Call to action: {cta}.",
-                visual_prompt=f"{name} centred on a clean backdrop, logo space, confident final frame, {look}",
+                visual_prompt=f"{name} centred on a clean backdrop, open space around it, final frame, {look}",
                 on_screen_text=cta,
                 voiceover=self._cta_line(request.cta, lines.ctas, digest[7], layout[-1], language, name),
                 shows_product=True,
