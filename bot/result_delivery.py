@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot.display_text import mib, shown
+from bot.job_buttons import result_buttons
 from pipeline.models import Job, JobStatus
 
 if TYPE_CHECKING:
@@ -135,8 +136,10 @@ class ResultDelivery:
             await channel.send(too_large_text(job, files.ad_bytes, limit))
             return None, TOO_LARGE
         try:
+            # Re-render and Reroll scene ride on the ad itself: persistent, so they work after a restart.
+            extras = {"view": view} if (view := result_buttons(job)) is not None else {}
             message = await channel.send(
-                result_text(job, files.ad_bytes), files=await attachments(files, limit, job.id)
+                result_text(job, files.ad_bytes), files=await attachments(files, limit, job.id), **extras
             )
         except discord.HTTPException as exc:
             text = self.rejected_text(job, files.ad_bytes, limit, exc)
