@@ -389,8 +389,10 @@ async def rerender(settings: Settings, job_id: str, brand_file: Path | None) -> 
                             TimeElapsedColumn(), console=console)  # fmt: skip
         row = progress.add_task(f"Re-rendering job {job.id}", total=None, note="starting")
 
+        wanted = job.id
+
         def on_event(event: ProgressEvent) -> None:
-            if event.job_id == job.id and event.kind is EventKind.RERENDERING and event.detail:
+            if event.job_id == wanted and event.kind is EventKind.RERENDERING and event.detail:
                 progress.update(row, note=event.detail)
 
         unsubscribe = orch.bus.subscribe(on_event)

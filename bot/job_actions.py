@@ -418,8 +418,8 @@ class JobActions:
         job = task.result()
         try:
             await self.bot.status_tracker.delivery.deliver(job, channel_id)
-        except Exception as exc:
-            why = report_unexpected(log, exc, f"job {job_id}: posting the re-rendered ad")
+        except Exception as posting:
+            why = report_unexpected(log, posting, f"job {job_id}: posting the re-rendered ad")
             await self._note(interaction, f"⚠️ Job `{job_id}` was re-rendered, but posting it failed: {why}. "
                                           f"`/job id:{job_id}` posts it.")  # fmt: skip
             return

@@ -109,8 +109,9 @@ RERENDER_BUSY = "Job `{job_id}` is already being re-rendered; its new ad is post
 
 
 def rerender_refusal(job_id: str, status: JobStatus, *, media_on_disk: bool, rerendering: bool) -> str | None:
-    """None when the finished ad can be composed again now; else the one sentence that says why not."""
-    if why := refusal(job_id, status, Action.RERENDER):
+    """None when the finished ad can be composed again now; else the sentence that says why not (the
+    state's refusal with its rule, as the orchestrator gives for every action)."""
+    if why := refusal_with_rule(job_id, status, Action.RERENDER):
         return why
     if rerendering:
         return RERENDER_BUSY.format(job_id=job_id)

@@ -809,7 +809,8 @@ class Orchestrator:
         Blocking (a few stats)."""
         done = [s for s in job.scenes if s.done]
         needed = [s.clip.path for s in done]
-        needed += [st.path for s in job.scenes if spoken_length(st := voice_stage(job, s.index)) and st is not None]
+        voices = [voice_stage(job, s.index) for s in job.scenes]
+        needed += [st.path for st in voices if st is not None and spoken_length(st) is not None]
         music = job.job_stages.get(StageName.MUSIC)
         if music is not None and music.status is StageStatus.DONE:
             needed.append(music.path)

@@ -235,12 +235,18 @@ async def test_refusals_say_why_and_a_stopped_rerender_leaves_the_old_final(made
     running = job.model_copy(update={"status": JobStatus.RUNNING})
     with pytest.raises(InvalidRequest) as refused:
         await orch.start_rerender(running)
-    assert str(refused.value) == f"Nothing to re-render: job `{job.id}` was already approved and is being generated."
+    assert str(refused.value) == (
+        f"Nothing to re-render: job `{job.id}` was already approved and is being generated; only a finished ad "
+        "(done or partial) can be rendered again."
+    )
 
     other = await orch.create_job(AdRequest(product=PRODUCT, mood="cinematic"))
     await orch.plan(other)
     await orch.cancel(other, by="test")
-    assert await orch.rerender_problem(other) == f"Nothing to re-render: job `{other.id}` was cancelled."
+    assert await orch.rerender_problem(other) == (
+        f"Nothing to re-render: job `{other.id}` was cancelled; only a finished ad (done or partial) can be "
+        "rendered again."
+    )
 
     # A second press while one runs, here or in another process (the lock file of the job's folder).
     busy = RERENDER_BUSY.format(job_id=job.id)
