@@ -53,7 +53,8 @@ async def test_jant_bot_runs_from_the_environment_and_stops_on_sigterm(
     try:
         await emu.wait_for(lambda: emu.identify_count >= 1 and emu.commands(emu.guild.id), timeout=20)
         assert emu.commands() == []  # synced to the guild (instant), not globally
-        assert {c["name"] for c in emu.commands(emu.guild.id)} == {"makead", "jobs", "job", "cancel", "reroll"}
+        names = {c["name"] for c in emu.commands(emu.guild.id)}
+        assert names == {"makead", "jobs", "job", "cancel", "reroll", "rerender"}
         assert emu.intents == 1
         rec = await emu.slash_command(
             emu.guild.id,

@@ -18,6 +18,7 @@ from tests.scripted_providers import CopyComposer
 pytest_plugins = ["tests.conftest_discord"]  # the discord_emulator and discord_errors fixtures
 
 REFUSED = "Only <@{alice}> (who asked for it), members with the **Ad approver** role or members with Manage Server "
+WAIT_S = 60.0
 STARTED = (
     "🎞️ Re-rendering job `{job_id}` with this server's brand kit as it is now: the scenes on disk are cut "
     "again, nothing new is generated or charged. The new ad is posted here as a new message."
@@ -33,9 +34,14 @@ async def finished_ad(team: Team) -> tuple[str, StoredMessage]:
     _, board, job_id = await team.makead()
     await team.click(board, "approve", job_id, team.alice)
     status = await team.status_message(job_id)
-    await team.wait_until(lambda: "✅ **Done.**" in embed_text(status), what="the ad")
-    [result] = await team.wait_until(lambda: results(team, status.channel_id), what="the result message")
+    # Generous waits on conditions: a loaded machine may take a while, a broken bot never gets there.
+    await team.wait_until(lambda: "✅ **Done.**" in embed_text(status), timeout=WAIT_S, what="the ad")
+    [result] = await team.wait_until(lambda: results(team, status.channel_id), timeout=WAIT_S, what="the result")
     return job_id, result
+
+
+async def posted(team: Team, channel_id: int, count: int, what: str) -> None:
+    await team.wait_until(lambda: len(results(team, channel_id)) == count, timeout=WAIT_S, what=what)
 
 
 async def command(team: Team, user: User, name: str, **options: object) -> InteractionRecord:
@@ -67,13 +73,13 @@ async def test_rerender_button_and_command_post_a_new_ad_with_the_servers_kit_an
         cuts = len(composer.normalized)
         pressed = await team.click(result, "rerender", job_id, team.alice)
         assert pressed.ephemeral and pressed.content == STARTED.format(job_id=job_id)
-        await team.wait_until(lambda: len(results(team, result.channel_id)) == 2, what="the re-rendered ad")
+        await posted(team, result.channel_id, 2, "the re-rendered ad")
         new = results(team, result.channel_id)[-1]
         assert new.id != result.id and f"job `{job_id}`" in (new.content or "")
         assert new.attachments[0].filename == f"jant-ad-{job_id}.mp4"
         assert f"jant:rerender:{job_id}" in new.custom_ids  # the new ad can be re-rendered in turn
         done = f"✅ Re-rendered job `{job_id}`: the new ad is posted below; the previous one is kept as `final-1.mp4`."
-        await team.wait_until(lambda: pressed.original.content == done, what="the presser's note")  # type: ignore[union-attr]
+        await team.wait_until(lambda: pressed.original.content == done, timeout=WAIT_S, what="the note")  # type: ignore[union-attr]
         assert creates(team) == paid  # no seed image, no clip
         job = await team.job(job_id)
         assert job.brand == kit and job.status is JobStatus.COMPLETED
@@ -87,7 +93,7 @@ async def test_rerender_button_and_command_post_a_new_ad_with_the_servers_kit_an
         assert result.channel_id != team.channel_id and not results(team, team.channel_id)
         typed = await command(team, team.carol, "rerender", id=job_id.upper())
         assert typed.ephemeral and typed.content == STARTED.format(job_id=job_id)
-        await team.wait_until(lambda: len(results(team, team.channel_id)) == 1, what="the ad re-rendered by id")
+        await posted(team, team.channel_id, 1, "the ad re-rendered by id")
         await eventually(lambda: _exists(directory / "final-2.mp4"), what="final-2.mp4")
         assert creates(team) == paid
 
@@ -134,7 +140,7 @@ async def test_reroll_scene_button_opens_the_scene_picker_and_remakes_that_scene
             f"🎲 Re-rolling scene 2 of job `{job_id}`: a new clip from the same seed image. The other scenes are "
             "kept and the ad is joined again; the status message follows along."
         )
-        await team.wait_until(lambda: len(results(team, result.channel_id)) == 2, what="the re-rolled ad")
+        await posted(team, result.channel_id, 2, "the re-rolled ad")
         assert team.video.creates[2] == 2 and all(team.video.creates[i] == 1 for i in range(1, n + 1) if i != 2)
         assert all(count == 1 for count in team.images.creates.values())
 
@@ -151,7 +157,7 @@ async def test_the_result_buttons_work_after_a_restart(
     async with running_team(emu, tmp_path, discord_errors) as team:
         pressed = await team.click(result, "rerender", job_id, team.carol)
         assert pressed.content == STARTED.format(job_id=job_id)
-        await team.wait_until(lambda: len(results(team, result.channel_id)) == 2, what="the re-rendered ad")
+        await posted(team, result.channel_id, 2, "the re-rendered ad")
         assert creates(team) == (0, 0) and paid != (0, 0)  # this process generated nothing either
         opened = await team.click(result, "reroll", job_id, team.alice)
         assert opened.content == "Which scene do you want to make again?"
