@@ -20,12 +20,14 @@ from rich.text import Text
 
 from bot.sound_progress import PartProgress, PartState, missing_parts, music_progress, voice_progress
 from bot.voice_label import voice_id_for
+from pipeline.brand import BrandKit
+from pipeline.brand_file import load_brand_file
 from pipeline.budgets import BudgetExceeded
 from pipeline.byte_limit import byte_limit_problem, byte_limit_warning
 from pipeline.config import Settings
 from pipeline.cost_estimate import estimate_job_cost
 from pipeline.errors import ConfigError, DatabaseSchemaError, InvalidRequest, JantError
-from pipeline.events import ProgressEvent
+from pipeline.events import EventKind, ProgressEvent
 from pipeline.language import language_name, lines_language_note
 from pipeline.models import AdRequest, Job, JobStatus, SceneState, StageState, StageStatus
 from pipeline.moods import Mood
@@ -78,6 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("job_id")
     spend = sub.add_parser("spend", help="this month's spend by day and by model, and the budget left")
     spend.add_argument("--guild", metavar="ID", help="one Discord server's spend (default: every server and the CLI)")
+    again = sub.add_parser("rerender", help="compose a finished ad again from its scenes on disk (no new footage)")
+    again.add_argument("job_id")
+    again.add_argument("--brand", type=Path, metavar="FILE", help="the brand kit to draw it with (brand.toml)")
     sub.add_parser("doctor", help="report which providers are live or offline, ffmpeg, data dir and database")
     sub.add_parser("bot", help="run the Discord bot (needs DISCORD_TOKEN)")
     brand = sub.add_parser("brand", help="work with a brand.toml")
@@ -105,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(show_job(settings, args.job_id))
         if args.command == "spend":
             return asyncio.run(show_spend(settings, args.guild))
+        if args.command == "rerender":
+            return asyncio.run(rerender(settings, args.job_id, args.brand))
         if args.command == "doctor":
             return asyncio.run(doctor(settings))
         if args.command == "brand":
@@ -479,6 +486,49 @@ async def show_job(settings: Settings, job_id: str) -> int:
     if job.ui.delivered == "failed":
         console.print(f"Not posted to Discord: {job.ui.delivery_error}. `/job id:{job.id}` posts it.", markup=False)
     return EXIT_OK
+
+
+async def rerender(settings: Settings, job_id: str, brand_file: Path | None) -> int:
+    """Compose a finished ad again: the scenes on disk, the brand kit of `brand_file` (else the job's
+    server's kit; the defaults for a terminal-made ad), the captions and music settings as they are now."""
+    runtime = await Runtime.open(settings)
+    try:
+        job = await runtime.store.get(job_id.strip().lower())
+        if job is None:
+            raise UsageError(f"no job {job_id!r}; `jant jobs` lists them")
+        brand: BrandKit | None = None
+        if brand_file is not None:
+            try:
+                brand = await load_brand_file(brand_file, settings.storage.data_dir)
+            except JantError as exc:
+                raise UsageError(f"--brand: {exc.user_message}") from None
+        orch = runtime.orchestrator
+        if why := await orch.rerender_problem(job):
+            raise UsageError(why.replace("`", ""))
+        progress = Progress(TextColumn("{task.description}"), TextColumn("{task.fields[note]}"),
+                            TimeElapsedColumn(), console=console)  # fmt: skip
+        row = progress.add_task(f"Re-rendering job {job.id}", total=None, note="starting")
+
+        wanted = job.id
+
+        def on_event(event: ProgressEvent) -> None:
+            if event.job_id == wanted and event.kind is EventKind.RERENDERING and event.detail:
+                progress.update(row, note=event.detail)
+
+        unsubscribe = orch.bus.subscribe(on_event)
+        try:
+            with Live(progress, console=console, refresh_per_second=8, transient=True):
+                job = await orch.rerender(job, brand=brand)
+        finally:
+            unsubscribe()
+        events = await runtime.store.events(job.id)
+        kept = next((e["detail"] for e in reversed(events) if e["kind"] == "rerendered"), None)
+        console.print(f"final: {job.final_path}  ({(job.final_bytes or 0) / 1_048_576:.1f} MiB)")
+        if kept:
+            console.print(f"previous: {job.directory(settings.storage.data_dir) / kept}")
+        return EXIT_OK
+    finally:
+        await runtime.close()
 
 
 def _stage_text(stage: StageState) -> str:

@@ -1,4 +1,5 @@
-"""Slash commands: /makead, /jobs, /job, /cancel, /reroll — and the one place app-command errors are answered."""
+"""Slash commands: /makead, /jobs, /job, /cancel, /reroll, /rerender — and the one place app-command errors
+are answered."""
 
 from __future__ import annotations
 
@@ -282,6 +283,13 @@ class AdCommands(commands.Cog):
     ) -> None:
         job_id = parse_job_id(id)
         await self.bot.job_actions.handle(interaction, "reroll", job_id, scene=scene, part=StageName(part.value))
+
+    @app_commands.command(name="rerender", description="Compose a finished ad again with the brand kit as it is now")
+    @app_commands.describe(id="The job id, e.g. 1a2b3c4d (see /jobs)")
+    @app_commands.guild_only()
+    async def rerender(self, interaction: discord.Interaction[Any], id: app_commands.Range[str, 1, 20]) -> None:
+        # Same rules as the Re-render button: the requester, the approver role or Manage Server.
+        await self.bot.job_actions.handle(interaction, "rerender", parse_job_id(id))
 
     async def _job(self, interaction: discord.Interaction[Any], id: str) -> None:
         job_id = parse_job_id(id)

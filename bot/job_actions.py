@@ -1,4 +1,5 @@
-"""What the job buttons do: Approve, New storyboard, Edit scene, Cancel, Retry failed.
+"""What the job buttons do: Approve, New storyboard, Edit scene, Cancel, Retry failed, Re-render and
+Reroll scene.
 
 Every click reloads the job (the live copy while it runs, else SQLite's), checks who clicked and
 whether the job is still in a state where the button means something, and only then acts — under a
@@ -17,11 +18,14 @@ from bot.access_policy import may_act, moved_on, refusal
 from bot.display_text import NO_PINGS, cap, shown
 from bot.error_replies import RESTARTING, reply_ephemeral, reply_error
 from bot.job_buttons import status_buttons, storyboard_buttons
+from bot.reroll_picker import RerollPicker
 from bot.scene_editor import SceneEditModal, ScenePicker, duration_range, parse_duration
 from bot.server_approver import actor_of, server_approver
 from bot.status_view import render_status
 from bot.storyboard_embed import COLOUR_APPROVED, render_storyboard
 from pipeline.errors import InvalidRequest, JantError
+from pipeline.events import EventKind, ProgressEvent
+from pipeline.incidents import report_unexpected
 from pipeline.models import Job, JobStatus, StageName, utcnow
 
 if TYPE_CHECKING:
@@ -44,12 +48,20 @@ NO_THREAD = (
     "Give me **Create Public Threads** for a thread per ad."
 )
 THREAD_ARCHIVE_MINUTES: Literal[60, 1440, 4320, 10080] = 1440
+RERENDER_EDIT_EVERY_S = 2.0  # the presser's progress note: at most one edit this often
+RERENDER_STARTED = (
+    "🎞️ Re-rendering job `{job_id}` with this server's brand kit as it is now: the scenes on disk are cut "
+    "again, nothing new is generated or charged. The new ad is posted here as a new message."
+)
+RERENDER_DONE = "✅ Re-rendered job `{job_id}`: the new ad is posted below{kept}."
+RERENDER_FAILED = "⚠️ The re-render of job `{job_id}` failed: {why} The previous ad is unchanged."
 
 
 class JobActions:
     def __init__(self, bot: JantBot) -> None:
         self.bot = bot
         self._locks: dict[str, asyncio.Lock] = {}
+        self._followers: set[asyncio.Task[None]] = set()  # re-renders whose result is still to be posted
 
     @property
     def orchestrator(self) -> Orchestrator:
@@ -344,7 +356,15 @@ class JobActions:
             f"🔁 Re-making {which} of job `{job.id}`; finished scenes are reused. The status message follows along.",
         )
 
-    async def _reroll(self, interaction: discord.Interaction[Any], job: Job, *, scene: int, part: StageName) -> None:
+    async def _reroll(
+        self, interaction: discord.Interaction[Any], job: Job, *, scene: int | None = None,
+        part: StageName | None = None,
+    ) -> None:  # fmt: skip
+        if scene is None or part is None:  # the Reroll scene button: first, which scene and what of it
+            await interaction.response.send_message(
+                "Which scene do you want to make again?", view=RerollPicker(self, job), ephemeral=True
+            )
+            return
         self.orchestrator.check_reroll(job, scene, part)  # before anything changes: a refusal leaves no trace
         await self.orchestrator.reserve_rerun(job, scene, part)
         await self._again(job)
@@ -355,6 +375,72 @@ class JobActions:
             f"🎲 Re-rolling scene {scene} of job `{job.id}`: {what}. The other scenes are kept and the ad is "
             "joined again; the status message follows along.",
         )
+
+    async def _rerender(self, interaction: discord.Interaction[Any], job: Job) -> None:
+        """The Re-render button or `/rerender id:`: compose the ad again with the server's kit now and
+        post it as a new message where it was asked for; the presser sees the progress privately."""
+        if why := await self.orchestrator.rerender_problem(job):
+            await reply_ephemeral(interaction, why)
+            return
+        kit = await self.bot.runtime.store.guild_brand(job.guild_id)
+        task = await self.orchestrator.start_rerender(job, brand=kit)
+        await reply_ephemeral(interaction, RERENDER_STARTED.format(job_id=job.id))
+        where = interaction.channel_id or (int(job.channel_id) if job.channel_id else 0)
+        follower = asyncio.create_task(self._follow_rerender(interaction, job.id, task, where))
+        self._followers.add(follower)
+        follower.add_done_callback(self._followers.discard)
+
+    async def _follow_rerender(
+        self, interaction: discord.Interaction[Any], job_id: str, task: asyncio.Task[Job], channel_id: int
+    ) -> None:
+        steps: list[str] = []
+        kept: list[str] = []  # the name the previous final is kept under
+
+        def on_event(event: ProgressEvent) -> None:
+            if event.job_id == job_id and event.detail:
+                if event.kind is EventKind.RERENDERING:
+                    steps.append(event.detail)
+                elif event.kind is EventKind.RERENDERED:
+                    kept.append(event.detail)
+
+        unsubscribe = self.orchestrator.bus.subscribe(on_event)
+        shown_step = None
+        try:
+            while not task.done():
+                await asyncio.wait({task}, timeout=RERENDER_EDIT_EVERY_S)
+                if steps and steps[-1] != shown_step and not task.done():
+                    shown_step = steps[-1]
+                    await self._note(interaction, f"{RERENDER_STARTED.format(job_id=job_id)}\n⏳ Now {shown_step}…")
+        finally:
+            unsubscribe()
+        if task.cancelled():  # the bot is shutting down: the old ad stays, the button works again later
+            return
+        if (exc := task.exception()) is not None:
+            why = (
+                exc.user_message
+                if isinstance(exc, JantError)
+                else report_unexpected(log, exc, f"job {job_id}: re-render")
+            )
+            await self._note(interaction, RERENDER_FAILED.format(job_id=job_id, why=why))
+            return
+        job = task.result()
+        try:
+            await self.bot.status_tracker.delivery.deliver(job, channel_id)
+        except Exception as posting:
+            why = report_unexpected(log, posting, f"job {job_id}: posting the re-rendered ad")
+            await self._note(interaction, f"⚠️ Job `{job_id}` was re-rendered, but posting it failed: {why}. "
+                                          f"`/job id:{job_id}` posts it.")  # fmt: skip
+            return
+        previous = f"; the previous one is kept as `{kept[0]}`" if kept else ""
+        await self._note(interaction, RERENDER_DONE.format(job_id=job_id, kept=previous))
+
+    @staticmethod
+    async def _note(interaction: discord.Interaction[Any], text: str) -> None:
+        """Rewrite the presser's private note (the interaction token lasts 15 minutes: best effort)."""
+        try:
+            await interaction.edit_original_response(content=text, allowed_mentions=NO_PINGS)
+        except discord.HTTPException as exc:
+            log.info("could not update the re-render note of interaction %s: %s", interaction.id, exc)
 
     async def _again(self, job: Job) -> None:
         """The job runs again: its status message comes back to life and its new result must be posted."""

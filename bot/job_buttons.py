@@ -14,7 +14,7 @@ from discord import ui
 from pipeline.action_rules import Action, allows
 from pipeline.models import Job
 
-CUSTOM_ID_TEMPLATE = r"jant:(?P<action>approve|replan|edit|cancel|retry):(?P<job>[0-9a-f]{8})"
+CUSTOM_ID_TEMPLATE = r"jant:(?P<action>approve|replan|edit|cancel|retry|rerender|reroll):(?P<job>[0-9a-f]{8})"
 
 _LOOKS: dict[str, tuple[str, discord.ButtonStyle]] = {
     "approve": ("Approve", discord.ButtonStyle.success),
@@ -22,6 +22,8 @@ _LOOKS: dict[str, tuple[str, discord.ButtonStyle]] = {
     "edit": ("Edit scene", discord.ButtonStyle.primary),
     "cancel": ("Cancel", discord.ButtonStyle.danger),
     "retry": ("Retry failed", discord.ButtonStyle.primary),
+    "rerender": ("Re-render", discord.ButtonStyle.primary),
+    "reroll": ("Reroll scene", discord.ButtonStyle.secondary),
 }
 
 
@@ -65,3 +67,9 @@ def status_buttons(job: Job) -> ui.View | None:
     if allows(job.status, Action.RETRY) and job.storyboard is not None:
         return _view(JobButton("retry", job.id))
     return None
+
+
+def result_buttons(job: Job) -> ui.View | None:
+    """On the finished ad: compose it again (the brand kit as it is now), or make one scene again."""
+    buttons = [JobButton(a, job.id) for a in ("rerender", "reroll") if allows(job.status, a)]
+    return _view(*buttons) if buttons else None

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot.display_text import mib, shown
+from bot.job_buttons import result_buttons
 from pipeline.models import Job, JobStatus
 
 if TYPE_CHECKING:
@@ -135,9 +136,13 @@ class ResultDelivery:
             await channel.send(too_large_text(job, files.ad_bytes, limit))
             return None, TOO_LARGE
         try:
-            message = await channel.send(
-                result_text(job, files.ad_bytes), files=await attachments(files, limit, job.id)
-            )
+            caption, files_out = result_text(job, files.ad_bytes), await attachments(files, limit, job.id)
+            # Re-render and Reroll scene ride on the ad itself: persistent, so they work after a restart.
+            view = result_buttons(job)
+            if view is None:
+                message = await channel.send(caption, files=files_out)
+            else:
+                message = await channel.send(caption, files=files_out, view=view)
         except discord.HTTPException as exc:
             text = self.rejected_text(job, files.ad_bytes, limit, exc)
             if text is None:

@@ -97,3 +97,24 @@ def refusal_with_rule(job_id: str, status: JobStatus, action: Action | str) -> s
     if short is None:
         return None
     return f"{short.removesuffix('.')}; {NEEDS[Action(action)]}."
+
+
+# -- Re-render: beyond the state, it needs the scenes' files and no other re-render of the same job.
+
+RERENDER_MEDIA_GONE = (
+    "Nothing to re-render: the scenes of job `{job_id}` are no longer on disk (old ads' media are deleted "
+    "after a while); make a new ad instead."
+)
+RERENDER_BUSY = "Job `{job_id}` is already being re-rendered; its new ad is posted when that one is done."
+
+
+def rerender_refusal(job_id: str, status: JobStatus, *, media_on_disk: bool, rerendering: bool) -> str | None:
+    """None when the finished ad can be composed again now; else the sentence that says why not (the
+    state's refusal with its rule, as the orchestrator gives for every action)."""
+    if why := refusal_with_rule(job_id, status, Action.RERENDER):
+        return why
+    if rerendering:
+        return RERENDER_BUSY.format(job_id=job_id)
+    if not media_on_disk:
+        return RERENDER_MEDIA_GONE.format(job_id=job_id)
+    return None

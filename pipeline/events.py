@@ -32,6 +32,9 @@ class EventKind(StrEnum):
     CLIP_NORMALIZED = "clip_normalized"
     COMPOSING = "composing"
     JOB_FINISHED = "job_finished"
+    # A finished ad composed again (its status does not change): each step, then the new final.
+    RERENDERING = "rerendering"
+    RERENDERED = "rerendered"
 
 
 def snapshot(job: Job) -> Job:

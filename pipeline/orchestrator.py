@@ -15,19 +15,21 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from pipeline.action_rules import Action, refusal_with_rule
+from pipeline import final_versions
+from pipeline.action_rules import RERENDER_BUSY, Action, refusal_with_rule, rerender_refusal
 from pipeline.audio_mix import AUDIO_BITRATE
 from pipeline.brand import BrandKit
 from pipeline.captions import uncovered_scripts
-from pipeline.composer import Composer, target_bitrate
+from pipeline.composer import Composer, ComposeResult, target_bitrate
 from pipeline.config import Settings
 from pipeline.cost_estimate import prediction_cost_usd, stages_cost_usd
 from pipeline.end_card import end_card_seconds
@@ -40,6 +42,7 @@ from pipeline.models import (
     Job,
     JobStatus,
     Scene,
+    SceneState,
     SceneTiming,
     StageState,
     StageStatus,
@@ -51,7 +54,15 @@ from pipeline.progress_writer import ProgressWriter
 from pipeline.providers.base import Providers, StageContext, StageProvider, StageResult
 from pipeline.quotas import ACTIVE, QuotaLimits, check_concurrent, check_daily, day_window
 from pipeline.retry import RetryPolicy, classify
-from pipeline.soundtrack import caption_words, fit_timing, make_soundtrack, soundtrack_key, voice_settled
+from pipeline.soundtrack import (
+    caption_words,
+    fit_timing,
+    make_soundtrack,
+    soundtrack_key,
+    spoken_length,
+    voice_settled,
+    voice_stage,
+)
 from pipeline.spend_caps import SpendCaps
 from pipeline.stage_kinds import (
     JOB_LEVEL_INDEX,
@@ -183,6 +194,7 @@ class Orchestrator:
         # starts as soon as voice and music are ready.
         self._timing_fixed: dict[str, asyncio.Event] = {}
         self._mixes: dict[str, asyncio.Task[Path]] = {}
+        self._rerenders: dict[str, asyncio.Task[Job]] = {}
 
     # -- planning and approval ------------------------------------------------------------------
 
@@ -494,29 +506,9 @@ class Orchestrator:
     async def _normalise(self, job: Job, scene: Scene, stage: StageState, clip_path: Path) -> Path | None:
         """Normalise the scene's footage now, while other scenes still generate, so the final join is a
         cheap copy. A failure is recorded on the stage."""
-        assert job.storyboard is not None
         normalized = self.job_dir(job) / f"scene-{scene.index}.mp4"
-        # The scene's final length follows its voice: voices take seconds, clips a minute, so this
-        # wait is over before the clip lands.
-        timing = await self._timing(job)
-        max_bitrate = None
-        if job.byte_limit:
-            audio_bps = AUDIO_BITRATE if self._wants_soundtrack(job) else 0
-            max_bitrate = target_bitrate(timing.total, job.byte_limit, audio_bps=audio_bps)
-        duration = timing.durations[scene.index - 1]
-        # The kit as it was at approval; a server without one gets the defaults. The last scene
-        # (the CTA) ends on the brand's end card, inside its own length.
-        brand = job.brand or BrandKit()
-        last = scene.index == len(job.storyboard.scenes)
         try:
-            await self.composer.normalize_clip(
-                clip_path, normalized, duration, caption=scene.on_screen_text,
-                max_bitrate=max_bitrate, urgent=_ad_waits_only_on(job, scene.index),
-                words=caption_words(job, scene, timing), captions=brand.captions or self.settings.audio.captions,
-                language=spoken_language(job), brand=brand,
-                end_card_s=end_card_seconds(duration) if last else 0.0, cta=job.request.cta,
-                **self._clip_speed(job),
-            )  # fmt: skip
+            await self._cut_scene(job, scene, clip_path, normalized, urgent=_ad_waits_only_on(job, scene.index))
         except JantError as exc:
             stage.status, stage.error = StageStatus.FAILED, f"Could not prepare the clip: {exc}"
             await self.store.save_stage(stage)
@@ -530,6 +522,44 @@ class Orchestrator:
         """SVD's clips are retimed to their scenes (the composer's default); every other model's clip
         plays at its own speed and is cut at the scene's end."""
         return {} if self.video_model_of(job).retimes else {"retime": False}
+
+    async def _cut_scene(self, job: Job, scene: Scene, clip_path: Path, dest: Path, *, urgent: bool = False) -> Path:
+        """The one way a scene's clip becomes its part of the ad: retimed, captioned and drawn with the
+        job's look (its brand kit, the captions it asks for). A first run and a re-render both cut here,
+        so a re-render draws exactly what a new ad would."""
+        assert job.storyboard is not None
+        # The scene's final length follows its voice: voices take seconds, clips a minute, so this
+        # wait is over before the clip lands.
+        timing = await self._timing(job)
+        max_bitrate = None
+        if job.byte_limit:
+            audio_bps = AUDIO_BITRATE if self._wants_soundtrack(job) else 0
+            max_bitrate = target_bitrate(timing.total, job.byte_limit, audio_bps=audio_bps)
+        duration = timing.durations[scene.index - 1]
+        # The kit as it was at approval (or of the re-render); a server without one gets the
+        # defaults. The last scene (the CTA) ends on the brand's end card, inside its own length.
+        brand = job.brand or BrandKit()
+        last = scene.index == len(job.storyboard.scenes)
+        return await self.composer.normalize_clip(
+            clip_path, dest, duration, caption=scene.on_screen_text,
+            max_bitrate=max_bitrate, urgent=urgent, words=caption_words(job, scene, timing),
+            captions=self._captions(job), language=spoken_language(job), brand=brand,
+            end_card_s=end_card_seconds(duration) if last else 0.0, cta=job.request.cta,
+            **self._clip_speed(job),
+        )  # fmt: skip
+
+    def _captions(self, job: Job) -> str:
+        """The captions the job's kit asks for, else the process setting (JANT_CAPTIONS)."""
+        if job.brand is not None and job.brand.captions is not None:
+            return job.brand.captions.value
+        return self.settings.audio.captions
+
+    def _with_music(self, job: Job) -> bool:
+        """The stored music bed goes under the ad unless music is now turned off (the kit's or the
+        process's "none"): a re-render can drop the bed, never pay for another one."""
+        if job.brand is not None and job.brand.music == "none":
+            return False
+        return self.settings.audio.music != "none"
 
     # -- the voice, the scene timing and the soundtrack -------------------------------------------
 
@@ -568,29 +598,34 @@ class Orchestrator:
             assert job.timing is not None
             self._mixes[job.id] = asyncio.create_task(self._mix(job, job.timing), name=f"mix-{job.id}")
 
-    async def _mix(self, job: Job, timing: SceneTiming, scenes: set[int] | None = None) -> Path:
+    async def _mix(
+        self, job: Job, timing: SceneTiming, scenes: set[int] | None = None, *, scratch: Path | None = None
+    ) -> Path:
         """The soundtrack for `timing` (of the scenes in `scenes`, default all): the stored one when it
-        was made from the same lines, music and timing, else a new mix."""
-        key = soundtrack_key(job, timing)
+        was made from the same lines, music and timing, else a new mix. With `scratch` a new mix goes
+        there and is not recorded on the job (a re-render that may yet fail must not replace it)."""
+        with_music = self._with_music(job)
+        key = soundtrack_key(job, timing, with_music=with_music)
         if scenes is None and job.soundtrack is not None and job.soundtrack.key == key:
             if await asyncio.to_thread(Path(job.soundtrack.path).exists):
                 return Path(job.soundtrack.path)
-        made = await make_soundtrack(self.composer, job, timing, self.job_dir(job), scenes=scenes)
-        if scenes is None:
+        directory = scratch or self.job_dir(job)
+        made = await make_soundtrack(self.composer, job, timing, directory, scenes=scenes, with_music=with_music)
+        if scenes is None and scratch is None:
             await self.store.update(job, soundtrack=made)
         return Path(made.path)
 
-    async def _soundtrack(self, job: Job, joined: list[int]) -> Path | None:
+    async def _soundtrack(self, job: Job, joined: list[int], *, scratch: Path | None = None) -> Path | None:
         """The sound track of the scenes being joined (None: the ad is silent by design)."""
         if not self._wants_soundtrack(job):
             return None
         timing = await self._timing(job)
         if len(joined) < len(job.scenes):
             # Missing scenes: the lines of the others move up with their pictures.
-            return await self._mix(job, timing, set(joined))
-        mix = self._mixes.get(job.id)
+            return await self._mix(job, timing, set(joined), scratch=scratch)
+        mix = self._mixes.get(job.id)  # started as soon as voice and music were ready
         if mix is None:
-            mix = self._mixes[job.id] = asyncio.create_task(self._mix(job, timing))
+            return await self._mix(job, timing, scratch=scratch)
         return await mix
 
     async def _renormalise_retimed(self, job: Job, earlier: SceneTiming | None, ran: set[int]) -> None:
@@ -775,25 +810,12 @@ class Orchestrator:
         await self._publish(EventKind.COMPOSING, job)
         directory = self.job_dir(job)
         await self._refresh_notes(job)
+        scenes = {s.index: s for s in job.storyboard.scenes}
         try:
-            audio = await self._soundtrack(job, [s.index for s in done])
-        except JantError as exc:  # the sound is optional: the ad goes out silent, saying why
-            log.warning("job %s: the soundtrack could not be mixed: %s", job.id, exc.user_message)
-            audio = None
-            why = f"The ad has no sound: the mix failed ({exc.user_message})."
-            await self.store.update(job, notes=[*job.notes, why])
-        clips = [Path(s.normalized_path) for s in done if s.normalized_path]
-        final = directory / "final.mp4"
-        try:
-            scenes = {s.index: s for s in job.storyboard.scenes}
-            if audio is not None:
-                joining = self.composer.join(clips, final, byte_limit=job.byte_limit, audio=audio)
-            else:  # as before the ad had sound: a composer without audio is called the same way
-                joining = self.composer.join(clips, final, byte_limit=job.byte_limit)
             # Side by side: the join is ffmpeg in a subprocess, the sheet Pillow in a thread, and the
             # time from the last clip to the finished ad is what the requester waits for.
             result, _sheet = await _together(
-                joining,
+                self._render(job, done, directory / "final.mp4"),
                 self.composer.contact_sheet(
                     [Path(s.seed.path) for s in done if s.seed.path],
                     [f"{scenes[s.index].beat.value} · {_seconds(job, s.index):g}s" for s in done],
@@ -816,6 +838,131 @@ class Orchestrator:
         )  # fmt: skip
         await self.store.event(job, "finished", detail=status.value)
         await self._publish(EventKind.JOB_FINISHED, job)
+
+    async def _render(
+        self, job: Job, done: list[SceneState], dest: Path, *, recut_in: Path | None = None,
+        step: Callable[[str], Awaitable[None]] | None = None,
+    ) -> ComposeResult:  # fmt: skip
+        """The finished ad from its scenes: (re-)cut every scene, mix the sound, join, fit the limit.
+
+        A first run cut each scene as its clip landed, so it passes no `recut_in`; a re-render cuts
+        every scene again from its clip into `recut_in` (a scratch folder) with the job's current look,
+        and a mix that fails there fails the re-render (the old ad stays) instead of going out silent."""
+        assert job.storyboard is not None
+        scenes = {s.index: s for s in job.storyboard.scenes}
+        clips = [Path(s.normalized_path) for s in done if s.normalized_path]
+        if recut_in is not None:
+            clips = []
+            for n, state in enumerate(done, 1):
+                if step is not None:
+                    await step(f"re-cutting scene {state.index} ({n} of {len(done)})")
+                assert state.clip.path is not None
+                dest_clip = recut_in / f"scene-{state.index}.mp4"
+                clips.append(await self._cut_scene(job, scenes[state.index], Path(state.clip.path), dest_clip))
+        if step is not None:
+            await step("mixing the sound")
+        try:
+            audio = await self._soundtrack(job, [s.index for s in done], scratch=recut_in)
+        except JantError as exc:
+            if recut_in is not None:
+                raise
+            # The sound is optional on a first run: the ad goes out silent, saying why.
+            log.warning("job %s: the soundtrack could not be mixed: %s", job.id, exc.user_message)
+            audio = None
+            why = f"The ad has no sound: the mix failed ({exc.user_message})."
+            await self.store.update(job, notes=[*job.notes, why])
+        if step is not None:
+            await step("joining the scenes")
+        if audio is not None:
+            return await self.composer.join(clips, dest, byte_limit=job.byte_limit, audio=audio)
+        # As before the ad had sound: a composer without audio is called the same way.
+        return await self.composer.join(clips, dest, byte_limit=job.byte_limit)
+
+    # -- re-render ----------------------------------------------------------------------------------
+
+    def is_rerendering(self, job_id: str) -> bool:
+        task = self._rerenders.get(job_id)
+        return task is not None and not task.done()
+
+    async def rerender_problem(self, job: Job) -> str | None:
+        """Why `rerender(job)` cannot run now, in the words the user sees; None when it can."""
+        live = self._jobs.get(job.id, job)
+        on_disk = await asyncio.to_thread(self._media_on_disk, live)
+        return rerender_refusal(live.id, live.status, media_on_disk=on_disk, rerendering=self.is_rerendering(job.id))
+
+    def _media_on_disk(self, job: Job) -> bool:
+        """Every file a re-render reads is still there: the finished scenes' clips and the sound's stems.
+        Blocking (a few stats)."""
+        done = [s for s in job.scenes if s.done]
+        needed = [s.clip.path for s in done]
+        voices = [voice_stage(job, s.index) for s in job.scenes]
+        needed += [st.path for st in voices if st is not None and spoken_length(st) is not None]
+        music = job.job_stages.get(StageName.MUSIC)
+        if music is not None and music.status is StageStatus.DONE:
+            needed.append(music.path)
+        return bool(done) and all(p is not None and Path(p).is_file() for p in needed)
+
+    async def start_rerender(self, job: Job, *, brand: BrandKit | None = None) -> asyncio.Task[Job]:
+        """Compose a finished ad again from the scenes on disk, in a background task: the new final
+        becomes `final.mp4`, the previous one is kept as `final-N.mp4`. No prediction is made.
+
+        `brand` is the kit to draw it with (default: the server's kit now; for a job made outside a server,
+        the kit it was made with); it is recorded on the job.
+        Raises `InvalidRequest`, saying why, when the job cannot be re-rendered now."""
+        if why := await self.rerender_problem(job):
+            raise InvalidRequest(why)
+        if self.is_rerendering(job.id):  # another call got in while the files were being checked
+            raise InvalidRequest(RERENDER_BUSY.format(job_id=job.id))
+        task = asyncio.create_task(self._rerender(job, brand), name=f"rerender-{job.id}")
+        self._rerenders[job.id] = task
+        task.add_done_callback(functools.partial(self._forget_rerender, job.id))
+        return task
+
+    async def rerender(self, job: Job, *, brand: BrandKit | None = None) -> Job:
+        """`start_rerender` and wait for it (the CLI's way)."""
+        return await (await self.start_rerender(job, brand=brand))
+
+    def _forget_rerender(self, job_id: str, task: asyncio.Task[Job]) -> None:
+        if self._rerenders.get(job_id) is task:
+            del self._rerenders[job_id]
+
+    async def _rerender(self, job: Job, brand: BrandKit | None) -> Job:
+        started = time.monotonic()
+        if brand is not None:
+            kit = brand
+        elif job.guild_id is not None:
+            kit = await self.store.guild_brand(job.guild_id)
+        else:  # made in a terminal: no server kit to follow, so the one it was made with (or the defaults)
+            kit = job.brand or BrandKit()
+        directory = self.job_dir(job)
+        lock = await asyncio.to_thread(final_versions.take_render_lock, directory)
+        if lock is None:  # another process (the bot, a `jant rerender`) is re-rendering this job
+            raise InvalidRequest(RERENDER_BUSY.format(job_id=job.id))
+        scratch: Path | None = None
+        try:
+            scratch = await asyncio.to_thread(final_versions.fresh_scratch, directory)
+            # Drawn with the new kit; the job itself keeps the old one until the new ad is in place.
+            draft = job.model_copy(update={"brand": kit})
+            done = [s for s in draft.scenes if s.done]
+
+            async def step(what: str) -> None:
+                await self._publish(EventKind.RERENDERING, job, detail=what)
+
+            result = await self._render(draft, done, scratch / final_versions.FINAL_NAME, recut_in=scratch, step=step)
+            recut = [(scratch / f"scene-{s.index}.mp4", directory / f"scene-{s.index}.mp4") for s in done]
+            kept = await asyncio.to_thread(final_versions.install_new_final, directory, result.path, recut)
+            final = directory / final_versions.FINAL_NAME
+            await self.store.update(job, final_path=str(final), final_bytes=result.bytes, brand=kit)
+            for s in done:
+                await self.store.set_normalized(job, s.index, str(directory / f"scene-{s.index}.mp4"))
+            await self.store.event(job, "rerendered", detail=kept.name if kept else None)
+        finally:
+            if scratch is not None:
+                await asyncio.to_thread(shutil.rmtree, scratch, True)
+            await asyncio.to_thread(final_versions.release_render_lock, lock)
+        log.info("job %s re-rendered in %.1f s", job.id, time.monotonic() - started)
+        await self._publish(EventKind.RERENDERED, job, detail=kept.name if kept else None)
+        return job
 
     # -- cancel, retry, resume -------------------------------------------------------------------
 
@@ -884,9 +1031,14 @@ class Orchestrator:
             scene = job.storyboard.scenes[stage.scene_index - 1]
         return self.providers.get(stage.kind.provider_key(job, scene))
 
+    def _check_not_rerendering(self, job: Job) -> None:
+        if self.is_rerendering(job.id):
+            raise InvalidRequest(f"Job `{job.id}` is being re-rendered; try again once its new ad is posted.")
+
     async def retry_failed(self, job: Job) -> asyncio.Task[Job]:
         """Re-run only the scenes that failed; finished scenes are reused and the ad re-joined."""
         _check_allowed(job, Action.RETRY)
+        self._check_not_rerendering(job)
         if job.storyboard is None:
             raise InvalidRequest(f"Job {job.id} failed before it had a storyboard: make a new ad instead.")
         await self.reserve_rerun(job)
@@ -914,6 +1066,7 @@ class Orchestrator:
     def check_reroll(self, job: Job, index: int, part: str) -> None:
         """Raise `InvalidRequest` (saying why) unless `reroll_scene(job, index, part)` can run."""
         _check_allowed(job, Action.REROLL)
+        self._check_not_rerendering(job)
         if job.storyboard is None or job.started_at is None:
             raise InvalidRequest(f"Job {job.id} never started generating: there is no scene to re-roll.")
         if not 1 <= index <= len(job.storyboard.scenes):
@@ -962,7 +1115,8 @@ class Orchestrator:
 
     async def shutdown(self, grace_s: float = 8.0) -> None:
         """Stop running tasks without cancelling predictions; state is already on disk."""
-        tasks = [t for t in self._tasks.values() if not t.done()]
+        # A re-render stopped half-way leaves the old final as it was: it is simply asked for again.
+        tasks = [t for t in (*self._tasks.values(), *self._rerenders.values()) if not t.done()]
         for t in tasks:
             t.cancel()
         if tasks:

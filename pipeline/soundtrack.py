@@ -90,7 +90,7 @@ def caption_words(job: Job, scene: Scene, timing: SceneTiming) -> tuple[WordTimi
     )
 
 
-def soundtrack_key(job: Job, timing: SceneTiming, scenes: set[int] | None = None) -> str:
+def soundtrack_key(job: Job, timing: SceneTiming, scenes: set[int] | None = None, *, with_music: bool = True) -> str:
     """What the soundtrack is made of: the same key means the same mix."""
 
     def file_id(path: str | None) -> list[object] | None:
@@ -109,7 +109,7 @@ def soundtrack_key(job: Job, timing: SceneTiming, scenes: set[int] | None = None
         "speeds": timing.speeds,
         "voice": [file_id(st.path) if (st := voice_stage(job, s.index)) and spoken_length(st) else None
                   for s in job.scenes],
-        "music": file_id(music.path) if music is not None and music.status is StageStatus.DONE else None,
+        "music": file_id(music.path) if with_music and music is not None and music.status is StageStatus.DONE else None,
     }  # fmt: skip
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -123,11 +123,18 @@ async def _at_speed(src: Path, speed: float, dest: Path) -> Path:
 
 
 async def make_soundtrack(
-    mixer: Mixer, job: Job, timing: SceneTiming, directory: Path, *, scenes: set[int] | None = None
+    mixer: Mixer,
+    job: Job,
+    timing: SceneTiming,
+    directory: Path,
+    *,
+    scenes: set[int] | None = None,
+    with_music: bool = True,
 ) -> Soundtrack:
     """Mix the job's spoken lines (each at its scene's start plus the lead-in, sped up where the timing
     says) over its music bed into `directory/soundtrack.m4a`; either may be missing. With `scenes`,
-    only those scenes are in the ad (the others failed): their lines move up with their pictures."""
+    only those scenes are in the ad (the others failed): their lines move up with their pictures.
+    `with_music=False` leaves the stored bed out (music turned off since it was made)."""
     kept = [s.index for s in job.scenes if scenes is None or s.index in scenes]
     placed: list[tuple[Path, float]] = []
     start = 0.0
@@ -141,8 +148,10 @@ async def make_soundtrack(
             placed.append((path, round(start + LINE_LEAD_S, 3)))
         start += timing.durations[index - 1]
     music = job.job_stages.get(StageName.MUSIC)
+    if not with_music:
+        music = None
     bed = Path(music.path) if music is not None and music.status is StageStatus.DONE and music.path else None
     name = "soundtrack.m4a" if scenes is None else "soundtrack-partial.m4a"
-    key = soundtrack_key(job, timing, scenes)
+    key = soundtrack_key(job, timing, scenes, with_music=with_music)
     dest = await mixer.mix_audio(placed, bed, round(start, 3), directory / name)
     return Soundtrack(path=str(dest), key=key)

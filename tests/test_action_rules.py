@@ -9,8 +9,17 @@ from typing import Any
 import pytest
 
 from bot.access_policy import moved_on
-from bot.job_buttons import status_buttons
-from pipeline.action_rules import ALLOWED, Action, allows, refusal, refusal_with_rule
+from bot.job_buttons import result_buttons, status_buttons
+from pipeline.action_rules import (
+    ALLOWED,
+    RERENDER_BUSY,
+    RERENDER_MEDIA_GONE,
+    Action,
+    allows,
+    refusal,
+    refusal_with_rule,
+    rerender_refusal,
+)
 from pipeline.config import Settings
 from pipeline.errors import InvalidRequest
 from pipeline.models import AdRequest, Job, JobStatus, StageName, StageStatus, utcnow
@@ -65,6 +74,31 @@ def test_the_status_message_offers_only_allowed_buttons(status: JobStatus) -> No
     view = status_buttons(job)
     shown = {item.action for item in view.children} if view is not None else set()  # type: ignore[attr-defined]
     assert shown <= EXPECTED[status]
+
+
+@pytest.mark.parametrize("status", list(JobStatus))
+def test_the_result_message_offers_only_allowed_buttons(status: JobStatus) -> None:
+    job = Job(request=AdRequest(product="A lamp"), status=status)
+    view = result_buttons(job)
+    shown = {item.action for item in view.children} if view is not None else set()  # type: ignore[attr-defined]
+    assert shown == EXPECTED[status] & {"rerender", "reroll"}
+
+
+@pytest.mark.parametrize("status", list(JobStatus))
+def test_a_rerender_needs_a_finished_ad_its_media_and_no_other_rerender(status: JobStatus) -> None:
+    ok = rerender_refusal("1a2b3c4d", status, media_on_disk=True, rerendering=False)
+    gone = rerender_refusal("1a2b3c4d", status, media_on_disk=False, rerendering=False)
+    busy = rerender_refusal("1a2b3c4d", status, media_on_disk=True, rerendering=True)
+    if "rerender" not in EXPECTED[status]:  # the state's refusal comes first, whatever the files
+        assert ok == gone == busy == refusal_with_rule("1a2b3c4d", status, Action.RERENDER)
+        return
+    assert ok is None
+    assert gone == (
+        "Nothing to re-render: the scenes of job `1a2b3c4d` are no longer on disk (old ads' media are deleted "
+        "after a while); make a new ad instead."
+    )
+    assert busy == "Job `1a2b3c4d` is already being re-rendered; its new ad is posted when that one is done."
+    assert (gone, busy) == (RERENDER_MEDIA_GONE.format(job_id="1a2b3c4d"), RERENDER_BUSY.format(job_id="1a2b3c4d"))
 
 
 def _storyboard() -> Any:

@@ -61,6 +61,7 @@ async def test_jant_bot_runs_from_the_environment_and_stops_on_sigterm(
             "reroll",
             "brand",
             "spend",
+            "rerender",
         }
         assert emu.intents == 1
         rec = await emu.slash_command(
