@@ -20,16 +20,21 @@ from rich.text import Text
 
 from bot.sound_progress import PartProgress, PartState, missing_parts, music_progress, voice_progress
 from bot.voice_label import voice_id_for
+from pipeline.brand import BrandKit
+from pipeline.brand_file import load_brand_file
 from pipeline.byte_limit import byte_limit_problem, byte_limit_warning
 from pipeline.config import Settings
 from pipeline.errors import ConfigError, DatabaseSchemaError, InvalidRequest, JantError
 from pipeline.events import ProgressEvent
+from pipeline.job_choices import job_choices
 from pipeline.language import language_name, lines_language_note
+from pipeline.logo_file import usable_logo
 from pipeline.models import AdRequest, Job, JobStatus, SceneState, StageState, StageStatus
 from pipeline.moods import Mood
 from pipeline.providers.base import StageProvider, StoryboardPlanner
 from pipeline.runtime import Runtime
 from pipeline.stage_kinds import STAGE_KINDS, StageLevel, StageName
+from pipeline.voice_choice import check_brand_voice
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -57,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
     voice.add_argument("--no-voice", action="store_true", help="no voiceover: captions and music only")
     make.add_argument("--yes", "-y", action="store_true", help="approve the storyboard without asking")
     make.add_argument("--byte-limit", type=int, help="fit final.mp4 under this many bytes")
+    make.add_argument(
+        "--brand",
+        metavar="FILE",
+        type=Path,
+        help="a brand kit (brand.toml: colours, font, cta, url, logo, captions, voice, music)",
+    )
     jobs = sub.add_parser("jobs", help="list recent jobs")
     jobs.add_argument("--limit", type=int, default=20, help="how many of the newest jobs to list (1 or more)")
     show = sub.add_parser("show", help="show one job")
@@ -130,6 +141,7 @@ async def makead(settings: Settings, args: argparse.Namespace) -> int:
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if not args.yes and not interactive:
         raise UsageError("no terminal to ask for approval: pass --yes to approve the storyboard automatically")
+    brand = await _brand(settings, args.brand) if args.brand is not None else None
     runtime = await Runtime.open(settings)
     try:
         for notice in runtime.providers.notices:
@@ -139,6 +151,11 @@ async def makead(settings: Settings, args: argparse.Namespace) -> int:
             orch.check_request(request)  # a voice this Jant does not have: said before anything is written
         except InvalidRequest as exc:
             raise UsageError(f"--voice: {exc.user_message}") from None
+        if brand is not None:
+            try:
+                check_brand_voice(runtime.providers, brand.voice, request_voice=request.voice, speak=request.speak)
+            except InvalidRequest as exc:
+                raise UsageError(f"--brand {args.brand.name}: {exc.user_message}") from None
         job = await orch.create_job(request, byte_limit=args.byte_limit)
         console.print(f"Job [bold]{job.id}[/] — planning the storyboard…")
         await orch.plan(job)
@@ -156,9 +173,21 @@ async def makead(settings: Settings, args: argparse.Namespace) -> int:
                 await orch.cancel(job, by="cli")
                 console.print(f"Cancelled job {job.id}.")
                 return EXIT_OK
-        return await _run_with_progress(runtime, job)
+        return await _run_with_progress(runtime, job, brand)
     finally:
         await runtime.close()
+
+
+async def _brand(settings: Settings, path: Path) -> BrandKit:
+    """The kit in `--brand FILE`, checked before any job exists or anything is paid; a bad file is
+    the loader's one line and exit 2."""
+    try:
+        return await load_brand_file(path, settings.storage.data_dir)
+    except JantError as exc:
+        raise UsageError(exc.user_message) from None
+    except OSError as exc:  # the logo is fine but the data directory cannot take it
+        where = settings.storage.data_dir / "brand"
+        raise UsageError(f"--brand: the logo cannot be stored in {where} ({exc.strerror or exc}).") from None
 
 
 def _print_storyboard(job: Job) -> None:
@@ -184,7 +213,7 @@ def _print_storyboard(job: Job) -> None:
         console.print(f"[yellow]{job.storyboard.model_note}[/]")
 
 
-async def _run_with_progress(runtime: Runtime, job: Job) -> int:
+async def _run_with_progress(runtime: Runtime, job: Job, brand: BrandKit | None = None) -> int:
     orch = runtime.orchestrator
     progress = Progress(
         TextColumn("{task.description}", justify="left"),
@@ -223,7 +252,7 @@ async def _run_with_progress(runtime: Runtime, job: Job) -> int:
     started = time.monotonic()
     try:
         with Live(progress, console=console, refresh_per_second=8, transient=False):
-            task = await orch.approve(job, approved_by="cli")
+            task = await orch.approve(job, approved_by="cli", brand=brand)
             try:
                 job = await asyncio.shield(task)
             except asyncio.CancelledError:
@@ -331,6 +360,9 @@ async def show_job(settings: Settings, job_id: str) -> int:
     if job is None:
         raise UsageError(f"no job {job_id!r}; `jant jobs` lists them")
     console.print(f"Job [bold]{job.id}[/]: {job.status.value}" + (f" — {job.error}" if job.error else ""))
+    logo = await asyncio.to_thread(usable_logo, job.brand)
+    for line in brand_lines(job.brand, logo_on_disk=logo is not None):
+        console.print(line, markup=False)
     if job.storyboard:
         _print_storyboard(job)
         for s in job.scenes:
@@ -340,7 +372,8 @@ async def show_job(settings: Settings, job_id: str) -> int:
             for kind in STAGE_KINDS.values():
                 if kind.level is StageLevel.JOB:
                     stage = job.job_stages.get(kind.name)
-                    text = _stage_text(stage) if stage is not None else f"{kind.name} off (no provider for it)"
+                    off = f"{kind.name} off ({_off_why(job, settings, kind.name)})"
+                    text = _stage_text(stage) if stage is not None else off
                     console.print(f"  {kind.noun}: {text}", markup=False)
     if job.cost_usd or job.gpu_seconds:
         console.print(f"cost ${job.cost_usd:.2f}" + (f" (GPU time {job.gpu_seconds:.1f} s)" if job.gpu_seconds else ""))
@@ -359,6 +392,40 @@ async def show_job(settings: Settings, job_id: str) -> int:
     if job.ui.delivered == "failed":
         console.print(f"Not posted to Discord: {job.ui.delivery_error}. `/job id:{job.id}` posts it.", markup=False)
     return EXIT_OK
+
+
+def _off_why(job: Job, settings: Settings, kind: str) -> str:
+    if kind == StageName.MUSIC and job_choices(job, settings).music_off_by_brand:
+        return "the brand kit says music = none"
+    return "no provider for it"
+
+
+def brand_lines(kit: BrandKit | None, *, logo_on_disk: bool) -> list[str]:
+    """The kit a job was made with, for `jant show` (plain text: printed without markup). A value
+    the kit leaves unset says where it came from instead."""
+    if kit is None:
+        return ["brand: none recorded (a job's kit is recorded when it is approved)"]
+    if kit.is_default:
+        return ["brand: the defaults (no brand kit)"]
+    if kit.logo_path is None:
+        logo = "none"
+    elif logo_on_disk:
+        logo = f"{kit.logo_path} ({kit.logo_corner.value})"
+    else:
+        logo = f"gone from disk ({kit.logo_path}): upload it again"
+    parts = [
+        ("name", kit.name or "(none)"),
+        ("colours", f"primary {kit.primary}, accent {kit.accent}"),
+        ("font", kit.font),
+        ("cta", kit.cta or "(none)"),
+        ("url", kit.url or "(none)"),
+        ("captions", kit.captions.value if kit.captions else "(JANT_CAPTIONS)"),
+        ("voice", kit.voice or "(JANT_VOICE_ID or the provider's default)"),
+        ("music", kit.music or "(the ad's mood)"),
+        ("logo", logo),
+        ("end card", kit.end_card.value),
+    ]
+    return ["brand:", *(f"  {key:<9} {value}" for key, value in parts)]
 
 
 def _stage_text(stage: StageState) -> str:

@@ -25,13 +25,16 @@ from pydantic import ValidationError
 
 from pipeline.action_rules import Action, refusal_with_rule
 from pipeline.audio_mix import AUDIO_BITRATE
+from pipeline.brand import BrandKit
 from pipeline.captions import uncovered_scripts
 from pipeline.composer import Composer, target_bitrate
 from pipeline.config import Settings
 from pipeline.errors import InvalidRequest, JantError, PlannerError
 from pipeline.events import EventBus, EventKind, ProgressEvent, snapshot
 from pipeline.incidents import is_unexplained, report_unexpected
+from pipeline.job_choices import BRAND_NO_MUSIC_NOTE, NO_MUSIC, job_choices
 from pipeline.limiter import FairLimiter
+from pipeline.logo_file import missing_logo_note
 from pipeline.models import (
     AdRequest,
     Job,
@@ -51,7 +54,7 @@ from pipeline.retry import RetryPolicy, classify
 from pipeline.soundtrack import caption_words, fit_timing, make_soundtrack, soundtrack_key, voice_settled
 from pipeline.stage_kinds import JOB_LEVEL_INDEX, STAGE_KINDS, StageInputs, StageName, dependents, spoken_language
 from pipeline.store import JobStore
-from pipeline.voice_choice import check_voice_choice
+from pipeline.voice_choice import check_brand_voice, check_voice_choice
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +274,12 @@ class Orchestrator:
     def job_dir(self, job: Job) -> Path:
         return job.directory(self.settings.storage.data_dir)
 
-    async def approve(self, job: Job, *, approved_by: str | None = None) -> asyncio.Task[Job]:
+    async def approve(
+        self, job: Job, *, approved_by: str | None = None, brand: BrandKit | None = None
+    ) -> asyncio.Task[Job]:
+        """Queue the job with its brand kit as it is now: `brand` (the CLI's --brand file), else its
+        server's kit (the defaults for no server). The kit is stored on the job with its status, so
+        a kit changed later, or a restart, does not change what this job is made with."""
         async with self._approval_lock:
             _check_allowed(job, Action.APPROVE)
             if job.requester_id is not None:
@@ -279,7 +287,11 @@ class Orchestrator:
                 user_active = await store.count(requester_id=job.requester_id, statuses=ACTIVE)
                 guild_active = await store.count(guild_id=job.guild_id, statuses=ACTIVE) if job.guild_id else None
                 check_concurrent(self.quotas, user_active, guild_active)
-            await self.store.update(job, status=JobStatus.QUEUED)
+            kit = brand if brand is not None else await self.store.guild_brand(job.guild_id)
+            check_brand_voice(self.providers, kit.voice, request_voice=job.request.voice, speak=job.request.speak)
+            # A kit that turns the music off: the bed is never made (nor paid), not made and left out.
+            off = [StageName.MUSIC] if kit.music == NO_MUSIC else []
+            await self.store.update_without_job_stages(job, off, brand=kit, status=JobStatus.QUEUED)
         await self.store.event(job, "approved", detail=approved_by)
         await self._publish(EventKind.JOB_QUEUED, job)
         return self.start(job)
@@ -431,7 +443,7 @@ class Orchestrator:
             await self.composer.normalize_clip(
                 clip_path, normalized, timing.durations[scene.index - 1], caption=scene.on_screen_text,
                 max_bitrate=max_bitrate, urgent=_ad_waits_only_on(job, scene.index),
-                words=caption_words(job, scene, timing), captions=self.settings.audio.captions,
+                words=caption_words(job, scene, timing), captions=job_choices(job, self.settings).captions,
                 language=spoken_language(job),
             )  # fmt: skip
         except JantError as exc:
@@ -450,7 +462,8 @@ class Orchestrator:
         off on purpose (then it is silent, and the notes say why)."""
         if any(st.stage in (StageName.VOICE, StageName.MUSIC) for st in job.all_stages()):
             return True
-        return self.settings.audio.voice == "none" and self.settings.audio.music == "none"
+        music_off = self.settings.audio.music == "none" or job_choices(job, self.settings).music_off_by_brand
+        return self.settings.audio.voice == "none" and music_off
 
     async def _timing(self, job: Job) -> SceneTiming:
         """The job's final scene timing, once every voice stage has ended."""
@@ -543,7 +556,9 @@ class Orchestrator:
                 which += " has" if len(indices) == 1 else " have"
             notes.append(f"{which} no voiceover: {reason}")
         music = job.job_stages.get(StageName.MUSIC)
-        if music is None:
+        if music is None and job_choices(job, self.settings).music_off_by_brand:
+            notes.append(BRAND_NO_MUSIC_NOTE)
+        elif music is None:
             why = self.providers.reasons.get(StageName.MUSIC, "no music provider is set up")
             notes.append(f"The ad has no music: {why}")
         elif music.status in (StageStatus.FAILED, StageStatus.CANCELLED):
@@ -554,6 +569,8 @@ class Orchestrator:
             notes.append(uncovered)
         if self._wants_soundtrack(job) and not has_voice and music is None:
             notes.append("The ad's sound track is silent.")
+        if logo_note := await asyncio.to_thread(missing_logo_note, job.brand):
+            notes.append(logo_note)
         if notes != job.notes:
             await self.store.update(job, notes=notes)
 
