@@ -99,10 +99,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_bot(settings)
     except UsageError as exc:
-        err_console.print(f"[red]error:[/] {exc}", soft_wrap=True)  # one line, however long
+        # escape(): the message can quote what the user typed ("[b]" in a brand file is text, not markup)
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)  # one line, however long
         return EXIT_USAGE
     except JantError as exc:
-        err_console.print(f"[red]error:[/] {exc.user_message}", soft_wrap=True)
+        err_console.print(f"[red]error:[/] {escape(exc.user_message)}", soft_wrap=True)
         return EXIT_USAGE if isinstance(exc, ConfigError | InvalidRequest | DatabaseSchemaError) else EXIT_FAILED
     except KeyboardInterrupt:
         err_console.print("Interrupted.")
