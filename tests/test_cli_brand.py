@@ -4,15 +4,18 @@ and music choices show in the ad's frames and sound; `jant show` prints the kit 
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 from PIL import Image, ImageChops
 
+from pipeline.uploaded_images import LOGO_MAX_BYTES, LOGO_MIN_SHORT_SIDE, validate_image
 from tests.test_ad_speaks import _ffmpeg, loudness
 from tests.test_cli import PRODUCT, jant, job_rows
 
@@ -149,3 +152,29 @@ def test_the_sample_kit_makes_an_ad_and_its_caption_and_music_choices_show_in_it
         quiet = _frame(quiet_dir / "final.mp4", at, tmp_path / f"quiet-{at}.png")
         above, band = _changed_pixels(sample, quiet, 0.0, 0.40), _changed_pixels(sample, quiet, 0.45, 0.80)
         assert above == 0 and band > 1000, (at, above, band)
+
+
+def test_the_sample_logo_is_what_its_script_draws_and_passes_the_logo_checks() -> None:
+    spec = importlib.util.spec_from_file_location("draw_logo", EXAMPLES / "draw_logo.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with Image.open(EXAMPLES / "logo.png") as committed:
+        assert committed.tobytes() == module.draw_logo().tobytes()  # re-run the script after changing it
+    data = (EXAMPLES / "logo.png").read_bytes()
+    checked = validate_image(data, what="The logo", max_bytes=LOGO_MAX_BYTES, min_short_side=LOGO_MIN_SHORT_SIDE)
+    assert checked.has_alpha and (checked.width, checked.height) == (512, 512)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make on this machine")
+@pytest.mark.parametrize(("brand", "expected"), [("", None), ("examples/brand.toml", '--brand "examples/brand.toml"')])
+def test_make_demo_passes_the_brand_only_when_one_is_given(brand: str, expected: str | None) -> None:
+    make = shutil.which("make")
+    assert make is not None
+    dry = subprocess.run(
+        [make, "-n", "-C", str(EXAMPLES.parent), "demo", f"DEMO_BRAND={brand}"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert dry.returncode == 0, dry.stderr
+    [command] = [line for line in dry.stdout.splitlines() if "jant makead" in line]
+    assert command.endswith(f" --yes {expected}" if expected else " --yes"), command
