@@ -14,6 +14,7 @@ from PIL import Image
 from pydantic import ValidationError
 
 from bot.status_view import music_line
+from bot.storyboard_embed import voice_label
 from pipeline.brand import BrandKit
 from pipeline.brand_file import store_logo
 from pipeline.captions import CaptionMode
@@ -257,3 +258,12 @@ async def test_a_deleted_logo_makes_the_ad_without_it_and_says_to_upload_it_agai
     assert kept.status is gone.status is JobStatus.COMPLETED
     assert MISSING_LOGO_NOTE not in kept.notes
     assert MISSING_LOGO_NOTE in gone.notes and MISSING_LOGO_NOTE in (await h.store.get(gone.id)).notes  # type: ignore[union-attr]
+
+
+def test_the_storyboard_card_names_the_kits_voice_once_the_job_has_its_kit(tmp_path: Path) -> None:
+    settings = Settings(JANT_DATA_DIR=tmp_path, JANT_VOICE_ID="Calm_Woman")
+    job = _job()
+    job.providers = {"voice": "replicate-minimax-tts"}
+    assert voice_label(job, settings) == "Calm_Woman · replicate-minimax-tts"
+    job.brand = BrandKit(voice="Deep_Voice_Man")
+    assert voice_label(job, settings) == "Deep_Voice_Man · replicate-minimax-tts"
