@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 
+from bot.cli import brand_lines
 from bot.status_view import music_line
 from bot.storyboard_embed import voice_label
 from pipeline.brand import BrandKit
@@ -267,3 +268,15 @@ def test_the_storyboard_card_names_the_kits_voice_once_the_job_has_its_kit(tmp_p
     assert voice_label(job, settings) == "Calm_Woman · replicate-minimax-tts"
     job.brand = BrandKit(voice="Deep_Voice_Man")
     assert voice_label(job, settings) == "Deep_Voice_Man · replicate-minimax-tts"
+
+
+def test_jant_show_says_which_kit_a_job_was_made_with_and_a_logo_that_is_gone() -> None:
+    unrecorded = "brand: none recorded (a job's kit is recorded when it is approved)"
+    assert brand_lines(None, logo_on_disk=False) == [unrecorded]
+    assert brand_lines(BrandKit(), logo_on_disk=False) == ["brand: the defaults (no brand kit)"]
+    kit = BrandKit(name="Lumen", music="none", captions="off", logo_path="/data/brand/logo-1.png")
+    lines = brand_lines(kit, logo_on_disk=False)
+    assert lines[0] == "brand:" and "  name      Lumen" in lines and "  music     none" in lines
+    assert "  captions  off" in lines and "  voice     (JANT_VOICE_ID or the provider's default)" in lines
+    assert "  logo      gone from disk (/data/brand/logo-1.png): upload it again" in lines
+    assert "  logo      /data/brand/logo-1.png (top-right)" in brand_lines(kit, logo_on_disk=True)

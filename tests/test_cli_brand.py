@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops
 
+from pipeline.providers.replicate_voice import minimax_voices
 from pipeline.uploaded_images import LOGO_MAX_BYTES, LOGO_MIN_SHORT_SIDE, validate_image
 from tests.test_ad_speaks import _ffmpeg, loudness
 from tests.test_cli import PRODUCT, jant, job_rows
@@ -178,3 +179,18 @@ def test_make_demo_passes_the_brand_only_when_one_is_given(brand: str, expected:
     assert dry.returncode == 0, dry.stderr
     [command] = [line for line in dry.stdout.splitlines() if "jant makead" in line]
     assert command.endswith(f" --yes {expected}" if expected else " --yes"), command
+
+
+def test_a_kit_voice_the_voice_provider_lacks_is_refused_before_any_job_exists(tmp_path: Path) -> None:
+    (tmp_path / "brand.toml").write_text('voice = "Nobody_Here"\n', encoding="utf-8")
+    data = tmp_path / "data"
+    env = {"JANT_DATA_DIR": str(data), "REPLICATE_API_TOKEN": "r8_fake_token_for_tests_only", "JANT_VOICE": "replicate",
+           "REPLICATE_BASE_URL": "http://127.0.0.1:9"}  # fmt: skip  # nothing may be asked of it
+    result = jant("makead", PRODUCT, "--yes", "--brand", "brand.toml", cwd=tmp_path, env=env)
+    assert result.returncode == 2, result.stderr + result.stdout
+    last = [line for line in result.stderr.splitlines() if line.strip()][-1]
+    assert last == (
+        "error: --brand brand.toml: The brand kit's voice 'Nobody_Here' is not one of the voices of "
+        f"replicate-minimax-tts; set voice to one of: {', '.join(minimax_voices())}."
+    )
+    assert job_rows(data) == []
