@@ -289,7 +289,7 @@ class Orchestrator:
                 check_concurrent(self.quotas, user_active, guild_active)
             kit = brand if brand is not None else await self.store.guild_brand(job.guild_id)
             check_brand_voice(self.providers, kit.voice, request_voice=job.request.voice, speak=job.request.speak)
-            # A kit that turns the music off: the bed is never made (nor paid), not made and left out.
+            # A kit that turns the music off: the job gets no music stage at all, so no bed is made or paid.
             off = [StageName.MUSIC] if kit.music == NO_MUSIC else []
             await self.store.update_without_job_stages(job, off, brand=kit, status=JobStatus.QUEUED)
         await self.store.event(job, "approved", detail=approved_by)
@@ -569,8 +569,9 @@ class Orchestrator:
             notes.append(uncovered)
         if self._wants_soundtrack(job) and not has_voice and music is None:
             notes.append("The ad's sound track is silent.")
-        if logo_note := await asyncio.to_thread(missing_logo_note, job.brand):
-            notes.append(logo_note)
+        if job.brand is not None and job.brand.logo_path:  # only a kit with a logo costs a trip to a thread
+            if logo_note := await asyncio.to_thread(missing_logo_note, job.brand):
+                notes.append(logo_note)
         if notes != job.notes:
             await self.store.update(job, notes=notes)
 
