@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO_PRODUCT ?= Lumen — a smart desk lamp that follows your circadian rhythm, dims itself at night and charges your phone
+# A brand kit for the demo ad, e.g. `make demo DEMO_BRAND=examples/brand.toml`; empty: no kit.
+DEMO_BRAND ?=
 
 .PHONY: demo test lint bench clean install dev
 
@@ -33,7 +35,7 @@ install: $(VENV)/.installed
 dev: $(VENV)/.installed-dev
 
 demo: $(VENV)/.installed $(VENV)/.installed-voice
-	$(BIN)/jant makead "$(DEMO_PRODUCT)" --mood tech --audience "remote workers" --cta "Order at lumen.example" --yes
+	$(BIN)/jant makead "$(DEMO_PRODUCT)" --mood tech --audience "remote workers" --cta "Order at lumen.example" --yes$(if $(strip $(DEMO_BRAND)), --brand "$(DEMO_BRAND)")
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check bot pipeline storage tests benchmarks

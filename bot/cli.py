@@ -28,7 +28,9 @@ from pipeline.config import Settings
 from pipeline.cost_estimate import estimate_job_cost
 from pipeline.errors import ConfigError, DatabaseSchemaError, InvalidRequest, JantError
 from pipeline.events import EventKind, ProgressEvent
+from pipeline.job_choices import job_choices
 from pipeline.language import language_name, lines_language_note
+from pipeline.logo_file import usable_logo
 from pipeline.models import AdRequest, Job, JobStatus, SceneState, StageState, StageStatus
 from pipeline.moods import Mood
 from pipeline.product_photo import check_photo_file, store_photo
@@ -37,6 +39,7 @@ from pipeline.runtime import Runtime
 from pipeline.stage_kinds import STAGE_KINDS, StageLevel, StageName
 from pipeline.uploaded_images import CheckedImage, UploadedImageError
 from pipeline.video_models import VIDEO_MODEL_KEYS, video_model
+from pipeline.voice_choice import check_brand_voice
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -74,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     make.add_argument("--yes", "-y", action="store_true", help="approve the storyboard without asking")
     make.add_argument("--byte-limit", type=int, help="fit final.mp4 under this many bytes")
+    make.add_argument(
+        "--brand",
+        metavar="FILE",
+        type=Path,
+        help="a brand kit (brand.toml: colours, font, cta, url, logo, captions, voice, music)",
+    )
     jobs = sub.add_parser("jobs", help="list recent jobs")
     jobs.add_argument("--limit", type=int, default=20, help="how many of the newest jobs to list (1 or more)")
     show = sub.add_parser("show", help="show one job")
@@ -121,10 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_bot(settings)
     except UsageError as exc:
+        # escape(): the message can quote what the user typed ("[b]" in a brand file is text, not markup)
         err_console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)  # one line, however long
         return EXIT_USAGE
     except JantError as exc:
-        err_console.print(f"[red]error:[/] {exc.user_message}", soft_wrap=True)
+        err_console.print(f"[red]error:[/] {escape(exc.user_message)}", soft_wrap=True)
         return EXIT_USAGE if isinstance(exc, ConfigError | InvalidRequest | DatabaseSchemaError) else EXIT_FAILED
     except KeyboardInterrupt:
         err_console.print("Interrupted.")
@@ -195,6 +205,7 @@ async def makead(settings: Settings, args: argparse.Namespace) -> int:
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if not args.yes and not interactive:
         raise UsageError("no terminal to ask for approval: pass --yes to approve the storyboard automatically")
+    brand = await _brand(settings, args.brand) if args.brand is not None else None
     runtime = await Runtime.open(settings)
     try:
         for notice in runtime.providers.notices:
@@ -211,6 +222,11 @@ async def makead(settings: Settings, args: argparse.Namespace) -> int:
             request = await orch.with_video_model(request)
         except InvalidRequest as exc:
             raise UsageError(f"--model: {exc}") from None
+        if brand is not None:
+            try:
+                check_brand_voice(runtime.providers, brand.voice, request_voice=request.voice, speak=request.speak)
+            except InvalidRequest as exc:
+                raise UsageError(f"--brand {args.brand.name}: {exc.user_message}") from None
         job = await orch.create_job(request, byte_limit=args.byte_limit)
         console.print(f"Job [bold]{job.id}[/] — planning the storyboard…")
         await orch.plan(job)
@@ -230,7 +246,7 @@ async def makead(settings: Settings, args: argparse.Namespace) -> int:
                 console.print(f"Cancelled job {job.id}.")
                 return EXIT_OK
         try:
-            return await _run_with_progress(runtime, job)
+            return await _run_with_progress(runtime, job, brand)
         except BudgetExceeded as exc:
             # Refused before anything was made: the job is closed with the reason, not left waiting.
             await orch.cancel(job, by=f"cli: {exc}")
@@ -247,6 +263,18 @@ async def _print_estimate(runtime: Runtime, job: Job) -> None:
         return
     left = await runtime.orchestrator.spend_caps.left(job.guild_id)
     console.print(f"Estimate: ≈ ${est.total_usd:.2f} ({est.parts_text()}) · budget: {left.text()}.", markup=False)
+
+
+async def _brand(settings: Settings, path: Path) -> BrandKit:
+    """The kit in `--brand FILE`, checked before any job exists or anything is paid; a bad file is
+    the loader's one line and exit 2."""
+    try:
+        return await load_brand_file(path, settings.storage.data_dir)
+    except JantError as exc:
+        raise UsageError(exc.user_message) from None
+    except OSError as exc:  # the logo is fine but the data directory cannot take it
+        where = settings.storage.data_dir / "brand"
+        raise UsageError(f"--brand: the logo cannot be stored in {where} ({exc.strerror or exc}).") from None
 
 
 def _print_storyboard(job: Job) -> None:
@@ -276,7 +304,7 @@ def _print_storyboard(job: Job) -> None:
         console.print(f"Your product photo is the picture of {which}: no image is generated for them.")
 
 
-async def _run_with_progress(runtime: Runtime, job: Job) -> int:
+async def _run_with_progress(runtime: Runtime, job: Job, brand: BrandKit | None = None) -> int:
     orch = runtime.orchestrator
     progress = Progress(
         TextColumn("{task.description}", justify="left"),
@@ -314,7 +342,9 @@ async def _run_with_progress(runtime: Runtime, job: Job) -> int:
     unsubscribe = orch.bus.subscribe(on_event)
     started = time.monotonic()
     try:
-        task = await orch.approve(job, approved_by="cli")  # a refusal (over a budget) before any bar is drawn
+        task = await orch.approve(
+            job, approved_by="cli", brand=brand
+        )  # a refusal (over a budget) before any bar is drawn
         with Live(progress, console=console, refresh_per_second=8, transient=False):
             try:
                 job = await asyncio.shield(task)
@@ -458,6 +488,9 @@ async def show_job(settings: Settings, job_id: str) -> int:
     if job is None:
         raise UsageError(f"no job {job_id!r}; `jant jobs` lists them")
     console.print(f"Job [bold]{job.id}[/]: {job.status.value}" + (f" — {job.error}" if job.error else ""))
+    logo = await asyncio.to_thread(usable_logo, job.brand)
+    for line in brand_lines(job.brand, logo_on_disk=logo is not None):
+        console.print(line, markup=False)
     if job.storyboard:
         _print_storyboard(job)
         for s in job.scenes:
@@ -467,7 +500,8 @@ async def show_job(settings: Settings, job_id: str) -> int:
             for kind in STAGE_KINDS.values():
                 if kind.level is StageLevel.JOB:
                     stage = job.job_stages.get(kind.name)
-                    text = _stage_text(stage) if stage is not None else f"{kind.name} off (no provider for it)"
+                    off = f"{kind.name} off ({_off_why(job, settings, kind.name)})"
+                    text = _stage_text(stage) if stage is not None else off
                     console.print(f"  {kind.noun}: {text}", markup=False)
     if job.cost_usd or job.gpu_seconds:
         console.print(f"cost ${job.cost_usd:.2f}" + (f" (GPU time {job.gpu_seconds:.1f} s)" if job.gpu_seconds else ""))
@@ -529,6 +563,40 @@ async def rerender(settings: Settings, job_id: str, brand_file: Path | None) -> 
         return EXIT_OK
     finally:
         await runtime.close()
+
+
+def _off_why(job: Job, settings: Settings, kind: str) -> str:
+    if kind == StageName.MUSIC and job_choices(job, settings).music_off_by_brand:
+        return "the brand kit says music = none"
+    return "no provider for it"
+
+
+def brand_lines(kit: BrandKit | None, *, logo_on_disk: bool) -> list[str]:
+    """The kit a job was made with, for `jant show` (plain text: printed without markup). A value
+    the kit leaves unset says where it came from instead."""
+    if kit is None:
+        return ["brand: none recorded (a job's kit is recorded when it is approved)"]
+    if kit.is_default:
+        return ["brand: the defaults (no brand kit)"]
+    if kit.logo_path is None:
+        logo = "none"
+    elif logo_on_disk:
+        logo = f"{kit.logo_path} ({kit.logo_corner.value})"
+    else:
+        logo = f"gone from disk ({kit.logo_path}): upload it again"
+    parts = [
+        ("name", kit.name or "(none)"),
+        ("colours", f"primary {kit.primary}, accent {kit.accent}"),
+        ("font", kit.font),
+        ("cta", kit.cta or "(none)"),
+        ("url", kit.url or "(none)"),
+        ("captions", kit.captions.value if kit.captions else "(JANT_CAPTIONS)"),
+        ("voice", kit.voice or "(JANT_VOICE_ID or the provider's default)"),
+        ("music", kit.music or "(the ad's mood)"),
+        ("logo", logo),
+        ("end card", kit.end_card.value),
+    ]
+    return ["brand:", *(f"  {key:<9} {value}" for key, value in parts)]
 
 
 def _stage_text(stage: StageState) -> str:

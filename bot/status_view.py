@@ -16,6 +16,7 @@ import discord
 from bot.display_text import cap, duration, mib, shown
 from bot.result_delivery import DELIVERY_FAILED
 from bot.sound_progress import PartProgress, PartState, missing_parts, music_progress, voice_progress
+from pipeline.job_choices import NO_MUSIC
 from pipeline.models import Job, JobStatus, SceneState, StageStatus
 
 BAR_CELLS = 12
@@ -136,6 +137,8 @@ def voice_line(job: Job) -> str:
 def music_line(job: Job) -> str:
     part = music_progress(job)
     if part.state is PartState.OFF:
+        if job.brand is not None and job.brand.music == NO_MUSIC:
+            return "🔇 music bed · **off** (the brand kit says music = none)"
         return "🔇 music bed · **off**"
     if part.state is PartState.READY:
         return "🎵 music bed · **ready**"

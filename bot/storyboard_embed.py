@@ -9,6 +9,7 @@ from bot.voice_label import voice_id_for
 from pipeline.budgets import BudgetLeft
 from pipeline.config import Settings
 from pipeline.cost_estimate import CostEstimate, CostLine, estimate_job_cost
+from pipeline.job_choices import job_choices
 from pipeline.language import language_name, lines_language_note
 from pipeline.models import Job, JobStatus, Scene
 from pipeline.moods import mood_preset
@@ -55,7 +56,8 @@ def voice_label(job: Job, settings: Settings) -> str:
     provider = job.providers.get(StageName.VOICE)
     if provider is None or not job.request.speak:  # `--no-voice`
         return NO_VOICE
-    voice_id = voice_id_for(provider, settings, job.request.voice)  # `--voice`, `/makead voice:`
+    # `--voice`, `/makead voice:`, else the brand kit's once approved, else JANT_VOICE_ID.
+    voice_id = voice_id_for(provider, settings, job_choices(job, settings).voice_id)
     return f"{voice_id} · {provider}"
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipeline.captions import CaptionMode
+from pipeline.moods import Mood
 
 HEX_COLOUR = re.compile(r"^#?([0-9a-fA-F]{6})$")
 # Discord mention syntax (<@id>, <@!id>, <@&role>, <#channel>) and the two mass pings.
@@ -123,6 +124,18 @@ class BrandKit(BaseModel):
     @classmethod
     def _url(cls, v: str | None) -> str | None:
         return None if v is None else check_url(v)
+
+    @field_validator("music")
+    @classmethod
+    def _music(cls, v: str | None) -> str | None:
+        # Checked here, where the kit enters: a job must never meet a bed mood it cannot compose.
+        if v is None:
+            return None
+        name = v.strip().lower()
+        if name != "none" and name not in {m.value for m in Mood}:
+            moods = ", ".join(m.value for m in Mood)
+            raise BrandError(f"music must be a mood ({moods}) or none (got {v.strip()[:30]!r}).")
+        return name
 
     @field_validator("font")
     @classmethod

@@ -46,26 +46,26 @@ def _load(path: Path, data_dir: Path) -> BrandKit:
     if unknown:
         raise _brand_error(path, f"unknown key(s) {', '.join(unknown)}; the keys are {', '.join(FILE_KEYS)}, logo.")
     fields = {k: raw[k] for k in FILE_KEYS if k in raw}
-    if "logo" in raw:
-        logo = (path.parent / str(raw["logo"])).resolve()
-        try:
-            data = logo.read_bytes()
-        except OSError:
-            raise _brand_error(path, f"the logo {raw['logo']!r} cannot be read (looked at {logo}).") from None
-        try:
-            checked = validate_image(
-                data, what="The logo", max_bytes=LOGO_MAX_BYTES, min_short_side=LOGO_MIN_SHORT_SIDE
-            )
-        except UploadedImageError as exc:
-            raise _brand_error(path, str(exc)) from None
-        fields["logo_path"] = str(store_logo(checked.png, data_dir))
     try:
-        return BrandKit.model_validate(fields)
+        kit = BrandKit.model_validate(fields)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         message = str(first["msg"]).removeprefix("Value error, ")
         raise _brand_error(path, message if message.startswith(where) else f"{where}: {message}") from None
+    if "logo" not in raw:
+        return kit
+    # The logo last: it is stored only once everything else in the file is known to be good.
+    logo = (path.parent / str(raw["logo"])).resolve()
+    try:
+        data = logo.read_bytes()
+    except OSError:
+        raise _brand_error(path, f"the logo {raw['logo']!r} cannot be read (looked at {logo}).") from None
+    try:
+        checked = validate_image(data, what="The logo", max_bytes=LOGO_MAX_BYTES, min_short_side=LOGO_MIN_SHORT_SIDE)
+    except UploadedImageError as exc:
+        raise _brand_error(path, str(exc)) from None
+    return kit.model_copy(update={"logo_path": str(store_logo(checked.png, data_dir))})
 
 
 async def load_brand_file(path: Path, data_dir: Path) -> BrandKit:

@@ -36,7 +36,9 @@ from pipeline.end_card import end_card_seconds
 from pipeline.errors import InvalidRequest, JantError, PlannerError
 from pipeline.events import EventBus, EventKind, ProgressEvent, snapshot
 from pipeline.incidents import is_unexplained, report_unexpected
+from pipeline.job_choices import BRAND_NO_MUSIC_NOTE, NO_MUSIC, job_choices
 from pipeline.limiter import FairLimiter
+from pipeline.logo_file import missing_logo_note
 from pipeline.models import (
     AdRequest,
     Job,
@@ -83,7 +85,7 @@ from pipeline.video_models import (
     video_registry,
 )
 from pipeline.video_scenes import clip_length_problem, fit_storyboard_to_clips
-from pipeline.voice_choice import check_voice_choice
+from pipeline.voice_choice import check_brand_voice, check_voice_choice
 
 log = logging.getLogger(__name__)
 
@@ -356,7 +358,12 @@ class Orchestrator:
     def job_dir(self, job: Job) -> Path:
         return job.directory(self.settings.storage.data_dir)
 
-    async def approve(self, job: Job, *, approved_by: str | None = None) -> asyncio.Task[Job]:
+    async def approve(
+        self, job: Job, *, approved_by: str | None = None, brand: BrandKit | None = None
+    ) -> asyncio.Task[Job]:
+        """Queue the job with its brand kit as it is now: `brand` (the CLI's --brand file), else its
+        server's kit (the defaults for no server). The kit is stored on the job with its status, so
+        a kit changed later, or a restart, does not change what this job is made with."""
         async with self._approval_lock:
             _check_allowed(job, Action.APPROVE)
             if job.requester_id is not None:
@@ -364,9 +371,13 @@ class Orchestrator:
                 user_active = await store.count(requester_id=job.requester_id, statuses=ACTIVE)
                 guild_active = await store.count(guild_id=job.guild_id, statuses=ACTIVE) if job.guild_id else None
                 check_concurrent(self.quotas, user_active, guild_active)
+            kit = brand if brand is not None else await self.store.guild_brand(job.guild_id)
+            check_brand_voice(self.providers, kit.voice, request_voice=job.request.voice, speak=job.request.speak)
             # Last: a refusal above must not hold money; the hold is checked and taken in one transaction.
             await self.spend_caps.reserve(job)
-            await self.store.update(job, status=JobStatus.QUEUED)
+            # A kit that turns the music off: the job gets no music stage at all, so no bed is made or paid.
+            off = [StageName.MUSIC] if kit.music == NO_MUSIC else []
+            await self.store.update_without_job_stages(job, off, brand=kit, status=JobStatus.QUEUED)
         await self.store.event(job, "approved", detail=approved_by)
         await self._publish(EventKind.JOB_QUEUED, job)
         return self.start(job)
@@ -550,9 +561,7 @@ class Orchestrator:
 
     def _captions(self, job: Job) -> str:
         """The captions the job's kit asks for, else the process setting (JANT_CAPTIONS)."""
-        if job.brand is not None and job.brand.captions is not None:
-            return job.brand.captions.value
-        return self.settings.audio.captions
+        return job_choices(job, self.settings).captions.value
 
     def _with_music(self, job: Job) -> bool:
         """The stored music bed goes under the ad unless music is now turned off (the kit's or the
@@ -568,7 +577,8 @@ class Orchestrator:
         off on purpose (then it is silent, and the notes say why)."""
         if any(st.stage in (StageName.VOICE, StageName.MUSIC) for st in job.all_stages()):
             return True
-        return self.settings.audio.voice == "none" and self.settings.audio.music == "none"
+        music_off = self.settings.audio.music == "none" or job_choices(job, self.settings).music_off_by_brand
+        return self.settings.audio.voice == "none" and music_off
 
     async def _timing(self, job: Job) -> SceneTiming:
         """The job's final scene timing, once every voice stage has ended."""
@@ -666,7 +676,9 @@ class Orchestrator:
                 which += " has" if len(indices) == 1 else " have"
             notes.append(f"{which} no voiceover: {reason}")
         music = job.job_stages.get(StageName.MUSIC)
-        if music is None:
+        if music is None and job_choices(job, self.settings).music_off_by_brand:
+            notes.append(BRAND_NO_MUSIC_NOTE)
+        elif music is None:
             why = self.providers.reasons.get(StageName.MUSIC, "no music provider is set up")
             notes.append(f"The ad has no music: {why}")
         elif music.status in (StageStatus.FAILED, StageStatus.CANCELLED):
@@ -677,6 +689,9 @@ class Orchestrator:
             notes.append(uncovered)
         if self._wants_soundtrack(job) and not has_voice and music is None:
             notes.append("The ad's sound track is silent.")
+        if job.brand is not None and job.brand.logo_path:  # only a kit with a logo costs a trip to a thread
+            if logo_note := await asyncio.to_thread(missing_logo_note, job.brand):
+                notes.append(logo_note)
         if notes != job.notes:
             await self.store.update(job, notes=notes)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import InvalidRequest
+from pipeline.job_choices import job_choices
 from pipeline.moods import mood_preset
 from pipeline.photo_palette import matching_colours
 from pipeline.providers.base import (
@@ -161,7 +162,7 @@ async def _voice(provider: Any, s: StageInputs, ctx: StageContext) -> StageResul
         raise InvalidRequest(f"Scene {scene.index} has no voiceover line to speak.")
     request = VoiceRequest(
         text=scene.voiceover, dest=s.dest, language=spoken_language(s.job),
-        voice_id=s.job.request.voice or s.settings.audio.voice_id, speed=s.settings.audio.voice_speed,
+        voice_id=job_choices(s.job, s.settings).voice_id, speed=s.settings.audio.voice_speed,
     )  # fmt: skip
     result: StageResult = await provider.synthesize(request, ctx)
     return result
@@ -169,8 +170,11 @@ async def _voice(provider: Any, s: StageInputs, ctx: StageContext) -> StageResul
 
 async def _music(provider: Any, s: StageInputs, ctx: StageContext) -> StageResult:
     assert s.job.storyboard is not None
+    mood = job_choices(s.job, s.settings).music
+    if mood is None:  # approval drops the stage when the kit turns music off; a stage left over is refused
+        raise InvalidRequest("The brand kit turns the music off for this ad: there is no bed to make.")
     request = MusicRequest(
-        mood=mood_preset(s.job.request.mood), duration=s.job.storyboard.total_duration, dest=s.dest, seed=s.state.seed
+        mood=mood_preset(mood), duration=s.job.storyboard.total_duration, dest=s.dest, seed=s.state.seed
     )
     result: StageResult = await provider.compose(request, ctx)
     return result

@@ -248,6 +248,20 @@ class JobStore:
         row = {k: _db_value(v) for k, v in fields.items()}
         await self.repo.update_job(job.id, updated_at=job.updated_at, **row)
 
+    async def update_without_job_stages(self, job: Job, kinds: Iterable[str], **fields: Any) -> None:
+        """As `update`, and in the same transaction the job-level stages of `kinds` are removed (a
+        brand kit that turns the music bed off at approval): the job never has one to run."""
+        drop = [k for k in kinds if k in job.job_stages]
+        for key, value in fields.items():
+            setattr(job, key, value)
+        for kind in drop:
+            del job.job_stages[kind]
+        job.updated_at = utcnow()
+        row = {k: _db_value(v) for k, v in fields.items()}
+        await self.repo.update_job_dropping_stages(
+            job.id, [(JOB_LEVEL_INDEX, str(k)) for k in drop], updated_at=job.updated_at, **row
+        )
+
     async def update_ui(self, job: Job, **changes: Any) -> JobUi:
         """Set (or, with None, remove) `job.ui` keys atomically; `job.ui` becomes what is stored,
         keys other writers added included."""

@@ -46,3 +46,19 @@ def check_voice_choice(providers: Providers, voice: str | None, speak: bool) -> 
         raise InvalidRequest(
             f"{voice!r} is not one of the voices of {provider.name}; choose one of: {', '.join(voices)}."
         )
+
+
+def check_brand_voice(providers: Providers, kit_voice: str | None, *, request_voice: str | None, speak: bool) -> None:
+    """Raise InvalidRequest for a brand kit's voice that the voice provider does not have, when the
+    kit's voice is the one the ad would be spoken in (the request names none and the ad speaks).
+    A provider that takes any id, or no voice provider at all, accepts it: the ad is then made as
+    the provider can."""
+    if kit_voice is None or request_voice is not None or not speak:
+        return
+    provider = providers.get(StageName.VOICE)
+    voices = provider_voices(provider)
+    if provider is not None and voices is not None and kit_voice not in voices:
+        raise InvalidRequest(
+            f"The brand kit's voice {kit_voice!r} is not one of the voices of {provider.name}; "
+            f"set voice to one of: {', '.join(voices)}."
+        )

@@ -139,6 +139,19 @@ class JobRepository:
             raise KeyError(f"unknown job fields: {sorted(unknown)}")
         await self._in_transaction([self._update_job_sql(job_id, fields)])
 
+    async def update_job_dropping_stages(self, job_id: str, stages: Sequence[tuple[int, str]], **fields: Any) -> None:
+        """Set job fields and delete the stage rows `stages` ((scene index, kind) pairs) in one
+        transaction: a crash leaves both changes or neither."""
+        unknown = set(fields) - set(JOB_COLUMNS)
+        if unknown:
+            raise KeyError(f"unknown job fields: {sorted(unknown)}")
+        statements: list[tuple[str, Sequence[Any]]] = [self._update_job_sql(job_id, fields)]
+        statements += [
+            ("DELETE FROM stages WHERE job_id = ? AND scene_index = ? AND stage = ?", (job_id, index, stage))
+            for index, stage in stages
+        ]
+        await self._in_transaction(statements)
+
     async def patch_job_json(self, job_id: str, key: str, patch: dict[str, Any]) -> dict[str, Any]:
         """Merge `patch` into one of the job's JSON columns in a single statement (RFC 7396: a None
         value removes its key) and return the stored result.
