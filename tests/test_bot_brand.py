@@ -115,7 +115,9 @@ async def test_an_admin_sets_the_kit_and_uploads_a_logo_and_show_previews_it(
         [preview] = shown.attachments
         assert preview.filename == "brand-preview.png" and embed["image"]["url"] == "attachment://brand-preview.png"
         with Image.open(io.BytesIO(preview.data)) as img:
-            assert img.convert("RGB").getpixel((5, 5)) == (0x1A, 0x2B, 0x3C)  # the end card's primary colour
+            # The end card (right half), drawn through the video path: within a rounding of the colour.
+            card = img.convert("RGB").getpixel((img.width - 40, 40))
+            assert max(abs(a - b) for a, b in zip(card, (0x1A, 0x2B, 0x3C), strict=True)) <= 3
 
         # The logo file vanishes from disk: show says so, instead of failing or pretending.
         stored.unlink()
@@ -148,7 +150,8 @@ async def test_a_second_server_without_a_kit_gets_the_defaults(
         assert fields["Colours"] == f"primary `{defaults.primary}` · accent `{defaults.accent}`"
         assert fields["Call to action"] == "the ad's own" and fields["Logo"] == "none yet: `/brand logo`"
         with Image.open(io.BytesIO(shown.attachments[0].data)) as img:
-            assert img.convert("RGB").getpixel((5, 5)) == (0x11, 0x18, 0x27)  # the default primary, not red
+            card = img.convert("RGB").getpixel((img.width - 40, 40))
+            assert max(abs(a - b) for a, b in zip(card, (0x11, 0x18, 0x27), strict=True)) <= 3  # the default, not red
         assert (await team.bot.runtime.store.guild_brand(str(other.id))) == defaults
 
 
