@@ -30,6 +30,7 @@ from pipeline.composer import Composer, target_bitrate
 from pipeline.config import Settings
 from pipeline.errors import InvalidRequest, JantError, PlannerError
 from pipeline.events import EventBus, EventKind, ProgressEvent, snapshot
+from pipeline.formats import SceneSource, extra_formats, render_formats
 from pipeline.incidents import is_unexplained, report_unexpected
 from pipeline.limiter import FairLimiter
 from pipeline.models import (
@@ -429,10 +430,8 @@ class Orchestrator:
             max_bitrate = target_bitrate(timing.total, job.byte_limit, audio_bps=audio_bps)
         try:
             await self.composer.normalize_clip(
-                clip_path, normalized, timing.durations[scene.index - 1], caption=scene.on_screen_text,
-                max_bitrate=max_bitrate, urgent=_ad_waits_only_on(job, scene.index),
-                words=caption_words(job, scene, timing), captions=self.settings.audio.captions,
-                language=spoken_language(job),
+                clip_path, normalized, timing.durations[scene.index - 1], max_bitrate=max_bitrate,
+                urgent=_ad_waits_only_on(job, scene.index), **self._overlay(job, scene, timing),
             )  # fmt: skip
         except JantError as exc:
             stage.status, stage.error = StageStatus.FAILED, f"Could not prepare the clip: {exc}"
@@ -442,6 +441,35 @@ class Orchestrator:
         await self.store.set_normalized(job, scene.index, str(normalized))
         await self._publish(EventKind.CLIP_NORMALIZED, job, scene.index, stage.stage)
         return normalized
+
+    def _overlay(self, job: Job, scene: Scene, timing: SceneTiming) -> dict[str, Any]:
+        """What is drawn over a scene's picture, as normalize_clip's keyword arguments: the same for
+        the master and every other format (pipeline.formats), each laid out for its frame."""
+        return {
+            "caption": scene.on_screen_text,
+            "words": caption_words(job, scene, timing),
+            "captions": self.settings.audio.captions,
+            "language": spoken_language(job),
+        }
+
+    async def _formats(self, job: Job, final: Path, audio: Path | None) -> None:
+        """The other shapes the request asks for (4:5, 1:1, 16:9), written beside `final` from the same
+        clips and soundtrack: no prediction. One that cannot be made is said in the job's notes."""
+        if job.storyboard is None or not extra_formats(job.request.formats):
+            return
+        timing = await self._timing(job)
+        sources = [
+            SceneSource(Path(state.clip.path), timing.durations[scene.index - 1], self._overlay(job, scene, timing))
+            for scene in job.storyboard.scenes
+            if (state := job.scene(scene.index)).done and state.clip.path
+        ]
+        results = await render_formats(
+            self.composer, final, job.request.formats, sources, soundtrack=audio, byte_limit=job.byte_limit
+        )
+        missing = [f"The {r.format.key} version was not made: {r.error}" for r in results if r.error]
+        if missing:
+            await self.store.update(job, notes=[*job.notes, *missing])
+        await self.store.event(job, "formats", detail=", ".join(r.format.key for r in results if r.path))
 
     # -- the voice, the scene timing and the soundtrack -------------------------------------------
 
@@ -719,6 +747,7 @@ class Orchestrator:
             await self.store.event(job, "compose_failed", detail=exc.user_message)
             await self._publish(EventKind.JOB_FINISHED, job)
             return
+        await self._formats(job, result.path, audio)
         status = JobStatus.COMPLETED if not failed else JobStatus.PARTIAL
         error = None
         if failed:
