@@ -25,6 +25,7 @@ from typing import Any
 from pipeline.audio_mix import AUDIO_BITRATE
 from pipeline.composer import Composer, Framing, target_bitrate
 from pipeline.errors import DoesNotFit, JantError
+from pipeline.ffmpeg import probe
 
 MASTER_FORMAT = "9:16"
 # Scenes normalised at once per format: ffmpeg already threads, but its libass and decode parts do
@@ -194,3 +195,34 @@ async def _render_one(
 def _remove(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
+
+
+@dataclass(frozen=True)
+class MadeFormat:
+    """A format of a finished ad as it is on disk, for the front ends to post or print."""
+
+    format: AdFormat
+    path: Path
+    bytes: int
+    width: int
+    height: int
+
+
+async def made_formats(final: Path, keys: Iterable[str]) -> list[MadeFormat]:
+    """The extra formats of the ad at `final` that exist, with their real sizes (a format fitted under
+    a tight limit may have stepped down in size); missing ones are in the job's notes."""
+    out = []
+    for fmt, path in format_paths(final, keys):
+        size = await asyncio.to_thread(_size_of, path)
+        if size is None:
+            continue
+        info = await probe(path)
+        out.append(MadeFormat(fmt, path, size, info.width or 0, info.height or 0))
+    return out
+
+
+def _size_of(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None
