@@ -61,15 +61,20 @@ class JantCommandTree(app_commands.CommandTree):
 
 def _field_problem(exc: ValidationError) -> str:
     err = exc.errors()[0]
-    field = {"product": "product", "audience": "audience", "cta": "cta", "mood": "mood", "language": "language"}.get(
-        str(err.get("loc", ("",))[0]), "input"
-    )
+    field = {
+        "product": "product",
+        "audience": "audience",
+        "cta": "cta",
+        "mood": "mood",
+        "language": "language",
+        "formats": "formats",
+    }.get(str(err.get("loc", ("",))[0]), "input")
     return f"`{field}`: {str(err.get('msg', '')).removeprefix('Value error, ')}."
 
 
 def ad_request(
     product: str, mood: str, audience: str | None, cta: str | None, language: str | None = None,
-    voice: str | None = None,
+    voice: str | None = None, formats: str | None = None,
 ) -> AdRequest:  # fmt: skip
     if len(product) > PRODUCT_MAX:
         raise InvalidRequest(f"`product` is {len(product)} characters; keep it to {PRODUCT_MAX} or fewer.")
@@ -80,7 +85,8 @@ def ad_request(
         said = voice.strip() if voice else None
         return AdRequest.model_validate(
             {"product": product, "mood": mood, "audience": audience, "cta": cta, "language": language,
-             "voice": None if said in (None, "", NO_VOICE) else said, "speak": said != NO_VOICE}
+             "voice": None if said in (None, "", NO_VOICE) else said, "speak": said != NO_VOICE,
+             **({"formats": formats} if formats and formats.strip() else {})}
         )  # fmt: skip
     except ValidationError as exc:
         raise InvalidRequest(_field_problem(exc)) from None
@@ -122,6 +128,7 @@ class AdCommands(commands.Cog):
         cta="The call to action, e.g. 'Order at example.com' (optional)",
         language="The language the ad speaks, e.g. fr, de, ja (optional: detected from the product text)",
         voice="The voice that speaks the lines, or 'none' for captions and music only (optional)",
+        formats="More shapes from the same footage, free: e.g. 4:5,1:1,16:9 (optional; 9:16 is always made)",
     )
     @app_commands.choices(mood=[app_commands.Choice(name=p.label, value=m.value) for m, p in MOOD_PRESETS.items()])
     @app_commands.guild_only()
@@ -134,9 +141,10 @@ class AdCommands(commands.Cog):
         cta: app_commands.Range[str, 1, TEXT_FIELD_MAX_CHARS] | None = None,
         language: app_commands.Range[str, 2, 40] | None = None,
         voice: app_commands.Range[str, 1, 64] | None = None,
+        formats: app_commands.Range[str, 3, 40] | None = None,
     ) -> None:
         # Before deferring: errors stay private.
-        request = ad_request(product, mood.value, audience, cta, language, voice)
+        request = ad_request(product, mood.value, audience, cta, language, voice, formats)
         self.bot.runtime.orchestrator.check_request(request)
         with self.bot.in_flight.track():
             await self._makead(interaction, request)

@@ -91,6 +91,11 @@ def extra_formats(keys: Iterable[str]) -> list[AdFormat]:
     return [f for f in FORMATS.values() if f.key in wanted and f.key != MASTER_FORMAT]
 
 
+def not_made_prefix(fmt: AdFormat) -> str:
+    """How the job's note about a format that was not made starts (the front ends look it up)."""
+    return f"The {fmt.key} version was not made"
+
+
 def format_paths(final: Path, keys: Iterable[str]) -> list[tuple[AdFormat, Path]]:
     """Where each requested extra format of the ad at `final` is written (whether made or not)."""
     return [(f, final.with_name(f.filename)) for f in extra_formats(keys)]

@@ -30,7 +30,7 @@ from pipeline.composer import Composer, target_bitrate
 from pipeline.config import Settings
 from pipeline.errors import InvalidRequest, JantError, PlannerError
 from pipeline.events import EventBus, EventKind, ProgressEvent, snapshot
-from pipeline.formats import SceneSource, extra_formats, render_formats
+from pipeline.formats import SceneSource, extra_formats, not_made_prefix, render_formats
 from pipeline.incidents import is_unexplained, report_unexpected
 from pipeline.limiter import FairLimiter
 from pipeline.models import (
@@ -466,7 +466,7 @@ class Orchestrator:
         results = await render_formats(
             self.composer, final, job.request.formats, sources, soundtrack=audio, byte_limit=job.byte_limit
         )
-        missing = [f"The {r.format.key} version was not made: {r.error}" for r in results if r.error]
+        missing = [f"{not_made_prefix(r.format)}: {r.error}" for r in results if r.error]
         if missing:
             await self.store.update(job, notes=[*job.notes, *missing])
         await self.store.event(job, "formats", detail=", ".join(r.format.key for r in results if r.path))

@@ -41,7 +41,15 @@ async def test_text_over_the_slash_command_limits_gets_the_limit_and_nothing_is_
     async with running_team(discord_emulator, tmp_path, discord_errors) as team:
         [makead] = [c for c in discord_emulator.commands(None) if c["name"] == "makead"]
         limits = {o["name"]: o.get("max_length") for o in makead["options"]}
-        assert limits == {"product": 1000, "mood": None, "audience": 200, "cta": 200, "language": 40, "voice": 64}
+        assert limits == {
+            "product": 1000,
+            "mood": None,
+            "audience": 200,
+            "cta": 200,
+            "language": 40,
+            "voice": 64,
+            "formats": 40,
+        }
 
         rec = await raw_makead(team, product="L" * 1500)
         assert rec.response_type == 4 and rec.ephemeral
