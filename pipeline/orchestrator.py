@@ -463,9 +463,15 @@ class Orchestrator:
             for scene in job.storyboard.scenes
             if (state := job.scene(scene.index)).done and state.clip.path
         ]
-        results = await render_formats(
-            self.composer, final, job.request.formats, sources, soundtrack=audio, byte_limit=job.byte_limit
-        )
+        try:
+            results = await render_formats(
+                self.composer, final, job.request.formats, sources, soundtrack=audio, byte_limit=job.byte_limit
+            )
+        except Exception:  # the master is made: a fault in the extras must not cost the user the ad
+            log.exception("job %s: the extra formats could not be made", job.id)
+            why = "The other formats were not made: an unexpected error (logged); the 9:16 ad is complete."
+            await self.store.update(job, notes=[*job.notes, why])
+            return
         missing = [f"{not_made_prefix(r.format)}: {r.error}" for r in results if r.error]
         if missing:
             await self.store.update(job, notes=[*job.notes, *missing])
