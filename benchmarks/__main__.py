@@ -10,7 +10,8 @@
    The same fifty with voice and music on (`JANT_VOICE`/`JANT_MUSIC=replicate`): one more create per
    scene and one per job, through the same create pacer.
 3. Composer (real ffmpeg, real time), with the soundtrack's mix, the captions' share of normalising,
-   and the compose tail of an ad with voice, music and karaoke captions at 1080x1920.
+   and the compose tail of an ad with voice, music and karaoke captions at 1080x1920; the 4:5, 1:1
+   and 16:9 versions after the master, against the master's own compose.
 4. Start-up of `jant bot` (real time: nothing to compress).
 """
 
@@ -32,6 +33,7 @@ from benchmarks.bench_compose_tail import print_compose_tail, run_compose_tail_b
 from benchmarks.bench_composer import print_composer, run_composer_bench
 from benchmarks.bench_critical_path import measure
 from benchmarks.bench_fleet import run_fleet
+from benchmarks.bench_formats import print_formats, run_formats_bench
 from benchmarks.bench_startup import run_startup
 from benchmarks.probes import host_check_ms, steal_seconds
 from benchmarks.scenario import SILENT_ENV, SOUND_ENV, TimeScale, barrier_penalty, typical_job
@@ -99,6 +101,9 @@ async def run(many: int = 50) -> dict[str, Any]:
     t = _stage("compose tail with voice, music and karaoke captions, 1080x1920 (ffmpeg)")
     sections["compose_tail"] = await run_compose_tail_bench()
     timings["compose_tail_s"] = time.monotonic() - t
+    t = _stage("4:5, 1:1 and 16:9 after the 9:16 master, 1080x1920 (ffmpeg)")
+    sections["formats"] = await run_formats_bench("prod")
+    timings["formats_s"] = time.monotonic() - t
 
     t = _stage(f"start-up of `jant bot`, then with {many} running jobs in the database")
     sections["startup"] = await run_startup(REAL, many)
@@ -167,6 +172,9 @@ async def run(many: int = 50) -> dict[str, Any]:
         "captions_normalise_share_dev": sections["composer"]["captions"]["dev"]["karaoke_share"],
         # The compose tail with sound over the same ad silent, each run right after the other.
         "compose_tail_sound_over_silent_cpu": tail["ffmpeg_cpu_s"] / tail["silent_ffmpeg_cpu_s"],
+        # The three extra formats after the master, over the master's compose (ffmpeg CPU; target ≤ 1.5).
+        "formats_after_master_ratio": sections["formats"]["cpu_ratio"],
+        "formats_after_master_wall_ratio": sections["formats"]["ratio"],
         "startup_commands_ready_s": sections["startup"]["commands_ready_s"],
         "startup_all_jobs_resumed_s": sections["startup"]["all_resumed_s"],
         # The same CPU work timed around the run: equal figures in two runs mean an equally fast host.
@@ -344,6 +352,9 @@ def print_table(r: dict[str, Any]) -> None:
     for key, value in f.items():
         if key.startswith("normalize_rtf_"):
             rows.append((f"   normalise RTF {key.removeprefix('normalize_rtf_')}", f"{value:.2f}", "", None))
+    if "formats_after_master_ratio" in f:
+        rows.append(("   4:5 + 1:1 + 16:9 / master compose (CPU)", f"{f['formats_after_master_ratio']:.2f}",
+                     "≤ 1.5", f["formats_after_master_ratio"] <= 1.5))  # fmt: skip
     rows += [
         ("4. `jant bot` → commands ready (s)", f"{f['startup_commands_ready_s']:.2f}", "", None),
         (f"   `jant bot` → all {n} running jobs polled (s)", f"{f['startup_all_jobs_resumed_s']:.2f}", "", None),
@@ -372,6 +383,7 @@ def main() -> None:
         OUT.write_text(json.dumps(result, indent=2) + "\n")
     print_composer(result["sections"]["composer"])
     print_compose_tail(result["sections"]["compose_tail"])
+    print_formats(result["sections"]["formats"])
     print_table(result)
 
 

@@ -64,15 +64,20 @@ class JantCommandTree(app_commands.CommandTree):
 
 def _field_problem(exc: ValidationError) -> str:
     err = exc.errors()[0]
-    field = {"product": "product", "audience": "audience", "cta": "cta", "mood": "mood", "language": "language"}.get(
-        str(err.get("loc", ("",))[0]), "input"
-    )
+    field = {
+        "product": "product",
+        "audience": "audience",
+        "cta": "cta",
+        "mood": "mood",
+        "language": "language",
+        "formats": "formats",
+    }.get(str(err.get("loc", ("",))[0]), "input")
     return f"`{field}`: {str(err.get('msg', '')).removeprefix('Value error, ')}."
 
 
 def ad_request(
     product: str, mood: str, audience: str | None, cta: str | None, language: str | None = None,
-    voice: str | None = None,
+    voice: str | None = None, formats: str | None = None,
 ) -> AdRequest:  # fmt: skip
     if len(product) > PRODUCT_MAX:
         raise InvalidRequest(f"`product` is {len(product)} characters; keep it to {PRODUCT_MAX} or fewer.")
@@ -83,7 +88,8 @@ def ad_request(
         said = voice.strip() if voice else None
         return AdRequest.model_validate(
             {"product": product, "mood": mood, "audience": audience, "cta": cta, "language": language,
-             "voice": None if said in (None, "", NO_VOICE) else said, "speak": said != NO_VOICE}
+             "voice": None if said in (None, "", NO_VOICE) else said, "speak": said != NO_VOICE,
+             **({"formats": formats} if formats and formats.strip() else {})}
         )  # fmt: skip
     except ValidationError as exc:
         raise InvalidRequest(_field_problem(exc)) from None
@@ -138,6 +144,7 @@ class AdCommands(commands.Cog):
         voice="The voice that speaks the lines, or 'none' for captions and music only (optional)",
         photo="Your own product photo, shown in the product scenes: PNG, JPEG or WebP, at least 512 px (optional)",
         model="The video model that animates the scenes (optional: the server's default)",
+        formats="More shapes from the same footage, free: e.g. 4:5,1:1,16:9 (optional; 9:16 is always made)",
     )
     @app_commands.choices(mood=[app_commands.Choice(name=p.label, value=m.value) for m, p in MOOD_PRESETS.items()])
     @app_commands.guild_only()
@@ -151,10 +158,11 @@ class AdCommands(commands.Cog):
         language: app_commands.Range[str, 2, 40] | None = None,
         voice: app_commands.Range[str, 1, 64] | None = None,
         photo: discord.Attachment | None = None,
+        formats: app_commands.Range[str, 3, 40] | None = None,
         model: app_commands.Range[str, 1, 40] | None = None,
     ) -> None:
         # Before deferring: errors stay private.
-        request = ad_request(product, mood.value, audience, cta, language, voice)
+        request = ad_request(product, mood.value, audience, cta, language, voice, formats)
         orchestrator = self.bot.runtime.orchestrator
         orchestrator.check_request(request)
         # A model this server does not allow (or that does not exist): refused before anything is paid.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ import discord
 
 from bot.display_text import mib, shown
 from bot.job_buttons import result_buttons
+from pipeline.formats import MASTER_FORMAT, MadeFormat, extra_formats, made_formats, not_made_prefix
 from pipeline.models import Job, JobStatus
 
 if TYPE_CHECKING:
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_LIMIT = discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES  # 10 MiB, an unboosted server
+MAX_ATTACHMENTS = 10  # per message
 FILE_TOO_LARGE = 40005
 MISSING_PERMISSIONS = 50013
 MISSING_ACCESS = 50001
@@ -74,7 +77,7 @@ def result_text(job: Job, size: int) -> str:
     title = shown(job.storyboard.title, 120) if job.storyboard else "Your ad"
     seconds = job.storyboard.total_duration if job.storyboard else 0
     who = f" for <@{job.requester_id}>" if job.requester_id else ""
-    text = f"🎬 **{title}**{who} · job `{job.id}` · {seconds:g} s, 9:16 · {mib(size)}"
+    text = f"🎬 **{title}**{who} · job `{job.id}` · {seconds:g} s, {MASTER_FORMAT} · {mib(size)}"
     if job.status is JobStatus.PARTIAL:
         missing = [str(s.index) for s in job.scenes if not s.done]
         which = f"Scene {missing[0]} is" if len(missing) == 1 else f"Scenes {', '.join(missing)} are"
@@ -82,6 +85,52 @@ def result_text(job: Job, size: int) -> str:
     if job.offline:
         text += "\n*Offline preview: placeholder footage made locally. Set the API keys for the real thing.*"
     return text
+
+
+def formats_text(job: Job, made: Sequence[MadeFormat], limit: int) -> str:
+    """One line per extra format: attached, over the limit, or not made and why."""
+    lines = []
+    have = {m.format.key: m for m in made}
+    for fmt in extra_formats(job.request.formats):
+        m = have.get(fmt.key)
+        if m is None:
+            why = next((n for n in job.notes if n.startswith(not_made_prefix(fmt))), None)
+            lines.append(f"⚠️ {why or f'The {fmt.key} version was not made.'}")
+        elif m.bytes > limit:
+            lines.append(
+                f"⚠️ The {fmt.key} version is {mib(m.bytes)}, over this server's {mib(limit)} upload limit; "
+                "it is kept on the bot's disk."
+            )
+    return "\n".join(lines)
+
+
+def format_batches(
+    first: int, made: Sequence[MadeFormat], limit: int
+) -> tuple[list[MadeFormat], list[list[MadeFormat]]]:
+    """Which formats ride with the result message (`first` bytes already in it) and which follow.
+
+    All of them with the master when everything fits in one message's limit; else each follow-up
+    carries as many as fit together (a file over the limit goes nowhere: formats_text says so).
+    """
+    postable = [m for m in made if m.bytes <= limit]
+    if first + sum(m.bytes for m in postable) <= limit and len(postable) + 2 <= MAX_ATTACHMENTS:
+        return postable, []
+    batches: list[list[MadeFormat]] = []
+    for m in postable:
+        if batches and sum(b.bytes for b in batches[-1]) + m.bytes <= limit:
+            batches[-1].append(m)
+        else:
+            batches.append([m])
+    return [], batches
+
+
+async def format_files(made: Sequence[MadeFormat], job_id: str) -> list[discord.File]:
+    out = []
+    for m in made:
+        data = await asyncio.to_thread(m.path.read_bytes)
+        shape = m.path.stem.removeprefix("final-")  # 4x5, 1x1, 16x9
+        out.append(discord.File(io.BytesIO(data), filename=f"jant-ad-{job_id}-{shape}.mp4"))
+    return out
 
 
 async def attachments(files: ResultFiles, limit: int, job_id: str) -> list[discord.File]:
@@ -135,21 +184,28 @@ class ResultDelivery:
         if files.ad_bytes > limit:
             await channel.send(too_large_text(job, files.ad_bytes, limit))
             return None, TOO_LARGE
+        made = await made_formats(files.ad, job.request.formats)
+        first = files.ad_bytes + (files.sheet.stat().st_size if files.sheet is not None else 0)
+        with_master, later = format_batches(first, made, limit)
+        text = "\n".join(t for t in (result_text(job, files.ad_bytes), formats_text(job, made, limit)) if t)
         try:
-            caption, files_out = result_text(job, files.ad_bytes), await attachments(files, limit, job.id)
+            files_out = [*await attachments(files, limit, job.id), *await format_files(with_master, job.id)]
             # Re-render and Reroll scene ride on the ad itself: persistent, so they work after a restart.
             view = result_buttons(job)
             if view is None:
-                message = await channel.send(caption, files=files_out)
+                message = await channel.send(text, files=files_out)
             else:
-                message = await channel.send(caption, files=files_out, view=view)
+                message = await channel.send(text, files=files_out, view=view)
         except discord.HTTPException as exc:
-            text = self.rejected_text(job, files.ad_bytes, limit, exc)
-            if text is None:
+            refused = self.rejected_text(job, files.ad_bytes, limit, exc)
+            if refused is None:
                 raise
             log.warning("job %s: upload rejected (%s %s)", job.id, exc.status, exc.code)
-            await channel.send(text)
+            await channel.send(refused)
             return None, TOO_LARGE if exc.code != MISSING_PERMISSIONS else NOT_PERMITTED
+        for batch in later:
+            keys = ", ".join(m.format.key for m in batch)
+            await channel.send(f"🎞️ Job `{job.id}` · {keys}", files=await format_files(batch, job.id))
         return message, POSTED
 
     def upload_limit(self, job: Job) -> int:

@@ -37,6 +37,14 @@ REFERENCE_SIZE = (1080, 1920)
 SAFE_TOP, SAFE_BOTTOM, SAFE_RIGHT = 250, 420, 170
 # Not a platform zone: text flush to the left edge reads as cut off.
 SAFE_LEFT = 60
+# Feed and landscape frames (4:5, 1:1, 16:9: Meta feeds, YouTube) have their buttons outside the
+# picture, so they get a plain title-safe margin (fractions of the side) instead of the 9:16 zones,
+# which scaled onto 1920x1080 would waste a fifth of the height on a bar that is not there. The
+# bottom keeps a little more for the players' progress bar and sound toggle.
+FEED_MARGIN_X, FEED_MARGIN_TOP, FEED_MARGIN_BOTTOM = 0.05, 0.05, 0.10
+# Text keeps its 9:16 size (relative to the width) down to a 4:5 frame's height; squarer and
+# landscape frames size it by the height instead, or three headline lines would fill the picture.
+TEXT_HEIGHT_REFERENCE = 1350
 
 # libass font sizes (a line's height in px) at the reference width. The headline is a little
 # smaller than the captions the viewer reads along with.
@@ -56,8 +64,8 @@ HOLD_GAP_S = 0.35
 Scale = Callable[[float], int]  # reference-width pixels -> this frame's pixels
 
 
-def _scale(width: int) -> Scale:
-    u = width / REFERENCE_SIZE[0]
+def _scale(width: int, height: int) -> Scale:
+    u = min(width / REFERENCE_SIZE[0], height / TEXT_HEIGHT_REFERENCE)
     return lambda v: max(1, round(v * u))
 
 
@@ -96,7 +104,15 @@ class SafeArea:
 
 
 def safe_area(width: int, height: int) -> SafeArea:
-    """The part of a `width`x`height` frame no platform covers (the 1080x1920 zones, scaled)."""
+    """The part of a `width`x`height` frame no platform covers: the 1080x1920 zones, scaled, for
+    portrait frames as tall as 9:16; a title-safe margin for feed and landscape frames."""
+    if height * REFERENCE_SIZE[0] < width * REFERENCE_SIZE[1] * 0.99:
+        return SafeArea(
+            left=round(width * FEED_MARGIN_X),
+            top=round(height * FEED_MARGIN_TOP),
+            right=width - round(width * FEED_MARGIN_X),
+            bottom=height - round(height * FEED_MARGIN_BOTTOM),
+        )
     sx, sy = width / REFERENCE_SIZE[0], height / REFERENCE_SIZE[1]
     return SafeArea(
         left=round(SAFE_LEFT * sx),
@@ -287,7 +303,7 @@ def build_ass(
     """
     mode = CaptionMode(mode)
     safe = safe_area(width, height)
-    px = _scale(width)
+    px = _scale(width, height)
     events: list[str] = []
     family = style.family
     text_end = duration + 1 if until is None else until

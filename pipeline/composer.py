@@ -15,6 +15,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from PIL import Image, ImageDraw
 
@@ -97,6 +98,31 @@ def clip_maxrate(max_bitrate: int, duration_s: float) -> int:
     really does make the stream-copied join fit, instead of landing a few percent over.
     """
     return int(max_bitrate * duration_s / (duration_s + VBV_INIT * CLIP_VBV_SECONDS))
+
+
+Framing = Literal["cover", "blur-fill"]
+# The blurred fill is blurred at this fraction of the frame and scaled up: a box blur at full
+# 1920x1080 costs more than the whole encode, one at a tenth of the size next to nothing, and
+# upscaling a tiny picture blurs it further. Dimmed so the sharp picture in front reads as the subject.
+BLUR_FILL_SCALE, BLUR_FILL_RADIUS, BLUR_FILL_DIM = 0.1, 6, -0.12
+
+
+def _framing(framing: Framing, w: int, h: int) -> list[str]:
+    """The filters that bring a picture of any shape to exactly `w`x`h` (see normalize_clip)."""
+    cover = [f"scale={w}:{h}:force_original_aspect_ratio=increase:flags=lanczos", f"crop={w}:{h}"]
+    if framing == "cover":
+        return cover
+    if framing != "blur-fill":
+        raise ValueError(f"unknown framing {framing!r}")
+    bw, bh = max(2, round(w * BLUR_FILL_SCALE / 2) * 2), max(2, round(h * BLUR_FILL_SCALE / 2) * 2)
+    # One chain element holding a small graph: split, blurred background, picture fitted inside, overlay.
+    return [
+        "split[fill_in][fill_fg];"
+        f"[fill_in]scale={bw}:{bh}:force_original_aspect_ratio=increase,crop={bw}:{bh},"
+        f"boxblur={BLUR_FILL_RADIUS}:2,eq=brightness={BLUR_FILL_DIM},scale={w}:{h}:flags=bilinear[fill_bg];"
+        f"[fill_fg]scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2:flags=lanczos[fill_pic];"
+        "[fill_bg][fill_pic]overlay=(W-w)/2:(H-h)/2"
+    ]
 
 
 def _h264_level(width: int, height: int, fps: float) -> str:
@@ -301,6 +327,7 @@ class Composer:
         brand: BrandKit | None = None,
         end_card_s: float = 0.0,
         cta: str | None = None,
+        framing: Framing = "cover",
     ) -> Path:
         """Retime `src` to exactly `duration` s at the composer's fps and size; text optional.
 
@@ -330,6 +357,9 @@ class Composer:
         corner. `end_card_s` > 0 (the ad's last scene): its last `end_card_s` s become the end
         card (pipeline/end_card.py), within `duration`, saying the kit's CTA or else `cta`.
         Without a brand the text looks as it always has and there is no logo or card.
+
+        `framing` is how a picture of another shape fills the frame: "cover" crops it centred,
+        "blur-fill" shows it whole, centred, over a blurred, dimmed copy of itself (see `_framing`).
         """
         src, dst = Path(src), Path(dst)
         if duration <= 0:
@@ -350,8 +380,7 @@ class Composer:
             # Interpolate before scaling: mci costs per pixel and SVD clips are smaller than output.
             chain.append(f"minterpolate=fps={fps}:mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1")
         chain += [
-            f"scale={w}:{h}:force_original_aspect_ratio=increase:flags=lanczos",
-            f"crop={w}:{h}",
+            *_framing(framing, w, h),
             "setsar=1",
             f"fps={fps}",
             # The last source frame must last its full share too; -frames:v trims the excess.

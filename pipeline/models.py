@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.brand import BrandKit
+from pipeline.formats import MASTER_FORMAT, formats_problem, parse_formats
 from pipeline.language import detect_language, normalise_language
 from pipeline.moods import Mood
 from pipeline.speech_timing import WordTiming
@@ -88,6 +89,18 @@ class AdRequest(BaseModel):
     # one it uses (the chosen one, or JANT_VIDEO_MODEL's at creation); None: a job from before the
     # registry, made with SVD.
     model: str | None = None
+    # The shapes to deliver: the 9:16 master always, and any of pipeline.formats.FORMATS besides,
+    # made from the same clips and soundtrack (no prediction of their own).
+    formats: tuple[str, ...] = (MASTER_FORMAT,)
+
+    @field_validator("formats", mode="before")
+    @classmethod
+    def _formats(cls, v: Any) -> Any:
+        keys = parse_formats(v) if isinstance(v, str) else tuple(v)
+        problem = formats_problem(keys)
+        if problem is not None:
+            raise ValueError(problem)
+        return (MASTER_FORMAT, *(k for k in keys if k != MASTER_FORMAT))
 
     @model_validator(mode="before")
     @classmethod

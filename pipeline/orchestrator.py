@@ -35,6 +35,7 @@ from pipeline.cost_estimate import prediction_cost_usd, stages_cost_usd
 from pipeline.end_card import end_card_seconds
 from pipeline.errors import InvalidRequest, JantError, PlannerError
 from pipeline.events import EventBus, EventKind, ProgressEvent, snapshot
+from pipeline.formats import SceneSource, extra_formats, not_made_prefix, render_formats
 from pipeline.incidents import is_unexplained, report_unexpected
 from pipeline.job_choices import BRAND_NO_MUSIC_NOTE, NO_MUSIC, job_choices
 from pipeline.limiter import FairLimiter
@@ -546,17 +547,9 @@ class Orchestrator:
         if job.byte_limit:
             audio_bps = AUDIO_BITRATE if self._wants_soundtrack(job) else 0
             max_bitrate = target_bitrate(timing.total, job.byte_limit, audio_bps=audio_bps)
-        duration = timing.durations[scene.index - 1]
-        # The kit as it was at approval (or of the re-render); a server without one gets the
-        # defaults. The last scene (the CTA) ends on the brand's end card, inside its own length.
-        brand = job.brand or BrandKit()
-        last = scene.index == len(job.storyboard.scenes)
         return await self.composer.normalize_clip(
-            clip_path, dest, duration, caption=scene.on_screen_text,
-            max_bitrate=max_bitrate, urgent=urgent, words=caption_words(job, scene, timing),
-            captions=self._captions(job), language=spoken_language(job), brand=brand,
-            end_card_s=end_card_seconds(duration) if last else 0.0, cta=job.request.cta,
-            **self._clip_speed(job),
+            clip_path, dest, timing.durations[scene.index - 1], max_bitrate=max_bitrate, urgent=urgent,
+            **self._overlay(job, scene, timing),
         )  # fmt: skip
 
     def _captions(self, job: Job) -> str:
@@ -569,6 +562,51 @@ class Orchestrator:
         if job.brand is not None and job.brand.music == "none":
             return False
         return self.settings.audio.music != "none"
+
+    def _overlay(self, job: Job, scene: Scene, timing: SceneTiming) -> dict[str, Any]:
+        """How a scene's clip is cut and what is drawn over it, as normalize_clip's keyword arguments:
+        the same for the master, a re-render and every other format (pipeline.formats), each laid out
+        for its frame."""
+        assert job.storyboard is not None
+        duration = timing.durations[scene.index - 1]
+        # The kit as it was at approval (or of the re-render); a server without one gets the
+        # defaults. The last scene (the CTA) ends on the brand's end card, inside its own length.
+        last = scene.index == len(job.storyboard.scenes)
+        return {
+            "caption": scene.on_screen_text,
+            "words": caption_words(job, scene, timing),
+            "captions": self._captions(job),
+            "language": spoken_language(job),
+            "brand": job.brand or BrandKit(),
+            "end_card_s": end_card_seconds(duration) if last else 0.0,
+            "cta": job.request.cta,
+            **self._clip_speed(job),
+        }
+
+    async def _formats(self, job: Job, final: Path, audio: Path | None) -> None:
+        """The other shapes the request asks for (4:5, 1:1, 16:9), written beside `final` from the same
+        clips and soundtrack: no prediction. One that cannot be made is said in the job's notes."""
+        if job.storyboard is None or not extra_formats(job.request.formats):
+            return
+        timing = await self._timing(job)
+        sources = [
+            SceneSource(Path(state.clip.path), timing.durations[scene.index - 1], self._overlay(job, scene, timing))
+            for scene in job.storyboard.scenes
+            if (state := job.scene(scene.index)).done and state.clip.path
+        ]
+        try:
+            results = await render_formats(
+                self.composer, final, job.request.formats, sources, soundtrack=audio, byte_limit=job.byte_limit
+            )
+        except Exception:  # the master is made: a fault in the extras must not cost the user the ad
+            log.exception("job %s: the extra formats could not be made", job.id)
+            why = "The other formats were not made: an unexpected error (logged); the 9:16 ad is complete."
+            await self.store.update(job, notes=[*job.notes, why])
+            return
+        missing = [f"{not_made_prefix(r.format)}: {r.error}" for r in results if r.error]
+        if missing:
+            await self.store.update(job, notes=[*job.notes, *missing])
+        await self.store.event(job, "formats", detail=", ".join(r.format.key for r in results if r.path))
 
     # -- the voice, the scene timing and the soundtrack -------------------------------------------
 
@@ -829,7 +867,7 @@ class Orchestrator:
         try:
             # Side by side: the join is ffmpeg in a subprocess, the sheet Pillow in a thread, and the
             # time from the last clip to the finished ad is what the requester waits for.
-            result, _sheet = await _together(
+            (result, audio), _sheet = await _together(
                 self._render(job, done, directory / "final.mp4"),
                 self.composer.contact_sheet(
                     [Path(s.seed.path) for s in done if s.seed.path],
@@ -843,6 +881,7 @@ class Orchestrator:
             await self.store.event(job, "compose_failed", detail=exc.user_message)
             await self._publish(EventKind.JOB_FINISHED, job)
             return
+        await self._formats(job, result.path, audio)
         status = JobStatus.COMPLETED if not failed else JobStatus.PARTIAL
         error = None
         if failed:
@@ -857,8 +896,9 @@ class Orchestrator:
     async def _render(
         self, job: Job, done: list[SceneState], dest: Path, *, recut_in: Path | None = None,
         step: Callable[[str], Awaitable[None]] | None = None,
-    ) -> ComposeResult:  # fmt: skip
+    ) -> tuple[ComposeResult, Path | None]:  # fmt: skip
         """The finished ad from its scenes: (re-)cut every scene, mix the sound, join, fit the limit.
+        Returns the joined ad and the soundtrack under it (None: silent), which the other formats reuse.
 
         A first run cut each scene as its clip landed, so it passes no `recut_in`; a re-render cuts
         every scene again from its clip into `recut_in` (a scratch folder) with the job's current look,
@@ -889,9 +929,9 @@ class Orchestrator:
         if step is not None:
             await step("joining the scenes")
         if audio is not None:
-            return await self.composer.join(clips, dest, byte_limit=job.byte_limit, audio=audio)
+            return await self.composer.join(clips, dest, byte_limit=job.byte_limit, audio=audio), audio
         # As before the ad had sound: a composer without audio is called the same way.
-        return await self.composer.join(clips, dest, byte_limit=job.byte_limit)
+        return await self.composer.join(clips, dest, byte_limit=job.byte_limit), None
 
     # -- re-render ----------------------------------------------------------------------------------
 
@@ -963,7 +1003,9 @@ class Orchestrator:
             async def step(what: str) -> None:
                 await self._publish(EventKind.RERENDERING, job, detail=what)
 
-            result = await self._render(draft, done, scratch / final_versions.FINAL_NAME, recut_in=scratch, step=step)
+            result, _audio = await self._render(
+                draft, done, scratch / final_versions.FINAL_NAME, recut_in=scratch, step=step
+            )
             recut = [(scratch / f"scene-{s.index}.mp4", directory / f"scene-{s.index}.mp4") for s in done]
             kept = await asyncio.to_thread(final_versions.install_new_final, directory, result.path, recut)
             final = directory / final_versions.FINAL_NAME

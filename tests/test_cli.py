@@ -35,7 +35,7 @@ def job_rows(data_dir: Path) -> list[tuple[str, str]]:
 async def test_makead_offline_makes_a_30_second_vertical_ad(tmp_path: Path) -> None:
     data = tmp_path / "data"
     result = jant("makead", PRODUCT, "--mood", "cinematic", "--cta", "Order at lumen.example", "--yes",
-                  cwd=tmp_path, env={"JANT_DATA_DIR": str(data)})  # fmt: skip
+                  "--formats", "9:16,16:9", cwd=tmp_path, env={"JANT_DATA_DIR": str(data)})  # fmt: skip
     assert result.returncode == 0, result.stderr + result.stdout
     assert "offline" in result.stderr.lower()  # says loudly that it is a preview
     job_id = re.search(r"Job (\w{8}) completed", result.stdout).group(1)
@@ -53,6 +53,13 @@ async def test_makead_offline_makes_a_30_second_vertical_ad(tmp_path: Path) -> N
         assert (job_dir / f"seed-{n}.png").exists() and (job_dir / f"clip-{n}.mp4").exists()
     assert (job_dir / "storyboard.json").exists()
     assert job_rows(data) == [(job_id, "completed")]
+    # The landscape version asked for with --formats: printed with its path, size and aspect.
+    wide = job_dir / "final-16x9.mp4"
+    assert (await probe(wide)).width == 1280
+    printed = re.search(r"16:9: (\S+)\s+\(([\d.]+) MiB, (\d+x\d+), 16:9\)", result.stdout.replace("\n", ""))
+    assert printed is not None, result.stdout
+    assert printed.group(1).endswith(f"{job_id}/final-16x9.mp4") and printed.group(3) == "1280x720"
+    assert float(printed.group(2)) == pytest.approx(wide.stat().st_size / 1_048_576, abs=0.06)
 
     listed = jant("jobs", cwd=tmp_path, env={"JANT_DATA_DIR": str(data)})
     assert listed.returncode == 0 and job_id in listed.stdout and "completed" in listed.stdout
@@ -66,6 +73,7 @@ async def test_makead_offline_makes_a_30_second_vertical_ad(tmp_path: Path) -> N
         (["makead", PRODUCT, "--mood", "grumpy", "--yes"], "unknown mood 'grumpy'"),
         (["makead", PRODUCT], "pass --yes"),
         (["makead", PRODUCT, "--language", "klingon", "--yes"], "unknown language 'klingon'"),
+        (["makead", PRODUCT, "--formats", "9:16,3:2", "--yes"], "unknown format '3:2'; choose among 9:16, 4:5"),
     ],
 )
 def test_bad_input_is_one_clear_line_exit_2_and_writes_nothing(tmp_path: Path, args: list[str], message: str) -> None:

@@ -1,0 +1,81 @@
+"""`/makead formats:` on Discord: the extra shapes are posted with the ad when they fit one message
+together, else in follow-up messages, each under the upload limit; a bad choice is refused privately."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from bot.result_delivery import format_batches, formats_text
+from pipeline.composer import Composer
+from pipeline.ffmpeg import probe
+from pipeline.formats import FORMATS, MadeFormat
+from pipeline.models import AdRequest, Job, JobStatus
+from tests.bot_harness import eventually, running_team
+from tests.emulators.discord_server import DiscordEmulator
+
+pytest_plugins = ["tests.conftest_discord"]
+MIB = 1024 * 1024
+
+
+def _made(key: str, size: int) -> MadeFormat:
+    fmt = FORMATS[key]
+    return MadeFormat(fmt, Path(fmt.filename), size, *fmt.size(720))
+
+
+def test_formats_ride_with_the_ad_when_they_fit_else_follow_within_the_limit() -> None:
+    small = [_made("4:5", 2 * MIB), _made("16:9", 2 * MIB)]
+    assert format_batches(3 * MIB, small, 10 * MIB) == (small, [])
+    big = [_made("4:5", 6 * MIB), _made("1:1", 3 * MIB), _made("16:9", 5 * MIB)]
+    with_ad, later = format_batches(3 * MIB, big, 10 * MIB)
+    assert with_ad == [] and [[m.format.key for m in b] for b in later] == [["4:5", "1:1"], ["16:9"]]
+    over = [_made("16:9", 11 * MIB)]
+    assert format_batches(3 * MIB, over, 10 * MIB) == ([], [])
+    job = Job(request=AdRequest(product="A lamp", formats=("4:5", "16:9")))
+    job.notes.append("The 4:5 version was not made: it is too big for the upload limit: The ad is 12.0 MiB …")
+    text = formats_text(job, over, 10 * MIB)
+    assert "The 4:5 version was not made: it is too big" in text
+    assert "The 16:9 version is 11.0 MiB, over this server's 10.0 MiB upload limit" in text
+
+
+@pytest.mark.timeout(300)  # a whole offline ad and two more shapes, with real ffmpeg
+async def test_makead_formats_posts_each_shape_with_the_ad(
+    discord_emulator: DiscordEmulator,
+    discord_errors,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    emu = discord_emulator
+    async with running_team(emu, tmp_path, discord_errors, real_providers=True, composer=Composer(720, 1280)) as team:
+        refused = await emu.slash_command(
+            team.guild_id, team.channel_id, team.alice.id, "makead",
+            {"product": "Lumen desk lamp", "mood": "tech", "formats": "4:5,3:2"},
+        )  # fmt: skip
+        await refused.wait_response()
+        assert refused.ephemeral and refused.content is not None
+        assert refused.content.startswith("⚠️ `formats`: unknown format '3:2'; choose among 9:16, 4:5, 1:1, 16:9")
+
+        _, board, job_id = await team.makead(product="Lumen desk lamp", formats="4:5,16:9")
+        await team.click(board, "approve", job_id, team.alice)
+        status = await team.status_message(job_id)
+
+        async def settled() -> Job | None:
+            job = await team.job(job_id)
+            return job if job.ui.settled else None
+
+        job = await eventually(settled, timeout=240, what="the ad and its formats to be posted")
+        assert job.status is JobStatus.COMPLETED and job.ui.delivered == "posted"
+        result = await emu.wait_for_message(
+            status.channel_id, lambda m: any(a.filename.endswith("-16x9.mp4") for a in m.attachments)
+        )
+        names = sorted(a.filename for a in result.attachments)
+        assert names == sorted(
+            [f"jant-ad-{job_id}.mp4", f"jant-ad-{job_id}-contact-sheet.png",
+             f"jant-ad-{job_id}-4x5.mp4", f"jant-ad-{job_id}-16x9.mp4"]
+        )  # fmt: skip
+        wide = next(a for a in result.attachments if a.filename.endswith("-16x9.mp4"))
+        posted = tmp_path / "posted-16x9.mp4"
+        await asyncio.to_thread(posted.write_bytes, wide.data)
+        info = await probe(posted)
+        assert (info.width, info.height) == (1280, 720)
