@@ -296,9 +296,8 @@ async def test_every_scene_is_drawn_with_the_kit_at_approval_and_only_the_last_e
     kit = BrandKit(primary="#0e7490", cta="Try Lumen", font="noto-serif")
     job = await h.orch.create_job(AdRequest(product=PRODUCT, mood="tech", cta="Buy now"), requester_id="alice")
     job = await h.orch.plan(job)
-    await h.store.update(job, brand=kit)
-    job = await asyncio.wait_for(await h.orch.approve(job), 10)
-    assert job.status is JobStatus.COMPLETED
+    job = await asyncio.wait_for(await h.orch.approve(job, brand=kit), 10)  # the kit recorded at approval
+    assert job.status is JobStatus.COMPLETED and job.brand == kit
     n = len(job.storyboard.scenes)
     assert {i: b for i, (b, _, _) in h.composer.brands.items()} == dict.fromkeys(range(1, n + 1), kit)
     cards = {i: s for i, (_, s, _) in h.composer.brands.items()}

@@ -265,7 +265,7 @@ async def test_refusals_say_why_and_a_stopped_rerender_leaves_the_old_final(made
     assert digest(made.final) == old and not list(made.directory.glob("final-*.mp4"))
     assert not (made.directory / final_versions.SCRATCH_NAME).exists()
     stored = await store.get(job.id)
-    assert stored is not None and stored.brand is None and stored.final_path == str(made.final)
+    assert stored is not None and stored.brand == BrandKit() and stored.final_path == str(made.final)  # kit unchanged
 
     fd = await asyncio.to_thread(final_versions.take_render_lock, made.directory)  # "another process"
     assert fd is not None
