@@ -169,6 +169,7 @@ class _BrandLayers:
         self,
         brand: BrandKit,
         cta: str | None,
+        note: str | None,
         w: int,
         h: int,
         fps: int,
@@ -178,7 +179,7 @@ class _BrandLayers:
         dst: Path,
     ) -> None:
         # Reads the logo and measures text with the font files: off the event loop.
-        text = await asyncio.to_thread(ec.card_text, brand, cta)
+        text = await asyncio.to_thread(ec.card_text, brand, cta, note)
         if card_frames and not text.empty:
             self.card_start = (frames - card_frames) / fps
         wm_png = scratch.enter_context(scratch_path(dst, ".logo.png"))
@@ -327,6 +328,7 @@ class Composer:
         brand: BrandKit | None = None,
         end_card_s: float = 0.0,
         cta: str | None = None,
+        card_note: str | None = None,
         framing: Framing = "cover",
     ) -> Path:
         """Retime `src` to exactly `duration` s at the composer's fps and size; text optional.
@@ -355,7 +357,8 @@ class Composer:
 
         `brand`: the text in the kit's font and colours, and its logo as a watermark in its
         corner. `end_card_s` > 0 (the ad's last scene): its last `end_card_s` s become the end
-        card (pipeline/end_card.py), within `duration`, saying the kit's CTA or else `cta`.
+        card (pipeline/end_card.py), within `duration`, saying the kit's CTA or else `cta`, and
+        `card_note` in small print at its foot (an offline preview says so there).
         Without a brand the text looks as it always has and there is no logo or card.
 
         `framing` is how a picture of another shape fills the frame: "cover" crops it centred,
@@ -396,7 +399,7 @@ class Composer:
             layers = _BrandLayers(f"[0:v]{','.join(chain)}[base]", inputs)
             if brand is not None:
                 card_frames = min(frames_out, round(max(0.0, end_card_s) * fps))
-                await layers.add(brand, cta, w, h, fps, frames_out, card_frames, scratch, dst)
+                await layers.add(brand, cta, card_note, w, h, fps, frames_out, card_frames, scratch, dst)
             script = await asyncio.to_thread(
                 build_ass, w, h, seconds, headline=caption, words=words, mode=captions, style=style,
                 until=layers.card_start, extra=layers.card_events,

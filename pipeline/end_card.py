@@ -46,6 +46,7 @@ CTA_SIZE, CTA_MIN_SIZE, CTA_LINES = 80, 52, 2
 CTA_ONE_LINE_MIN_SIZE = 62
 PILL_PAD_X, PILL_PAD_Y = 56, 30
 URL_SIZE, URL_MIN_SIZE = 60, 36
+NOTE_SIZE = 34  # the foot note (an offline preview says so)
 URL_GAP = 44
 
 
@@ -58,19 +59,22 @@ class CardText:
     url: str | None
     name: str | None
     has_logo: bool
+    # A line in small print at the foot of the card: an offline preview says so here, because the
+    # card covers the "OFFLINE PREVIEW" band its scenes carry.
+    note: str | None = None
 
     @property
     def empty(self) -> bool:
         return not (self.cta or self.url or self.name or self.has_logo)
 
 
-def card_text(kit: BrandKit, request_cta: str | None) -> CardText:
-    """What the card of `kit` says; nothing at all (`empty`) means the ad gets no card. Reads the
-    logo file: run it in a thread."""
+def card_text(kit: BrandKit, request_cta: str | None, note: str | None = None) -> CardText:
+    """What the card of `kit` says; nothing at all (`empty`) means the ad gets no card (the note
+    alone makes none). Reads the logo file: run it in a thread."""
     cta = drawable_text(kit.cta or request_cta or "") or None
     url = (drawable_text(_display_url(kit.url)) or None) if kit.url else None
     name = drawable_text(kit.name or "") or None
-    return CardText(cta, url, name, load_logo(kit.logo_path) is not None)
+    return CardText(cta, url, name, load_logo(kit.logo_path) is not None, drawable_text(note or "") or None)
 
 
 def end_card_seconds(scene_duration: float) -> float:
@@ -158,6 +162,11 @@ def plan_card(kit: BrandKit, text: CardText, width: int, height: int, start: flo
             text.url, safe.width, size=px(URL_SIZE), min_size=px(URL_MIN_SIZE), max_lines=1, family=family
         )
         events.append(event(lines, size, y + px(URL_GAP) + size // 2, ink))
+    if text.note:
+        lines, size = layout_block(
+            text.note, safe.width, size=px(NOTE_SIZE), min_size=px(NOTE_SIZE) // 2, max_lines=1, family=family
+        )
+        events.append(event(lines, size, safe.bottom - size, ink))
     return CardPlan(events, pill, logo_centre, (px(LOGO_BOX[0]), px(LOGO_BOX[1])))
 
 

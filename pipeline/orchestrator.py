@@ -154,6 +154,9 @@ def _ad_waits_only_on(job: Job, index: int) -> bool:
     return all(s.index == index or s.failed or s.footage_made for s in job.scenes)
 
 
+OFFLINE_CARD_NOTE = "OFFLINE PREVIEW · drawn locally, not by SDXL/SVD"
+
+
 class Orchestrator:
     def __init__(
         self,
@@ -581,6 +584,8 @@ class Orchestrator:
             "end_card_s": end_card_seconds(duration) if last else 0.0,
             "cta": job.request.cta,
             **self._clip_speed(job),
+            # The card covers the "OFFLINE PREVIEW" band of an offline ad's scenes: it says so itself.
+            **({"card_note": OFFLINE_CARD_NOTE} if job.offline and last else {}),
         }
 
     async def _formats(self, job: Job, final: Path, audio: Path | None) -> None:

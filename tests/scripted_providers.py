@@ -104,16 +104,18 @@ class CopyComposer:
         self.audio: list[Path | None] = []  # the sound track each join muxed in
         # scene -> (brand kit, end card seconds, request CTA) it was normalised with
         self.brands: dict[int, tuple[BrandKit | None, float, str | None]] = {}
+        self.card_notes: dict[int, str | None] = {}  # scene -> the end card's foot note
 
     async def normalize_clip(self, src: Path, dst: Path, duration: float, *, caption: str | None = None,
                              words: Sequence[WordTiming] | None = None, captions: str = "karaoke",
                              language: str = "en", max_bitrate: int | None = None,
                              urgent: bool = False, brand: BrandKit | None = None, end_card_s: float = 0.0,
-                             cta: str | None = None) -> Path:  # fmt: skip
+                             cta: str | None = None, card_note: str | None = None) -> Path:  # fmt: skip
         await asyncio.to_thread(shutil.copyfile, src, dst)
         index = int(src.stem.split("-")[-1])
         self.normalized.append((index, duration))
         self.brands[index] = (brand, end_card_s, cta)
+        self.card_notes[index] = card_note
         self.words[index] = words
         if words:
             self.captions[index] = (captions, tuple(words))

@@ -358,3 +358,22 @@ def test_colours_left_at_their_defaults_keep_the_classic_captions() -> None:
     assert (serif.outline, serif.highlight) == (DEFAULT_STYLE.outline, DEFAULT_STYLE.highlight)
     only_primary = caption_style(BrandKit(primary="#0e7490"))
     assert only_primary.outline == (14, 116, 144) and contrast(only_primary.highlight, only_primary.outline) >= 3
+
+
+async def test_an_offline_previews_end_card_still_says_it_is_a_preview(
+    flat_clip: Path, logo: Path, tmp_path: Path
+) -> None:
+    """The card covers the "OFFLINE PREVIEW" band an offline scene carries, so it says so itself."""
+    note = "OFFLINE PREVIEW · drawn locally"
+    words = [WordTiming("Glow", 0.2, 0.9)]
+    out = await Composer(W, H, preset="ultrafast").normalize_clip(
+        flat_clip, tmp_path / "n.mp4", 6.0, words=words, brand=kit(logo), end_card_s=2.5, card_note=note
+    )
+    last = await frame_at(out, 5.95, tmp_path / "last.png")
+    safe = safe_area(W, H)
+    foot = last.crop((0, safe.bottom - 60, W, safe.bottom))
+    lettered = foot.width * foot.height - count(near(foot, rgb(PRIMARY), 10))
+    assert lettered > 300, "the note is drawn at the card's foot"
+    plain = await branded(flat_clip, tmp_path, kit(logo))
+    bare = (await frame_at(plain, 5.95, tmp_path / "bare.png")).crop((0, safe.bottom - 60, W, safe.bottom))
+    assert count(near(bare, rgb(PRIMARY), 10)) > 0.995 * bare.width * bare.height  # no note: bare card

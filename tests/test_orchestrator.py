@@ -13,7 +13,7 @@ from pipeline.brand import BrandKit
 from pipeline.config import Settings
 from pipeline.events import EventKind, ProgressEvent
 from pipeline.models import AdRequest, Job, JobStatus, StageName, StageStatus
-from pipeline.orchestrator import Orchestrator
+from pipeline.orchestrator import OFFLINE_CARD_NOTE, Orchestrator
 from pipeline.providers.base import Providers
 from pipeline.providers.offline_planner import OfflineStoryboardPlanner
 from pipeline.store import JobStore
@@ -302,6 +302,10 @@ async def test_every_scene_is_drawn_with_the_kit_at_approval_and_only_the_last_e
     assert {i: b for i, (b, _, _) in h.composer.brands.items()} == dict.fromkeys(range(1, n + 1), kit)
     cards = {i: s for i, (_, s, _) in h.composer.brands.items()}
     assert cards[n] == 2.5 and all(cards[i] == 0.0 for i in range(1, n))
+    # An offline preview's card covers the "OFFLINE PREVIEW" band of its scenes: it says so itself.
+    assert job.offline  # the harness draws locally
+    expected = OFFLINE_CARD_NOTE
+    assert h.composer.card_notes == {i: (expected if i == n else None) for i in range(1, n + 1)}
     assert h.composer.brands[n][2] == "Buy now"  # the request's CTA, for a kit without one
 
 
