@@ -1,5 +1,7 @@
 """`/makead formats:` on Discord: the extra shapes are posted with the ad when they fit one message
-together, else in follow-up messages, each under the upload limit; a bad choice is refused privately."""
+together, else in follow-up messages, each under the upload limit; a bad choice is refused privately.
+The same whole ad carries the server's brand kit, set with `/brand` by an admin: its end card is the
+primary colour, its logo is in the chosen corner before the card."""
 
 from __future__ import annotations
 
@@ -14,7 +16,10 @@ from pipeline.ffmpeg import probe
 from pipeline.formats import FORMATS, MadeFormat
 from pipeline.models import AdRequest, Job, JobStatus
 from tests.bot_harness import eventually, running_team
+from tests.brand_images import logo_png
 from tests.emulators.discord_server import DiscordEmulator
+from tests.test_bot_brand import add_admin, brand
+from tests.test_captions import frame_at
 
 pytest_plugins = ["tests.conftest_discord"]
 MIB = 1024 * 1024
@@ -56,6 +61,15 @@ async def test_makead_formats_posts_each_shape_with_the_ad(
         assert refused.ephemeral and refused.content is not None
         assert refused.content.startswith("⚠️ `formats`: unknown format '3:2'; choose among 9:16, 4:5, 1:1, 16:9")
 
+        # An admin gives the server its brand: every ad of this server is drawn with it.
+        dave = add_admin(team)
+        reply = await brand(team, dave, "set", primary="0e7490", cta="Order today", logo_corner="top-right")
+        assert reply.content is not None and reply.content.startswith("✅ Brand kit updated"), reply.content
+        rec = await emu.slash_command(team.guild_id, team.channel_id, dave.id, "brand logo",
+                                      {"image": ("logo.png", logo_png(256))})  # fmt: skip
+        [saved] = await (await rec.wait_response()).wait_followups(1, timeout=10)
+        assert saved.content is not None and saved.content.startswith("✅ Logo saved"), saved.content
+
         _, board, job_id = await team.makead(product="Lumen desk lamp", formats="4:5,16:9")
         await team.click(board, "approve", job_id, team.alice)
         status = await team.status_message(job_id)
@@ -79,3 +93,23 @@ async def test_makead_formats_posts_each_shape_with_the_ad(
         await asyncio.to_thread(posted.write_bytes, wide.data)
         info = await probe(posted)
         assert (info.width, info.height) == (1280, 720)
+
+        # The 9:16 ad as posted: it ends on the kit's card, and its logo rode in the corner before.
+        master = next(a for a in result.attachments if a.filename == f"jant-ad-{job_id}.mp4")
+        ad = tmp_path / "posted.mp4"
+        await asyncio.to_thread(ad.write_bytes, master.data)
+        length = (await probe(ad)).duration_s or 0.0
+        assert 29.0 <= length <= 31.0
+        last = await frame_at(ad, length - 0.1, tmp_path / "last.png")
+        primary = (0x0E, 0x74, 0x90)
+        on_card = sum(1 for px in last.getdata() if max(abs(a - b) for a, b in zip(px, primary, strict=True)) <= 8)
+        assert on_card > 0.6 * last.width * last.height, "the end card is the server's primary colour"
+        accent = (0xF5, 0x9E, 0x0B)  # the kit's accent (its default): the call to action's button
+        button = sum(1 for px in last.getdata() if max(abs(a - b) for a, b in zip(px, accent, strict=True)) <= 12)
+        assert button > 3000, "the CTA is drawn on the card"
+        early = await frame_at(ad, 1.0, tmp_path / "early.png")
+        corner = early.crop((early.width // 2, 0, early.width, early.height // 4))
+        red = sum(1 for r, g, b in corner.getdata() if r > 170 and g < 80 and b < 110)  # the logo's red disc
+        assert red > 500, "the logo sits in the top-right corner"
+        left = early.crop((0, 0, early.width // 2, early.height // 4))
+        assert sum(1 for r, g, b in left.getdata() if r > 170 and g < 80 and b < 110) < 50
