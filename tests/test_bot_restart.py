@@ -239,6 +239,9 @@ async def test_sigterm_stops_taking_work_leaves_predictions_running_and_exits_wi
     emu, (oai, rep) = discord_emulator, fakes
     assert emu.guild is not None and emu.channel is not None and emu.user is not None
     db = tmp_path / "data" / "jant.db"
+    # The clips outlast the whole stop (a storyboard finished, two refusals, the exit): with the
+    # kill-9 test's 3 s they could finish first, and the test then saw done stages, not running ones.
+    rep.set_latency(SVD, processing=60 / 0.1)
     bot = await BotProcess(bot_env, tmp_path).start(emu)
     try:
         _, job_id, _ = await makead_and_approve(emu)
