@@ -562,7 +562,7 @@ class Orchestrator:
     def _with_music(self, job: Job) -> bool:
         """The stored music bed goes under the ad unless music is now turned off (the kit's or the
         process's "none"): a re-render can drop the bed, never pay for another one."""
-        if job.brand is not None and job.brand.music == "none":
+        if job_choices(job, self.settings).music_off_by_brand:
             return False
         return self.settings.audio.music != "none"
 
