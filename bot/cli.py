@@ -29,10 +29,11 @@ from pipeline.cost_estimate import estimate_job_cost
 from pipeline.errors import ConfigError, DatabaseSchemaError, InvalidRequest, JantError
 from pipeline.events import EventKind, ProgressEvent
 from pipeline.formats import FORMATS, MASTER_FORMAT, MadeFormat, made_formats
+from pipeline.hook_variants import made_hooks
 from pipeline.job_choices import job_choices
 from pipeline.language import language_name, lines_language_note
 from pipeline.logo_file import usable_logo
-from pipeline.models import AdRequest, Job, JobStatus, SceneState, StageState, StageStatus
+from pipeline.models import AdRequest, Job, JobStatus, SceneState, StageState, StageStatus, hook_letter
 from pipeline.moods import Mood
 from pipeline.product_photo import check_photo_file, store_photo
 from pipeline.providers.base import StageProvider, StoryboardPlanner
@@ -88,6 +89,11 @@ def _parser() -> argparse.ArgumentParser:
         "--formats", default=MASTER_FORMAT, metavar="LIST",
         help=f"the shapes to make, comma-separated, from {','.join(FORMATS)} (default {MASTER_FORMAT}); "
         "the others are cut from the same footage at no extra cost",
+    )  # fmt: skip
+    make.add_argument(
+        "--hooks", type=int, default=1, metavar="N",
+        help="test N opening hooks (2 or 3): the ad is also made with each alternative hook as "
+        "final-hook-B.mp4 …, one more seed and clip per extra hook (final.mp4 is hook A)",
     )  # fmt: skip
     jobs = sub.add_parser("jobs", help="list recent jobs")
     jobs.add_argument("--limit", type=int, default=20, help="how many of the newest jobs to list (1 or more)")
@@ -186,6 +192,7 @@ def _request(args: argparse.Namespace) -> AdRequest:
             speak=not args.no_voice,
             model=args.model,
             formats=args.formats,
+            hooks=args.hooks,
         )
     except ValidationError as exc:
         raise UsageError(_first_error(exc)) from None
@@ -295,6 +302,14 @@ def _print_storyboard(job: Job) -> None:
         cells = (s.description, said, s.on_screen_text or "")
         table.add_row(str(s.index), s.beat.value, f"{s.duration:g}", *(Text(c) for c in cells))
     console.print(table)
+    if job.storyboard.alt_hooks:
+        hooks = Table(title="Hooks to test (each opens the same ad)", show_lines=False)
+        for col in ("hook", "says", "on screen", "picture"):
+            hooks.add_column(col)
+        for n, s in enumerate(job.storyboard.hook_scenes()):
+            cells = (s.voiceover or "", s.on_screen_text or "", s.visual_prompt)
+            hooks.add_row(hook_letter(n), *(Text(c) for c in cells))
+        console.print(hooks)
     spoken = job.storyboard.language or job.request.language
     model = video_model(job.request.model)
     console.print(
@@ -362,7 +377,7 @@ async def _run_with_progress(runtime: Runtime, job: Job, brand: BrandKit | None 
         unsubscribe()
     console.print()
     elapsed = time.monotonic() - started
-    return _report(runtime, job, elapsed, await _formats_made(job))
+    return await _report(runtime, job, elapsed, await _formats_made(job))
 
 
 def _scene_note(scene: SceneState) -> str:
@@ -403,7 +418,7 @@ async def _formats_made(job: Job) -> list[MadeFormat]:
     return await made_formats(Path(job.final_path), job.request.formats) if job.final_path else []
 
 
-def _report(runtime: Runtime, job: Job, elapsed: float, formats: Sequence[MadeFormat] = ()) -> int:
+async def _report(runtime: Runtime, job: Job, elapsed: float, formats: Sequence[MadeFormat] = ()) -> int:
     directory = job.directory(runtime.settings.storage.data_dir)
     if job.status in (JobStatus.COMPLETED, JobStatus.PARTIAL):
         colour = "green" if job.status is JobStatus.COMPLETED else "yellow"
@@ -414,6 +429,8 @@ def _report(runtime: Runtime, job: Job, elapsed: float, formats: Sequence[MadeFo
         for made in formats:
             console.print(f"{made.format.key:>5}: {made.path}  ({made.bytes / 1_048_576:.1f} MiB, "
                           f"{made.width}x{made.height}, {made.format.key})")  # fmt: skip
+        for hook in await asyncio.to_thread(made_hooks, job, directory):
+            console.print(f"hook {hook.letter}: {hook.path}  ({hook.bytes / 1_048_576:.1f} MiB) · ", Text(hook.line))
         console.print(f"contact sheet: {directory / 'contact-sheet.png'}")
         if job.offline:
             console.print("[bold yellow]This is an offline preview[/]: set OPENAI_API_KEY and REPLICATE_API_TOKEN "

@@ -21,7 +21,7 @@ from bot.result_delivery import attachments, result_files, result_text, too_larg
 from bot.status_view import render_status
 from bot.storyboard_embed import render_storyboard
 from pipeline.errors import InvalidRequest, JantError
-from pipeline.models import SCENES_MAX, TEXT_FIELD_MAX_CHARS, AdRequest, Job, JobStatus, StageName, utcnow
+from pipeline.models import HOOKS_MAX, SCENES_MAX, TEXT_FIELD_MAX_CHARS, AdRequest, Job, JobStatus, StageName, utcnow
 from pipeline.moods import MOOD_PRESETS
 from pipeline.providers.base import Providers
 from pipeline.video_models import VIDEO_MODELS
@@ -71,13 +71,14 @@ def _field_problem(exc: ValidationError) -> str:
         "mood": "mood",
         "language": "language",
         "formats": "formats",
+        "hooks": "hooks",
     }.get(str(err.get("loc", ("",))[0]), "input")
     return f"`{field}`: {str(err.get('msg', '')).removeprefix('Value error, ')}."
 
 
 def ad_request(
     product: str, mood: str, audience: str | None, cta: str | None, language: str | None = None,
-    voice: str | None = None, formats: str | None = None,
+    voice: str | None = None, formats: str | None = None, hooks: int | None = None,
 ) -> AdRequest:  # fmt: skip
     if len(product) > PRODUCT_MAX:
         raise InvalidRequest(f"`product` is {len(product)} characters; keep it to {PRODUCT_MAX} or fewer.")
@@ -89,7 +90,8 @@ def ad_request(
         return AdRequest.model_validate(
             {"product": product, "mood": mood, "audience": audience, "cta": cta, "language": language,
              "voice": None if said in (None, "", NO_VOICE) else said, "speak": said != NO_VOICE,
-             **({"formats": formats} if formats and formats.strip() else {})}
+             **({"formats": formats} if formats and formats.strip() else {}),
+             **({"hooks": hooks} if hooks is not None else {})}
         )  # fmt: skip
     except ValidationError as exc:
         raise InvalidRequest(_field_problem(exc)) from None
@@ -145,6 +147,7 @@ class AdCommands(commands.Cog):
         photo="Your own product photo, shown in the product scenes: PNG, JPEG or WebP, at least 512 px (optional)",
         model="The video model that animates the scenes (optional: the server's default)",
         formats="More shapes from the same footage, free: e.g. 4:5,1:1,16:9 (optional; 9:16 is always made)",
+        hooks="Test 2 or 3 opening hooks: one more seed and clip each, posted as hook A, B, C (optional)",
     )
     @app_commands.choices(mood=[app_commands.Choice(name=p.label, value=m.value) for m, p in MOOD_PRESETS.items()])
     @app_commands.guild_only()
@@ -160,9 +163,10 @@ class AdCommands(commands.Cog):
         photo: discord.Attachment | None = None,
         formats: app_commands.Range[str, 3, 40] | None = None,
         model: app_commands.Range[str, 1, 40] | None = None,
+        hooks: app_commands.Range[int, 1, HOOKS_MAX] | None = None,
     ) -> None:
         # Before deferring: errors stay private.
-        request = ad_request(product, mood.value, audience, cta, language, voice, formats)
+        request = ad_request(product, mood.value, audience, cta, language, voice, formats, hooks)
         orchestrator = self.bot.runtime.orchestrator
         orchestrator.check_request(request)
         # A model this server does not allow (or that does not exist): refused before anything is paid.

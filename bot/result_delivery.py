@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot.display_text import mib, shown
+from bot.hook_delivery import post_hooks
 from bot.job_buttons import result_buttons
 from pipeline.formats import MASTER_FORMAT, MadeFormat, extra_formats, made_formats, not_made_prefix
 from pipeline.models import Job, JobStatus
@@ -206,6 +207,7 @@ class ResultDelivery:
         for batch in later:
             keys = ", ".join(m.format.key for m in batch)
             await channel.send(f"🎞️ Job `{job.id}` · {keys}", files=await format_files(batch, job.id))
+        await post_hooks(channel, job, limit)
         return message, POSTED
 
     def upload_limit(self, job: Job) -> int:

@@ -11,7 +11,7 @@ from pipeline.config import Settings
 from pipeline.cost_estimate import CostEstimate, CostLine, estimate_job_cost
 from pipeline.job_choices import job_choices
 from pipeline.language import language_name, lines_language_note
-from pipeline.models import Job, JobStatus, Scene
+from pipeline.models import Job, JobStatus, Scene, hook_letter
 from pipeline.moods import mood_preset
 from pipeline.stage_kinds import STAGE_KINDS, StageName
 from pipeline.video_models import video_model
@@ -36,6 +36,8 @@ def estimate_line(est: CostEstimate, settings: Settings) -> str:
     if est.photo_scenes:  # a scene seeded from the team's photo paints nothing: only its clip is paid
         scenes = ("scene " if len(est.photo_scenes) == 1 else "scenes ") + ", ".join(map(str, est.photo_scenes))
         per_scene = f"SDXL + SVD time per painted scene, SVD for {scenes} (your photo)"
+    if est.extra_hooks:
+        per_scene += f", incl. {est.extra_hooks} extra hook{'s' if est.extra_hooks > 1 else ''} (a seed + a clip each)"
     footage = (
         f"~{est.gpu_seconds:.0f} GPU-seconds (typical {per_scene} × ${settings.replicate.price_per_gpu_second:g}/GPU-s)"
     )
@@ -146,8 +148,17 @@ def render_storyboard(
                 value=cap(value, 1024) or "—",
                 inline=False,
             )
+        hooks = board.hook_scenes()[: req.hooks] if req.hooks > 1 else []
+        for n, hook in enumerate(hooks):  # inline: side by side, to compare the openings at a glance
+            value = f"{spoken_line(hook, min(LINE_SHOWN_MAX, scene_budget))}"
+            if hook.on_screen_text:
+                value += f"\n> On screen: “{shown(hook.on_screen_text, 60)}”"
+            value += f"\n{shown(hook.visual_prompt, min(160, scene_budget))}"
+            embed.add_field(name=f"Hook {hook_letter(n)}" + (" (scene #1)" if n == 0 else ""), value=cap(value, 1024),
+                            inline=True)  # fmt: skip
+        tested = f" · {len(hooks)} hooks to test" if hooks else ""
         embed.add_field(
-            name="Total", value=f"{board.total_duration:g} s · {len(board.scenes)} scenes · 9:16", inline=True
+            name="Total", value=f"{board.total_duration:g} s · {len(board.scenes)} scenes · 9:16{tested}", inline=True
         )
         est = estimate_job_cost(job, settings)
         value = estimate_line(est, settings)

@@ -54,6 +54,7 @@ class CostEstimate:
     offline: bool  # a local preview (its storyboard or footage is placeholder work)
     voice_chars: int = 0
     photo_scenes: tuple[int, ...] = ()  # seeded from the team's product photo: no SDXL run for them
+    extra_hooks: int = 0  # alternative hooks of an A/B test: one more seed, clip and line each
 
     @property
     def footage_usd(self) -> float:
@@ -113,7 +114,7 @@ def voice_estimate(job: Job, settings: Settings) -> tuple[CostLine | None, int]:
     """(what the lines cost to speak, None when the ad has no voice; how many characters are spoken)."""
     if StageName.VOICE not in job.providers or job.storyboard is None or not job.request.speak:
         return None, 0
-    chars = sum(len(s.voiceover or "") for s in job.storyboard.scenes)
+    chars = sum(len(s.voiceover or "") for s in [*job.storyboard.scenes, *tested_hooks(job)])
     per_1k = settings.audio.tts_price_per_1k_chars
     if not paid_provider(job, StageName.VOICE):  # offline, or a speech server we know no price of
         return CostLine(0.0, False), chars
@@ -128,6 +129,13 @@ def music_estimate(job: Job, settings: Settings) -> CostLine | None:
     return CostLine(settings.audio.music_price_per_run, True, "one run")
 
 
+def tested_hooks(job: Job) -> list[Scene]:
+    """The alternative hooks this job makes (each one seed, one clip and one line more)."""
+    if job.storyboard is None or job.request.hooks < 2:
+        return []
+    return job.storyboard.alt_hooks[: job.request.hooks - 1]
+
+
 def estimate_job_cost(job: Job, settings: Settings) -> CostEstimate:
     """The whole ad as its storyboard stands: one seed and one clip per scene, its lines, its music."""
     scenes = job.storyboard.scenes if job.storyboard else []
@@ -135,20 +143,24 @@ def estimate_job_cost(job: Job, settings: Settings) -> CostEstimate:
     clip_s = clip_gpu_seconds(settings)
     price = settings.replicate.price_per_gpu_second
     seeds_paid, clips_paid = paid_provider(job, StageName.SEED), paid_provider(job, StageName.CLIP)
-    # A scene seeded from the team's product photo paints nothing: only its clip is paid for.
+    # A scene seeded from the team's product photo paints nothing: only its clip is paid for. Each
+    # alternative hook of an A/B test is one more painted seed and one more clip.
     photo = tuple(job.photo_scenes())
-    painted = len(scenes) - len(photo)
+    hooks = tested_hooks(job)
+    painted = len(scenes) - len(photo) + len(hooks)
+    footage = [*scenes, *hooks]
+    extra = f" (incl. {len(hooks)} extra hook{'s' if len(hooks) > 1 else ''})" if hooks else ""
     seeds = CostLine(
-        round(painted * seed_s * price, 4) if seeds_paid else 0.0, seeds_paid, f"{painted} × ~{seed_s:g} GPU-s"
+        round(painted * seed_s * price, 4) if seeds_paid else 0.0, seeds_paid, f"{painted} × ~{seed_s:g} GPU-s{extra}"
     )
     clips = CostLine(
-        round(sum(clip_price_usd(job, s, settings) for s in scenes), 4) if clips_paid else 0.0,
+        round(sum(clip_price_usd(job, s, settings) for s in footage), 4) if clips_paid else 0.0,
         clips_paid,
-        _clips_detail(job, len(scenes), settings),
+        _clips_detail(job, len(footage), settings) + extra,
     )
     voice, chars = voice_estimate(job, settings)
     music = music_estimate(job, settings)
-    gpu = painted * seed_s + len(scenes) * clip_s
+    gpu = painted * seed_s + len(footage) * clip_s
     if job.offline:
         wall = max(20.0, 6.0 * len(scenes) + COMPOSE_WALL_S)
     else:
@@ -156,7 +168,18 @@ def estimate_job_cost(job: Job, settings: Settings) -> CostEstimate:
         # the music run beside them and take less time than a clip: they add no wall time.
         waves = math.ceil(len(scenes) / max(1, settings.limits.max_concurrent_predictions // 2)) if scenes else 0
         wall = waves * (seed_s + clip_s) + COMPOSE_WALL_S
-    return CostEstimate(seeds, clips, voice, music, gpu, wall, job.offline, voice_chars=chars, photo_scenes=photo)
+    return CostEstimate(
+        seeds,
+        clips,
+        voice,
+        music,
+        gpu,
+        wall,
+        job.offline,
+        voice_chars=chars,
+        photo_scenes=photo,
+        extra_hooks=len(hooks),
+    )
 
 
 def stages_cost_usd(job: Job, stages: Iterable[StageState], settings: Settings) -> float:
@@ -167,17 +190,20 @@ def stages_cost_usd(job: Job, stages: Iterable[StageState], settings: Settings) 
     price = settings.replicate.price_per_gpu_second
     total = 0.0
     for stage in stages:
-        if not paid_provider(job, stage.stage):
+        kind = stage.kind
+        if not paid_provider(job, kind.base):
             continue
         scene = scenes.get(stage.scene_index)
-        if stage.stage == StageName.SEED:
-            if stage.scene_index in job.photo_scenes():
+        if kind.hook and len(job.storyboard.alt_hooks) >= kind.hook:  # an alternative hook's own scene
+            scene = job.storyboard.alt_hooks[kind.hook - 1]
+        if kind.base == StageName.SEED:
+            if not kind.hook and stage.scene_index in job.photo_scenes():
                 continue  # made from the team's photo, locally
             total += TYPICAL_SEED_GPU_S.get(job.env, TYPICAL_SEED_GPU_S["dev"]) * price
-        elif stage.stage == StageName.CLIP and scene is not None:
+        elif kind.base == StageName.CLIP and scene is not None:
             total += clip_price_usd(job, scene, settings)
-        elif stage.stage == StageName.VOICE and scene is not None:
+        elif kind.base == StageName.VOICE and scene is not None:
             total += len(scene.voiceover or "") * settings.audio.tts_price_per_1k_chars / 1000
-        elif stage.stage == StageName.MUSIC:
+        elif kind.base == StageName.MUSIC:
             total += settings.audio.music_price_per_run
     return round(total, 4)

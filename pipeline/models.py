@@ -40,6 +40,7 @@ SCENE_MIN_S, SCENE_MAX_S = 2.0, 8.0
 DESCRIPTION_MAX_CHARS = 300
 VISUAL_PROMPT_MAX_CHARS = 600
 ON_SCREEN_TEXT_MAX_CHARS = 60
+HOOKS_MAX = 3  # hook A (the storyboard's first scene) and up to two alternatives
 VOICEOVER_MAX_CHARS = 400  # a ceiling for the text field; the real limit is words per second of the scene
 
 
@@ -92,6 +93,20 @@ class AdRequest(BaseModel):
     # The shapes to deliver: the 9:16 master always, and any of pipeline.formats.FORMATS besides,
     # made from the same clips and soundtrack (no prediction of their own).
     formats: tuple[str, ...] = (MASTER_FORMAT,)
+    # How many opening hooks to test (A/B/C): the planner writes `hooks - 1` alternative hook scenes,
+    # each costing one more seed and clip; the rest of the ad is shared (pipeline.hook_variants).
+    hooks: int = 1
+
+    @field_validator("hooks", mode="before")
+    @classmethod
+    def _hooks(cls, v: Any) -> Any:
+        try:
+            n = int(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"hooks must be a number from 1 to {HOOKS_MAX} (got {v!r})") from None
+        if not (1 <= n <= HOOKS_MAX) or (isinstance(v, float) and v != n):
+            raise ValueError(f"hooks must be 1, 2 or {HOOKS_MAX}: how many opening hooks to test (got {v!r})")
+        return n
 
     @field_validator("formats", mode="before")
     @classmethod
@@ -215,6 +230,9 @@ class Storyboard(BaseModel):
     language: str | None = None
     # Trusted bot text shown on the storyboard card, e.g. that a fallback model wrote it.
     model_note: str | None = None
+    # Alternative opening scenes for a hook A/B test (hook B, hook C): each replaces scene 1 in its
+    # own cut of the ad, in scene 1's time slot, so everything after the hook is shared.
+    alt_hooks: list[Scene] = Field(default_factory=list)
 
     @field_validator("title")
     @classmethod
@@ -235,7 +253,22 @@ class Storyboard(BaseModel):
             raise ValueError(f"the first scene must be the hook (got {self.scenes[0].beat.value})")
         if self.scenes[-1].beat is not Beat.CTA:
             raise ValueError(f"the last scene must be the call to action (got {self.scenes[-1].beat.value})")
+        if len(self.alt_hooks) > HOOKS_MAX - 1:
+            raise ValueError(f"at most {HOOKS_MAX - 1} alternative hooks (got {len(self.alt_hooks)})")
+        for n, alt in enumerate(self.alt_hooks):
+            if alt.beat is not Beat.HOOK or alt.index != 1:
+                raise ValueError(
+                    f"alternative hook {hook_letter(n + 1)} must be a hook scene numbered 1 "
+                    f"(got {alt.beat.value} {alt.index})"
+                )
+            # An alternative plays in scene 1's slot, so it always lasts as long (an edit or a model's
+            # clip length that changes scene 1 changes them all); a line too long for it is sped up.
+            alt.duration = self.scenes[0].duration
         return self
+
+    def hook_scenes(self) -> list[Scene]:
+        """Every hook of the A/B test in order: scene 1 (hook A), then the alternatives (B, C)."""
+        return [self.scenes[0], *self.alt_hooks]
 
     @property
     def total_duration(self) -> float:
@@ -244,6 +277,11 @@ class Storyboard(BaseModel):
     @property
     def has_voiceover(self) -> bool:
         return any(s.voiceover for s in self.scenes)
+
+
+def hook_letter(n: int) -> str:
+    """0 → "A" (the storyboard's own first scene), 1 → "B", 2 → "C"."""
+    return "ABC"[n]
 
 
 def storyboard_problem(exc: ValidationError) -> str:

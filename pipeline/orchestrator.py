@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from pipeline import final_versions
 from pipeline.action_rules import RERENDER_BUSY, Action, refusal_with_rule, rerender_refusal
+from pipeline.atomic_files import replace_durably
 from pipeline.audio_mix import AUDIO_BITRATE
 from pipeline.brand import BrandKit
 from pipeline.captions import uncovered_scripts
@@ -36,6 +37,7 @@ from pipeline.end_card import end_card_seconds
 from pipeline.errors import InvalidRequest, JantError, PlannerError
 from pipeline.events import EventBus, EventKind, ProgressEvent, snapshot
 from pipeline.formats import SceneSource, extra_formats, not_made_prefix, render_formats
+from pipeline.hook_variants import hook_final_name, variant_job, variant_problem
 from pipeline.incidents import is_unexplained, report_unexpected
 from pipeline.job_choices import BRAND_NO_MUSIC_NOTE, NO_MUSIC, job_choices
 from pipeline.limiter import FairLimiter
@@ -50,6 +52,7 @@ from pipeline.models import (
     StageState,
     StageStatus,
     Storyboard,
+    hook_letter,
     storyboard_problem,
     utcnow,
 )
@@ -74,6 +77,7 @@ from pipeline.stage_kinds import (
     StageInputs,
     StageName,
     dependents,
+    kind_of,
     spoken_language,
 )
 from pipeline.store import JobStore
@@ -105,6 +109,21 @@ def _write_atomically(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _link_or_copy(src: Path, dest: Path) -> None:
+    """`dest` becomes the same file as `src` (a hard link; a copy where links are not possible)."""
+    dest.unlink(missing_ok=True)
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copyfile(src, dest)
+
+
+def _move_hook_finals(scratch: Path, directory: Path) -> None:
+    """A re-render's hook versions replace the old ones (each a whole file, old or new)."""
+    for path in sorted(scratch.glob("final-hook-*.mp4")):
+        replace_durably(path, directory / path.name)
 
 
 async def _together(*work: Awaitable[Any]) -> list[Any]:
@@ -186,7 +205,7 @@ class Orchestrator:
         missing = [k.name for k in STAGE_KINDS.values() if not k.optional and providers.get(k.name) is None]
         if missing:
             raise ValueError(f"no provider for the stage kinds every ad needs: {', '.join(missing)}")
-        self.kinds = [k.name for k in STAGE_KINDS.values() if providers.get(k.name) is not None]
+        self.kinds = [k.name for k in STAGE_KINDS.values() if providers.get(k.base) is not None]
         self._tasks: dict[str, asyncio.Task[Job]] = {}
         self._progress_writes = ProgressWriter(store.save_progress)
         self._user_cancelled: set[str] = set()
@@ -348,8 +367,12 @@ class Orchestrator:
         return job
 
     def _kinds_for(self, job: Job) -> list[str]:
-        """The kinds this job gets stages of: a job asked to be silent (`--no-voice`) has no voice."""
-        return [k for k in self.kinds if job.request.speak or k != StageName.VOICE]
+        """The kinds this job gets stages of: a job asked to be silent (`--no-voice`) has no voice, and
+        only a job testing hooks has the alternative hooks' stages."""
+        kinds = [kind_of(k) for k in self.kinds]
+        return [
+            k.name for k in kinds if (job.request.speak or k.base != StageName.VOICE) and k.hook < job.request.hooks
+        ]
 
     def _write_storyboard_file(self, job: Job) -> None:
         assert job.storyboard is not None
@@ -612,6 +635,55 @@ class Orchestrator:
         if missing:
             await self.store.update(job, notes=[*job.notes, *missing])
         await self.store.event(job, "formats", detail=", ".join(r.format.key for r in results if r.path))
+
+    async def _hook_variants(self, job: Job, final: Path, cut: Mapping[int, Path]) -> None:
+        """The ad again with each alternative hook in scene 1 (`pipeline.hook_variants`), beside
+        `final`, which is hook A's (final-hook-A.mp4 is a link to it). `cut` are the scenes' cut files
+        by index. A hook that cannot be made is said in the job's notes; the master is never at risk."""
+        if job.storyboard is None or job.request.hooks < 2 or job.timing is None:
+            return
+        notes: list[str] = []
+        if 1 in cut:
+            await asyncio.to_thread(_link_or_copy, final, final.parent / hook_final_name(0))
+        else:
+            notes.append(f"Hook A's version was not made: its scene failed, so {final.name} opens on scene 2.")
+        made = []
+        for hook in range(1, len(job.storyboard.alt_hooks) + 1):
+            letter = hook_letter(hook)
+            if why := variant_problem(job, hook):
+                notes.append(f"Hook {letter}'s version was not made: {why}.")
+                continue
+            try:
+                await self._hook_variant(job, hook, cut, final.parent / hook_final_name(hook))
+                made.append(letter)
+            except JantError as exc:
+                notes.append(f"Hook {letter}'s version was not made: {exc.user_message}")
+        if notes:
+            await self.store.update(job, notes=[*job.notes, *notes])
+        await self.store.event(job, "hooks", detail=", ".join(made) or None)
+
+    async def _hook_variant(self, job: Job, hook: int, cut: Mapping[int, Path], dest: Path) -> None:
+        """One alternative hook's ad: its scene cut into scene 1's slot, joined with the other scenes'
+        cut files and its own mix of the lines (the music and every other line as in the master)."""
+        view, alt = variant_job(job, hook)
+        assert view.timing is not None
+        scratch = dest.parent / f".{dest.stem}"
+        await asyncio.to_thread(shutil.rmtree, scratch, True)
+        await asyncio.to_thread(scratch.mkdir, parents=True)
+        try:
+            clip = view.scene(1).clip.path
+            assert clip is not None
+            first = await self._cut_scene(view, alt, Path(clip), scratch / "scene-1.mp4")
+            joined = [1, *(i for i in sorted(cut) if i != 1)]
+            clips = [first, *(cut[i] for i in joined[1:])]
+            if not self._wants_soundtrack(job):
+                await self.composer.join(clips, dest, byte_limit=job.byte_limit)
+                return
+            partial = set(joined) if len(joined) < len(job.scenes) else None
+            audio = await self._mix(view, view.timing, partial, scratch=scratch)
+            await self.composer.join(clips, dest, byte_limit=job.byte_limit, audio=audio)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, scratch, True)
 
     # -- the voice, the scene timing and the soundtrack -------------------------------------------
 
@@ -887,6 +959,9 @@ class Orchestrator:
             await self._publish(EventKind.JOB_FINISHED, job)
             return
         await self._formats(job, result.path, audio)
+        await self._hook_variants(
+            job, result.path, {s.index: Path(s.normalized_path) for s in done if s.normalized_path}
+        )
         status = JobStatus.COMPLETED if not failed else JobStatus.PARTIAL
         error = None
         if failed:
@@ -1012,7 +1087,11 @@ class Orchestrator:
                 draft, done, scratch / final_versions.FINAL_NAME, recut_in=scratch, step=step
             )
             recut = [(scratch / f"scene-{s.index}.mp4", directory / f"scene-{s.index}.mp4") for s in done]
+            if draft.request.hooks > 1:
+                await step("cutting the other hooks")
+                await self._hook_variants(draft, result.path, {s.index: scratch / f"scene-{s.index}.mp4" for s in done})
             kept = await asyncio.to_thread(final_versions.install_new_final, directory, result.path, recut)
+            await asyncio.to_thread(_move_hook_finals, scratch, directory)
             final = directory / final_versions.FINAL_NAME
             await self.store.update(job, final_path=str(final), final_bytes=result.bytes, brand=kit)
             for s in done:

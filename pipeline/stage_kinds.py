@@ -12,8 +12,9 @@ Adding a kind is an entry in `STAGE_KINDS` plus a provider registered under its 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -91,13 +92,23 @@ class StageKind:
     # Which entry of `Providers` makes a scene's stage of this kind; None: the one under the kind's
     # name. A function of the stored request and storyboard, so a resumed job picks the same one.
     source: Callable[[Job, Scene], str] | None = None
+    # The kind whose provider makes this one, when it is a variant of it (hook B's clip is made by the
+    # clip provider); None: the provider under its own name.
+    maker: str | None = None
+    # For a hook variant's kind: which alternative hook it makes (1: hook B, 2: hook C); 0 otherwise.
+    hook: int = 0
+
+    @property
+    def base(self) -> str:
+        """The shipped kind this one is, or is a variant of: what it is priced and provided as."""
+        return self.maker or self.name
 
     def dest(self, directory: Path, scene_index: int) -> Path:
         return directory / self.output.format(index=scene_index)
 
     def provider_key(self, job: Job, scene: Scene | None) -> str:
         """The key in `Providers` of the provider that makes this kind's stage for `scene`."""
-        return self.source(job, scene) if self.source is not None and scene is not None else self.name
+        return self.source(job, scene) if self.source is not None and scene is not None else self.base
 
 
 def _scene(s: StageInputs) -> Scene:
@@ -180,6 +191,56 @@ async def _music(provider: Any, s: StageInputs, ctx: StageContext) -> StageResul
     return result
 
 
+def _is_hook(scene: Scene) -> bool:
+    return scene.index == 1
+
+
+def hook_kind_name(base: str, hook: int) -> str:
+    """The kind of alternative hook `hook`'s stage of `base`: ("clip", 1) → "clip_b"."""
+    return f"{base}_{'abc'[hook]}"
+
+
+def _on_alt_hook(start: Start, hook: int) -> Start:
+    """`start` for alternative hook `hook`: the same request, built from that hook's scene (and from
+    the output of the same alternative's earlier stage)."""
+
+    async def run(provider: Any, s: StageInputs, ctx: StageContext) -> StageResult:
+        board = s.job.storyboard
+        if board is None or len(board.alt_hooks) < hook:
+            raise InvalidRequest(f"The storyboard has no hook {'ABC'[hook]}: plan it again to test hooks.")
+        inputs: dict[str, Path] = {
+            str(base): s.inputs[name] for base in StageName if (name := hook_kind_name(base, hook)) in s.inputs
+        }
+        return await start(provider, replace(s, scene=board.alt_hooks[hook - 1], inputs=inputs), ctx)
+
+    return run
+
+
+def _hook_variant_kinds(hook: int) -> tuple[StageKind, ...]:
+    """Alternative hook `hook`'s seed, clip and line: stages of scene 1, optional (the master ad never
+    waits for them), made by the seed, clip and voice providers. The photo is never its seed: an
+    alternative hook is another idea for the opening shot."""
+    letter = "abc"[hook]
+    name = functools.partial(hook_kind_name, hook=hook)
+    return (
+        StageKind(
+            name(StageName.SEED), StageLevel.SCENE, f"hook {letter.upper()} seed image", f"seed-{{index}}{letter}.png",
+            deadline_s=lambda s: s.seed_deadline_s, start=_on_alt_hook(_seed, hook), optional=True, weight=1.0,
+            applies=_is_hook, maker=StageName.SEED, hook=hook,
+        ),
+        StageKind(
+            name(StageName.CLIP), StageLevel.SCENE, f"hook {letter.upper()} clip", f"clip-{{index}}{letter}.mp4",
+            deadline_s=lambda s: s.clip_deadline_s, start=_on_alt_hook(_clip, hook), after=name(StageName.SEED),
+            optional=True, weight=4.0, applies=_is_hook, maker=StageName.CLIP, hook=hook,
+        ),
+        StageKind(
+            name(StageName.VOICE), StageLevel.SCENE, f"hook {letter.upper()} voiceover", f"voice-{{index}}{letter}.wav",
+            deadline_s=lambda s: s.audio.voice_deadline_s, start=_on_alt_hook(_voice, hook), optional=True,
+            weight=0.5, applies=_is_hook, slots="sound", maker=StageName.VOICE, hook=hook,
+        ),
+    )  # fmt: skip
+
+
 STAGE_KINDS: Mapping[str, StageKind] = {
     k.name: k
     for k in (
@@ -201,6 +262,8 @@ STAGE_KINDS: Mapping[str, StageKind] = {
             StageName.MUSIC, StageLevel.JOB, "music bed", "music.wav",
             deadline_s=lambda s: s.audio.music_deadline_s, start=_music, optional=True, slots="sound",
         ),
+        *_hook_variant_kinds(1),
+        *_hook_variant_kinds(2),
     )
 }  # fmt: skip
 

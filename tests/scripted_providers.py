@@ -7,6 +7,7 @@ orchestrator's behaviour — pipelining, retries, cancel, resume — is tested w
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 from collections import defaultdict
 from collections.abc import Sequence
@@ -91,6 +92,13 @@ class ScriptedVideo(ScriptedStage):
         return await self._work(request.scene.index, ctx, request.dest)
 
 
+def scene_of(clip: Path) -> int:
+    """The scene a clip file belongs to: clip-3.mp4 → 3, and hook B's clip-1b.mp4 → 1."""
+    digits = re.match(r"\d+", clip.stem.split("-")[-1])
+    assert digits is not None, f"not a scene's clip: {clip.name}"
+    return int(digits.group())
+
+
 class CopyComposer:
     """Joins by concatenating bytes: enough to see what the orchestrator asked for, with no ffmpeg."""
 
@@ -112,7 +120,7 @@ class CopyComposer:
                              urgent: bool = False, brand: BrandKit | None = None, end_card_s: float = 0.0,
                              cta: str | None = None, card_note: str | None = None) -> Path:  # fmt: skip
         await asyncio.to_thread(shutil.copyfile, src, dst)
-        index = int(src.stem.split("-")[-1])
+        index = scene_of(src)
         self.normalized.append((index, duration))
         self.brands[index] = (brand, end_card_s, cta)
         self.card_notes[index] = card_note

@@ -36,6 +36,13 @@ _LAYOUTS: dict[int, list[float]] = {
 }
 
 
+# The other ways into the first shot a hook A/B test tries: the first is a close-up teaser (scene 1).
+_HOOK_ANGLES = (
+    ("a bold macro shot", "extreme macro detail of {name}, striking contrast, {look}, shallow depth of field"),
+    ("a surprising everyday moment", "an unexpected everyday moment transformed by {name}, candid, {look}"),
+)
+
+
 class OfflineStoryboardPlanner:
     name = "offline-planner"
     offline = True
@@ -111,7 +118,29 @@ class OfflineStoryboardPlanner:
                 shows_product=True,
             )
         )
-        return Storyboard(title=f"{name} — {mood.label} 30 s ad (offline preview)", scenes=scenes, language=language)
+        alt_hooks = [
+            self._alt_hook(n, scenes[0].duration, lines.hooks, digest[0], name, look, audience, language)
+            for n in range(1, request.hooks)
+        ]
+        return Storyboard(
+            title=f"{name} — {mood.label} 30 s ad (offline preview)", scenes=scenes, language=language,
+            alt_hooks=alt_hooks,
+        )  # fmt: skip
+
+    @staticmethod
+    def _alt_hook(
+        n: int, duration: float, hooks: tuple[str, ...], turn: int, name: str, look: str, audience: str, language: str
+    ) -> Scene:
+        """Alternative hook `n` (B, C): the next hook template and another way into the first shot."""
+        line = hooks[(turn + n) % len(hooks)].format(name=name)
+        angle, prompt = _HOOK_ANGLES[(n - 1) % len(_HOOK_ANGLES)]
+        spoken = fit_line([t.format(name=name) for t in rotated(hooks, turn + n)], duration, language,
+                          fallback=hooks[0].format(name=name))  # fmt: skip
+        return Scene(
+            index=1, beat=Beat.HOOK, duration=duration,
+            description=f"Hook ({angle}): {line} For {audience}.",
+            visual_prompt=prompt.format(name=name, look=look), on_screen_text=line, voiceover=spoken,
+        )  # fmt: skip
 
     @staticmethod
     def _cta_line(cta: str | None, ctas: tuple[str, ...], turn: int, duration: float, language: str, name: str) -> str:

@@ -72,11 +72,36 @@ class StoryboardDraft(BaseModel):
     scenes: list[SceneDraft]
 
 
+class StoryboardWithHooksDraft(StoryboardDraft):
+    """The schema when the request tests hooks: the alternatives are required (strict mode has no
+    optional fields), so a one-hook request keeps the plain schema."""
+
+    alternative_hooks: list[SceneDraft] = Field(
+        description="Other opening scenes to A/B test against scenes[0]: beat hook, same length, another idea"
+    )
+
+
 def _neutralise(text: str | None) -> str | None:
     """User text cannot close our data block."""
     if text is None:
         return None
     return text.replace("<<<", "‹‹‹").replace(">>>", "›››")
+
+
+def _draft_schema(request: AdRequest) -> type[StoryboardDraft]:
+    return StoryboardWithHooksDraft if request.hooks > 1 else StoryboardDraft
+
+
+def hooks_rule(hooks: int) -> str:
+    """What the writer is told about a hook A/B test (empty for one hook)."""
+    if hooks < 2:
+        return ""
+    return (
+        f"\nHook A/B test: besides scenes[0] (hook A), write alternative_hooks: exactly {hooks - 1} other hook "
+        "scene(s) that could open this same ad instead (beat hook, the same duration as scenes[0], a clearly "
+        "different idea: another angle, question, surprise or promise), each with its own visual_prompt, "
+        "on_screen_text and voiceover, and each leading naturally into scene 2.\n"
+    )
 
 
 def system_prompt(request: AdRequest) -> str:
@@ -94,7 +119,7 @@ Structure, in this order:
 Rules that are checked: {SCENES_MIN} to {SCENES_MAX} scenes; each scene {SCENE_MIN_S:g}-{SCENE_MAX_S:g} s; \
 durations add up to {TOTAL_MIN_S:g}-{TOTAL_MAX_S:g} s (aim for exactly 30); the first scene is the hook, \
 the last is the cta.
-{clip_rule}
+{clip_rule}{hooks_rule(request.hooks)}
 Art direction (mood: {mood.label}) — every visual_prompt must carry this same look, so the scenes look like one ad:
 {mood_direction(mood)}.
 Each visual_prompt describes one still frame: subject, setting, composition for a vertical frame, lighting, \
@@ -134,17 +159,30 @@ def correction_prompt(problem: str) -> str:
     )
 
 
-def to_storyboard(draft: StoryboardDraft, language: str | None = None) -> Storyboard:
+def _scene_data(index: int, s: SceneDraft) -> dict[str, object]:
+    return {"index": index, "beat": s.beat, "duration": s.duration_seconds, "description": s.description,
+            "visual_prompt": s.visual_prompt, "on_screen_text": s.on_screen_text, "voiceover": s.voiceover,
+            "shows_product": s.shows_product}  # fmt: skip
+
+
+def hooks_problem(draft: StoryboardDraft, hooks: int) -> str | None:
+    """Why the draft's alternative hooks do not answer the request (None: they do)."""
+    if hooks < 2:
+        return None
+    alts = getattr(draft, "alternative_hooks", [])
+    if len(alts) < hooks - 1:
+        return f"alternative_hooks: write exactly {hooks - 1} alternative hook scenes (got {len(alts)})"
+    return None
+
+
+def to_storyboard(draft: StoryboardDraft, language: str | None = None, hooks: int = 1) -> Storyboard:
     """Number the scenes and apply every rule (raises pydantic.ValidationError naming the broken ones)."""
+    alts = getattr(draft, "alternative_hooks", [])[: hooks - 1]
     return Storyboard.model_validate({
         "title": draft.title,
-        "scenes": [
-            {"index": i, "beat": s.beat, "duration": s.duration_seconds, "description": s.description,
-             "visual_prompt": s.visual_prompt, "on_screen_text": s.on_screen_text, "voiceover": s.voiceover,
-             "shows_product": s.shows_product}
-            for i, s in enumerate(draft.scenes, start=1)
-        ],
+        "scenes": [_scene_data(i, s) for i, s in enumerate(draft.scenes, start=1)],
         "language": language,
+        "alt_hooks": [_scene_data(1, s) for s in alts],
     })  # fmt: skip
 
 
@@ -188,13 +226,15 @@ class OpenAIStoryboardPlanner:
         problem = ""
         for ask in (1, 2):
             try:
-                draft = await self._ask(messages, temperature)
+                draft = await self._ask(messages, temperature, _draft_schema(request))
             except pydantic.ValidationError as exc:  # JSON that does not fit the schema
                 problem = f"the answer was not valid JSON for the schema ({exc.error_count()} errors)"
                 messages.append({"role": "user", "content": correction_prompt(problem)})
                 continue
             try:
-                board = to_storyboard(draft, request.language)
+                if hooks := hooks_problem(draft, request.hooks):
+                    raise PlannerError(hooks)
+                board = to_storyboard(draft, request.language, request.hooks)
                 board = fit_storyboard_to_clips(board, video_model(request.model))
             except (pydantic.ValidationError, PlannerError) as exc:
                 problem = storyboard_problem(exc) if isinstance(exc, pydantic.ValidationError) else str(exc)
@@ -207,15 +247,17 @@ class OpenAIStoryboardPlanner:
             return board
         raise PlannerError(f"The storyboard writer broke a rule twice: {problem}.")
 
-    async def _ask(self, messages: list[dict[str, str]], temperature: float) -> StoryboardDraft:
+    async def _ask(
+        self, messages: list[dict[str, str]], temperature: float, schema: type[StoryboardDraft]
+    ) -> StoryboardDraft:
         try:
-            return await self._ask_model(messages, temperature)
+            return await self._ask_model(messages, temperature, schema)
         except _ModelGone:
             if self.model != self.configured_model or self.fallback_model is None:
                 raise self._gone_error() from None
             self._switch_to_fallback()
         try:
-            return await self._ask_model(messages, temperature)
+            return await self._ask_model(messages, temperature, schema)
         except _ModelGone:
             raise self._gone_error() from None
 
@@ -247,12 +289,14 @@ class OpenAIStoryboardPlanner:
             hint="Set JANT_OPENAI_MODEL to a chat model your key can use (see platform.openai.com/docs/models).",
         )
 
-    async def _ask_model(self, messages: list[dict[str, str]], temperature: float) -> StoryboardDraft:
+    async def _ask_model(
+        self, messages: list[dict[str, str]], temperature: float, schema: type[StoryboardDraft]
+    ) -> StoryboardDraft:
         try:
             completion = await self.client.chat.completions.parse(
                 model=self.model,
                 messages=messages,  # type: ignore[arg-type]
-                response_format=StoryboardDraft,
+                response_format=schema,
                 temperature=temperature,
                 max_completion_tokens=MAX_COMPLETION_TOKENS,
             )
