@@ -16,8 +16,10 @@ import discord
 from bot.display_text import cap, duration, mib, shown
 from bot.result_delivery import DELIVERY_FAILED
 from bot.sound_progress import PartProgress, PartState, missing_parts, music_progress, voice_progress
+from pipeline.hook_variants import alt_hook_stages
 from pipeline.job_choices import NO_MUSIC
-from pipeline.models import Job, JobStatus, SceneState, StageStatus
+from pipeline.models import Job, JobStatus, SceneState, StageStatus, hook_letter
+from pipeline.stage_kinds import StageName
 
 BAR_CELLS = 12
 DESCRIPTION_MAX = 4096
@@ -151,6 +153,32 @@ def music_line(job: Job) -> str:
     return f"🎵 music bed · **composing** `{progress_bar(part.percent)}` {part.percent:.0f}%{_attempt(part)}"
 
 
+def hooks_line(job: Job) -> str | None:
+    """The other hooks of an A/B test, one state each (scene 1's own row is hook A)."""
+    if job.request.hooks < 2 or not job.scenes:
+        return None
+    parts = []
+    for hook in range(1, job.request.hooks):
+        stages = alt_hook_stages(job, hook)
+        seed, clip = stages.get(StageName.SEED), stages.get(StageName.CLIP)
+        if seed is None or clip is None:
+            continue
+        letter = hook_letter(hook)
+        if clip.status is StageStatus.DONE:
+            parts.append(f"{letter} ✅")
+        elif StageStatus.FAILED in (seed.status, clip.status):
+            parts.append(f"{letter} ❌ {shown((clip.error or seed.error or 'failed'), 80)}")
+        elif StageStatus.CANCELLED in (seed.status, clip.status):
+            parts.append(f"{letter} ⏹️")
+        elif clip.status in (StageStatus.RUNNING, StageStatus.RETRYING):
+            parts.append(f"{letter} animating {clip.progress:.0f}%")
+        elif seed.status in (StageStatus.RUNNING, StageStatus.RETRYING):
+            parts.append(f"{letter} painting")
+        else:
+            parts.append(f"{letter} queued")
+    return "🧪 other hooks · " + " · ".join(parts) if parts else None
+
+
 def _elapsed_s(job: Job, now: datetime) -> float | None:
     if job.started_at is None:
         return None
@@ -216,6 +244,8 @@ def render_status(job: Job, now: datetime, *, queue_position: int | None = None)
                             else "*Offline preview: footage made locally.*")  # fmt: skip
 
     lines = [scene_line(job, s) for s in job.scenes]
+    if hooks := hooks_line(job):
+        lines.append(hooks)
     if job.scenes:  # the voice and music are made from approval on: before it there is nothing to show
         lines += [voice_line(job), music_line(job)]
     if final and (missing := missing_parts(job)):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,14 @@ import pytest
 from PIL import Image, ImageChops, ImageStat
 from pydantic import ValidationError
 
+from bot.status_view import render_status
 from pipeline.brand import BrandKit
 from pipeline.config import Settings
 from pipeline.cost_estimate import estimate_job_cost, stages_cost_usd
 from pipeline.ffmpeg import probe, run_ffmpeg
 from pipeline.hook_variants import variant_timing
-from pipeline.models import AdRequest, Job, JobStatus, SceneTiming, Storyboard
+from pipeline.models import AdRequest, Job, JobStatus, SceneTiming, StageStatus, Storyboard, fresh_scene_states
+from pipeline.providers.offline_planner import OfflineStoryboardPlanner
 from pipeline.runtime import Runtime
 from pipeline.scene_timing import MAX_SPEED
 from tests.bot_harness import eventually, running_team
@@ -263,3 +266,21 @@ async def test_makead_hooks_shows_the_openings_side_by_side_and_posts_each_versi
         for attachment in test.attachments:
             letter = attachment.filename[-5]
             assert attachment.data == await asyncio.to_thread((directory / f"final-hook-{letter}.mp4").read_bytes)
+
+
+async def test_the_status_message_shows_each_other_hooks_state(tmp_path: Path) -> None:
+    request = AdRequest(product=PRODUCT, hooks=3)
+    board = await OfflineStoryboardPlanner().plan(request)
+    job = Job(request=request, storyboard=board, status=JobStatus.RUNNING)
+    kinds = ["seed", "clip", "seed_b", "clip_b", "seed_c", "clip_c"]
+    job.scenes = fresh_scene_states(job.id, board, kinds=kinds)
+    first = job.scene(1).stages
+    first["seed_b"].status, first["clip_b"].status, first["clip_b"].progress = (
+        StageStatus.DONE, StageStatus.RUNNING, 40.0
+    )  # fmt: skip
+    first["seed_c"].status, first["seed_c"].error = StageStatus.FAILED, "the safety checker flagged it"
+    text = render_status(job, datetime.now(UTC)).embed.description or ""
+    assert "🧪 other hooks · B animating 40% · C ❌ the safety checker flagged it" in text
+    plain = Job(request=AdRequest(product=PRODUCT), storyboard=board, status=JobStatus.RUNNING)
+    plain.scenes = fresh_scene_states(plain.id, board)
+    assert "other hooks" not in (render_status(plain, datetime.now(UTC)).embed.description or "")
