@@ -29,7 +29,7 @@ from pipeline.cost_estimate import estimate_job_cost
 from pipeline.errors import ConfigError, DatabaseSchemaError, InvalidRequest, JantError
 from pipeline.events import EventKind, ProgressEvent
 from pipeline.formats import FORMATS, MASTER_FORMAT, MadeFormat, made_formats
-from pipeline.hook_variants import made_hooks
+from pipeline.hook_variants import alt_hook_stages, made_hooks
 from pipeline.job_choices import job_choices
 from pipeline.language import language_name, lines_language_note
 from pipeline.logo_file import usable_logo
@@ -347,12 +347,23 @@ async def _run_with_progress(runtime: Runtime, job: Job, brand: BrandKit | None 
         for kind, label in ((StageName.VOICE, "voice"), (StageName.MUSIC, "music bed"))
         if kind in orch.kinds
     }
+    # The other hooks of an A/B test: a seed and a clip each, beside scene 1 (hook A).
+    hooks = {
+        hook: progress.add_task(f"hook {hook_letter(hook)}         ", total=100, note="queued")
+        for hook in range(1, job.request.hooks)
+    }
     overall = progress.add_task("[bold]ad[/]            ", total=100, note="")
 
     def on_event(event: ProgressEvent) -> None:
         snap = event.job
         for scene in snap.scenes:
             progress.update(rows[scene.index], completed=scene.progress, note=_scene_note(scene))
+        for hook, row in hooks.items():
+            stages = alt_hook_stages(snap, hook)
+            if StageName.SEED in stages and StageName.CLIP in stages:
+                made = SceneState(index=1, stages=stages)
+                ready = stages[StageName.CLIP].status is StageStatus.DONE  # cut into its ad after the master
+                progress.update(row, completed=made.progress, note="ready" if ready else _scene_note(made))
         if StageName.VOICE in sound:
             voice = voice_progress(snap)
             progress.update(sound[StageName.VOICE], completed=voice.percent, note=_part_note(voice, "lines"))
@@ -430,7 +441,7 @@ async def _report(runtime: Runtime, job: Job, elapsed: float, formats: Sequence[
             console.print(f"{made.format.key:>5}: {made.path}  ({made.bytes / 1_048_576:.1f} MiB, "
                           f"{made.width}x{made.height}, {made.format.key})")  # fmt: skip
         for hook in await asyncio.to_thread(made_hooks, job, directory):
-            console.print(f"hook {hook.letter}: {hook.path}  ({hook.bytes / 1_048_576:.1f} MiB) · ", Text(hook.line))
+            console.print(f"hook {hook.letter}: {hook.path}  ({hook.bytes / 1_048_576:.1f} MiB) ·", Text(hook.line))
         console.print(f"contact sheet: {directory / 'contact-sheet.png'}")
         if job.offline:
             console.print("[bold yellow]This is an offline preview[/]: set OPENAI_API_KEY and REPLICATE_API_TOKEN "
