@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from bot.error_replies import reply_ephemeral, reply_error
 from bot.result_delivery import FILE_TOO_LARGE, MISSING_PERMISSIONS, format_batches, format_files, formats_text
 from pipeline.errors import JantError
 from pipeline.events import EventKind, ProgressEvent
+from pipeline.format_choice import in_table_order
 from pipeline.formats import FORMATS, MASTER_FORMAT, FormatResult, MadeFormat, made_formats
 from pipeline.incidents import report_unexpected
 from pipeline.models import Job
@@ -111,11 +112,23 @@ class FormatsFlow:
                 await interaction.response.send_message(FORMATS_PICK.format(job_id=job.id), view=picker, ephemeral=True)
                 return
             keys = missing
-        task = await orch.start_formats(job, keys)
+        keys = in_table_order(keys)  # as picked, in the order the menu lists them
+        steps: list[str] = []
+
+        def on_event(event: ProgressEvent) -> None:
+            if event.job_id == job.id and event.kind is EventKind.FORMATTING and event.detail:
+                steps.append(event.detail)
+
+        unsubscribe = orch.bus.subscribe(on_event)  # before it starts: its first step is not missed
+        try:
+            task = await orch.start_formats(job, keys)
+        except BaseException:
+            unsubscribe()
+            raise
         await reply_ephemeral(interaction, FORMATS_STARTED.format(job_id=job.id, keys=listed(keys)))
         where = interaction.channel_id or (int(job.channel_id) if job.channel_id else 0)
         started = FORMATS_STARTED.format(job_id=job.id, keys=listed(keys))
-        follower = asyncio.create_task(self._follow(interaction, job, task, where, started))
+        follower = asyncio.create_task(self._follow(interaction, job, task, where, started, steps, unsubscribe))
         self._followers.add(follower)
         follower.add_done_callback(self._followers.discard)
 
@@ -126,14 +139,10 @@ class FormatsFlow:
         task: asyncio.Task[list[FormatResult]],
         channel_id: int,
         started: str,
+        steps: list[str],
+        unsubscribe: Callable[[], None],
     ) -> None:
-        steps: list[str] = []
-
-        def on_event(event: ProgressEvent) -> None:
-            if event.job_id == job.id and event.kind is EventKind.FORMATTING and event.detail:
-                steps.append(event.detail)
-
-        unsubscribe = self.actions.orchestrator.bus.subscribe(on_event)
+        """Show the render's latest step in the presser's note, then post what it made."""
         shown_step = None
         try:
             while not task.done():

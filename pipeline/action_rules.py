@@ -131,6 +131,9 @@ FORMATS_MEDIA_GONE = (
     "while); make a new ad with `formats:` instead."
 )
 FORMATS_BUSY = "Job `{job_id}` is already being cut into other formats; they are posted when they are done."
+FORMATS_LOCKED = (
+    "Job `{job_id}` is being re-rendered or cut into formats by another jant process; try again once that is done."
+)
 FORMATS_WHILE_RERENDERING = "Job `{job_id}` is being re-rendered; ask for other formats once its new ad is posted."
 FORMATS_ALL_MADE = "Job `{job_id}` already has every format ({made}); nothing is left to make."
 FORMATS_ALREADY_MADE = "The {keys} version of job `{job_id}` is already made; still to make: {missing}."

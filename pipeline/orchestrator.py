@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from pipeline import final_versions
 from pipeline.action_rules import (
     FORMATS_BUSY,
+    FORMATS_LOCKED,
     RERENDER_BUSY,
     RERENDER_WHILE_FORMATS,
     Action,
@@ -1079,6 +1080,8 @@ class Orchestrator:
             raise InvalidRequest(why)
         if self.is_making_formats(job.id) or self.is_rerendering(job.id):  # one got in while files were checked
             raise InvalidRequest(FORMATS_BUSY.format(job_id=job.id))
+        if not await asyncio.to_thread(final_versions.render_lock_free, self.job_dir(job)):
+            raise InvalidRequest(FORMATS_LOCKED.format(job_id=job.id))  # `jant rerender` or `jant formats`
         wanted = in_table_order(keys if keys is not None else (await self.formats_state(job))[1])
         task = asyncio.create_task(self._make_formats(job, wanted), name=f"formats-{job.id}")
         self._format_renders[job.id] = task
