@@ -128,7 +128,7 @@ def rerender_refusal(job_id: str, status: JobStatus, *, media_on_disk: bool, rer
 
 FORMATS_MEDIA_GONE = (
     "No other formats: the scenes of job `{job_id}` are no longer on disk (old ads' media are deleted after a "
-    "while); make a new ad with `formats:` instead."
+    "while); make a new ad in the shapes you need instead."
 )
 FORMATS_BUSY = "Job `{job_id}` is already being cut into other formats; they are posted when they are done."
 FORMATS_LOCKED = (
