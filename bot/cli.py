@@ -490,8 +490,8 @@ async def show_spend(settings: Settings, guild: str | None) -> int:
         models = Table(title="by model")
         for col in ("model", "predictions", "cost"):
             models.add_column(col, justify="left" if col == "model" else "right")
-        for provider, usd, count in report.by_model:
-            models.add_row(provider, str(count), f"${usd:.2f}")
+        for model, usd, count in report.by_model:
+            models.add_row(model, str(count), f"${usd:.2f}")
         console.print(models)
     else:
         console.print("Nothing spent this month yet.")
