@@ -125,12 +125,13 @@ class FormatsFlow:
         except BaseException:
             unsubscribe()
             raise
-        await reply_ephemeral(interaction, FORMATS_STARTED.format(job_id=job.id, keys=listed(keys)))
-        where = interaction.channel_id or (int(job.channel_id) if job.channel_id else 0)
         started = FORMATS_STARTED.format(job_id=job.id, keys=listed(keys))
+        where = interaction.channel_id or (int(job.channel_id) if job.channel_id else 0)
+        # Followed before the reply: the files are posted even if the presser's note cannot be sent.
         follower = asyncio.create_task(self._follow(interaction, job, task, where, started, steps, unsubscribe))
         self._followers.add(follower)
         follower.add_done_callback(self._followers.discard)
+        await reply_ephemeral(interaction, started)
 
     async def _follow(
         self,
