@@ -28,6 +28,7 @@ from pipeline.config import Settings
 from pipeline.cost_estimate import estimate_job_cost
 from pipeline.errors import ConfigError, DatabaseSchemaError, InvalidRequest, JantError
 from pipeline.events import EventKind, ProgressEvent
+from pipeline.format_choice import parse_format_list
 from pipeline.formats import FORMATS, MASTER_FORMAT, MadeFormat, made_formats
 from pipeline.hook_variants import alt_hook_stages, made_hooks
 from pipeline.job_choices import job_choices
@@ -104,6 +105,13 @@ def _parser() -> argparse.ArgumentParser:
     again = sub.add_parser("rerender", help="compose a finished ad again from its scenes on disk (no new footage)")
     again.add_argument("job_id")
     again.add_argument("--brand", type=Path, metavar="FILE", help="the brand kit to draw it with (brand.toml)")
+    shapes = sub.add_parser("formats", help="cut a finished ad into other shapes from its footage (no new footage)")
+    shapes.add_argument("job_id")
+    shapes.add_argument(
+        "formats", nargs="?", metavar="LIST",
+        help=f"the shapes to add, comma-separated, from {','.join(k for k in FORMATS if k != MASTER_FORMAT)} "
+        "(default: every one the ad does not have yet)",
+    )  # fmt: skip
     sub.add_parser("doctor", help="report which providers are live or offline, ffmpeg, data dir and database")
     sub.add_parser("bot", help="run the Discord bot (needs DISCORD_TOKEN)")
     brand = sub.add_parser("brand", help="work with a brand.toml")
@@ -133,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(show_spend(settings, args.guild))
         if args.command == "rerender":
             return asyncio.run(rerender(settings, args.job_id, args.brand))
+        if args.command == "formats":
+            return asyncio.run(add_formats(settings, args.job_id, args.formats))
         if args.command == "doctor":
             return asyncio.run(doctor(settings))
         if args.command == "brand":
@@ -508,8 +518,8 @@ async def show_spend(settings: Settings, guild: str | None) -> int:
         models = Table(title="by model")
         for col in ("model", "predictions", "cost"):
             models.add_column(col, justify="left" if col == "model" else "right")
-        for provider, usd, count in report.by_model:
-            models.add_row(provider, str(count), f"${usd:.2f}")
+        for model, usd, count in report.by_model:
+            models.add_row(model, str(count), f"${usd:.2f}")
         console.print(models)
     else:
         console.print("Nothing spent this month yet.")
@@ -603,6 +613,49 @@ async def rerender(settings: Settings, job_id: str, brand_file: Path | None) -> 
         if kept:
             console.print(f"previous: {job.directory(settings.storage.data_dir) / kept}")
         return EXIT_OK
+    finally:
+        await runtime.close()
+
+
+async def add_formats(settings: Settings, job_id: str, wanted: str | None) -> int:
+    """`jant formats JOB_ID [LIST]`: what the Formats button does, in the terminal. Exit 1 when none of
+    the shapes could be made (each says why)."""
+    keys: tuple[str, ...] | None = None
+    if wanted is not None:
+        try:
+            keys = parse_format_list(wanted)
+        except ValueError as exc:
+            raise UsageError(f"formats: {exc}") from None
+    runtime = await Runtime.open(settings)
+    try:
+        job = await runtime.store.get(job_id.strip().lower())
+        if job is None:
+            raise UsageError(f"no job {job_id!r}; `jant jobs` lists them")
+        orch = runtime.orchestrator
+        if why := await orch.formats_problem(job, keys):
+            raise UsageError(why.replace("`", ""))
+        progress = Progress(TextColumn("{task.description}"), TextColumn("{task.fields[note]}"),
+                            TimeElapsedColumn(), console=console)  # fmt: skip
+        row = progress.add_task(f"Cutting job {job.id} into other formats", total=None, note="starting")
+        wanted_id = job.id
+
+        def on_event(event: ProgressEvent) -> None:
+            if event.job_id == wanted_id and event.kind is EventKind.FORMATTING and event.detail:
+                progress.update(row, note=event.detail)
+
+        unsubscribe = orch.bus.subscribe(on_event)
+        try:
+            with Live(progress, console=console, refresh_per_second=8, transient=True):
+                results = await orch.make_formats(job, keys)
+        finally:
+            unsubscribe()
+        made = await made_formats(Path(job.final_path or ""), [r.format.key for r in results if r.path])
+        for m in made:
+            console.print(f"{m.format.key:>5}: {m.path}  ({m.bytes / 1_048_576:.1f} MiB, {m.width}x{m.height})")
+        for r in results:
+            if r.error:
+                err_console.print(Text(f"{r.format.key:>5}: not made: {r.error}", style="yellow"))
+        return EXIT_OK if made else EXIT_FAILED
     finally:
         await runtime.close()
 

@@ -1,5 +1,5 @@
-"""What the job buttons do: Approve, New storyboard, Edit scene, Cancel, Retry failed, Re-render and
-Reroll scene.
+"""What the job buttons do: Approve, New storyboard, Edit scene, Cancel, Retry failed, Re-render,
+Reroll scene and Formats (bot/formats_button.py).
 
 Every click reloads the job (the live copy while it runs, else SQLite's), checks who clicked and
 whether the job is still in a state where the button means something, and only then acts — under a
@@ -17,6 +17,7 @@ import discord
 from bot.access_policy import may_act, moved_on, refusal
 from bot.display_text import NO_PINGS, cap, shown
 from bot.error_replies import RESTARTING, reply_ephemeral, reply_error
+from bot.formats_button import FormatsFlow
 from bot.job_buttons import status_buttons, storyboard_buttons
 from bot.reroll_picker import RerollPicker
 from bot.scene_editor import SceneEditModal, ScenePicker, duration_range, parse_duration
@@ -62,6 +63,7 @@ class JobActions:
         self.bot = bot
         self._locks: dict[str, asyncio.Lock] = {}
         self._followers: set[asyncio.Task[None]] = set()  # re-renders whose result is still to be posted
+        self.formats_flow = FormatsFlow(self)
 
     @property
     def orchestrator(self) -> Orchestrator:
@@ -441,6 +443,12 @@ class JobActions:
             await interaction.edit_original_response(content=text, allowed_mentions=NO_PINGS)
         except discord.HTTPException as exc:
             log.info("could not update the re-render note of interaction %s: %s", interaction.id, exc)
+
+    async def _formats(
+        self, interaction: discord.Interaction[Any], job: Job, *, keys: tuple[str, ...] | None = None
+    ) -> None:
+        """The Formats button (then `keys` is None: which shapes is asked first) or its pick."""
+        await self.formats_flow.pressed(interaction, job, keys)
 
     async def _again(self, job: Job) -> None:
         """The job runs again: its status message comes back to life and its new result must be posted."""

@@ -12,9 +12,10 @@ import discord
 from discord import ui
 
 from pipeline.action_rules import Action, allows
+from pipeline.formats import FORMATS
 from pipeline.models import Job
 
-CUSTOM_ID_TEMPLATE = r"jant:(?P<action>approve|replan|edit|cancel|retry|rerender|reroll):(?P<job>[0-9a-f]{8})"
+CUSTOM_ID_TEMPLATE = r"jant:(?P<action>approve|replan|edit|cancel|retry|rerender|reroll|formats):(?P<job>[0-9a-f]{8})"
 
 _LOOKS: dict[str, tuple[str, discord.ButtonStyle]] = {
     "approve": ("Approve", discord.ButtonStyle.success),
@@ -24,6 +25,7 @@ _LOOKS: dict[str, tuple[str, discord.ButtonStyle]] = {
     "retry": ("Retry failed", discord.ButtonStyle.primary),
     "rerender": ("Re-render", discord.ButtonStyle.primary),
     "reroll": ("Reroll scene", discord.ButtonStyle.secondary),
+    "formats": ("Formats", discord.ButtonStyle.secondary),
 }
 
 
@@ -70,6 +72,10 @@ def status_buttons(job: Job) -> ui.View | None:
 
 
 def result_buttons(job: Job) -> ui.View | None:
-    """On the finished ad: compose it again (the brand kit as it is now), or make one scene again."""
-    buttons = [JobButton(a, job.id) for a in ("rerender", "reroll") if allows(job.status, a)]
+    """On the finished ad: compose it again (the brand kit as it is now), make one scene again, or cut
+    it into the shapes it was not asked in (none left when /makead asked for every one)."""
+    actions = ["rerender", "reroll"]
+    if len(set(job.request.formats)) < len(FORMATS):
+        actions.append("formats")
+    buttons = [JobButton(a, job.id) for a in actions if allows(job.status, a)]
     return _view(*buttons) if buttons else None

@@ -35,8 +35,8 @@ def render_spend(report: SpendReport) -> discord.Embed:
         days = [f"{datetime.fromisoformat(day):%a %d %b} · ${usd:.2f}" for day, usd in report.by_day]
         embed.add_field(name="By day", value=cap("\n".join(days), FIELD_MAX), inline=True)
         models = [
-            f"{provider} · {count} prediction{'s' if count != 1 else ''} · ${usd:.2f}"
-            for provider, usd, count in report.by_model
+            f"{model} · {count} prediction{'s' if count != 1 else ''} · ${usd:.2f}"
+            for model, usd, count in report.by_model
         ]
         embed.add_field(name="By model", value=cap("\n".join(models), FIELD_MAX), inline=True)
     else:

@@ -130,8 +130,8 @@ class StatusTracker:
     # -- events -------------------------------------------------------------------------------------
 
     def on_event(self, event: ProgressEvent) -> None:
-        if event.kind in (EventKind.RERENDERING, EventKind.RERENDERED):
-            return  # the ad's status does not change: the presser's own note follows a re-render
+        if event.kind in (EventKind.RERENDERING, EventKind.RERENDERED, EventKind.FORMATTING, EventKind.FORMATTED):
+            return  # the ad's status does not change: the presser's own note follows a re-render or formats
         job = event.job
         if self.target(job) is None:
             if job.id in self._held:

@@ -24,6 +24,7 @@ class Action(StrEnum):
     RETRY = "retry"  # "Retry failed"
     REROLL = "reroll"
     RERENDER = "rerender"  # make the ad again from its finished scenes (another format, new captions)
+    FORMATS = "formats"  # cut the finished ad into the shapes it was not made in (4:5, 1:1, 16:9)
 
 
 _S = JobStatus
@@ -38,8 +39,8 @@ ALLOWED: Mapping[JobStatus, frozenset[Action]] = {
     _S.QUEUED: frozenset({_A.CANCEL}),
     _S.RUNNING: frozenset({_A.CANCEL}),
     _S.COMPOSING: frozenset({_A.CANCEL}),
-    _S.COMPLETED: frozenset({_A.REROLL, _A.RERENDER}),
-    _S.PARTIAL: frozenset({_A.RETRY, _A.REROLL, _A.RERENDER}),
+    _S.COMPLETED: frozenset({_A.REROLL, _A.RERENDER, _A.FORMATS}),
+    _S.PARTIAL: frozenset({_A.RETRY, _A.REROLL, _A.RERENDER, _A.FORMATS}),
     _S.FAILED: frozenset({_A.RETRY, _A.REROLL}),
     _S.CANCELLED: frozenset(),
 }
@@ -65,6 +66,7 @@ VERBS: Mapping[Action, str] = {
     _A.RETRY: "retry",
     _A.REROLL: "re-roll",
     _A.RERENDER: "re-render",
+    _A.FORMATS: "reformat",
 }
 
 # What the action needs, for the longer refusal the orchestrator (and so the CLI) gives.
@@ -76,6 +78,7 @@ NEEDS: Mapping[Action, str] = {
     _A.RETRY: "only a partial or failed job can have its failed scenes made again",
     _A.REROLL: "only a finished ad (done, partial or failed) can have a scene re-rolled",
     _A.RERENDER: "only a finished ad (done or partial) can be rendered again",
+    _A.FORMATS: "only a finished ad (done or partial) can be cut into other formats",
 }
 
 
@@ -106,6 +109,7 @@ RERENDER_MEDIA_GONE = (
     "after a while); make a new ad instead."
 )
 RERENDER_BUSY = "Job `{job_id}` is already being re-rendered; its new ad is posted when that one is done."
+RERENDER_WHILE_FORMATS = "Job `{job_id}` is being cut into other formats right now; re-render it once they are posted."
 
 
 def rerender_refusal(job_id: str, status: JobStatus, *, media_on_disk: bool, rerendering: bool) -> str | None:
@@ -117,4 +121,44 @@ def rerender_refusal(job_id: str, status: JobStatus, *, media_on_disk: bool, rer
         return RERENDER_BUSY.format(job_id=job_id)
     if not media_on_disk:
         return RERENDER_MEDIA_GONE.format(job_id=job_id)
+    return None
+
+
+# -- Formats after the fact: beyond the state, the scenes' files, formats still to make, one render at a time.
+
+FORMATS_MEDIA_GONE = (
+    "No other formats: the scenes of job `{job_id}` are no longer on disk (old ads' media are deleted after a "
+    "while); make a new ad in the shapes you need instead."
+)
+FORMATS_BUSY = "Job `{job_id}` is already being cut into other formats; they are posted when they are done."
+FORMATS_LOCKED = (
+    "Job `{job_id}` is being re-rendered or cut into formats by another jant process; try again once that is done."
+)
+FORMATS_WHILE_RERENDERING = "Job `{job_id}` is being re-rendered; ask for other formats once its new ad is posted."
+FORMATS_ALL_MADE = "Job `{job_id}` already has every format ({made}); nothing is left to make."
+FORMATS_ALREADY_MADE = "The {keys} version of job `{job_id}` is already made; still to make: {missing}."
+FORMATS_MASTER = "9:16 is the ad itself; choose among the other formats: {missing}."
+
+
+def formats_refusal(
+    job_id: str,
+    status: JobStatus,
+    *,
+    media_on_disk: bool,
+    busy: str | None,
+    made: tuple[str, ...],
+    missing: tuple[str, ...],
+) -> str | None:
+    """None when the finished ad can be cut into its `missing` formats now; else why not. `busy` is
+    "formats" or "rerender" when the job's files are being rendered already."""
+    if why := refusal_with_rule(job_id, status, Action.FORMATS):
+        return why
+    if busy == "formats":
+        return FORMATS_BUSY.format(job_id=job_id)
+    if busy == "rerender":
+        return FORMATS_WHILE_RERENDERING.format(job_id=job_id)
+    if not missing:
+        return FORMATS_ALL_MADE.format(job_id=job_id, made=", ".join(made))
+    if not media_on_disk:
+        return FORMATS_MEDIA_GONE.format(job_id=job_id)
     return None

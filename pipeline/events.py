@@ -35,6 +35,9 @@ class EventKind(StrEnum):
     # A finished ad composed again (its status does not change): each step, then the new final.
     RERENDERING = "rerendering"
     RERENDERED = "rerendered"
+    # Other formats cut from a finished ad (Formats button, `jant formats`): each step, then the end.
+    FORMATTING = "formatting"
+    FORMATTED = "formatted"
 
 
 def snapshot(job: Job) -> Job:

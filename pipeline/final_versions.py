@@ -40,6 +40,15 @@ def release_render_lock(fd: int) -> None:
     os.close(fd)  # closing the file drops its lock
 
 
+def render_lock_free(directory: Path) -> bool:
+    """Nobody holds the job's render lock right now (a check to refuse early; the render takes it itself)."""
+    fd = take_render_lock(directory)
+    if fd is None:
+        return False
+    release_render_lock(fd)
+    return True
+
+
 def fresh_scratch(directory: Path) -> Path:
     """An empty scratch folder for the re-render (what a killed one left is cleared: we hold the lock)."""
     scratch = directory / SCRATCH_NAME

@@ -18,14 +18,23 @@ import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from pipeline import final_versions
-from pipeline.action_rules import RERENDER_BUSY, Action, refusal_with_rule, rerender_refusal
+from pipeline.action_rules import (
+    FORMATS_BUSY,
+    FORMATS_LOCKED,
+    RERENDER_BUSY,
+    RERENDER_WHILE_FORMATS,
+    Action,
+    formats_refusal,
+    refusal_with_rule,
+    rerender_refusal,
+)
 from pipeline.atomic_files import replace_durably
 from pipeline.audio_mix import AUDIO_BITRATE
 from pipeline.brand import BrandKit
@@ -36,7 +45,8 @@ from pipeline.cost_estimate import prediction_cost_usd, stages_cost_usd
 from pipeline.end_card import end_card_seconds
 from pipeline.errors import InvalidRequest, JantError, PlannerError
 from pipeline.events import EventBus, EventKind, ProgressEvent, snapshot
-from pipeline.formats import SceneSource, extra_formats, not_made_prefix, render_formats
+from pipeline.format_choice import choice_problem, formats_on_disk, in_table_order
+from pipeline.formats import FORMATS, FormatResult, SceneSource, extra_formats, not_made_prefix, render_formats
 from pipeline.hook_variants import hook_final_name, variant_job, variant_problem
 from pipeline.incidents import is_unexplained, report_unexpected
 from pipeline.job_choices import BRAND_NO_MUSIC_NOTE, NO_MUSIC, job_choices
@@ -220,6 +230,7 @@ class Orchestrator:
         self._timing_fixed: dict[str, asyncio.Event] = {}
         self._mixes: dict[str, asyncio.Task[Path]] = {}
         self._rerenders: dict[str, asyncio.Task[Job]] = {}
+        self._format_renders: dict[str, asyncio.Task[list[FormatResult]]] = {}
 
     # -- planning and approval ------------------------------------------------------------------
 
@@ -616,12 +627,7 @@ class Orchestrator:
         clips and soundtrack: no prediction. One that cannot be made is said in the job's notes."""
         if job.storyboard is None or not extra_formats(job.request.formats):
             return
-        timing = await self._timing(job)
-        sources = [
-            SceneSource(Path(state.clip.path), timing.durations[scene.index - 1], self._overlay(job, scene, timing))
-            for scene in job.storyboard.scenes
-            if (state := job.scene(scene.index)).done and state.clip.path
-        ]
+        sources = await self._format_sources(job)
         try:
             results = await render_formats(
                 self.composer, final, job.request.formats, sources, soundtrack=audio, byte_limit=job.byte_limit
@@ -684,6 +690,16 @@ class Orchestrator:
             await self.composer.join(clips, dest, byte_limit=job.byte_limit, audio=audio)
         finally:
             await asyncio.to_thread(shutil.rmtree, scratch, True)
+
+    async def _format_sources(self, job: Job) -> list[SceneSource]:
+        """The finished scenes as every extra format cuts them: their clips, lengths and overlays."""
+        assert job.storyboard is not None
+        timing = await self._timing(job)
+        return [
+            SceneSource(Path(state.clip.path), timing.durations[scene.index - 1], self._overlay(job, scene, timing))
+            for scene in job.storyboard.scenes
+            if (state := job.scene(scene.index)).done and state.clip.path
+        ]
 
     # -- the voice, the scene timing and the soundtrack -------------------------------------------
 
@@ -1023,7 +1039,10 @@ class Orchestrator:
         """Why `rerender(job)` cannot run now, in the words the user sees; None when it can."""
         live = self._jobs.get(job.id, job)
         on_disk = await asyncio.to_thread(self._media_on_disk, live)
-        return rerender_refusal(live.id, live.status, media_on_disk=on_disk, rerendering=self.is_rerendering(job.id))
+        why = rerender_refusal(live.id, live.status, media_on_disk=on_disk, rerendering=self.is_rerendering(job.id))
+        if why is None and self.is_making_formats(job.id):
+            return RERENDER_WHILE_FORMATS.format(job_id=job.id)
+        return why
 
     def _media_on_disk(self, job: Job) -> bool:
         """Every file a re-render reads is still there: the finished scenes' clips and the sound's stems.
@@ -1105,6 +1124,93 @@ class Orchestrator:
         await self._publish(EventKind.RERENDERED, job, detail=kept.name if kept else None)
         return job
 
+    # -- other formats of a finished ad ------------------------------------------------------------
+
+    def is_making_formats(self, job_id: str) -> bool:
+        task = self._format_renders.get(job_id)
+        return task is not None and not task.done()
+
+    async def formats_state(self, job: Job) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(made, missing): the job's extra formats on disk beside its final, and those still to make."""
+        if not job.final_path:  # its media were deleted (retention), or it never had a final
+            return (), tuple(f.key for f in extra_formats(FORMATS))
+        return await asyncio.to_thread(formats_on_disk, Path(job.final_path))
+
+    async def formats_problem(self, job: Job, keys: Sequence[str] | None = None) -> str | None:
+        """Why `make_formats(job, keys)` cannot run now (default keys: every missing format), in the
+        words the user sees; None when it can."""
+        live = self._jobs.get(job.id, job)
+        made, missing = await self.formats_state(live)
+        final = Path(live.final_path) if live.final_path else None
+        on_disk = final is not None and await asyncio.to_thread(lambda: final.is_file() and self._media_on_disk(live))
+        busy = "formats" if self.is_making_formats(job.id) else "rerender" if self.is_rerendering(job.id) else None
+        why = formats_refusal(live.id, live.status, media_on_disk=on_disk, busy=busy, made=made, missing=missing)
+        if why is None and keys is not None:
+            why = choice_problem(live.id, keys, missing)
+        return why
+
+    async def start_formats(self, job: Job, keys: Sequence[str] | None = None) -> asyncio.Task[list[FormatResult]]:
+        """Cut a finished ad into more shapes (default: every one it lacks) in a background task, from
+        the same clips and soundtrack as its 9:16 final, drawn the way `_formats` draws them at the end
+        of a run: no prediction is made. The shapes made join the job's formats (a later re-post or
+        re-render includes them); one that cannot be made is in the job's notes and in the results.
+        Raises `InvalidRequest`, saying why, when it cannot run now."""
+        if why := await self.formats_problem(job, keys):
+            raise InvalidRequest(why)
+        if self.is_making_formats(job.id) or self.is_rerendering(job.id):  # one got in while files were checked
+            raise InvalidRequest(FORMATS_BUSY.format(job_id=job.id))
+        if not await asyncio.to_thread(final_versions.render_lock_free, self.job_dir(job)):
+            raise InvalidRequest(FORMATS_LOCKED.format(job_id=job.id))  # `jant rerender` or `jant formats`
+        wanted = in_table_order(keys if keys is not None else (await self.formats_state(job))[1])
+        task = asyncio.create_task(self._make_formats(job, wanted), name=f"formats-{job.id}")
+        self._format_renders[job.id] = task
+        task.add_done_callback(functools.partial(self._forget_formats, job.id))
+        return task
+
+    async def make_formats(self, job: Job, keys: Sequence[str] | None = None) -> list[FormatResult]:
+        """`start_formats` and wait for it (the CLI's way)."""
+        return await (await self.start_formats(job, keys))
+
+    def _forget_formats(self, job_id: str, task: asyncio.Task[list[FormatResult]]) -> None:
+        if self._format_renders.get(job_id) is task:
+            del self._format_renders[job_id]
+
+    async def _make_formats(self, job: Job, keys: tuple[str, ...]) -> list[FormatResult]:
+        started = time.monotonic()
+        directory = self.job_dir(job)
+        # The re-render's lock: a re-render replaces the final and the scene cuts these are made beside.
+        lock = await asyncio.to_thread(final_versions.take_render_lock, directory)
+        if lock is None:  # another process (the bot, a `jant rerender` or `jant formats`) holds it
+            raise InvalidRequest(FORMATS_BUSY.format(job_id=job.id))
+        scratch: Path | None = None
+        results: list[FormatResult] = []
+        try:
+            assert job.final_path is not None
+            scratch = await asyncio.to_thread(final_versions.fresh_scratch, directory)
+            done = [s.index for s in job.scenes if s.done]
+            await self._publish(EventKind.FORMATTING, job, detail="mixing the sound")
+            audio = await self._soundtrack(job, done, scratch=scratch)
+            sources = await self._format_sources(job)
+            for n, key in enumerate(keys, 1):
+                await self._publish(EventKind.FORMATTING, job, detail=f"cutting the {key} version ({n} of {len(keys)})")
+                results += await render_formats(
+                    self.composer, Path(job.final_path), (key,), sources, soundtrack=audio, byte_limit=job.byte_limit
+                )
+            made = tuple(r.format.key for r in results if r.path)
+            stale = tuple(not_made_prefix(FORMATS[k]) for k in keys)
+            notes = [n for n in job.notes if not n.startswith(stale)]
+            notes += [f"{not_made_prefix(r.format)}: {r.error}" for r in results if r.error]
+            request = job.request.model_copy(update={"formats": in_table_order((*job.request.formats, *made))})
+            await self.store.update(job, request=request, notes=notes)
+            await self.store.event(job, "formats", detail=", ".join(made))
+        finally:
+            if scratch is not None:
+                await asyncio.to_thread(shutil.rmtree, scratch, True)
+            await asyncio.to_thread(final_versions.release_render_lock, lock)
+        log.info("job %s: %s cut in %.1f s", job.id, ", ".join(keys), time.monotonic() - started)
+        await self._publish(EventKind.FORMATTED, job, detail=", ".join(made))
+        return results
+
     # -- cancel, retry, resume -------------------------------------------------------------------
 
     async def cancel(self, job: Job, *, by: str | None = None) -> Job:
@@ -1175,6 +1281,8 @@ class Orchestrator:
     def _check_not_rerendering(self, job: Job) -> None:
         if self.is_rerendering(job.id):
             raise InvalidRequest(f"Job `{job.id}` is being re-rendered; try again once its new ad is posted.")
+        if self.is_making_formats(job.id):  # they read the clips a re-made scene would replace
+            raise InvalidRequest(f"Job `{job.id}` is being cut into other formats; try again once they are posted.")
 
     async def retry_failed(self, job: Job) -> asyncio.Task[Job]:
         """Re-run only the scenes that failed; finished scenes are reused and the ad re-joined."""
@@ -1257,7 +1365,8 @@ class Orchestrator:
     async def shutdown(self, grace_s: float = 8.0) -> None:
         """Stop running tasks without cancelling predictions; state is already on disk."""
         # A re-render stopped half-way leaves the old final as it was: it is simply asked for again.
-        tasks = [t for t in (*self._tasks.values(), *self._rerenders.values()) if not t.done()]
+        running = (*self._tasks.values(), *self._rerenders.values(), *self._format_renders.values())
+        tasks = [t for t in running if not t.done()]
         for t in tasks:
             t.cancel()
         if tasks:

@@ -16,6 +16,7 @@ from pipeline.config import Settings
 from pipeline.cost_estimate import estimate_job_cost
 from pipeline.models import Job, utcnow
 from pipeline.quotas import day_window
+from pipeline.spend_labels import spend_by_model
 from pipeline.store import JobStore
 
 
@@ -26,7 +27,7 @@ class SpendReport:
 
     month_start: datetime
     by_day: list[tuple[str, float]]  # ("2026-12-04", usd), days with spend only
-    by_model: list[tuple[str, float, int]]  # (provider, usd, predictions), dearest first
+    by_model: list[tuple[str, float, int]]  # (model's name, usd, predictions), dearest first (spend_labels)
     held_jobs: int
     held_usd: float
     budget: BudgetLeft | None
@@ -107,4 +108,5 @@ class SpendCaps:
         data = await self.store.spend(start, guild_id=guild_id, every_guild=every_guild)
         held_jobs, held_usd = data["held"]
         budget = None if every_guild else await self.left(guild_id)
-        return SpendReport(start, data["by_day"], data["by_model"], held_jobs, held_usd, budget)
+        by_model = spend_by_model(data["by_source"], self.settings)
+        return SpendReport(start, data["by_day"], by_model, held_jobs, held_usd, budget)

@@ -117,17 +117,22 @@ class SpendLedger:
         return dict(rows[0]) if rows else None
 
     async def spend(self, since: str, *, guild_id: str | None = None, every_guild: bool = False) -> dict[str, Any]:
-        """What predictions cost since `since`: {"by_day": [(day, usd)], "by_model": [(provider, usd,
-        predictions)], "held": (running jobs, usd reserved beyond their spend)} for one server (None:
-        the command line's jobs) or, with `every_guild`, for the whole database."""
+        """What predictions cost since `since`: {"by_day": [(day, usd)], "by_source": [(stage, provider,
+        video model key or None, usd, predictions)], "held": (running jobs, usd reserved beyond their
+        spend)} for one server (None: the command line's jobs) or, with `every_guild`, for the whole
+        database."""
         where, params = ("", []) if every_guild else (" AND j.guild_id IS ?", [guild_id])
         base = f"FROM predictions p JOIN jobs j ON j.id = p.job_id WHERE p.cost_usd > 0 AND p.updated_at >= ?{where}"
         by_day = await self._conn.execute_fetchall(
             f"SELECT substr(p.updated_at, 1, 10) AS day, SUM(p.cost_usd) {base} GROUP BY day ORDER BY day",
             [since, *params],
         )
-        by_model = await self._conn.execute_fetchall(
-            f"SELECT p.provider, SUM(p.cost_usd) AS usd, COUNT(*) {base} GROUP BY p.provider"
+        # A clip is counted under the video model its job chose (the request's registry key; NULL: a
+        # job from before the registry); every other prediction under its stage and provider.
+        by_source = await self._conn.execute_fetchall(
+            "SELECT p.stage, p.provider,"
+            " CASE WHEN p.stage = 'clip' THEN json_extract(j.request_json, '$.model') END AS video_model,"
+            f" SUM(p.cost_usd) AS usd, COUNT(*) {base} GROUP BY p.stage, p.provider, video_model"
             " ORDER BY usd DESC, p.provider",
             [since, *params],
         )
@@ -142,6 +147,8 @@ class SpendLedger:
         )
         return {
             "by_day": [(str(r[0]), float(r[1])) for r in by_day],
-            "by_model": [(str(r[0]), float(r[1]), int(r[2])) for r in by_model],
+            "by_source": [
+                (str(r[0]), str(r[1]), None if r[2] is None else str(r[2]), float(r[3]), int(r[4])) for r in by_source
+            ],
             "held": (int(held[0][0]), float(held[0][1])),
         }

@@ -14,8 +14,10 @@ from pipeline.action_rules import (
     ALLOWED,
     RERENDER_BUSY,
     RERENDER_MEDIA_GONE,
+    STATE_PHRASES,
     Action,
     allows,
+    formats_refusal,
     refusal,
     refusal_with_rule,
     rerender_refusal,
@@ -36,8 +38,8 @@ EXPECTED: dict[JobStatus, set[str]] = {
     JobStatus.QUEUED: {"cancel"},
     JobStatus.RUNNING: {"cancel"},
     JobStatus.COMPOSING: {"cancel"},
-    JobStatus.COMPLETED: {"reroll", "rerender"},
-    JobStatus.PARTIAL: {"retry", "reroll", "rerender"},
+    JobStatus.COMPLETED: {"reroll", "rerender", "formats"},
+    JobStatus.PARTIAL: {"retry", "reroll", "rerender", "formats"},
     JobStatus.FAILED: {"retry", "reroll"},
     JobStatus.CANCELLED: set(),
 }
@@ -81,7 +83,40 @@ def test_the_result_message_offers_only_allowed_buttons(status: JobStatus) -> No
     job = Job(request=AdRequest(product="A lamp"), status=status)
     view = result_buttons(job)
     shown = {item.action for item in view.children} if view is not None else set()  # type: ignore[attr-defined]
-    assert shown == EXPECTED[status] & {"rerender", "reroll"}
+    assert shown == EXPECTED[status] & {"rerender", "reroll", "formats"}
+
+
+def test_the_formats_button_is_left_off_an_ad_asked_in_every_shape() -> None:
+    every = Job(request=AdRequest(product="A lamp", formats=("4:5", "1:1", "16:9")), status=JobStatus.COMPLETED)
+    view = result_buttons(every)
+    assert view is not None and {item.action for item in view.children} == {"rerender", "reroll"}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("status", list(JobStatus))
+def test_formats_need_a_finished_ad_a_free_render_something_missing_and_its_media(status: JobStatus) -> None:
+    def why(**changes: Any) -> str | None:
+        args: dict[str, Any] = {"media_on_disk": True, "busy": None, "made": ("4:5",), "missing": ("1:1", "16:9")}
+        return formats_refusal("1a2b3c4d", status, **(args | changes))
+
+    if "formats" not in EXPECTED[status]:  # the state's refusal comes first, whatever the files
+        assert why() == why(media_on_disk=False) == refusal_with_rule("1a2b3c4d", status, Action.FORMATS)
+        assert why() == f"Nothing to reformat: job `1a2b3c4d` {STATE_PHRASES[status]}; only a finished ad (done or " \
+            "partial) can be cut into other formats."  # fmt: skip
+        return
+    assert why() is None
+    assert why(busy="formats") == (
+        "Job `1a2b3c4d` is already being cut into other formats; they are posted when they are done."
+    )
+    assert why(busy="rerender") == (
+        "Job `1a2b3c4d` is being re-rendered; ask for other formats once its new ad is posted."
+    )
+    assert why(made=("4:5", "1:1", "16:9"), missing=()) == (
+        "Job `1a2b3c4d` already has every format (4:5, 1:1, 16:9); nothing is left to make."
+    )
+    assert why(media_on_disk=False) == (
+        "No other formats: the scenes of job `1a2b3c4d` are no longer on disk (old ads' media are deleted after a "
+        "while); make a new ad in the shapes you need instead."
+    )
 
 
 @pytest.mark.parametrize("status", list(JobStatus))

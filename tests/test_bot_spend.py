@@ -92,8 +92,8 @@ async def test_approve_over_the_daily_budget_is_refused_and_spend_shows_the_mont
         fields = {f["name"]: f["value"] for f in embed["fields"]}
         assert fields == {
             "By day": f"{today:%a %d %b} · ${spent:.2f}",
-            "By model": f"replicate-sdxl · {n} predictions · ${n * 0.02:.2f}\n"
-            f"replicate-svd · {n} predictions · ${n * 0.02:.2f}",
+            "By model": f"Stable Video Diffusion (svd) · {n} predictions · ${n * 0.02:.2f}\n"
+            f"stability-ai/sdxl (seed images) · {n} predictions · ${n * 0.02:.2f}",
         }
 
         # A re-roll spends money too: with the budget lowered below its price it is refused, and the

@@ -101,6 +101,10 @@ async def test_jant_spend_prints_this_month_by_day_and_by_model(tmp_path: Path) 
             await paid_prediction(store, ours, scene, StageName.SEED, "replicate-sdxl", 0.0044)
             await paid_prediction(store, ours, scene, StageName.CLIP, "replicate-svd", 0.0653)
         await paid_prediction(store, ours, 0, StageName.MUSIC, "replicate-music", 0.20)
+        # A second ad of the same server on another video model: its clips are a row of their own.
+        wan = await store.create(Job(request=AdRequest(product=PRODUCT, model="wan-2.2-i2v-fast"), guild_id="4242"))
+        for scene in (1, 2):
+            await paid_prediction(store, wan, scene, StageName.CLIP, "replicate-video", 0.16)
         await paid_prediction(store, theirs, 1, StageName.CLIP, "replicate-svd", 1.00)
         running = await store.create(Job(request=AdRequest(product=PRODUCT), guild_id="4242"))
         now = datetime.now(UTC)
@@ -113,21 +117,22 @@ async def test_jant_spend_prints_this_month_by_day_and_by_model(tmp_path: Path) 
     assert code == 0, out + err
     lines = [line for line in (" ".join(BOX.sub(" ", line).split()) for line in out.splitlines()) if line]
     assert lines == [
-        f"Spend in {now:%B %Y} (UTC), server 4242: $0.34",
+        f"Spend in {now:%B %Y} (UTC), server 4242: $0.66",
         "by day",
         "day cost",
-        f"{now:%Y-%m-%d} $0.34",
+        f"{now:%Y-%m-%d} $0.66",
         "by model",
         "model predictions cost",
-        "replicate-music 1 $0.20",
-        "replicate-svd 2 $0.13",
-        "replicate-sdxl 2 $0.01",
+        "Wan 2.2 i2v fast (wan-2.2-i2v-fast) 2 $0.32",
+        "stability-ai/stable-audio-2.5 (music bed) 1 $0.20",
+        "Stable Video Diffusion (svd) 2 $0.13",
+        "stability-ai/sdxl (seed images) 2 $0.01",
         "Held for 1 ad still being made: $0.50",
         "Budget: $4.50 of $5.00 left today · $49.50 of $50.00 left this month.",
     ]
 
     code, out, _ = await jant("spend", env=env, cwd=tmp_path)
-    assert code == 0 and "every server and the command line: $1.34" in out
-    assert "replicate-svd 3 $1.13" in " ".join(BOX.sub(" ", out).split())
+    assert code == 0 and "every server and the command line: $1.66" in out
+    assert "Stable Video Diffusion (svd) 3 $1.13" in " ".join(BOX.sub(" ", out).split())
     code, _, err = await jant("spend", "--guild", "my server", env=env, cwd=tmp_path)
     assert code == 2 and "--guild takes a Discord server id, digits only" in err
