@@ -232,6 +232,7 @@ class DurableOrchestrator(Orchestrator):
 
     async def stage_once(self, job_id: str, scene_index: int, kind: str, inputs: Mapping[str, str]) -> str | None:
         job = await self._live_job(job_id)
+        await self._step_ran(job, "jant.stage", scene_index, kind)
         scene = None if scene_index == JOB_LEVEL_INDEX else self._scene_of(job, scene_index)
         stage = job.job_stages[kind] if scene is None else job.scene(scene_index).stages[kind]
         path = await self.run_stage(job, stage, scene, {k: Path(v) for k, v in inputs.items()})
@@ -239,9 +240,17 @@ class DurableOrchestrator(Orchestrator):
 
     async def normalise_once(self, job_id: str, scene_index: int, kind: str, clip: str) -> str | None:
         job = await self._live_job(job_id)
+        await self._step_ran(job, "jant.normalise", scene_index, kind)
         stage = job.scene(scene_index).stages[kind]
         cut = await self._normalise(job, self._scene_of(job, scene_index), stage, Path(clip))
         return str(cut) if cut is not None else None
+
+    async def _step_ran(self, job: Job, step: str, scene_index: int, kind: str) -> None:
+        """One event per execution of a step (a replayed step does not run, so it leaves none): how an
+        operator, and the tests, see that no finished step ran twice, and which ones a recovery re-ran."""
+        await self.store.event(
+            job, "dbos_step", scene_index=scene_index, stage=kind, detail=f"{step} {DBOS.workflow_id}"
+        )
 
     async def _live_job(self, job_id: str) -> Job:
         """The job object its run works on. A recovered chain can start before its recovered run has
