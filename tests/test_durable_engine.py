@@ -113,10 +113,8 @@ async def test_a_kill_9_mid_clip_is_finished_by_the_worker_with_zero_duplicate_c
     before = rep.counts.creates.copy()
     assert before == {SDXL: SCENES, SVD: SCENES, TTS: SCENES, MUSIC: 1}
     # DBOS has the run as unfinished, owned by this worker id, at the pinned version.
-    [run] = await asyncio.to_thread(
-        _dbos_rows, data, "SELECT status, executor_id, application_version FROM workflow_status WHERE workflow_uuid = ?",
-        job_id,
-    )  # fmt: skip
+    sql = "SELECT status, executor_id, application_version FROM workflow_status WHERE workflow_uuid = ?"
+    [run] = await asyncio.to_thread(_dbos_rows, data, sql, job_id)
     assert run == ("PENDING", "local", "jant-workflows-1")
 
     worker = await _jant(env, tmp_path, tmp_path / "worker.log", "worker", "--until-idle")
