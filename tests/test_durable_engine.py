@@ -78,11 +78,11 @@ def _dbos_rows(data: Path, sql: str, *params: object) -> list[tuple[object, ...]
 async def _every_clip_generating(db: Path, rep: FakeReplicate) -> str | None:
     """The job id, once every clip is a prediction processing on Replicate with its id stored, and the
     voice and music stages are done (so the steps in flight at the kill are exactly the clips)."""
-    if not await asyncio.to_thread(db.exists):
+    sql = "SELECT job_id, stage, status, prediction_id FROM stages WHERE stage IN ('clip', 'voice', 'music')"
+    try:
+        rows = await asyncio.to_thread(db_rows, db, sql)
+    except sqlite3.OperationalError:  # not made yet, or its tables not yet migrated
         return None
-    rows = await asyncio.to_thread(
-        db_rows, db, "SELECT job_id, stage, status, prediction_id FROM stages WHERE stage IN ('clip', 'voice', 'music')"
-    )
     clips = [r for r in rows if r[1] == "clip" and r[2] == "running" and r[3] is not None]
     sound = [r for r in rows if r[1] in ("voice", "music")]
     if len(clips) != SCENES or len(sound) != SCENES + 1 or any(r[2] != "done" for r in sound):
