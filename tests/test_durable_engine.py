@@ -23,6 +23,7 @@ import pytest
 
 from pipeline.config import Settings
 from pipeline.ffmpeg import probe
+from pipeline.models import AdRequest, JobStatus
 from pipeline.orchestrator import Orchestrator
 from pipeline.runtime import Runtime
 from tests.bot_harness import eventually
@@ -179,3 +180,50 @@ async def test_jant_worker_says_it_needs_the_durable_engine(tmp_path: Path) -> N
     worker = await _jant(env, tmp_path, tmp_path / "worker.log", "worker", "--until-idle")
     assert await asyncio.wait_for(worker.wait(), 60) == 2
     assert "JANT_ENGINE is not `dbos`" in (tmp_path / "worker.log").read_text()
+
+
+async def test_cancelling_a_durable_job_cancels_its_clips_and_no_later_launch_runs_it_again(
+    emulators: tuple[FakeOpenAI, FakeReplicate], tmp_path: Path
+) -> None:
+    """Ctrl-C in `jant makead` cancels the job: on this engine its workflows must be cancelled in DBOS
+    too, or the next `jant worker` would recover the run and pay for the ad after all."""
+    oai, rep = emulators
+    data = tmp_path / "data"
+    settings = Settings(**_env(oai, rep, data))
+    rt = await Runtime.open(settings, runs_jobs=True)
+    try:
+        assert rt.durable
+        orch = rt.orchestrator
+        job = await orch.create_job(AdRequest(product=PRODUCT, mood="tech"))
+        await orch.plan(job)
+        task = await orch.approve(job)
+        job_id = await eventually(lambda: _every_clip_generating(data / "jant.db", rep), timeout=60,
+                                  what="every clip generating")  # fmt: skip
+        assert job_id == job.id
+        await asyncio.wait_for(orch.cancel(job, by="cli interrupt"), 15)
+        await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 15)
+        assert task.cancelled()  # as on the local engine: the run's task ends cancelled
+        stored = await rt.store.get(job.id)
+    finally:
+        await rt.close()
+    assert stored is not None and stored.status is JobStatus.CANCELLED
+    clips = {p.id for p in rep.predictions.values() if p.model.ref == SVD}
+    assert len(clips) == SCENES and {rep.predictions[i].status for i in clips} == {"canceled"}
+    assert {stored.scene(i).clip.status.value for i in range(1, SCENES + 1)} == {"cancelled"}
+    statuses = dict(
+        await asyncio.to_thread(
+            _dbos_rows,
+            data,
+            "SELECT workflow_uuid, status FROM workflow_status WHERE workflow_uuid LIKE ?",
+            f"{job.id}%",
+        )
+    )
+    assert statuses[job.id] == "CANCELLED" and "PENDING" not in statuses.values()
+    before = rep.counts.creates.copy()
+
+    env = _env(oai, rep, data)
+    worker = await _jant(env, tmp_path, tmp_path / "worker.log", "worker", "--until-idle")
+    assert await asyncio.wait_for(worker.wait(), 60) == 0, (tmp_path / "worker.log").read_text()
+    assert rep.counts.creates == before  # nothing recovered, nothing paid again
+    [(status,)] = await asyncio.to_thread(db_rows, data / "jant.db", "SELECT status FROM jobs WHERE id = ?", job.id)
+    assert status == "cancelled"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pipeline.config import Settings
@@ -59,10 +60,18 @@ async def launch(settings: Settings) -> None:
 
 
 async def destroy() -> None:
-    """Stop DBOS's threads (it joins them, so not on the loop). Workflows not finished stay PENDING."""
+    """Stop DBOS's threads (it joins them, so not on the loop). Workflows not finished stay PENDING.
+
+    DBOS makes its own thread pool the loop's default executor (every `asyncio.to_thread` of the process
+    runs there) and shuts that pool down here: the loop gets a fresh one, or the next `to_thread` would
+    raise "cannot schedule new futures after shutdown"."""
     from dbos import DBOS
 
-    await asyncio.to_thread(DBOS.destroy)
+    loop = asyncio.get_running_loop()
+    try:
+        await asyncio.to_thread(DBOS.destroy)
+    finally:
+        loop.set_default_executor(ThreadPoolExecutor(thread_name_prefix="jant-after-dbos"))
 
 
 async def next_run_id(job_id: str) -> str:

@@ -278,16 +278,23 @@ class DurableOrchestrator(Orchestrator):
         live = self._jobs.get(job.id, job)
         _check_allowed(live, Action.CANCEL)
         self._user_cancelled.add(job.id)
-        chains = [t for t in tasks if t is not run_task]
-        for t in chains:  # their polls stop first; the run then cancels what is still paid for
-            t.cancel()
-        await asyncio.gather(*chains, return_exceptions=True)
-        run_task.cancel()
+        run_task.cancel()  # its `_after_cancel` stops the chains, then cancels what is still paid for
         await asyncio.gather(run_task, return_exceptions=True)
         for workflow_id in await self._workflow_ids(run_id):
             await DBOS.cancel_workflow_async(workflow_id)
         await self.store.event(live, "cancelled", detail=by)
         return live
+
+    async def _after_cancel(self, job: Job) -> None:
+        """The run was cancelled: its chains run in tasks of their own (a child workflow is not cancelled
+        with its parent), so they are stopped first — a chain still polling would otherwise record the
+        cancelled prediction as a failure after the stage was marked cancelled."""
+        me = asyncio.current_task()
+        chains = [t for t in self._workflow_tasks.get(job.id, ()) if t is not me and not t.done()]
+        for t in chains:
+            t.cancel()
+        await asyncio.gather(*chains, return_exceptions=True)
+        await super()._after_cancel(job)
 
     async def _workflow_ids(self, run_id: str) -> list[str]:
         """The run and its chains (the chains' ids start with the run's and a "/")."""
