@@ -227,3 +227,52 @@ async def test_cancelling_a_durable_job_cancels_its_clips_and_no_later_launch_ru
     assert rep.counts.creates == before  # nothing recovered, nothing paid again
     [(status,)] = await asyncio.to_thread(db_rows, data / "jant.db", "SELECT status FROM jobs WHERE id = ?", job.id)
     assert status == "cancelled"
+
+
+async def test_a_worker_stopped_by_sigterm_leaves_its_jobs_to_the_next_one_and_nothing_is_paid_twice(
+    emulators: tuple[FakeOpenAI, FakeReplicate], tmp_path: Path
+) -> None:
+    oai, rep = emulators
+    rep.set_latency(SVD, processing=20 / rep.time_factor)  # the clips outlast a worker's start and its stop
+    data = tmp_path / "data"
+    env, db = _env(oai, rep, data), data / "jant.db"
+    makead = await _jant(env, tmp_path, tmp_path / "makead.log", "makead", PRODUCT, "--yes")
+    try:
+        job_id = await eventually(lambda: _every_clip_generating(db, rep), timeout=60, what="every clip generating")
+    finally:
+        makead.kill()
+        await makead.wait()
+    before = rep.counts.creates.copy()
+
+    async def clips_resumed() -> bool:  # the recovered clip steps run again: each has a second execution
+        sql = "SELECT COUNT(*) FROM events WHERE job_id = ? AND kind = 'dbos_step' AND stage = 'clip'"
+        [(n,)] = await asyncio.to_thread(db_rows, db, sql, job_id)
+        return n == 2 * SCENES
+
+    first = await _jant(env, tmp_path, tmp_path / "worker-1.log", "worker")
+    try:
+        await eventually(clips_resumed, timeout=30, what="the worker resuming the clips")
+        assert {p.status for p in rep.predictions.values() if p.model.ref == SVD} == {"processing"}
+        first.send_signal(signal.SIGTERM)
+        started = asyncio.get_running_loop().time()
+        assert await asyncio.wait_for(first.wait(), 15) == 0, (tmp_path / "worker-1.log").read_text()
+        stopped_in = asyncio.get_running_loop().time() - started
+    finally:
+        if first.returncode is None:
+            first.kill()
+            await first.wait()
+    assert stopped_in < 10
+    [(run,)] = await asyncio.to_thread(
+        _dbos_rows, data, "SELECT status FROM workflow_status WHERE workflow_uuid = ?", job_id
+    )
+    assert run == "PENDING"  # left for the next worker, not failed or cancelled
+    clips = await asyncio.to_thread(
+        db_rows, db, "SELECT status FROM stages WHERE job_id = ? AND stage = 'clip'", job_id
+    )
+    assert {c for (c,) in clips} == {"running"}  # their predictions were not cancelled: they are still paid for
+
+    second = await _jant(env, tmp_path, tmp_path / "worker-2.log", "worker", "--until-idle")
+    assert await asyncio.wait_for(second.wait(), 120) == 0, (tmp_path / "worker-2.log").read_text()
+    assert f"Job {job_id}: completed" in (tmp_path / "worker-2.log").read_text()
+    assert rep.counts.creates == before
+    assert {p.status for p in rep.predictions.values() if p.model.ref == SVD} == {"succeeded"}
