@@ -114,6 +114,10 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     sub.add_parser("doctor", help="report which providers are live or offline, ffmpeg, data dir and database")
     sub.add_parser("bot", help="run the Discord bot (needs DISCORD_TOKEN)")
+    worker = sub.add_parser(
+        "worker", help="finish this worker's interrupted jobs (JANT_ENGINE=dbos; JANT_WORKER_ID names the worker)"
+    )
+    worker.add_argument("--until-idle", action="store_true", help="exit once none of its jobs is left to run")
     brand = sub.add_parser("brand", help="work with a brand.toml")
     brand_sub = brand.add_subparsers(dest="brand_command", required=True)
     check = brand_sub.add_parser("check", help="validate a brand.toml and render its preview (end card and captions)")
@@ -147,7 +151,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(doctor(settings))
         if args.command == "brand":
             return asyncio.run(brand_check(settings, args.file, args.out))
+        if args.command == "worker":
+            from bot.worker import run_worker
+
+            return asyncio.run(run_worker(settings, until_idle=args.until_idle))
         if args.command == "bot":
+            if settings.storage.engine == "dbos":  # it would resume the jobs DBOS recovers: both would run them
+                raise ConfigError(
+                    "`jant bot` does not run on JANT_ENGINE=dbos yet.", hint="Unset JANT_ENGINE to run the bot."
+                )
             from bot.app import run_bot
 
             return run_bot(settings)
@@ -230,7 +242,7 @@ async def makead(settings: Settings, args: argparse.Namespace) -> int:
     if not args.yes and not interactive:
         raise UsageError("no terminal to ask for approval: pass --yes to approve the storyboard automatically")
     brand = await _brand(settings, args.brand) if args.brand is not None else None
-    runtime = await Runtime.open(settings)
+    runtime = await Runtime.open(settings, runs_jobs=True)
     try:
         for notice in runtime.providers.notices:
             err_console.print(f"[bold yellow]offline:[/] {notice}")

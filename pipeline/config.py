@@ -239,6 +239,17 @@ class StorageSettings(_Section):
     db_path_override: Path | None = Field(default=None, alias="JANT_DB_PATH")
     retention_days: int = Field(default=14, ge=0, alias="JANT_RETENTION_DAYS")  # 0 keeps media forever
 
+    # -- the durable engine (issue 15; docs/durable-jobs.md) -------------------------------------------
+    # local: jobs run as tasks of this process (the default). dbos: each job run is a DBOS workflow in
+    # <data dir>/dbos.sqlite (needs `pip install 'jant[durable]'`), recovered by the next `jant worker`.
+    engine: Literal["local", "dbos"] = Field(default="local", alias="JANT_ENGINE")
+    # DBOS recovers a dead process's jobs only in a process with the same id: stable, unique per process.
+    worker_id: str = Field(default="local", min_length=1, max_length=100, alias="JANT_WORKER_ID")
+
+    @property
+    def dbos_db_path(self) -> Path:
+        return self.data_dir.expanduser() / "dbos.sqlite"
+
     @field_validator("data_dir", mode="after")
     @classmethod
     def _expand(cls, v: Path) -> Path:

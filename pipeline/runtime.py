@@ -99,16 +99,50 @@ class Runtime:
     store: JobStore
     providers: Providers
     orchestrator: Orchestrator
+    durable: bool = False  # jobs run as DBOS workflows (JANT_ENGINE=dbos): DBOS is launched in this process
 
     @classmethod
-    async def open(cls, settings: Settings, providers: Providers | None = None) -> Runtime:
+    async def open(cls, settings: Settings, providers: Providers | None = None, *, runs_jobs: bool = False) -> Runtime:
+        """`runs_jobs`: this process runs jobs (`jant makead`, `jant worker`). With JANT_ENGINE=dbos only
+        such a process launches DBOS, which recovers this worker's unfinished jobs at once: a `jant jobs`
+        must not start them only to stop them a moment later."""
         await asyncio.to_thread(check_data_dir, settings)
         providers = providers or build_providers(settings)
         store = await JobStore.open(settings.storage.db_path)
+        if runs_jobs and settings.storage.engine == "dbos":
+            return await cls._open_durable(settings, store, providers)
         return cls(settings, store, providers, Orchestrator(settings, store, providers))
+
+    @classmethod
+    async def _open_durable(cls, settings: Settings, store: JobStore, providers: Providers) -> Runtime:
+        from pipeline.durable import engine
+
+        try:
+            engine.require_dbos()
+        except ConfigError:
+            await store.close()
+            raise
+        from pipeline.durable.orchestrator import DurableOrchestrator
+
+        orchestrator = DurableOrchestrator(settings, store, providers)
+        orchestrator.attach()  # before the launch: DBOS starts recovering this worker's jobs in it
+        try:
+            await engine.launch(settings)
+        except BaseException:
+            orchestrator.detach()
+            await store.close()
+            raise
+        return cls(settings, store, providers, orchestrator, durable=True)
 
     async def close(self, grace_s: float = 8.0) -> None:
         await self.orchestrator.shutdown(grace_s)
+        if self.durable:
+            from pipeline.durable import engine
+            from pipeline.durable.orchestrator import DurableOrchestrator
+
+            assert isinstance(self.orchestrator, DurableOrchestrator)
+            self.orchestrator.detach()
+            await engine.destroy()
         for provider in self.providers.every():
             aclose = getattr(provider, "aclose", None)
             if aclose is not None:
