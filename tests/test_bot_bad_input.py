@@ -43,7 +43,7 @@ async def test_text_over_the_slash_command_limits_gets_the_limit_and_nothing_is_
         limits = {o["name"]: o.get("max_length") for o in makead["options"]}
         assert limits == {
             "product": 1000, "mood": None, "audience": 200, "cta": 200, "language": 40, "voice": 64, "photo": None,
-            "formats": 40, "model": 40,
+            "formats": 40, "model": 40, "hooks": None,
         }  # fmt: skip
 
         rec = await raw_makead(team, product="L" * 1500)
