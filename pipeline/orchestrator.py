@@ -35,7 +35,7 @@ from pipeline.cost_estimate import prediction_cost_usd, stages_cost_usd
 from pipeline.end_card import end_card_seconds
 from pipeline.errors import InvalidRequest, JantError, PlannerError
 from pipeline.events import EventBus, EventKind, ProgressEvent, snapshot
-from pipeline.formats import SceneSource, extra_formats, not_made_prefix, render_formats
+from pipeline.formats import FormatResult, SceneSource, extra_formats, not_made_prefix, render_formats
 from pipeline.incidents import is_unexplained, report_unexpected
 from pipeline.job_choices import BRAND_NO_MUSIC_NOTE, NO_MUSIC, job_choices
 from pipeline.limiter import FairLimiter
@@ -91,6 +91,11 @@ from pipeline.voice_choice import check_brand_voice, check_voice_choice
 log = logging.getLogger(__name__)
 
 _PROGRESS_PERSIST_STEP = 10.0  # persist progress every 10 points; events go out on every report
+
+
+def _unlink_all(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -155,6 +160,8 @@ def _ad_waits_only_on(job: Job, index: int) -> bool:
 
 
 OFFLINE_CARD_NOTE = "OFFLINE PREVIEW · drawn locally, not by SDXL/SVD"
+# How the note starts when the extra formats failed all at once (a fault, not one format's limit).
+FORMATS_FAILED = "The other formats were not made"
 
 
 class Orchestrator:
@@ -591,8 +598,22 @@ class Orchestrator:
     async def _formats(self, job: Job, final: Path, audio: Path | None) -> None:
         """The other shapes the request asks for (4:5, 1:1, 16:9), written beside `final` from the same
         clips and soundtrack: no prediction. One that cannot be made is said in the job's notes."""
-        if job.storyboard is None or not extra_formats(job.request.formats):
+        made = await self._make_formats(job, final, audio)
+        if made is None:
             return
+        results, missing = made
+        if missing:
+            await self.store.update(job, notes=[*job.notes, *missing])
+        await self.store.event(job, "formats", detail=", ".join(r.format.key for r in results if r.path))
+
+    async def _make_formats(
+        self, job: Job, final: Path, audio: Path | None
+    ) -> tuple[list[FormatResult], list[str]] | None:
+        """`_formats`' files, and the notes about those not made, without touching the job: a re-render
+        makes them in its scratch folder and records them only once they are installed. None: the
+        request has no other format."""
+        if job.storyboard is None or not extra_formats(job.request.formats):
+            return None
         timing = await self._timing(job)
         sources = [
             SceneSource(Path(state.clip.path), timing.durations[scene.index - 1], self._overlay(job, scene, timing))
@@ -605,13 +626,8 @@ class Orchestrator:
             )
         except Exception:  # the master is made: a fault in the extras must not cost the user the ad
             log.exception("job %s: the extra formats could not be made", job.id)
-            why = "The other formats were not made: an unexpected error (logged); the 9:16 ad is complete."
-            await self.store.update(job, notes=[*job.notes, why])
-            return
-        missing = [f"{not_made_prefix(r.format)}: {r.error}" for r in results if r.error]
-        if missing:
-            await self.store.update(job, notes=[*job.notes, *missing])
-        await self.store.event(job, "formats", detail=", ".join(r.format.key for r in results if r.path))
+            return [], [f"{FORMATS_FAILED}: an unexpected error (logged); the 9:16 ad is complete."]
+        return results, [f"{not_made_prefix(r.format)}: {r.error}" for r in results if r.error]
 
     # -- the voice, the scene timing and the soundtrack -------------------------------------------
 
@@ -1008,13 +1024,26 @@ class Orchestrator:
             async def step(what: str) -> None:
                 await self._publish(EventKind.RERENDERING, job, detail=what)
 
-            result, _audio = await self._render(
+            result, audio = await self._render(
                 draft, done, scratch / final_versions.FINAL_NAME, recut_in=scratch, step=step
             )
             recut = [(scratch / f"scene-{s.index}.mp4", directory / f"scene-{s.index}.mp4") for s in done]
+            # The other formats again, the first run's way, from the re-cut look: made in the scratch
+            # folder and installed with the new final, so a re-render that fails keeps the old set whole.
+            notes, stale = job.notes, []
+            if wanted := extra_formats(job.request.formats):
+                await step("making the other formats")
+                results, missing = await self._make_formats(draft, result.path, audio) or ([], [])
+                made = {r.format.key for r in results if r.path}
+                recut += [(scratch / f.filename, directory / f.filename) for f in wanted if f.key in made]
+                # One not made this time loses its old file (never posted as the new look) and its old note.
+                stale = [directory / f.filename for f in wanted if f.key not in made]
+                old = (FORMATS_FAILED, *(not_made_prefix(f) for f in wanted))
+                notes = [n for n in job.notes if not n.startswith(old)] + missing
             kept = await asyncio.to_thread(final_versions.install_new_final, directory, result.path, recut)
+            await asyncio.to_thread(_unlink_all, stale)
             final = directory / final_versions.FINAL_NAME
-            await self.store.update(job, final_path=str(final), final_bytes=result.bytes, brand=kit)
+            await self.store.update(job, final_path=str(final), final_bytes=result.bytes, brand=kit, notes=notes)
             for s in done:
                 await self.store.set_normalized(job, s.index, str(directory / f"scene-{s.index}.mp4"))
             await self.store.event(job, "rerendered", detail=kept.name if kept else None)
