@@ -277,14 +277,14 @@ def print_table(r: dict[str, Any]) -> None:
         ),
         ("   voice+music over silent, same run", f"{f['sound_over_silent_50_jobs']:.3f}", "", None),
         (
-            f"   {WAN_KEY}: {n} jobs, mean (p95 {f['critical_path_ratio_50_jobs_wan_p95']:.3f}; "
+            f"   Wan: {n} jobs, mean (p95 {f['critical_path_ratio_50_jobs_wan_p95']:.3f}, "
             f"SVD {f['critical_path_ratio_50_jobs']:.3f})",
             f"{f['critical_path_ratio_50_jobs_wan']:.3f}",
             "≤ 1.10",
             f["critical_path_ratio_50_jobs_wan"] <= 1.10,
         ),
         (
-            f"   {WAN_KEY}: ads posted / CPU s per job (SVD {f['cpu_s_per_job']:.2f})",
+            f"   Wan: ads posted / CPU s per job (SVD {f['cpu_s_per_job']:.2f})",
             f"{f['ads_delivered_wan']} / {f['cpu_s_per_job_wan']:.2f}",
             f"{n} /",
             f["ads_delivered_wan"] == n,
