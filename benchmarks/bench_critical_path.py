@@ -17,7 +17,7 @@ from statistics import mean
 from typing import Any
 
 from benchmarks.probes import percentile
-from benchmarks.scenario import SILENT_ENV, TimeScale, sound_from_argv
+from benchmarks.scenario import SILENT_ENV, TimeScale, model_from_argv, sound_from_argv
 from benchmarks.services import Services, services, sound_counts
 
 WORKER_TIMEOUT_S = 240
@@ -121,12 +121,19 @@ def summarise(rows: list[dict[str, Any]], scale: TimeScale) -> dict[str, Any]:
 
 
 async def measure(
-    scale: TimeScale, jobs: int, design: str, *, first: int = 0, env_extra: dict[str, str] | None = None
+    scale: TimeScale,
+    jobs: int,
+    design: str,
+    *,
+    first: int = 0,
+    env_extra: dict[str, str] | None = None,
+    model: str = "svd",
 ) -> dict[str, Any]:
     """One worker run of `jobs` concurrent jobs in `design` ("pipelined" or "barrier"), fresh emulators;
-    the jobs get the scripts (stage seeds) of job numbers first, first+1, …"""
+    the jobs get the scripts (stage seeds) of job numbers first, first+1, … and use the video model
+    `model` (a registry key of scenario.MODEL_SCENES)."""
     with tempfile.TemporaryDirectory(prefix="jant-bench-") as tmp:
-        async with services(scale, music=env_extra != SILENT_ENV) as svc:
+        async with services(scale, music=env_extra != SILENT_ENV, model=model) as svc:
             started = time.monotonic()
             spec = {"jobs": jobs, "design": design, "first": first}
             env = svc.env(Path(tmp) / "data", **(env_extra or {}))
@@ -136,7 +143,8 @@ async def measure(
             summary = summarise(rows, scale)
             lags = result["lags"]
             summary.update(
-                design=design, sound=sound_counts(svc), wall_run_s=time.monotonic() - started, replicate=svc.rates(),
+                design=design, model=model, sound=sound_counts(svc),
+                wall_run_s=time.monotonic() - started, replicate=svc.rates(),
                 cpu_s_per_job=result["cpu_s"] / max(1, jobs), peak_rss_mb=result["peak_rss_mb"],
                 loop_lag_p50_ms=percentile(lags, 50) * 1000, loop_lag_p99_ms=percentile(lags, 99) * 1000,
                 statuses=sorted(set(result["statuses"])), errors=result.get("errors", []),
@@ -149,9 +157,10 @@ async def measure(
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    args = [a for i, a in enumerate(sys.argv[1:]) if not a.startswith("--") and sys.argv[i] != "--model"]
     n = int(args[0]) if args else 1
     f = float(args[1]) if len(args) > 1 else 0.1
     design = args[2] if len(args) > 2 else "pipelined"
     extra = sound_from_argv(sys.argv[1:])
-    print(json.dumps(asyncio.run(measure(TimeScale(f), n, design, env_extra=extra)), indent=2))
+    model = model_from_argv(sys.argv[1:])
+    print(json.dumps(asyncio.run(measure(TimeScale(f), n, design, env_extra=extra, model=model)), indent=2))

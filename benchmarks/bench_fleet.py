@@ -21,7 +21,7 @@ from typing import Any
 
 from benchmarks.bench_critical_path import finish_worker, job_ratios, run_worker, summarise
 from benchmarks.probes import percentile
-from benchmarks.scenario import PRODUCT, SILENT_ENV, TimeScale, sound_from_argv
+from benchmarks.scenario import PRODUCT, SILENT_ENV, TimeScale, model_from_argv, sound_from_argv
 from benchmarks.services import services, sound_counts
 from tests.emulators.discord_server import DiscordEmulator, StoredMessage
 
@@ -81,10 +81,12 @@ async def run_fleet(
     design: str = "pipelined",
     spread_real_s: float = 60.0,
     env_extra: dict[str, str] | None = None,
+    model: str = "svd",
 ) -> dict[str, Any]:
-    """`env_extra`: settings for the bot, e.g. `scenario.SOUND_ENV` for ads with voice and music."""
+    """`env_extra`: settings for the bot, e.g. `scenario.SOUND_ENV` for ads with voice and music.
+    `model`: the video model's registry key every job uses (scenario.MODEL_SCENES)."""
     with tempfile.TemporaryDirectory(prefix="jant-bench-") as tmp:
-        async with services(scale, music=env_extra != SILENT_ENV) as svc, DiscordEmulator() as emu:
+        async with services(scale, music=env_extra != SILENT_ENV, model=model) as svc, DiscordEmulator() as emu:
             assert emu.guild is not None
             team = [emu.add_user(f"teammate{i}").id for i in range(jobs)]
             for user_id in team:
@@ -126,6 +128,7 @@ async def run_fleet(
             lags = result["lags"]
             return {
                 "design": design,
+                "model": model,
                 "jobs": jobs,
                 "sound": {**sound_counts(svc), "joins_with_audio": result.get("joins_with_audio", 0)},
                 "delivered": delivered(),
@@ -151,8 +154,9 @@ if __name__ == "__main__":
     import json
     import sys
 
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    args = [a for i, a in enumerate(sys.argv[1:]) if not a.startswith("--") and sys.argv[i] != "--model"]
     f = float(args[0]) if args else 0.25
     n = int(args[1]) if len(args) > 1 else 50
     extra = sound_from_argv(sys.argv[1:])
-    print(json.dumps(asyncio.run(run_fleet(TimeScale(f), n, env_extra=extra)), indent=2))
+    model = model_from_argv(sys.argv[1:])
+    print(json.dumps(asyncio.run(run_fleet(TimeScale(f), n, env_extra=extra, model=model)), indent=2))

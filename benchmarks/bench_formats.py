@@ -1,12 +1,18 @@
 """Formats benchmark: the 4:5, 1:1 and 16:9 versions after the master vs the master's own compose.
 
-    python -m benchmarks.bench_formats [--env prod|dev]
+    python -m benchmarks.bench_formats [--env prod|dev] [--quality DIR]
 
 The master's compose is what the orchestrator spends in ffmpeg for the 9:16 ad: every scene's clip
 normalised (retimed, scaled, captioned, capped for a 10 MiB limit) and the join with the soundtrack.
 The formats' time is `render_formats` for the three others from the same clips and soundtrack.
 Clips are SVD-shaped (25 frames at 7 fps, 576x1024) like bench_composer's; the last scene carries
 the headline and karaoke captions. Target: formats ≤ 1.5 × the master on 2 cores.
+
+`--quality DIR` instead compares the formats as made (x264's quick analysis, formats.QUICK_ANALYSIS)
+with the same formats encoded like the master's clips: ffmpeg CPU, size, and SSIM / PSNR of each
+against a near-lossless encode (CRF 4) of the same format, on the bench's clips and on high-detail
+ones (bench_composer's noisy test pattern); the last scene ends on a brand end card here, and a
+frame at 1 s and the card's last frame of every format and variant are written to DIR to look at.
 """
 
 from __future__ import annotations
@@ -14,15 +20,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import resource
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.bench_composer import _ssim, _svd_like_clip
 from pipeline.audio_mix import AUDIO_BITRATE
+from pipeline.brand import BrandKit
 from pipeline.composer import Composer, target_bitrate
 from pipeline.config import EnvProfile
+from pipeline.end_card import end_card_seconds
+from pipeline.ffmpeg import run_ffmpeg
 from pipeline.formats import FORMATS, SceneSource, render_formats
 from pipeline.speech_timing import proportional_word_timings
 from tests.emulators import media
@@ -117,15 +128,91 @@ def print_formats(r: dict[str, Any]) -> None:
     ok = "ok" if r["cpu_ratio"] <= TARGET_RATIO else "OVER"
     label = f"ratio (target ≤ {TARGET_RATIO} on 2 cores)"
     print(f"  {label:46} {r['ratio']:6.2f}   {r['cpu_ratio']:6.2f}  {ok}")
+    over = r["cpu_ratio"] / TARGET_RATIO - 1
+    verdict = f"{over:.0%} over the target" if over > 0 else f"{-over:.0%} under the target"
+    print(f"  {'against the target (CPU; wall beside)':46} {r['ratio'] / TARGET_RATIO:6.2f}×  "
+          f"{r['cpu_ratio'] / TARGET_RATIO:6.2f}×  {verdict}")  # fmt: skip
     for key, f in r["formats"].items():
         print(f"  {key:>5}: {f['wall_s']:6.2f} s wall, {f['cpu_s']:6.2f} s CPU, {f['bytes'] / MiB:.2f} MiB"
               f"{'  ' + f['error'] if f['error'] else ''}")  # fmt: skip
 
 
+async def run_quality(env: str, out: Path) -> dict[str, Any]:
+    """The formats with quick analysis and with the master's (see the module's doc), per content."""
+    profile = EnvProfile(env)
+    master = Composer(profile.output_width, profile.output_height)
+    reference = Composer(master.width, master.height, crf=4)
+    await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
+    kit = BrandKit(cta="Order today")
+    rows: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="jant-bench-formats-q-") as tmp:
+        d = Path(tmp)
+        emulator = d / "emulator.mp4"
+        await asyncio.to_thread(emulator.write_bytes, await media.mp4_bytes(576, 1024, 25, 7))
+        for content, clip in (("emulator", emulator), ("detail", await _svd_like_clip(d / "detail.mp4"))):
+            scenes = [
+                SceneSource(s.clip, s.duration, {**s.overlay, "brand": kit,
+                            "end_card_s": end_card_seconds(s.duration) if i == len(SCENES) - 1 else 0.0})
+                for i, s in enumerate(_scenes([clip] * len(SCENES)))
+            ]  # fmt: skip
+            soundtrack = await master.mix_audio([], None, sum(SCENES), d / "soundtrack.m4a")
+            made: dict[str, dict[str, Path]] = {}
+            for variant, composer, quick in (
+                ("ref", reference, False),
+                ("full", master, False),
+                ("quick", master, True),
+            ):
+                vdir = d / f"{content}-{variant}"
+                vdir.mkdir()
+                cpu = _children_cpu()
+                results = await render_formats(composer, vdir / "final.mp4", list(FORMATS), scenes,
+                                               soundtrack=soundtrack, byte_limit=None if variant == "ref" else LIMIT,
+                                               quick_analysis=quick)  # fmt: skip
+                made[variant] = {r.format.key: r.path for r in results if r.path}
+                rows.setdefault(content, {})[f"{variant}_cpu_s"] = round(_children_cpu() - cpu, 2)
+            for key in list(FORMATS)[1:]:
+                row = rows[content].setdefault(key, {})
+                for variant in ("full", "quick"):
+                    path = made[variant][key]
+                    row[variant] = {
+                        "bytes": path.stat().st_size,
+                        "ssim": await _ssim(path, made["ref"][key]),
+                        "psnr": await _psnr(path, made["ref"][key]),
+                    }
+                    for name, at in (("1s", 1.0), ("card", sum(SCENES) - 0.1)):
+                        png = out / f"{content}-{key.replace(':', 'x')}-{variant}-{name}.png"
+                        await run_ffmpeg(["-ss", f"{at}", "-i", str(path), "-frames:v", "1", "-y", str(png)])
+    return {"env": env, "rows": rows, "load_1min": round(os.getloadavg()[0], 1)}
+
+
+async def _psnr(a: Path, ref: Path) -> float:
+    err = await run_ffmpeg(["-i", str(a), "-i", str(ref), "-lavfi", "psnr", "-f", "null", "-"])
+    m = re.search(r"average:([0-9.]+|inf)", err)
+    return round(float(m[1]), 2) if m else float("nan")
+
+
+def print_quality(q: dict[str, Any]) -> None:
+    print(f"formats, quick analysis vs the master's ({q['env']}, load {q['load_1min']}); "
+          "against CRF 4 of the same format:")  # fmt: skip
+    for content, row in q["rows"].items():
+        print(f"  {content}: ffmpeg CPU for all three, full {row['full_cpu_s']:.2f} s, "
+              f"quick {row['quick_cpu_s']:.2f} s "
+              f"({row['quick_cpu_s'] / row['full_cpu_s'] - 1:+.1%})")  # fmt: skip
+        for key in list(FORMATS)[1:]:
+            f, k = row[key]["full"], row[key]["quick"]
+            print(f"    {key:>5}: SSIM {f['ssim']:.4f} → {k['ssim']:.4f}, PSNR {f['psnr']:.2f} → {k['psnr']:.2f} dB, "
+                  f"{f['bytes'] / MiB:.2f} → {k['bytes'] / MiB:.2f} MiB")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_formats", description=__doc__.splitlines()[0])
     parser.add_argument("--env", choices=("prod", "dev"), default="prod", help="output sizes (default prod)")
-    print_formats(asyncio.run(run_formats_bench(parser.parse_args().env)))
+    parser.add_argument("--quality", type=Path, metavar="DIR", help="compare quick and full analysis instead")
+    args = parser.parse_args()
+    if args.quality is not None:
+        print_quality(asyncio.run(run_quality(args.env, args.quality)))
+        return
+    print_formats(asyncio.run(run_formats_bench(args.env)))
 
 
 if __name__ == "__main__":

@@ -16,17 +16,33 @@ from dataclasses import dataclass
 from typing import Any
 
 SDXL, SVD = "stability-ai/sdxl", "stability-ai/stable-video-diffusion"
+WAN = "wan-video/wan-2.2-i2v-fast"  # the registry's `wan-2.2-i2v-fast` (pipeline/video_models.py)
 TTS, MUSIC = "minimax/speech-02-turbo", "stability-ai/stable-audio-2.5"
 SEED_LATENCY_S = (5.0, 15.0)  # SDXL, 20 steps at 640x1136, warm
 CLIP_LATENCY_S = (40.0, 120.0)  # SVD-XT, 25 frames at 576x1024, warm
 # Assumed, not measured (no key here): a MiniMax turbo line of a few words, a 30 s Stable Audio bed.
 VOICE_LATENCY_S = (2.0, 6.0)
 MUSIC_LATENCY_S = (10.0, 30.0)
-LATENCY_S = {SDXL: SEED_LATENCY_S, SVD: CLIP_LATENCY_S, TTS: VOICE_LATENCY_S, MUSIC: MUSIC_LATENCY_S}
+# Assumed, not measured either: Wan's clips take as long as SVD's, so a run with Wan differs from
+# one with SVD only in what the clips are (81 frames of 720x1280 at 16 fps, six scenes of 5 s).
+WAN_LATENCY_S = CLIP_LATENCY_S
+LATENCY_S = {
+    SDXL: SEED_LATENCY_S, SVD: CLIP_LATENCY_S, WAN: WAN_LATENCY_S, TTS: VOICE_LATENCY_S, MUSIC: MUSIC_LATENCY_S,
+}  # fmt: skip
 # `JANT_VOICE`/`JANT_MUSIC` for the runs "with voice and music on" (Replicate's models, the emulator's),
 # and for silent ads: with a Replicate token, `auto` (the default) turns both on.
 SOUND_ENV = {"JANT_VOICE": "replicate", "JANT_MUSIC": "replicate"}
 SILENT_ENV = {"JANT_VOICE": "none", "JANT_MUSIC": "none"}
+
+
+def model_from_argv(argv: list[str]) -> str:
+    """A section's `--model KEY` (a registry entry of MODEL_SCENES); default svd."""
+    if "--model" not in argv:
+        return "svd"
+    key = argv[argv.index("--model") + 1]
+    if key not in MODEL_SCENES:
+        raise SystemExit(f"--model: one of {', '.join(MODEL_SCENES)} (got {key!r})")
+    return key
 
 
 def sound_from_argv(argv: list[str]) -> dict[str, str] | None:
@@ -40,6 +56,10 @@ def sound_from_argv(argv: list[str]) -> dict[str, str] | None:
 
 
 SCENE_DURATIONS = (4.0, 5.0, 6.0, 6.0, 5.0, 4.0)  # 30 s, six scenes
+# A Wan job's storyboard: no scene longer than its 5.06 s clip (the planner is told so), 30 s in all.
+WAN_SCENE_DURATIONS = (5.0,) * 6
+# `JANT_VIDEO_MODEL` per registry entry the benchmarks run, and the scene lengths its storyboard has.
+MODEL_SCENES = {"svd": SCENE_DURATIONS, "wan-2.2-i2v-fast": WAN_SCENE_DURATIONS}
 BEATS = ("hook", "intro", "feature", "feature", "feature", "cta")
 TAKE = re.compile(r"\(take (\d+)\)$")  # "… (take 7)": the n-th teammate's request in a run
 PRODUCT = "Lumen — a smart desk lamp that follows your circadian rhythm, dims at night and charges your phone"
@@ -81,7 +101,7 @@ def typical_job(candidates: int = 200) -> int:
     return ranked[len(ranked) // 2]
 
 
-def storyboard_draft(tag: str = "") -> dict[str, Any]:
+def storyboard_draft(tag: str = "", durations: tuple[float, ...] = SCENE_DURATIONS) -> dict[str, Any]:
     """The planner's (GPT-4o emulator's) answer: six scenes, 30 s."""
     return {
         "title": "Lumen: light that knows the time",
@@ -95,7 +115,7 @@ def storyboard_draft(tag: str = "") -> dict[str, Any]:
                 "voiceover": "Get Lumen today." if beat == "cta" else f"Lumen, scene {i}.",
                 "shows_product": beat in ("intro", "cta"),
             }
-            for i, (beat, duration) in enumerate(zip(BEATS, SCENE_DURATIONS, strict=True), start=1)
+            for i, (beat, duration) in enumerate(zip(BEATS, durations, strict=True), start=1)
         ],
     }
 

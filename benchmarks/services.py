@@ -17,12 +17,14 @@ from typing import Any
 
 from benchmarks.scenario import (
     CREATES_PER_MIN,
+    MODEL_SCENES,
     MUSIC,
     OTHERS_PER_MIN,
     SCENE_DURATIONS,
     SDXL,
     SVD,
     TTS,
+    WAN,
     TimeScale,
     scripted_latency,
     storyboard_draft,
@@ -39,6 +41,7 @@ class Services:
     scale: TimeScale
     replicate: FakeReplicate
     openai: FakeOpenAI
+    model: str = "svd"  # JANT_VIDEO_MODEL of the jobs
 
     def env(self, data_dir: Path, **extra: str) -> dict[str, str]:
         """A child process's environment: real providers pointed at the emulators, time compressed."""
@@ -47,6 +50,7 @@ class Services:
             OPENAI_API_KEY=FakeOpenAI.API_KEY, OPENAI_BASE_URL=self.openai.base_url,
             REPLICATE_API_TOKEN=FakeReplicate.API_TOKEN, REPLICATE_BASE_URL=self.replicate.base_url,
             JANT_ALLOWED_MEDIA_HOSTS="127.0.0.1", JANT_DATA_DIR=str(data_dir), PYTHONPATH=str(REPO),
+            JANT_VIDEO_MODEL=self.model,
             **self.scale.replicate_env(),
         )  # fmt: skip
         env.update(extra)
@@ -74,30 +78,36 @@ class Services:
             "throttled": rep.counts.throttled,
             "peak_in_flight": peak_in_flight(rep),
             "creates": rep.counts.total_creates,
+            "creates_by_model": dict(rep.counts.creates),  # which video model the clips really came from
             "gets": rep.counts.gets,
         }
 
 
 @contextlib.asynccontextmanager
-async def services(scale: TimeScale, *, music: bool = True) -> AsyncIterator[Services]:
+async def services(scale: TimeScale, *, music: bool = True, model: str = "svd") -> AsyncIterator[Services]:
     """Fresh emulators (and so fresh rate-limit windows) for one phase of the benchmark. `music`:
     the emulator's music beds (one per pitch) are encoded before the run, as its SVD output is —
-    that ffmpeg work is Replicate's, not this host's, and would land just as the seeds finish."""
+    that ffmpeg work is Replicate's, not this host's, and would land just as the seeds finish.
+    `model`: the video model's registry key the jobs use (`JANT_VIDEO_MODEL`, set by `env`), which
+    decides the storyboard's scene lengths (scenario.MODEL_SCENES)."""
     await media.mp4_bytes(576, 1024, 25, 7)  # the emulator's SVD output, encoded once
+    if model != "svd":
+        await media.mp4_bytes(720, 1280, 81, 16)  # Wan's at 720p: 81 frames at 16 fps
     if music:
         await asyncio.gather(*(music_mp3(int(sum(SCENE_DURATIONS)), pitch) for pitch in range(12)))
     rep = FakeReplicate(time_factor=scale.factor, rate_window=scale.minute)
-    for model in (SDXL, SVD, TTS, MUSIC):
-        rep.set_latency(model, starting=0.0)  # a warm model: the scripted latency is all of it
+    for ref in (SDXL, SVD, WAN, TTS, MUSIC):
+        rep.set_latency(ref, starting=0.0)  # a warm model: the scripted latency is all of it
+    durations = MODEL_SCENES[model]
     async with FakeOpenAI() as oai, rep:
-        oai.responder = lambda body: storyboard_draft()
+        oai.responder = lambda body: storyboard_draft(durations=durations)
 
         def outcome(model: str, version: str, inp: dict[str, Any]) -> str:
             key = inp.get("seed", inp.get("text"))  # a voice line has no seed: its text keys its latency
             return f"slow:{scale.wall(scripted_latency(model, key)):.4f}"
 
         rep.script_by(outcome)
-        yield Services(scale, rep, oai)
+        yield Services(scale, rep, oai, model)
 
 
 def sound_counts(svc: Services) -> dict[str, int]:

@@ -31,6 +31,13 @@ MASTER_FORMAT = "9:16"
 # Scenes normalised at once per format: ffmpeg already threads, but its libass and decode parts do
 # not, so two at a time keep two cores busy.
 PARALLEL_SCENES = 2
+# The formats come after the master, on the same cores, and nearly all of their time is x264's
+# (2.3 times the master's pixels, every frame of it: the filters are a sixth of a clip's work and
+# decoding the small clip next to nothing). So their clips are encoded with the analysis the
+# master's critical-path clip gets (composer.URGENT_X264_PARAMS: same stream headers, so the joins
+# still stream-copy): about a fifth less x264 CPU for 0.0002-0.0006 SSIM, at the same size
+# (benchmarks/README.md, "Formats").
+QUICK_ANALYSIS = True
 
 
 @dataclass(frozen=True)
@@ -133,17 +140,23 @@ async def render_formats(
     *,
     soundtrack: Path | None,
     byte_limit: int | None,
+    quick_analysis: bool = QUICK_ANALYSIS,
 ) -> list[FormatResult]:
     """Make each requested extra format of the ad at `final` (the master, already written).
 
     Each format is independent: one that fails or cannot fit the limit is reported in its result,
     and any stale file of that format is removed, so an old version is never posted as new.
+
+    `quick_analysis`: x264 spends less on motion analysis (see QUICK_ANALYSIS); False encodes them
+    as the master's clips are (the benchmark compares the two).
     """
     results = []
     for fmt in extra_formats(keys):
         dst = final.with_name(fmt.filename)
         try:
-            made = await _render_one(composer_for(master, fmt), fmt, dst, scenes, soundtrack, byte_limit)
+            made = await _render_one(
+                composer_for(master, fmt), fmt, dst, scenes, soundtrack, byte_limit, quick_analysis
+            )
         except DoesNotFit as exc:
             await asyncio.to_thread(_remove, dst)
             results.append(FormatResult(fmt, None, exc.size, f"it is too big for the upload limit: {exc.user_message}"))
@@ -163,6 +176,7 @@ async def _render_one(
     scenes: Sequence[SceneSource],
     soundtrack: Path | None,
     byte_limit: int | None,
+    quick_analysis: bool,
 ) -> FormatResult:
     total = sum(s.duration for s in scenes)
     max_bitrate = None
@@ -177,8 +191,9 @@ async def _render_one(
         part = dst.with_name(f"{stem}.scene-{i}.mp4")
         async with gate:
             return await composer.normalize_clip(
-                scene.clip, part, scene.duration, max_bitrate=max_bitrate, framing=fmt.framing, **scene.overlay
-            )
+                scene.clip, part, scene.duration, max_bitrate=max_bitrate, framing=fmt.framing,
+                urgent=quick_analysis, **scene.overlay,
+            )  # fmt: skip
 
     parts: list[Path] = []
     try:

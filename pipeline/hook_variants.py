@@ -11,7 +11,6 @@ Pure functions of the job's state; the orchestrator renders (`Orchestrator._hook
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,8 @@ from pipeline.soundtrack import LINE_LEAD_S, spoken_length
 from pipeline.stage_kinds import StageName, hook_kind_name
 
 HOOK_FINAL = "final-hook-{letter}.mp4"
+# How the job's notes about a hook's version begin ("Hook B's version was not made: …").
+HOOK_NOTE_PREFIX = "Hook "
 
 
 def hook_final_name(n: int) -> str:
@@ -112,14 +113,4 @@ def made_hooks(job: Job, directory: Path) -> list[MadeHook]:
         except FileNotFoundError:
             continue
         out.append(MadeHook(letter, path, size, hook_line(scene)))
-    return out
-
-
-def missing_hook_notes(job: Job, letters: Iterable[str]) -> list[str]:
-    """Notes for hooks whose ads were not made, with why."""
-    out = []
-    for letter in letters:
-        n = "ABC".index(letter)
-        why = "hook A's own scene failed" if n == 0 else variant_problem(job, n)
-        out.append(f"Hook {letter}'s version was not made: {why}.")
     return out

@@ -47,7 +47,7 @@ from pipeline.errors import InvalidRequest, JantError, PlannerError
 from pipeline.events import EventBus, EventKind, ProgressEvent, snapshot
 from pipeline.format_choice import choice_problem, formats_on_disk, in_table_order
 from pipeline.formats import FORMATS, FormatResult, SceneSource, extra_formats, not_made_prefix, render_formats
-from pipeline.hook_variants import hook_final_name, variant_job, variant_problem
+from pipeline.hook_variants import HOOK_NOTE_PREFIX, hook_final_name, variant_job, variant_problem
 from pipeline.incidents import is_unexplained, report_unexpected
 from pipeline.job_choices import BRAND_NO_MUSIC_NOTE, NO_MUSIC, job_choices
 from pipeline.limiter import FairLimiter
@@ -105,6 +105,11 @@ from pipeline.voice_choice import check_brand_voice, check_voice_choice
 log = logging.getLogger(__name__)
 
 _PROGRESS_PERSIST_STEP = 10.0  # persist progress every 10 points; events go out on every report
+
+
+def _unlink_all(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -184,6 +189,8 @@ def _ad_waits_only_on(job: Job, index: int) -> bool:
 
 
 OFFLINE_CARD_NOTE = "OFFLINE PREVIEW · drawn locally, not by SDXL/SVD"
+# How the note starts when the extra formats failed all at once (a fault, not one format's limit).
+FORMATS_FAILED = "The other formats were not made"
 
 
 class Orchestrator:
@@ -625,8 +632,22 @@ class Orchestrator:
     async def _formats(self, job: Job, final: Path, audio: Path | None) -> None:
         """The other shapes the request asks for (4:5, 1:1, 16:9), written beside `final` from the same
         clips and soundtrack: no prediction. One that cannot be made is said in the job's notes."""
-        if job.storyboard is None or not extra_formats(job.request.formats):
+        made = await self._make_formats(job, final, audio)
+        if made is None:
             return
+        results, missing = made
+        if missing:
+            await self.store.update(job, notes=[*job.notes, *missing])
+        await self.store.event(job, "formats", detail=", ".join(r.format.key for r in results if r.path))
+
+    async def _make_formats(
+        self, job: Job, final: Path, audio: Path | None
+    ) -> tuple[list[FormatResult], list[str]] | None:
+        """`_formats`' files, and the notes about those not made, without touching the job: a re-render
+        makes them in its scratch folder and records them only once they are installed. None: the
+        request has no other format."""
+        if job.storyboard is None or not extra_formats(job.request.formats):
+            return None
         sources = await self._format_sources(job)
         try:
             results = await render_formats(
@@ -634,39 +655,34 @@ class Orchestrator:
             )
         except Exception:  # the master is made: a fault in the extras must not cost the user the ad
             log.exception("job %s: the extra formats could not be made", job.id)
-            why = "The other formats were not made: an unexpected error (logged); the 9:16 ad is complete."
-            await self.store.update(job, notes=[*job.notes, why])
-            return
-        missing = [f"{not_made_prefix(r.format)}: {r.error}" for r in results if r.error]
-        if missing:
-            await self.store.update(job, notes=[*job.notes, *missing])
-        await self.store.event(job, "formats", detail=", ".join(r.format.key for r in results if r.path))
+            return [], [f"{FORMATS_FAILED}: an unexpected error (logged); the 9:16 ad is complete."]
+        return results, [f"{not_made_prefix(r.format)}: {r.error}" for r in results if r.error]
 
-    async def _hook_variants(self, job: Job, final: Path, cut: Mapping[int, Path]) -> None:
+    async def _hook_variants(self, job: Job, final: Path, cut: Mapping[int, Path]) -> list[str]:
         """The ad again with each alternative hook in scene 1 (`pipeline.hook_variants`), beside
         `final`, which is hook A's (final-hook-A.mp4 is a link to it). `cut` are the scenes' cut files
-        by index. A hook that cannot be made is said in the job's notes; the master is never at risk."""
+        by index. Returns the notes on hooks that could not be made; the master is never at risk."""
         if job.storyboard is None or job.request.hooks < 2 or job.timing is None:
-            return
+            return []
         notes: list[str] = []
         if 1 in cut:
             await asyncio.to_thread(_link_or_copy, final, final.parent / hook_final_name(0))
         else:
-            notes.append(f"Hook A's version was not made: its scene failed, so {final.name} opens on scene 2.")
+            failed = f"its scene failed, so {final.name} opens on scene 2"
+            notes.append(f"{HOOK_NOTE_PREFIX}A's version was not made: {failed}.")
         made = []
         for hook in range(1, len(job.storyboard.alt_hooks) + 1):
             letter = hook_letter(hook)
             if why := variant_problem(job, hook):
-                notes.append(f"Hook {letter}'s version was not made: {why}.")
+                notes.append(f"{HOOK_NOTE_PREFIX}{letter}'s version was not made: {why}.")
                 continue
             try:
                 await self._hook_variant(job, hook, cut, final.parent / hook_final_name(hook))
                 made.append(letter)
             except JantError as exc:
-                notes.append(f"Hook {letter}'s version was not made: {exc.user_message}")
-        if notes:
-            await self.store.update(job, notes=[*job.notes, *notes])
+                notes.append(f"{HOOK_NOTE_PREFIX}{letter}'s version was not made: {exc.user_message}")
         await self.store.event(job, "hooks", detail=", ".join(made) or None)
+        return notes
 
     async def _hook_variant(self, job: Job, hook: int, cut: Mapping[int, Path], dest: Path) -> None:
         """One alternative hook's ad: its scene cut into scene 1's slot, joined with the other scenes'
@@ -975,9 +991,9 @@ class Orchestrator:
             await self._publish(EventKind.JOB_FINISHED, job)
             return
         await self._formats(job, result.path, audio)
-        await self._hook_variants(
-            job, result.path, {s.index: Path(s.normalized_path) for s in done if s.normalized_path}
-        )
+        cut = {s.index: Path(s.normalized_path) for s in done if s.normalized_path}
+        if hook_notes := await self._hook_variants(job, result.path, cut):
+            await self.store.update(job, notes=[*job.notes, *hook_notes])
         status = JobStatus.COMPLETED if not failed else JobStatus.PARTIAL
         error = None
         if failed:
@@ -1102,17 +1118,33 @@ class Orchestrator:
             async def step(what: str) -> None:
                 await self._publish(EventKind.RERENDERING, job, detail=what)
 
-            result, _audio = await self._render(
+            result, audio = await self._render(
                 draft, done, scratch / final_versions.FINAL_NAME, recut_in=scratch, step=step
             )
             recut = [(scratch / f"scene-{s.index}.mp4", directory / f"scene-{s.index}.mp4") for s in done]
+            # The other hooks and formats again, the first run's way, from the re-cut look: made in the
+            # scratch folder and installed with the new final, so a re-render that fails keeps the old set.
+            hook_notes: list[str] = []
             if draft.request.hooks > 1:
                 await step("cutting the other hooks")
-                await self._hook_variants(draft, result.path, {s.index: scratch / f"scene-{s.index}.mp4" for s in done})
+                cut = {s.index: scratch / f"scene-{s.index}.mp4" for s in done}
+                hook_notes = await self._hook_variants(draft, result.path, cut)
+            notes = [n for n in job.notes if not n.startswith(HOOK_NOTE_PREFIX)] + hook_notes
+            stale: list[Path] = []
+            if wanted := extra_formats(job.request.formats):
+                await step("making the other formats")
+                results, missing = await self._make_formats(draft, result.path, audio) or ([], [])
+                made = {r.format.key for r in results if r.path}
+                recut += [(scratch / f.filename, directory / f.filename) for f in wanted if f.key in made]
+                # One not made this time loses its old file (never posted as the new look) and its old note.
+                stale = [directory / f.filename for f in wanted if f.key not in made]
+                old = (FORMATS_FAILED, *(not_made_prefix(f) for f in wanted))
+                notes = [n for n in notes if not n.startswith(old)] + missing
             kept = await asyncio.to_thread(final_versions.install_new_final, directory, result.path, recut)
+            await asyncio.to_thread(_unlink_all, stale)
             await asyncio.to_thread(_move_hook_finals, scratch, directory)
             final = directory / final_versions.FINAL_NAME
-            await self.store.update(job, final_path=str(final), final_bytes=result.bytes, brand=kit)
+            await self.store.update(job, final_path=str(final), final_bytes=result.bytes, brand=kit, notes=notes)
             for s in done:
                 await self.store.set_normalized(job, s.index, str(directory / f"scene-{s.index}.mp4"))
             await self.store.event(job, "rerendered", detail=kept.name if kept else None)
@@ -1162,7 +1194,7 @@ class Orchestrator:
         if not await asyncio.to_thread(final_versions.render_lock_free, self.job_dir(job)):
             raise InvalidRequest(FORMATS_LOCKED.format(job_id=job.id))  # `jant rerender` or `jant formats`
         wanted = in_table_order(keys if keys is not None else (await self.formats_state(job))[1])
-        task = asyncio.create_task(self._make_formats(job, wanted), name=f"formats-{job.id}")
+        task = asyncio.create_task(self._add_formats(job, wanted), name=f"formats-{job.id}")
         self._format_renders[job.id] = task
         task.add_done_callback(functools.partial(self._forget_formats, job.id))
         return task
@@ -1175,7 +1207,7 @@ class Orchestrator:
         if self._format_renders.get(job_id) is task:
             del self._format_renders[job_id]
 
-    async def _make_formats(self, job: Job, keys: tuple[str, ...]) -> list[FormatResult]:
+    async def _add_formats(self, job: Job, keys: tuple[str, ...]) -> list[FormatResult]:
         started = time.monotonic()
         directory = self.job_dir(job)
         # The re-render's lock: a re-render replaces the final and the scene cuts these are made beside.

@@ -118,7 +118,8 @@ class CopyComposer:
                              words: Sequence[WordTiming] | None = None, captions: str = "karaoke",
                              language: str = "en", max_bitrate: int | None = None,
                              urgent: bool = False, brand: BrandKit | None = None, end_card_s: float = 0.0,
-                             cta: str | None = None, card_note: str | None = None) -> Path:  # fmt: skip
+                             cta: str | None = None, card_note: str | None = None,
+                             retime: bool = True) -> Path:  # fmt: skip
         await asyncio.to_thread(shutil.copyfile, src, dst)
         index = scene_of(src)
         self.normalized.append((index, duration))

@@ -13,6 +13,7 @@ final as it was. `jant rerender` does the same from a terminal.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import re
@@ -22,6 +23,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image, ImageChops
@@ -34,7 +36,7 @@ from pipeline.composer import Composer
 from pipeline.config import Settings
 from pipeline.errors import InvalidRequest
 from pipeline.events import EventKind, ProgressEvent
-from pipeline.ffmpeg import run_ffmpeg
+from pipeline.ffmpeg import probe, run_ffmpeg
 from pipeline.models import AdRequest, Job, JobStatus, utcnow
 from pipeline.orchestrator import Orchestrator
 from pipeline.retention import purge_old_media
@@ -70,8 +72,8 @@ class Made:
         return self.directory / "final.mp4"
 
 
-@pytest.fixture
-async def made(fakes: tuple[FakeOpenAI, FakeReplicate], tmp_path: Path) -> AsyncIterator[Made]:
+@contextlib.asynccontextmanager
+async def making(fakes: tuple[FakeOpenAI, FakeReplicate], tmp_path: Path, **request: Any) -> AsyncIterator[Made]:
     """One finished ad, made through the emulators, its voice and music bed included."""
     oai, rep = fakes
     settings = Settings(**service_env(oai, rep, tmp_path / "data"))
@@ -79,7 +81,7 @@ async def made(fakes: tuple[FakeOpenAI, FakeReplicate], tmp_path: Path) -> Async
     providers = build_providers(settings)
     orch = Orchestrator(settings, store, providers, composer=Composer(W, H))
     try:
-        job = await orch.create_job(AdRequest(product=PRODUCT, mood="cinematic"))
+        job = await orch.create_job(AdRequest(product=PRODUCT, mood="cinematic", **request))
         await orch.plan(job)
         job = await asyncio.wait_for(await orch.approve(job), 120)
         assert job.status is JobStatus.COMPLETED, job.error
@@ -91,6 +93,12 @@ async def made(fakes: tuple[FakeOpenAI, FakeReplicate], tmp_path: Path) -> Async
             if hasattr(provider, "aclose"):
                 await provider.aclose()
         await store.close()
+
+
+@pytest.fixture
+async def made(fakes: tuple[FakeOpenAI, FakeReplicate], tmp_path: Path) -> AsyncIterator[Made]:
+    async with making(fakes, tmp_path) as m:
+        yield m
 
 
 def digest(path: Path) -> str:
@@ -337,3 +345,46 @@ async def test_jant_rerender_from_a_terminal(made: Made, tmp_path: Path) -> None
     gone = await asyncio.to_thread(jant, "rerender", job_id, data_dir=data_dir)
     assert gone.returncode == 2
     assert gone.stderr.strip() == "error: " + RERENDER_MEDIA_GONE.format(job_id=job_id).replace("`", "")
+
+
+async def test_a_rerender_makes_the_other_formats_again_in_the_new_look(
+    fakes: tuple[FakeOpenAI, FakeReplicate], tmp_path: Path
+) -> None:
+    red = BrandKit(primary="#c81e1e")
+    async with making(fakes, tmp_path, formats=("9:16", "4:5"), cta="Order today") as made:
+        orch, job, rep = made.orch, made.job, made.rep
+        paid = rep.counts.total_creates
+        four = made.directory / "final-4x5.mp4"
+        old = digest(four)
+
+        async def card_colour() -> tuple[int, int, int]:
+            """The 4:5 end card's colour: its last frame, left of the centred text, mid-height."""
+            info = await probe(four, count_frames=True)
+            assert (info.width, info.height) == (W, round(W * 5 / 4)) and info.frames
+            last = await frame(four, (info.frames - 2) / FPS, tmp_path / f"card-{digest(four)[:8]}.png")
+            r, g, b = last.crop((4, last.height // 2 - 4, 14, last.height // 2 + 4)).resize((1, 1)).getpixel((0, 0))
+            return r, g, b
+
+        assert _near(await card_colour(), (0x11, 0x18, 0x27))  # the default kit's primary
+
+        # Stopped while the formats are made: the old 4:5 stays, whole, beside the old final.
+        task = await orch.start_rerender(job, brand=red)
+        formats_started = asyncio.Event()
+        orch.bus.subscribe(lambda e: formats_started.set() if e.detail == "making the other formats" else None)
+        await asyncio.wait_for(formats_started.wait(), 60)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert digest(four) == old
+        assert sorted(p.name for p in made.directory.glob("final*.mp4")) == ["final-4x5.mp4", "final.mp4"]
+
+        job = await orch.rerender(job, brand=red)
+        assert _near(await card_colour(), (0xC8, 0x1E, 0x1E))  # the new kit's primary, in the 4:5 too
+        assert rep.counts.total_creates == paid  # made again from the clips: not one prediction
+        assert sorted(p.name for p in made.directory.glob("final*.mp4")) == [
+            "final-1.mp4", "final-4x5.mp4", "final.mp4",
+        ]  # fmt: skip
+        assert not (made.directory / final_versions.SCRATCH_NAME).exists()
+
+
+def _near(rgb: tuple[int, int, int], want: tuple[int, int, int], tolerance: int = 14) -> bool:
+    return all(abs(a - b) <= tolerance for a, b in zip(rgb, want, strict=True))

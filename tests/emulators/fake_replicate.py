@@ -1970,7 +1970,13 @@ async def run_i2v(fake: FakeReplicate, p: _Prediction, total: float) -> None:
     if p.outcome == "fail_nsfw":
         fake._fail(p, NSFW_ERROR)
         return
+    t_enc = time.monotonic()
     mp4 = await media.mp4_bytes(out.width, out.height, out.frames, out.fps)
     p.logs += f"Video generated: {out.frames} frames at {out.fps} fps ({out.frames / out.fps:.2f} s)\n"
+    # The rest of the scripted time (writing the video), as SVD's does: a prediction scripted to take
+    # `total` s takes it, or a benchmark's ideal (the scripted latencies) would be a fifth too long.
+    rest = total * 0.2 - (time.monotonic() - t_enc)
+    if rest > 0:
+        await asyncio.sleep(rest)
     p.output = fake._store(p, "output.mp4", mp4, "video/mp4")
     fake._finish(p, "succeeded")
