@@ -263,6 +263,7 @@ async def runtime(fakes: tuple[FakeOpenAI, FakeReplicate], tmp_path: Path) -> As
     env = service_env(*fakes, tmp_path / "data") | {"JANT_CLIP_DEADLINE_S": "30", "JANT_VOICE": "none",
                                                      "JANT_MUSIC": "none"}  # fmt: skip
     rt = await Runtime.open(Settings(**env))
+    rt.orchestrator.composer = Composer(360, 640)  # lengths and frame counts are under test here, not the size
     yield rt
     await rt.close()
 
