@@ -16,7 +16,6 @@ from PIL import Image, ImageChops, ImageFilter, ImageStat
 from pydantic import ValidationError
 
 from pipeline.captions import build_ass, safe_area
-from pipeline.composer import Composer
 from pipeline.config import Settings
 from pipeline.ffmpeg import probe
 from pipeline.formats import FORMATS, formats_problem, parse_formats
@@ -24,13 +23,13 @@ from pipeline.models import AdRequest, JobStatus
 from pipeline.runtime import Runtime
 from tests.emulators.fake_openai import FakeOpenAI
 from tests.emulators.fake_replicate import FakeReplicate
-from tests.service_fakes import SDXL, SVD, service_env
+from tests.service_fakes import SDXL, SMALL_H, SMALL_W, SVD, open_small_runtime, service_env
 
 PRODUCT = "Lumen — a smart desk lamp that follows your circadian rhythm, dims at night and charges your phone"
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 # The master is composed at 360x640 (a small 9:16: the CLI tests make the profile's 720x1280), so its
 # 16:9 is 640x360.
-W, H = 360, 640
+W, H = SMALL_W, SMALL_H
 WIDE_W, WIDE_H = 640, 360
 
 
@@ -80,8 +79,7 @@ def _detail(img: Image.Image) -> float:
 
 @pytest.fixture
 async def runtime(fakes: tuple[FakeOpenAI, FakeReplicate], tmp_path: Path):  # type: ignore[no-untyped-def]
-    rt = await Runtime.open(Settings(**service_env(*fakes, tmp_path / "data")))
-    rt.orchestrator.composer = Composer(W, H)
+    rt = await open_small_runtime(Settings(**service_env(*fakes, tmp_path / "data")))
     yield rt
     await rt.close()
     for provider in (rt.providers.planner, rt.providers.images, rt.providers.video):
