@@ -14,8 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-import openai
-
 from pipeline.config import Settings
 from pipeline.video_models import VIDEO_MODELS, VideoModel
 
@@ -122,6 +120,10 @@ async def check_model_lifetimes(
     known = registry_lifetimes(settings, today=today, registry=registry)
     if settings.openai.api_key is None or settings.media.offline:
         return LifetimeReport(models=tuple(known))
+    # Imported only with a key: the library takes most of a second to import, which every
+    # `jant doctor` without one would pay for nothing.
+    import openai
+
     client = openai.AsyncOpenAI(
         api_key=settings.openai.api_key.get_secret_value(),
         base_url=settings.openai.base_url,

@@ -1,4 +1,22 @@
-"""Shared fixtures. Nothing here reaches the internet: real providers only ever see local emulators."""
+"""Shared fixtures. Nothing here reaches the internet: real providers only ever see local emulators.
+
+Made ads, shared by the whole session (`tests/made_ads.py`): an offline ad costs ~20 CPU-seconds,
+so a test that only looks at an ad asks for one of these instead of making its own. Each is made
+by `jant makead` the first time a test asks for it, once per session even with pytest-xdist, and is
+read-only: a test that re-renders, purges or adds a job makes its own (`made_ads.run_recipe`).
+The first test to ask pays for making it, so give it `@pytest.mark.timeout(AD_TIMEOUT_S)`.
+
+    first_ad       a new user's first ad: `.env` copied from `.env.example`, then `jant makead PRODUCT
+                   --mood cinematic --cta "Order at lumen.example" --yes --formats 9:16,16:9`; offline,
+                   with the offline voice (when jant[voice] is installed) and music bed, and a 16:9.
+    voice_only_ad  SPOKEN_PRODUCT with JANT_MUSIC=none
+    music_only_ad  SPOKEN_PRODUCT with JANT_VOICE=none
+    silent_ad      SPOKEN_PRODUCT with JANT_VOICE=none and JANT_MUSIC=none
+    french_ad      FRENCH_PRODUCT (the offline voice speaks English only: captions and music)
+
+Each is a `MadeAd`: `.result` (the CompletedProcess), `.job` and `.stages` (database rows), `.final`,
+`.job_dir`, `.data_dir`, `.notes`, `.timing`, `.voices()`, `.scene_window(n)`.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +30,7 @@ from pipeline.config import Settings
 from tests.emulators import media
 from tests.emulators.fake_openai import FakeOpenAI
 from tests.emulators.fake_replicate import FakeReplicate
+from tests.made_ads import FIRST_AD, FRENCH_AD, MUSIC_ONLY_AD, SILENT_AD, VOICE_ONLY_AD, MadeAd, made_ad
 from tests.service_fakes import draft
 
 _SERVICE_ENV = (
@@ -42,6 +61,31 @@ async def fakes() -> AsyncIterator[tuple[FakeOpenAI, FakeReplicate]]:
     async with FakeOpenAI() as oai, FakeReplicate(time_factor=0.1) as rep:
         oai.responder = lambda body: draft()
         yield oai, rep
+
+
+@pytest.fixture(scope="session")
+def first_ad(tmp_path_factory: pytest.TempPathFactory) -> MadeAd:
+    return made_ad(tmp_path_factory, FIRST_AD)
+
+
+@pytest.fixture(scope="session")
+def voice_only_ad(tmp_path_factory: pytest.TempPathFactory) -> MadeAd:
+    return made_ad(tmp_path_factory, VOICE_ONLY_AD)
+
+
+@pytest.fixture(scope="session")
+def music_only_ad(tmp_path_factory: pytest.TempPathFactory) -> MadeAd:
+    return made_ad(tmp_path_factory, MUSIC_ONLY_AD)
+
+
+@pytest.fixture(scope="session")
+def silent_ad(tmp_path_factory: pytest.TempPathFactory) -> MadeAd:
+    return made_ad(tmp_path_factory, SILENT_AD)
+
+
+@pytest.fixture(scope="session")
+def french_ad(tmp_path_factory: pytest.TempPathFactory) -> MadeAd:
+    return made_ad(tmp_path_factory, FRENCH_AD)
 
 
 @pytest.fixture

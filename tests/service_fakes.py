@@ -1,15 +1,29 @@
-"""The OpenAI and Replicate emulators as Jant sees them: a storyboard the fake GPT-4o writes, and the
-environment that points the real `openai` and `replicate` clients (and the media downloader) at them."""
+"""The OpenAI and Replicate emulators as Jant sees them: a storyboard the fake GPT-4o writes, the
+environment that points the real `openai` and `replicate` clients (and the media downloader) at them,
+and a runtime that composes small (`open_small_runtime`) for tests that do not look at the ad's size."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from pipeline.composer import Composer
+from pipeline.config import Settings
+from pipeline.runtime import Runtime
 from tests.emulators.fake_openai import FakeOpenAI
 from tests.emulators.fake_replicate import FakeReplicate
 
 SDXL, SVD = "stability-ai/sdxl", "stability-ai/stable-video-diffusion"
+# A small 9:16 for tests that do not look at the ad's size: a quarter of the dev profile's pixels to
+# encode. The CLI tests (tests/made_ads.py) make the profile's own 720x1280.
+SMALL_W, SMALL_H = 360, 640
+
+
+async def open_small_runtime(settings: Settings) -> Runtime:
+    """`Runtime.open`, its orchestrator composing with the real composer at SMALL_W x SMALL_H."""
+    rt = await Runtime.open(settings)
+    rt.orchestrator.composer = Composer(SMALL_W, SMALL_H)
+    return rt
 
 
 def draft(durations: tuple[float, ...] = (4, 6, 7, 7, 6)) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 makes a final.mp4 with one H.264 and one AAC stream, mastered loudness, speech in every scene, each
 line ending before its scene's cut — and, with voice or music turned off, says what is missing.
 
-Each ad is made once per variant (module-scoped) and shared by the assertions on it.
+Each ad is made once per session (tests/conftest.py: first_ad, voice_only_ad, music_only_ad,
+silent_ad, french_ad) and shared by the assertions on it; the spoken one is a new user's first ad.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ import json
 import re
 import sqlite3
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from PIL import Image
@@ -21,51 +20,10 @@ from PIL import Image
 from pipeline.ffmpeg import ffmpeg_exe
 from pipeline.providers.offline_voice import piper_installed
 from pipeline.soundtrack import LINE_LEAD_S
+from tests.made_ads import AD_TIMEOUT_S, SPOKEN_PRODUCT, MadeAd
 from tests.test_cli import jant
 
-PRODUCT = "Lumen, a smart desk lamp that follows your circadian rhythm and dims itself at night"
-FRENCH = "Lumen, une lampe de bureau intelligente qui suit votre rythme circadien et baisse sa lumière le soir"
-AD_TIMEOUT_S = 300  # one offline ad is ~35 s alone; the machine is shared
-
 needs_voice = pytest.mark.skipif(not piper_installed(), reason="the offline voice (jant[voice]) is not installed")
-
-
-@dataclass
-class MadeAd:
-    result: subprocess.CompletedProcess[str]
-    job: dict[str, Any]
-    stages: list[dict[str, Any]]
-    final: Path
-
-    @property
-    def notes(self) -> list[str]:
-        return list(json.loads(self.job["notes_json"]))
-
-    @property
-    def timing(self) -> dict[str, Any]:
-        return dict(json.loads(self.job["timing_json"]))
-
-    def voices(self) -> dict[int, dict[str, Any]]:
-        return {s["scene_index"]: s for s in self.stages if s["stage"] == "voice"}
-
-    def scene_window(self, index: int) -> tuple[float, float]:
-        durations = self.timing["durations"]
-        start = sum(durations[: index - 1])
-        return start, start + durations[index - 1]
-
-
-def make_ad(tmp: Path, product: str, **env: str) -> MadeAd:
-    data = tmp / "data"
-    result = jant("makead", product, "--yes", cwd=tmp, timeout=AD_TIMEOUT_S,
-                  env={"JANT_DATA_DIR": str(data), "JANT_OFFLINE": "1", "JANT_ENV": "dev", **env})  # fmt: skip
-    assert result.returncode == 0, result.stderr + result.stdout
-    job_id = re.search(r"Job (\w{8}) completed", result.stdout)
-    assert job_id is not None, result.stdout
-    with sqlite3.connect(data / "jant.db") as conn:
-        conn.row_factory = sqlite3.Row
-        job = dict(conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id.group(1),)).fetchone())
-        stages = [dict(r) for r in conn.execute("SELECT * FROM stages WHERE job_id = ?", (job_id.group(1),))]
-    return MadeAd(result, job, stages, Path(job["final_path"]))
 
 
 def _ffmpeg(*args: str) -> str:
@@ -106,51 +64,26 @@ def duration_s(path: Path) -> float:
     return int(h) * 3600 + int(m) * 60 + float(s)
 
 
-@pytest.fixture(scope="module")
-def spoken_ad(tmp_path_factory: pytest.TempPathFactory) -> MadeAd:
-    return make_ad(tmp_path_factory.mktemp("spoken"), PRODUCT)
-
-
-@pytest.fixture(scope="module")
-def voice_only_ad(tmp_path_factory: pytest.TempPathFactory) -> MadeAd:
-    return make_ad(tmp_path_factory.mktemp("voice-only"), PRODUCT, JANT_MUSIC="none")
-
-
-@pytest.fixture(scope="module")
-def music_only_ad(tmp_path_factory: pytest.TempPathFactory) -> MadeAd:
-    return make_ad(tmp_path_factory.mktemp("music-only"), PRODUCT, JANT_VOICE="none")
-
-
-@pytest.fixture(scope="module")
-def silent_ad(tmp_path_factory: pytest.TempPathFactory) -> MadeAd:
-    return make_ad(tmp_path_factory.mktemp("silent"), PRODUCT, JANT_VOICE="none", JANT_MUSIC="none")
-
-
-@pytest.fixture(scope="module")
-def french_ad(tmp_path_factory: pytest.TempPathFactory) -> MadeAd:
-    return make_ad(tmp_path_factory.mktemp("french"), FRENCH)
-
-
 @needs_voice
 @pytest.mark.timeout(AD_TIMEOUT_S)
-def test_the_offline_ad_has_one_video_and_one_aac_stream_30_s_at_minus_14_lufs(spoken_ad: MadeAd) -> None:
-    assert streams(spoken_ad.final) == [("Video", "h264"), ("Audio", "aac")]
-    assert 29.0 <= duration_s(spoken_ad.final) <= 31.0
-    integrated, peak = loudness(spoken_ad.final)
+def test_the_offline_ad_has_one_video_and_one_aac_stream_30_s_at_minus_14_lufs(first_ad: MadeAd) -> None:
+    assert streams(first_ad.final) == [("Video", "h264"), ("Audio", "aac")]
+    assert 29.0 <= duration_s(first_ad.final) <= 31.0
+    integrated, peak = loudness(first_ad.final)
     assert abs(integrated - -14.0) <= 1.0, integrated
     assert peak <= -1.0, peak
-    assert spoken_ad.notes == []  # nothing is missing
-    assert len(spoken_ad.voices()) == len(spoken_ad.timing["durations"])
-    assert all(v["status"] == "done" and v["duration"] > 0.5 for v in spoken_ad.voices().values())
+    assert first_ad.notes == []  # nothing is missing
+    assert len(first_ad.voices()) == len(first_ad.timing["durations"])
+    assert all(v["status"] == "done" and v["duration"] > 0.5 for v in first_ad.voices().values())
 
 
 @needs_voice
 @pytest.mark.timeout(AD_TIMEOUT_S)
-def test_each_line_ends_before_its_scene_does(spoken_ad: MadeAd) -> None:
-    timing = spoken_ad.timing
+def test_each_line_ends_before_its_scene_does(first_ad: MadeAd) -> None:
+    timing = first_ad.timing
     assert 29.0 <= sum(timing["durations"]) <= 31.0
-    for index, voice in spoken_ad.voices().items():
-        start, end = spoken_ad.scene_window(index)
+    for index, voice in first_ad.voices().items():
+        start, end = first_ad.scene_window(index)
         spoken_until = start + LINE_LEAD_S + voice["duration"] / timing["speeds"][index - 1]
         assert spoken_until < end, (index, spoken_until, end)
         # Word timings are stored with the stage, so a restarted job draws the same captions.
@@ -171,15 +104,15 @@ def highlighted_pixels(video: Path, at: float, dest: Path) -> int:
 
 @needs_voice
 @pytest.mark.timeout(AD_TIMEOUT_S)
-def test_the_spoken_word_is_highlighted_when_it_is_said(spoken_ad: MadeAd, tmp_path: Path) -> None:
+def test_the_spoken_word_is_highlighted_when_it_is_said(first_ad: MadeAd, tmp_path: Path) -> None:
     index = 3
-    voice = spoken_ad.voices()[index]
-    start, _ = spoken_ad.scene_window(index)
+    voice = first_ad.voices()[index]
+    start, _ = first_ad.scene_window(index)
     word, begins, ends = json.loads(voice["words_json"])[1]
-    speed = spoken_ad.timing["speeds"][index - 1]
+    speed = first_ad.timing["speeds"][index - 1]
     said_at = start + LINE_LEAD_S + (begins + ends) / 2 / speed
-    lit = highlighted_pixels(spoken_ad.final, said_at, tmp_path / "said.png")
-    before = highlighted_pixels(spoken_ad.final, start + 0.04, tmp_path / "before.png")
+    lit = highlighted_pixels(first_ad.final, said_at, tmp_path / "said.png")
+    before = highlighted_pixels(first_ad.final, start + 0.04, tmp_path / "before.png")
     assert lit > 500 and before < lit / 10, (word, lit, before)
 
 
@@ -235,11 +168,11 @@ def test_a_french_ad_with_the_offline_voice_says_so_once_and_keeps_its_music(fre
 def test_an_unknown_voice_is_refused_before_anything_is_written(tmp_path: Path) -> None:
     data = tmp_path / "data"
     env = {"JANT_DATA_DIR": str(data), "JANT_OFFLINE": "1"}
-    result = jant("makead", PRODUCT, "--voice", "Wise_Woman", "--yes", cwd=tmp_path, env=env)
+    result = jant("makead", SPOKEN_PRODUCT, "--voice", "Wise_Woman", "--yes", cwd=tmp_path, env=env)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "--voice: 'Wise_Woman' is not one of the voices of offline-piper" in result.stderr
     assert "en_US-joe-medium" in result.stderr
     with sqlite3.connect(data / "jant.db") as conn:
         assert conn.execute("SELECT COUNT(*) FROM jobs").fetchone() == (0,)
-    both = jant("makead", PRODUCT, "--voice", "x", "--no-voice", "--yes", cwd=tmp_path, env=env)
+    both = jant("makead", SPOKEN_PRODUCT, "--voice", "x", "--no-voice", "--yes", cwd=tmp_path, env=env)
     assert both.returncode == 2 and "not allowed with argument" in both.stderr

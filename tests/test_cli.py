@@ -1,4 +1,5 @@
-"""The `jant` command line, end to end, offline — what a new user runs first."""
+"""The `jant` command line, end to end, offline — what a new user runs first. The ad itself is
+the session's `first_ad` (tests/conftest.py), which other tests look at too."""
 
 from __future__ import annotations
 
@@ -12,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.ffmpeg import has_faststart, probe
-
-PRODUCT = "Lumen — a smart desk lamp that follows your circadian rhythm, dims itself at night and charges your phone"
+from tests.made_ads import AD_TIMEOUT_S, PRODUCT, MadeAd
 
 
 def jant(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
@@ -32,14 +32,12 @@ def job_rows(data_dir: Path) -> list[tuple[str, str]]:
         return conn.execute("SELECT id, status FROM jobs").fetchall()
 
 
-async def test_makead_offline_makes_a_30_second_vertical_ad(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    result = jant("makead", PRODUCT, "--mood", "cinematic", "--cta", "Order at lumen.example", "--yes",
-                  "--formats", "9:16,16:9", cwd=tmp_path, env={"JANT_DATA_DIR": str(data)})  # fmt: skip
-    assert result.returncode == 0, result.stderr + result.stdout
+@pytest.mark.timeout(AD_TIMEOUT_S)
+async def test_makead_offline_makes_a_30_second_vertical_ad(first_ad: MadeAd) -> None:
+    result, data, job_id, job_dir = first_ad.result, first_ad.data_dir, first_ad.job_id, first_ad.job_dir
+    assert first_ad.result.args[-7:] == ["--mood", "cinematic", "--cta", "Order at lumen.example", "--yes",
+                                         "--formats", "9:16,16:9"]  # fmt: skip
     assert "offline" in result.stderr.lower()  # says loudly that it is a preview
-    job_id = re.search(r"Job (\w{8}) completed", result.stdout).group(1)
-    job_dir = data / "jobs" / job_id
     assert f"jobs/{job_id}/final.mp4" in result.stdout.replace("\n", "")
     final = job_dir / "final.mp4"
     info = await probe(final)
@@ -61,7 +59,7 @@ async def test_makead_offline_makes_a_30_second_vertical_ad(tmp_path: Path) -> N
     assert printed.group(1).endswith(f"{job_id}/final-16x9.mp4") and printed.group(3) == "1280x720"
     assert float(printed.group(2)) == pytest.approx(wide.stat().st_size / 1_048_576, abs=0.06)
 
-    listed = jant("jobs", cwd=tmp_path, env={"JANT_DATA_DIR": str(data)})
+    listed = jant("jobs", cwd=first_ad.cwd, env={"JANT_DATA_DIR": str(data)})
     assert listed.returncode == 0 and job_id in listed.stdout and "completed" in listed.stdout
 
 

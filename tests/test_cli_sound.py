@@ -14,6 +14,7 @@ from pipeline.models import AdRequest, JobStatus, StageStatus
 from pipeline.providers.offline_voice import piper_installed
 from pipeline.providers.replicate_voice import minimax_voices
 from pipeline.runtime import Runtime
+from tests.made_ads import AD_TIMEOUT_S, MadeAd
 from tests.test_cli import PRODUCT, jant
 
 FAKE_TOKEN = "r8_fake_token_for_tests_only"
@@ -140,9 +141,9 @@ def test_makeads_progress_notes_count_the_lines_and_name_what_failed() -> None:
     assert _part_note(music_progress(j), None) == "[red]failed: the music model refused the prompt[/]"
 
 
-def test_makeads_progress_has_a_music_bed_row_that_ends_ready(tmp_path: Path) -> None:
-    result = jant("makead", PRODUCT, "--yes", cwd=tmp_path, env={"JANT_DATA_DIR": str(tmp_path / "data"),
-                  "JANT_VOICE": "none"})  # fmt: skip
+@pytest.mark.timeout(AD_TIMEOUT_S)
+def test_makeads_progress_has_a_music_bed_row_that_ends_ready(music_only_ad: MadeAd) -> None:
+    result = music_only_ad.result  # `jant makead … --yes` with JANT_VOICE=none (tests/conftest.py)
     assert result.returncode == 0, result.stderr + result.stdout
     rows = [line for line in result.stdout.splitlines() if line.startswith("music bed")]
     assert len(rows) == 1 and "100% ready" in rows[0], result.stdout

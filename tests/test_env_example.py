@@ -13,7 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from pipeline.config import SECRET_NAMES, Settings
+from tests.made_ads import AD_TIMEOUT_S, FIRST_AD, MadeAd
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,7 +30,8 @@ def run_jant(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[s
     )  # fmt: skip
 
 
-def test_the_copied_example_runs_doctor_and_makes_an_offline_ad(tmp_path: Path) -> None:
+@pytest.mark.timeout(AD_TIMEOUT_S)
+def test_the_copied_example_runs_doctor_and_makes_an_offline_ad(tmp_path: Path, first_ad: MadeAd) -> None:
     shutil.copy(REPO / ".env.example", tmp_path / ".env")
 
     doctor = run_jant("doctor", cwd=tmp_path)
@@ -39,12 +43,14 @@ def test_the_copied_example_runs_doctor_and_makes_an_offline_ad(tmp_path: Path) 
     assert "offline" in rows["storyboards"] and "offline" in rows["seed images"] and "offline" in rows["clips"]
     assert "OPENAI_API_KEY is empty: storyboards come from the offline planner" in doctor.stdout
 
-    made = run_jant("makead", "Lamp — a desk lamp that charges your phone", "--yes", cwd=tmp_path)
-    assert made.returncode == 0, made.stderr + made.stdout
-    assert "Traceback" not in made.stderr
-    job_id = re.search(r"Job (\w{8}) completed", made.stdout).group(1)
-    assert (tmp_path / "data" / "jobs" / job_id / "final.mp4").stat().st_size > 0  # JANT_DATA_DIR=./data
-    assert "offline" in made.stderr.lower() and "This is an offline preview" in made.stdout
+    # `jant makead` beside the same copy, with nothing else set: the session's first ad is made so.
+    made = first_ad
+    assert (made.cwd / ".env").read_bytes() == (REPO / ".env.example").read_bytes()
+    assert FIRST_AD.dotenv and FIRST_AD.env == {}  # no setting but the copied file's (made_ads.clean_env)
+    assert made.result.returncode == 0, made.result.stderr + made.result.stdout
+    assert "Traceback" not in made.result.stderr
+    assert (made.cwd / "data" / "jobs" / made.job_id / "final.mp4").stat().st_size > 0  # JANT_DATA_DIR=./data
+    assert "offline" in made.result.stderr.lower() and "This is an offline preview" in made.result.stdout
 
 
 def test_blank_and_whitespace_keys_count_as_not_set_and_are_reported(tmp_path: Path) -> None:

@@ -23,10 +23,14 @@ from pipeline.models import AdRequest, JobStatus
 from pipeline.runtime import Runtime
 from tests.emulators.fake_openai import FakeOpenAI
 from tests.emulators.fake_replicate import FakeReplicate
-from tests.service_fakes import SDXL, SVD, service_env
+from tests.service_fakes import SDXL, SMALL_H, SMALL_W, SVD, open_small_runtime, service_env
 
 PRODUCT = "Lumen — a smart desk lamp that follows your circadian rhythm, dims at night and charges your phone"
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+# The master is composed at 360x640 (a small 9:16: the CLI tests make the profile's 720x1280), so its
+# 16:9 is 640x360.
+W, H = SMALL_W, SMALL_H
+WIDE_W, WIDE_H = 640, 360
 
 
 def test_formats_are_checked_with_a_specific_message() -> None:
@@ -75,7 +79,7 @@ def _detail(img: Image.Image) -> float:
 
 @pytest.fixture
 async def runtime(fakes: tuple[FakeOpenAI, FakeReplicate], tmp_path: Path):  # type: ignore[no-untyped-def]
-    rt = await Runtime.open(Settings(**service_env(*fakes, tmp_path / "data")))
+    rt = await open_small_runtime(Settings(**service_env(*fakes, tmp_path / "data")))
     yield rt
     await rt.close()
     for provider in (rt.providers.planner, rt.providers.images, rt.providers.video):
@@ -95,9 +99,9 @@ async def test_one_job_gives_four_formats_with_no_extra_prediction(
 
     final = Path(job.final_path or "")
     master = await probe(final, count_frames=True)
-    assert (master.width, master.height) == (720, 1280)
+    assert (master.width, master.height) == (W, H)
     master_s = master.frames / master.fps  # type: ignore[operator]
-    expected = {"final-4x5.mp4": (720, 900), "final-1x1.mp4": (720, 720), "final-16x9.mp4": (1280, 720)}
+    expected = {"final-4x5.mp4": (360, 450), "final-1x1.mp4": (360, 360), "final-16x9.mp4": (WIDE_W, WIDE_H)}
     for name, size in expected.items():
         path = final.with_name(name)
         info = await probe(path, count_frames=True)
@@ -118,16 +122,19 @@ async def test_one_job_gives_four_formats_with_no_extra_prediction(
 
     # The 16:9: the whole 9:16 picture in the middle, a blurred fill (varied, but without edges) on each side.
     wide = _frame(final.with_name("final-16x9.mp4"), 2.0, tmp_path / "wide.png")
-    picture_w = round(720 * 9 / 16)
-    left_edge = (1280 - picture_w) // 2
-    left = wide.crop((0, 0, left_edge - 8, 560))  # above the captions
-    right = wide.crop((left_edge + picture_w + 8, 0, 1280, 560))
-    middle = wide.crop((left_edge + 8, 0, left_edge + picture_w - 8, 560))
+    picture_w = round(WIDE_H * 9 / 16)
+    left_edge = (WIDE_W - picture_w) // 2
+    above_captions = WIDE_H * 7 // 9  # measured here: the sides' detail 0.28x the middle's (0.32x at 1280x720)
+    left = wide.crop((0, 0, left_edge - 8, above_captions))
+    right = wide.crop((left_edge + picture_w + 8, 0, WIDE_W, above_captions))
+    middle = wide.crop((left_edge + 8, 0, left_edge + picture_w - 8, above_captions))
     portrait = _frame(final, 2.0, tmp_path / "master.png")
     for side in (left, right):
         assert ImageStat.Stat(side).stddev[0] > 4  # a picture, not a flat bar
         assert _detail(side) < _detail(middle) / 3
     # The middle is the master's picture, whole and scaled (compared above any text: the top third).
-    master_top = portrait.resize((picture_w, 720), Image.Resampling.BILINEAR).crop((8, 0, picture_w - 8, 240))
-    wide_top = middle.crop((0, 0, middle.width, 240))
+    master_top = portrait.resize((picture_w, WIDE_H), Image.Resampling.BILINEAR).crop(
+        (8, 0, picture_w - 8, WIDE_H // 3)
+    )
+    wide_top = middle.crop((0, 0, middle.width, WIDE_H // 3))
     assert ImageStat.Stat(ImageChops.difference(master_top, wide_top)).mean[0] < 10

@@ -41,7 +41,7 @@ from pipeline.stage_kinds import PHOTO_SEED
 from pipeline.uploaded_images import MIB
 from tests.emulators.fake_openai import FakeOpenAI
 from tests.emulators.fake_replicate import SVD_VERSION, FakeReplicate
-from tests.service_fakes import SDXL, SVD, service_env
+from tests.service_fakes import SDXL, SVD, open_small_runtime, service_env
 
 PRODUCT = "Lumen — a smart desk lamp that follows your circadian rhythm, dims at night and charges your phone"
 REPO = Path(__file__).resolve().parents[1]
@@ -131,7 +131,7 @@ def assert_fitted_with_blurred_fill(frame: Image.Image) -> None:
 @pytest.fixture
 async def runtime(fakes: tuple[FakeOpenAI, FakeReplicate], tmp_path: Path) -> AsyncIterator[Runtime]:
     settings = Settings(**service_env(*fakes, tmp_path / "data"))
-    rt = await Runtime.open(settings)
+    rt = await open_small_runtime(settings)  # the seeds and the clips' inputs are under test, not the ad's size
     yield rt
     await rt.close()
 
@@ -210,7 +210,7 @@ async def test_a_restart_keeps_the_photo_seeds_and_paints_nothing_more(
     await first.close()  # a shutdown: the job stays running, its predictions are left to poll
 
     rep.script_by(None)  # after the restart the hung clips time out and are made again
-    second = await Runtime.open(settings)
+    second = await open_small_runtime(settings)
     try:
         (task,) = await second.orchestrator.resume_all()
         job = await asyncio.wait_for(task, 60)

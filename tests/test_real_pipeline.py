@@ -1,5 +1,6 @@
 """The real provider path end to end: orchestrator → GPT-4o planner → SDXL → SVD → composer → final.mp4,
-with the real `openai` and `replicate` clients talking to the local emulators.
+with the real `openai` and `replicate` clients talking to the local emulators (the composer at a
+small 9:16; `jant makead --yes` makes the profile's size).
 
 Stories: Replicate throttles a create, errors on polls and leaves one clip hanging, and the ad
 still arrives, with one paid create per scene per attempt and the GPU time booked; a seed the
@@ -23,7 +24,7 @@ from pipeline.runtime import Runtime
 from tests.emulators import media
 from tests.emulators.fake_openai import FakeOpenAI
 from tests.emulators.fake_replicate import SDXL_VERSION, SVD_VERSION, FakeReplicate
-from tests.service_fakes import SDXL, SVD, service_env
+from tests.service_fakes import SDXL, SVD, open_small_runtime, service_env
 
 PRODUCT = "Lumen — a smart desk lamp that follows your circadian rhythm, dims at night and charges your phone"
 REPO = Path(__file__).resolve().parents[1]
@@ -32,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture
 async def runtime(fakes: tuple[FakeOpenAI, FakeReplicate], tmp_path: Path) -> AsyncIterator[Runtime]:
     settings = Settings(**service_env(*fakes, tmp_path / "data"))
-    rt = await Runtime.open(settings)
+    rt = await open_small_runtime(settings)
     assert rt.providers.notices == [] and not rt.providers.offline
     yield rt
     await _close(rt)
@@ -186,7 +187,7 @@ async def test_a_restart_resumes_polling_instead_of_paying_again(
     oai, rep = fakes
     rep.set_latency(SVD, processing=15.0)  # ≈1.5 s per clip: the bot restarts while they run
     settings = Settings(**service_env(oai, rep, tmp_path / "data"))
-    first = await Runtime.open(settings)
+    first = await open_small_runtime(settings)
     job = await first.orchestrator.create_job(AdRequest(product=PRODUCT, mood="minimal"))
     await first.orchestrator.plan(job)
     await first.orchestrator.approve(job)
@@ -195,7 +196,7 @@ async def test_a_restart_resumes_polling_instead_of_paying_again(
     assert _svd_ids(rep, "processing") == _svd_ids(rep) and rep.counts.cancels == 0
     creates_before = rep.counts.total_creates
 
-    second = await Runtime.open(settings)
+    second = await open_small_runtime(settings)
     try:
         (task,) = await second.orchestrator.resume_all()
         done = await asyncio.wait_for(task, 60)

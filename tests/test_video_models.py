@@ -34,7 +34,7 @@ from pipeline.video_scenes import fit_to_clip_length
 from tests.emulators import media
 from tests.emulators.fake_openai import FakeOpenAI
 from tests.emulators.fake_replicate import SVD_VERSION, WAN_REF, FakeReplicate
-from tests.service_fakes import SDXL, service_env
+from tests.service_fakes import SDXL, open_small_runtime, service_env
 from tests.test_openai_planner import draft
 
 PRODUCT = "Lumen — a smart desk lamp that follows your circadian rhythm, dims at night and charges your phone"
@@ -262,7 +262,7 @@ async def fakes() -> AsyncIterator[tuple[FakeOpenAI, FakeReplicate]]:
 async def runtime(fakes: tuple[FakeOpenAI, FakeReplicate], tmp_path: Path) -> AsyncIterator[Runtime]:
     env = service_env(*fakes, tmp_path / "data") | {"JANT_CLIP_DEADLINE_S": "30", "JANT_VOICE": "none",
                                                      "JANT_MUSIC": "none"}  # fmt: skip
-    rt = await Runtime.open(Settings(**env))
+    rt = await open_small_runtime(Settings(**env))  # lengths and frame counts are under test here, not the size
     yield rt
     await rt.close()
 
