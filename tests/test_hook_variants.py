@@ -32,7 +32,7 @@ from tests.bot_harness import eventually, running_team
 from tests.emulators.discord_server import DiscordEmulator
 from tests.emulators.fake_openai import FakeOpenAI
 from tests.emulators.fake_replicate import SDXL_VERSION, FakeReplicate
-from tests.service_fakes import SDXL, SVD, draft, service_env
+from tests.service_fakes import SDXL, SVD, draft, open_small_runtime, service_env
 from tests.test_captions import frame_at
 
 pytest_plugins = ["tests.conftest_discord"]
@@ -59,7 +59,8 @@ def answer(body: dict[str, Any], alternatives: int | None = None) -> dict[str, A
 async def runtime(fakes: tuple[FakeOpenAI, FakeReplicate], tmp_path: Path) -> AsyncIterator[Runtime]:
     oai, _ = fakes
     oai.responder = answer
-    rt = await Runtime.open(Settings(**service_env(*fakes, tmp_path / "data"), JANT_ENV="dev"))
+    # The hooks' frames and sound are compared with each other: a small 9:16 shows it as well.
+    rt = await open_small_runtime(Settings(**service_env(*fakes, tmp_path / "data"), JANT_ENV="dev"))
     yield rt
     await rt.close()
 
