@@ -39,12 +39,16 @@ def alt_hook_stages(job: Job, hook: int) -> dict[str, StageState]:
 
 def variant_problem(job: Job, hook: int) -> str | None:
     """Why alternative hook `hook`'s ad cannot be cut (its clip did not make it), None when it can."""
-    clip = alt_hook_stages(job, hook).get(StageName.CLIP)
+    stages = alt_hook_stages(job, hook)
+    seed, clip = stages.get(StageName.SEED), stages.get(StageName.CLIP)
     if clip is None:
         return "it was not planned"
     if clip.status is StageStatus.DONE and clip.path:
         return None
-    return clip.error or f"its clip is {clip.status.value}"
+    # A clip skipped because its seed failed: the seed's reason is the one the team can act on.
+    if seed is not None and seed.status is StageStatus.FAILED and seed.error:
+        return seed.error.rstrip(".")
+    return (clip.error or f"its clip is {clip.status.value}").rstrip(".")
 
 
 def variant_timing(master: SceneTiming, line_s: float | None, letter: str) -> SceneTiming:

@@ -670,17 +670,26 @@ class Orchestrator:
         else:
             failed = f"its scene failed, so {final.name} opens on scene 2"
             notes.append(f"{HOOK_NOTE_PREFIX}A's version was not made: {failed}.")
+        hooks = range(1, len(job.storyboard.alt_hooks) + 1)
+        problems = {hook: variant_problem(job, hook) for hook in hooks}
+        makeable = [hook for hook in hooks if problems[hook] is None]
+        # Side by side: each is mostly its own mix (one ffmpeg thread), so two use both cores.
+        outcomes = await asyncio.gather(
+            *(self._hook_variant(job, hook, cut, final.parent / hook_final_name(hook)) for hook in makeable),
+            return_exceptions=True,
+        )
+        outcome_of = dict(zip(makeable, outcomes, strict=True))
         made = []
-        for hook in range(1, len(job.storyboard.alt_hooks) + 1):
-            letter = hook_letter(hook)
-            if why := variant_problem(job, hook):
-                notes.append(f"{HOOK_NOTE_PREFIX}{letter}'s version was not made: {why}.")
-                continue
-            try:
-                await self._hook_variant(job, hook, cut, final.parent / hook_final_name(hook))
+        for hook in hooks:
+            letter, outcome = hook_letter(hook), outcome_of.get(hook)
+            if problems[hook] is not None:
+                notes.append(f"{HOOK_NOTE_PREFIX}{letter}'s version was not made: {problems[hook]}.")
+            elif isinstance(outcome, JantError):
+                notes.append(f"{HOOK_NOTE_PREFIX}{letter}'s version was not made: {outcome.user_message}")
+            elif isinstance(outcome, BaseException):  # not ours to explain: the job's crash handling reports it
+                raise outcome
+            else:
                 made.append(letter)
-            except JantError as exc:
-                notes.append(f"{HOOK_NOTE_PREFIX}{letter}'s version was not made: {exc.user_message}")
         await self.store.event(job, "hooks", detail=", ".join(made) or None)
         return notes
 

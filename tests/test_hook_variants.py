@@ -285,3 +285,22 @@ async def test_the_status_message_shows_each_other_hooks_state(tmp_path: Path) -
     plain = Job(request=AdRequest(product=PRODUCT), storyboard=board, status=JobStatus.RUNNING)
     plain.scenes = fresh_scene_states(plain.id, board)
     assert "other hooks" not in (render_status(plain, datetime.now(UTC)).embed.description or "")
+
+
+async def test_a_hook_whose_seed_is_refused_is_named_and_the_others_still_arrive(
+    fakes: tuple[FakeOpenAI, FakeReplicate], runtime: Runtime
+) -> None:
+    _, rep = fakes
+    rep.script_by(lambda model, version, inp: "fail_nsfw" if "HOOK-B " in inp.get("prompt", "") else None)
+    orch = runtime.orchestrator
+    job = await orch.create_job(AdRequest(product=PRODUCT, hooks=3))
+    await orch.plan(job)
+    job = await asyncio.wait_for(await orch.approve(job), 240)
+    # The master is whole: a failed alternative costs only its own version.
+    assert job.status is JobStatus.COMPLETED, job.error
+    [note] = [n for n in job.notes if n.startswith("Hook B")]
+    assert note.startswith("Hook B's version was not made: ") and "safety checker" in note, note
+    directory = Path(job.final_path or "").parent
+    assert sorted(p.name for p in directory.glob("final-hook-*.mp4")) == ["final-hook-A.mp4", "final-hook-C.mp4"]
+    n = len(job.scenes)
+    assert rep.counts.creates[SDXL] == n + 2 and rep.counts.creates[SVD] == n + 1  # no clip for hook B
