@@ -7,8 +7,9 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -36,6 +37,7 @@ from pipeline.language import language_name, lines_language_note
 from pipeline.logo_file import usable_logo
 from pipeline.models import AdRequest, Job, JobStatus, SceneState, StageState, StageStatus, hook_letter
 from pipeline.moods import Mood
+from pipeline.orchestrator import Orchestrator
 from pipeline.product_photo import check_photo_file, store_photo
 from pipeline.providers.base import StageProvider, StoryboardPlanner
 from pipeline.runtime import Runtime
@@ -44,6 +46,10 @@ from pipeline.uploaded_images import CheckedImage, UploadedImageError
 from pipeline.video_models import VIDEO_MODEL_KEYS, video_model
 from pipeline.voice_choice import check_brand_voice
 
+if TYPE_CHECKING:
+    from pipeline.orchestrator import Orchestrator
+
+T = TypeVar("T")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 # soft_wrap: a line is one line (a terminal wraps it itself; a log or a pipe must not get it cut in two).
@@ -603,22 +609,8 @@ async def rerender(settings: Settings, job_id: str, brand_file: Path | None) -> 
         orch = runtime.orchestrator
         if why := await orch.rerender_problem(job):
             raise UsageError(why.replace("`", ""))
-        progress = Progress(TextColumn("{task.description}"), TextColumn("{task.fields[note]}"),
-                            TimeElapsedColumn(), console=console)  # fmt: skip
-        row = progress.add_task(f"Re-rendering job {job.id}", total=None, note="starting")
-
-        wanted = job.id
-
-        def on_event(event: ProgressEvent) -> None:
-            if event.job_id == wanted and event.kind is EventKind.RERENDERING and event.detail:
-                progress.update(row, note=event.detail)
-
-        unsubscribe = orch.bus.subscribe(on_event)
-        try:
-            with Live(progress, console=console, refresh_per_second=8, transient=True):
-                job = await orch.rerender(job, brand=brand)
-        finally:
-            unsubscribe()
+        title = f"Re-rendering job {job.id}"
+        job = await _following(orch, job.id, EventKind.RERENDERING, title, orch.rerender(job, brand=brand))
         events = await runtime.store.events(job.id)
         kept = next((e["detail"] for e in reversed(events) if e["kind"] == "rerendered"), None)
         console.print(f"final: {job.final_path}  ({(job.final_bytes or 0) / 1_048_576:.1f} MiB)")
@@ -627,6 +619,25 @@ async def rerender(settings: Settings, job_id: str, brand_file: Path | None) -> 
         return EXIT_OK
     finally:
         await runtime.close()
+
+
+async def _following(orch: Orchestrator, job_id: str, kind: EventKind, title: str, work: Awaitable[T]) -> T:
+    """Await `work` (a re-render, new formats) under one spinner row whose note is each `kind`
+    event's detail for `job_id`, as the orchestrator publishes its steps."""
+    progress = Progress(TextColumn("{task.description}"), TextColumn("{task.fields[note]}"),
+                        TimeElapsedColumn(), console=console)  # fmt: skip
+    row = progress.add_task(title, total=None, note="starting")
+
+    def on_event(event: ProgressEvent) -> None:
+        if event.job_id == job_id and event.kind is kind and event.detail:
+            progress.update(row, note=event.detail)
+
+    unsubscribe = orch.bus.subscribe(on_event)
+    try:
+        with Live(progress, console=console, refresh_per_second=8, transient=True):
+            return await work
+    finally:
+        unsubscribe()
 
 
 async def add_formats(settings: Settings, job_id: str, wanted: str | None) -> int:
@@ -646,21 +657,8 @@ async def add_formats(settings: Settings, job_id: str, wanted: str | None) -> in
         orch = runtime.orchestrator
         if why := await orch.formats_problem(job, keys):
             raise UsageError(why.replace("`", ""))
-        progress = Progress(TextColumn("{task.description}"), TextColumn("{task.fields[note]}"),
-                            TimeElapsedColumn(), console=console)  # fmt: skip
-        row = progress.add_task(f"Cutting job {job.id} into other formats", total=None, note="starting")
-        wanted_id = job.id
-
-        def on_event(event: ProgressEvent) -> None:
-            if event.job_id == wanted_id and event.kind is EventKind.FORMATTING and event.detail:
-                progress.update(row, note=event.detail)
-
-        unsubscribe = orch.bus.subscribe(on_event)
-        try:
-            with Live(progress, console=console, refresh_per_second=8, transient=True):
-                results = await orch.make_formats(job, keys)
-        finally:
-            unsubscribe()
+        title = f"Cutting job {job.id} into other formats"
+        results = await _following(orch, job.id, EventKind.FORMATTING, title, orch.make_formats(job, keys))
         made = await made_formats(Path(job.final_path or ""), [r.format.key for r in results if r.path])
         for m in made:
             console.print(f"{m.format.key:>5}: {m.path}  ({m.bytes / 1_048_576:.1f} MiB, {m.width}x{m.height})")
