@@ -125,6 +125,16 @@ class Team:
         assert job is not None
         return job
 
+    async def settled(self, job_id: str, *, timeout: float = 20.0, what: str = "the job to settle") -> Job:  # noqa: ASYNC109
+        """The job once its end has reached Discord (`job.ui.settled`); fails after `timeout`."""
+
+        async def done() -> Job | None:
+            job = await self.job(job_id)
+            return job if job.ui.settled else None
+
+        result: Job = await eventually(done, timeout=timeout, what=what)
+        return result
+
     async def status_message(self, job_id: str, timeout: float = 10.0) -> StoredMessage:  # noqa: ASYNC109
         """The job's (latest, undeleted) status message: a plain bot message titled "Ad job <id>"."""
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from pipeline.models import Job, JobStatus, StageStatus
+from pipeline.models import JobStatus, StageStatus
 from tests.bot_harness import APPROVER_ROLE, Team, embed_text, eventually, running_team
 from tests.emulators.discord_server import DiscordEmulator, InteractionRecord, User
 
@@ -18,11 +18,6 @@ REFUSED = "Only <@{alice}> (who asked for it), members with the **" + APPROVER_R
 async def command(team: Team, user: User, name: str, **options: object) -> InteractionRecord:
     rec = await team.emu.slash_command(team.guild_id, team.channel_id, user.id, name, options)
     return await rec.wait_response()
-
-
-async def settled(team: Team, job_id: str) -> Job | None:
-    job = await team.job(job_id)
-    return job if job.ui.settled else None
 
 
 async def storyboard_saved(team: Team, job_id: str) -> bool:
@@ -115,6 +110,6 @@ async def test_reroll_remakes_one_scene_rejoins_the_ad_and_posts_it_again(
         assert (await answer(seeded)).startswith(f"🎲 Re-rolling scene 4 of job `{job_id}`: a new seed image and clip.")
         await team.wait_until(lambda: len(results()) == 3, what="the ad with a new scene 4")
         assert team.images.creates[4] == 2 and team.video.creates[4] == 2
-        job = await eventually(lambda: settled(team, job_id), what="the re-rolled ad to settle")
+        job = await team.settled(job_id, what="the re-rolled ad to settle")
         assert job.status is JobStatus.COMPLETED and job.ui.delivered == "posted"
         assert len(team.bot.runtime.orchestrator.composer.joined) == 3  # type: ignore[attr-defined]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.models import Job, JobStatus
-from tests.bot_harness import embed_text, eventually, running_team
+from tests.bot_harness import embed_text, running_team
 from tests.emulators.discord_server import DiscordEmulator
 
 pytest_plugins = ["tests.conftest_discord"]
@@ -41,11 +41,7 @@ async def test_an_upload_that_crashes_keeps_the_ad_and_says_so(
         await team.click(board, "approve", job_id, team.alice)
         status = await team.status_message(job_id)
 
-        async def settled() -> Job | None:
-            job = await team.job(job_id)
-            return job if job.ui.settled else None
-
-        job = await eventually(settled, what="the job's Discord side to finish")
+        job = await team.settled(job_id, what="the job's Discord side to finish")
         assert job.status is JobStatus.COMPLETED and job.final_path
         assert await asyncio.to_thread(Path(job.final_path).is_file)  # the ad is kept
         assert job.ui.delivered == "failed"

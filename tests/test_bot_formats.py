@@ -15,7 +15,7 @@ from pipeline.composer import Composer
 from pipeline.ffmpeg import probe
 from pipeline.formats import FORMATS, MadeFormat
 from pipeline.models import AdRequest, Job, JobStatus
-from tests.bot_harness import eventually, running_team
+from tests.bot_harness import running_team
 from tests.brand_images import logo_png
 from tests.emulators.discord_server import DiscordEmulator
 from tests.test_bot_brand import add_admin, brand
@@ -79,11 +79,7 @@ async def test_makead_formats_posts_each_shape_with_the_ad(
         await team.click(board, "approve", job_id, team.alice)
         status = await team.status_message(job_id)
 
-        async def settled() -> Job | None:
-            job = await team.job(job_id)
-            return job if job.ui.settled else None
-
-        job = await eventually(settled, timeout=240, what="the ad and its formats to be posted")
+        job = await team.settled(job_id, timeout=240, what="the ad and its formats to be posted")
         assert job.status is JobStatus.COMPLETED and job.ui.delivered == "posted"
         result = await emu.wait_for_message(
             status.channel_id, lambda m: any(a.filename.endswith("-16x9.mp4") for a in m.attachments)

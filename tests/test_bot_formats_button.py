@@ -23,8 +23,8 @@ from pipeline.action_rules import (
 from pipeline.composer import Composer
 from pipeline.events import EventKind, ProgressEvent
 from pipeline.ffmpeg import probe
-from pipeline.models import Job, JobStatus
-from tests.bot_harness import Team, eventually, running_team
+from pipeline.models import JobStatus
+from tests.bot_harness import Team, running_team
 from tests.emulators.discord_server import DiscordEmulator, StoredMessage
 from tests.emulators.fake_openai import FakeOpenAI
 from tests.emulators.fake_replicate import FakeReplicate
@@ -45,11 +45,6 @@ STARTED = (
     "charged. They are posted here when they are done."
 )
 WAIT_S = 120.0
-
-
-async def settled(team: Team, job_id: str) -> Job | None:
-    job = await team.job(job_id)
-    return job if job.ui.settled else None
 
 
 def with_files(team: Team, channel_id: int, suffix: str) -> list[StoredMessage]:
@@ -79,7 +74,7 @@ async def test_formats_button_posts_the_picked_shapes_free_refuses_clearly_and_s
         _, board, job_id = await team.makead(product="Lumen desk lamp")
         await team.click(board, "approve", job_id, team.alice)
         status = await team.status_message(job_id)
-        job = await eventually(lambda: settled(team, job_id), timeout=WAIT_S, what="the ad to be posted")
+        job = await team.settled(job_id, timeout=WAIT_S, what="the ad to be posted")
         assert job.status is JobStatus.COMPLETED and job.ui.delivered == "posted"
         thread = status.channel_id
         [result] = with_files(team, thread, f"jant-ad-{job_id}.mp4")

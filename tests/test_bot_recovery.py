@@ -40,7 +40,7 @@ async def test_an_ad_that_finished_but_was_not_posted_before_a_crash_is_posted_o
         result = await emu.wait_for_message(status.channel_id, lambda m: bool(m.attachments))
         assert result.attachments[0].filename == f"jant-ad-{job_id}.mp4"
         assert "✅ **Done.**" in embed_text(status)  # the final state, on the original message
-        job = await eventually(lambda: settled(team, job_id), what="the job to be settled")
+        job = await team.settled(job_id, what="the job to be settled")
         assert job.ui.delivered == "posted" and job.ui.result_message_id == result.id
 
     async with running_team(emu, tmp_path, discord_errors) as team:  # and only once
@@ -124,11 +124,6 @@ async def test_the_sweep_runs_now_then_daily_and_survives_a_failed_sweep(monkeyp
 async def ended(team, job_id: str) -> Job | None:  # type: ignore[no-untyped-def]
     job = await team.job(job_id)
     return job if job.status.is_terminal else None
-
-
-async def settled(team, job_id: str) -> Job | None:  # type: ignore[no-untyped-def]
-    job = await team.job(job_id)
-    return job if job.ui.settled else None
 
 
 async def purged(store: JobStore, job_id: str) -> bool:

@@ -28,7 +28,7 @@ from pipeline.models import AdRequest, Job, JobStatus, SceneTiming, StageStatus,
 from pipeline.providers.offline_planner import OfflineStoryboardPlanner
 from pipeline.runtime import Runtime
 from pipeline.scene_timing import MAX_SPEED
-from tests.bot_harness import eventually, running_team
+from tests.bot_harness import running_team
 from tests.emulators.discord_server import DiscordEmulator
 from tests.emulators.fake_openai import FakeOpenAI
 from tests.emulators.fake_replicate import SDXL_VERSION, FakeReplicate
@@ -252,11 +252,7 @@ async def test_makead_hooks_shows_the_openings_side_by_side_and_posts_each_versi
         await team.click(board, "approve", job_id, team.alice)
         status = await team.status_message(job_id)
 
-        async def settled() -> Job | None:
-            job = await team.job(job_id)
-            return job if job.ui.settled else None
-
-        job = await eventually(settled, timeout=60, what="the ad and its hooks to be posted")
+        job = await team.settled(job_id, timeout=60, what="the ad and its hooks to be posted")
         assert job.status is JobStatus.COMPLETED and job.ui.delivered == "posted"
         test = await emu.wait_for_message(status.channel_id, lambda m: m.content.startswith("🧪 **Hook test**"))
         assert sorted(a.filename for a in test.attachments) == [f"jant-ad-{job_id}-hook-B.mp4",
