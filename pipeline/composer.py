@@ -323,6 +323,7 @@ class Composer:
         language: str = "en",
         max_bitrate: int | None = None,
         urgent: bool = False,
+        background: bool = False,
         progress: ProgressCallback | None = None,
         retime: bool = True,
         brand: BrandKit | None = None,
@@ -345,7 +346,8 @@ class Composer:
         Without it, quality is constant (CRF) and size follows the content.
 
         `urgent`: the finished ad is waiting on this clip alone, so x264 spends less on analysis
-        (same stream headers, slightly lower quality; see URGENT_X264_PARAMS).
+        (same stream headers, slightly lower quality; see URGENT_X264_PARAMS). `background`: nobody
+        waits for this cut yet (an early cut of another format), so ffmpeg runs at low priority.
 
         `caption` is the scene's headline (on_screen_text). `words` are the spoken words' times
         from the scene's start: captions 2–3 words at a time, the spoken one highlighted
@@ -425,6 +427,7 @@ class Composer:
                 progress=progress,
                 duration_s=duration,
                 env=env,
+                background=background,
             )  # fmt: skip
             await asyncio.to_thread(replace_durably, tmp, dst)
         # What we just wrote, so the join need not ask ffmpeg again (it checks the file is unchanged).

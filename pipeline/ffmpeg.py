@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from pipeline.errors import ComposeError
 
 STDERR_TAIL_LINES = 12
+# How much lower a background ffmpeg runs (nice 10: it gets about a tenth of a core that a normal
+# process also wants), e.g. cutting the other formats while the ad's own scenes are cut.
+BACKGROUND_NICENESS = 10
 
 ProgressCallback = Callable[[float], Awaitable[None]]
 
@@ -69,11 +72,13 @@ async def _exec(
     duration_s: float | None = None,
     stdout: list[bytes] | None = None,
     env: Mapping[str, str] | None = None,
+    background: bool = False,
 ) -> tuple[int, str]:
     """Run ffmpeg with `args` (already complete but for the binary); return (exit code, stderr).
 
     Standard output goes to `stdout` when a list is given, else to the progress parser or nowhere.
-    `env` adds to (or overrides) this process's environment for ffmpeg.
+    `env` adds to (or overrides) this process's environment for ffmpeg. `background`: the process
+    runs at a lower CPU priority (BACKGROUND_NICENESS), so work someone waits for goes first.
     """
     cmd = [ffmpeg_exe(), *args]
     if progress is not None:
@@ -89,6 +94,11 @@ async def _exec(
         )
     except OSError as exc:
         raise FfmpegError(f"could not start ffmpeg ({cmd[0]}): {exc}") from exc
+    if background:
+        # After the start rather than in preexec_fn, which is unsafe with the threads asyncio.to_thread
+        # runs: the first milliseconds at normal priority do not matter.
+        with contextlib.suppress(OSError, AttributeError):  # AttributeError: no setpriority (Windows)
+            os.setpriority(os.PRIO_PROCESS, proc.pid, BACKGROUND_NICENESS)
 
     async def read_stderr() -> bytes:
         assert proc.stderr is not None
@@ -140,6 +150,7 @@ async def run_ffmpeg(
     progress: ProgressCallback | None = None,
     duration_s: float | None = None,
     env: Mapping[str, str] | None = None,
+    background: bool = False,
 ) -> str:
     """Run ffmpeg non-interactively, overwriting outputs; return its stderr.
 
@@ -148,7 +159,9 @@ async def run_ffmpeg(
     the process is killed on timeout or cancellation.
     """
     full = ["-hide_banner", "-nostdin", "-nostats", "-y", *args]
-    code, stderr = await _exec(full, timeout=timeout, progress=progress, duration_s=duration_s, env=env)
+    code, stderr = await _exec(
+        full, timeout=timeout, progress=progress, duration_s=duration_s, env=env, background=background
+    )
     if code != 0:
         raise FfmpegError(f"ffmpeg failed (exit code {code}):\n{_tail(stderr)}", returncode=code, stderr=stderr)
     return stderr

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -111,11 +111,13 @@ def format_paths(final: Path, keys: Iterable[str]) -> list[tuple[AdFormat, Path]
 @dataclass(frozen=True)
 class SceneSource:
     """One scene of the master as it was cut: its downloaded clip, its length, and the keyword
-    arguments its normalisation got besides those (caption, words, captions, language…)."""
+    arguments its normalisation got besides those (caption, words, captions, language…). `cut`: the
+    formats this scene is already cut for, by key (pipeline.early_formats), used instead of a new cut."""
 
     clip: Path
     duration: float
     overlay: Mapping[str, Any]
+    cut: Mapping[str, Path] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,7 @@ class FormatResult:
     path: Path | None  # None: not made (see error)
     bytes: int = 0
     error: str | None = None
+    early: int = 0  # scenes that were already cut for it (SceneSource.cut), of len(scenes)
 
 
 def composer_for(master: Composer, fmt: AdFormat) -> Composer:
@@ -187,7 +190,14 @@ async def _render_one(
     gate = asyncio.Semaphore(PARALLEL_SCENES)
     stem = dst.stem
 
+    used_early = 0
+
     async def cut(i: int, scene: SceneSource) -> Path:
+        nonlocal used_early
+        early = scene.cut.get(fmt.key)
+        if early is not None and await asyncio.to_thread(early.is_file):
+            used_early += 1
+            return early
         part = dst.with_name(f"{stem}.scene-{i}.mp4")
         async with gate:
             return await composer.normalize_clip(
@@ -204,12 +214,15 @@ async def _render_one(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            parts = [dst.with_name(f"{stem}.scene-{i}.mp4") for i in range(1, len(scenes) + 1)]
+            parts = [
+                *(dst.with_name(f"{stem}.scene-{i}.mp4") for i in range(1, len(scenes) + 1)),
+                *(early for s in scenes if (early := s.cut.get(fmt.key)) is not None),
+            ]
             raise
         result = await composer.join(parts, dst, byte_limit=byte_limit, audio=soundtrack)
     finally:
         await asyncio.to_thread(_remove_all, parts)
-    return FormatResult(fmt, result.path, result.bytes)
+    return FormatResult(fmt, result.path, result.bytes, early=used_early)
 
 
 def _remove_all(paths: list[Path]) -> None:

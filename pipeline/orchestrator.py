@@ -42,6 +42,7 @@ from pipeline.captions import uncovered_scripts
 from pipeline.composer import Composer, ComposeResult, target_bitrate
 from pipeline.config import Settings
 from pipeline.cost_estimate import prediction_cost_usd, stages_cost_usd
+from pipeline.early_formats import EARLY_CUTS_AT_ONCE, EarlyFormatCuts
 from pipeline.end_card import end_card_seconds
 from pipeline.errors import InvalidRequest, JantError, PlannerError
 from pipeline.events import EventBus, EventKind, ProgressEvent, snapshot
@@ -238,6 +239,9 @@ class Orchestrator:
         self._mixes: dict[str, asyncio.Task[Path]] = {}
         self._rerenders: dict[str, asyncio.Task[Job]] = {}
         self._format_renders: dict[str, asyncio.Task[list[FormatResult]]] = {}
+        # Per running job that asks for other formats: its scenes cut for them as its clips land.
+        self._early_cuts: dict[str, EarlyFormatCuts] = {}
+        self._early_gate = asyncio.Semaphore(EARLY_CUTS_AT_ONCE)
 
     # -- planning and approval ------------------------------------------------------------------
 
@@ -494,6 +498,9 @@ class Orchestrator:
             await self._finish(job)
         finally:
             self._timing_fixed.pop(job.id, None)
+            early = self._early_cuts.pop(job.id, None)
+            if early is not None:  # the job ended before its formats used them
+                await early.discard()
             mix = self._mixes.pop(job.id, None)
             if mix is not None:  # stopped if the job ended without it; its outcome read either way
                 mix.cancel()
@@ -563,8 +570,9 @@ class Orchestrator:
         """Normalise the scene's footage now, while other scenes still generate, so the final join is a
         cheap copy. A failure is recorded on the stage."""
         normalized = self.job_dir(job) / f"scene-{scene.index}.mp4"
+        waited_on = _ad_waits_only_on(job, scene.index)
         try:
-            await self._cut_scene(job, scene, clip_path, normalized, urgent=_ad_waits_only_on(job, scene.index))
+            await self._cut_scene(job, scene, clip_path, normalized, urgent=waited_on)
         except JantError as exc:
             stage.status, stage.error = StageStatus.FAILED, f"Could not prepare the clip: {exc}"
             await self.store.save_stage(stage)
@@ -572,7 +580,23 @@ class Orchestrator:
             return None
         await self.store.set_normalized(job, scene.index, str(normalized))
         await self._publish(EventKind.CLIP_NORMALIZED, job, scene.index, stage.stage)
+        if not waited_on:  # the scene the ad waits on is cut for the formats after the ad, not beside it
+            await self._cut_formats_early(job, scene, clip_path)
         return normalized
+
+    async def _cut_formats_early(self, job: Job, scene: Scene, clip_path: Path) -> None:
+        """Start cutting the scene for the request's other formats while the other clips are made
+        (pipeline.early_formats): what is left after the ad is its last scene's cuts and the joins."""
+        if not extra_formats(job.request.formats) or job.id not in self._timing_fixed:
+            return  # (a re-render's or a variant's cut is no scene of a running job)
+        timing = await self._timing(job)
+        cuts = self._early_cuts.get(job.id)
+        if cuts is None:
+            final = self.job_dir(job) / "final.mp4"
+            cuts = EarlyFormatCuts(self.composer, final, job.request.formats, gate=self._early_gate)
+            self._early_cuts[job.id] = cuts
+        source = SceneSource(clip_path, timing.durations[scene.index - 1], self._overlay(job, scene, timing))
+        cuts.start(scene.index, source, max_bitrate=self._scene_bitrate(job, timing))
 
     def _clip_speed(self, job: Job) -> dict[str, Any]:
         """SVD's clips are retimed to their scenes (the composer's default); every other model's clip
@@ -587,14 +611,18 @@ class Orchestrator:
         # The scene's final length follows its voice: voices take seconds, clips a minute, so this
         # wait is over before the clip lands.
         timing = await self._timing(job)
-        max_bitrate = None
-        if job.byte_limit:
-            audio_bps = AUDIO_BITRATE if self._wants_soundtrack(job) else 0
-            max_bitrate = target_bitrate(timing.total, job.byte_limit, audio_bps=audio_bps)
         return await self.composer.normalize_clip(
-            clip_path, dest, timing.durations[scene.index - 1], max_bitrate=max_bitrate, urgent=urgent,
+            clip_path, dest, timing.durations[scene.index - 1], max_bitrate=self._scene_bitrate(job, timing),
+            urgent=urgent,
             **self._overlay(job, scene, timing),
         )  # fmt: skip
+
+    def _scene_bitrate(self, job: Job, timing: SceneTiming) -> int | None:
+        """The cap on every cut scene's bits/s so the stream-copied join fits the upload limit."""
+        if not job.byte_limit:
+            return None
+        audio_bps = AUDIO_BITRATE if self._wants_soundtrack(job) else 0
+        return target_bitrate(timing.total, job.byte_limit, audio_bps=audio_bps)
 
     def _captions(self, job: Job) -> str:
         """The captions the job's kit asks for, else the process setting (JANT_CAPTIONS)."""
@@ -631,24 +659,33 @@ class Orchestrator:
 
     async def _formats(self, job: Job, final: Path, audio: Path | None) -> None:
         """The other shapes the request asks for (4:5, 1:1, 16:9), written beside `final` from the same
-        clips and soundtrack: no prediction. One that cannot be made is said in the job's notes."""
-        made = await self._make_formats(job, final, audio)
+        clips and soundtrack: no prediction. One that cannot be made is said in the job's notes.
+        The scenes already cut for them while the clips were made are used as they are."""
+        early = self._early_cuts.pop(job.id, None)
+        try:
+            made = await self._make_formats(job, final, audio, early=await early.collect() if early else None)
+        finally:
+            if early is not None:  # the early files the formats did not take (they remove those they take)
+                await early.discard()
         if made is None:
             return
         results, missing = made
         if missing:
             await self.store.update(job, notes=[*job.notes, *missing])
         await self.store.event(job, "formats", detail=", ".join(r.format.key for r in results if r.path))
+        if early is not None:  # how much of the formats' work was done while the clips were made
+            cut_early = ", ".join(f"{r.format.key} {r.early}" for r in results if r.path)
+            await self.store.event(job, "formats_cut_early", detail=f"{cut_early} of {len(job.scenes)} scenes")
 
     async def _make_formats(
-        self, job: Job, final: Path, audio: Path | None
+        self, job: Job, final: Path, audio: Path | None, *, early: Mapping[int, Mapping[str, Path]] | None = None
     ) -> tuple[list[FormatResult], list[str]] | None:
         """`_formats`' files, and the notes about those not made, without touching the job: a re-render
         makes them in its scratch folder and records them only once they are installed. None: the
         request has no other format."""
         if job.storyboard is None or not extra_formats(job.request.formats):
             return None
-        sources = await self._format_sources(job)
+        sources = await self._format_sources(job, early or {})
         try:
             results = await render_formats(
                 self.composer, final, job.request.formats, sources, soundtrack=audio, byte_limit=job.byte_limit
@@ -716,12 +753,18 @@ class Orchestrator:
         finally:
             await asyncio.to_thread(shutil.rmtree, scratch, True)
 
-    async def _format_sources(self, job: Job) -> list[SceneSource]:
-        """The finished scenes as every extra format cuts them: their clips, lengths and overlays."""
+    async def _format_sources(self, job: Job, early: Mapping[int, Mapping[str, Path]]) -> list[SceneSource]:
+        """The finished scenes as every extra format cuts them: their clips, lengths and overlays, and
+        the formats each is already cut for (`early`, by scene index)."""
         assert job.storyboard is not None
         timing = await self._timing(job)
         return [
-            SceneSource(Path(state.clip.path), timing.durations[scene.index - 1], self._overlay(job, scene, timing))
+            SceneSource(
+                Path(state.clip.path),
+                timing.durations[scene.index - 1],
+                self._overlay(job, scene, timing),
+                cut=early.get(scene.index, {}),
+            )
             for scene in job.storyboard.scenes
             if (state := job.scene(scene.index)).done and state.clip.path
         ]
@@ -1231,7 +1274,7 @@ class Orchestrator:
             done = [s.index for s in job.scenes if s.done]
             await self._publish(EventKind.FORMATTING, job, detail="mixing the sound")
             audio = await self._soundtrack(job, done, scratch=scratch)
-            sources = await self._format_sources(job)
+            sources = await self._format_sources(job, {})
             for n, key in enumerate(keys, 1):
                 await self._publish(EventKind.FORMATTING, job, detail=f"cutting the {key} version ({n} of {len(keys)})")
                 results += await render_formats(

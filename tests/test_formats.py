@@ -16,9 +16,11 @@ from PIL import Image, ImageChops, ImageFilter, ImageStat
 from pydantic import ValidationError
 
 from pipeline.captions import build_ass, safe_area
+from pipeline.composer import Composer
 from pipeline.config import Settings
+from pipeline.early_formats import EarlyFormatCuts
 from pipeline.ffmpeg import probe
-from pipeline.formats import FORMATS, formats_problem, parse_formats
+from pipeline.formats import FORMATS, SceneSource, formats_problem, parse_formats, render_formats
 from pipeline.models import AdRequest, JobStatus
 from pipeline.runtime import Runtime
 from tests.emulators.fake_openai import FakeOpenAI
@@ -65,11 +67,11 @@ def _audio_streams(path: Path) -> list[str]:
     return re.findall(r"Stream #\d+:\d+.*?: Audio: (\w+)", out.stderr)
 
 
-def _frame(path: Path, at_s: float, dst: Path) -> Image.Image:
+def _frame(path: Path, at_s: float, dst: Path, mode: str = "L") -> Image.Image:
     subprocess.run(
         [FFMPEG, "-v", "error", "-ss", f"{at_s}", "-i", str(path), "-frames:v", "1", "-y", str(dst)], check=True
     )
-    return Image.open(dst).convert("L")
+    return Image.open(dst).convert(mode)
 
 
 def _detail(img: Image.Image) -> float:
@@ -90,6 +92,7 @@ async def test_one_job_gives_four_formats_with_no_extra_prediction(
     fakes: tuple[FakeOpenAI, FakeReplicate], runtime: Runtime, tmp_path: Path
 ) -> None:
     _, rep = fakes
+    rep.script(SVD, "slow:2")  # one clip lands well after the others (the clip timeout here is 3 s)
     orch = runtime.orchestrator
     job = await orch.create_job(AdRequest(product=PRODUCT, formats=("9:16", "4:5", "1:1", "16:9")))
     await orch.plan(job)
@@ -111,6 +114,18 @@ async def test_one_job_gives_four_formats_with_no_extra_prediction(
         assert _audio_streams(path) == ["aac"], name
         assert path.stat().st_size <= (job.byte_limit or 10 * 1024 * 1024)
     assert {f.filename for f in FORMATS.values()} == {"final.mp4", *expected}
+    # Scenes that landed before the slow one were cut for the formats while it was made (how many of
+    # them is up to the host: those cuts run at low priority); the scene the ad waited on never is,
+    # and no early or partial file is left.
+    early = [e["detail"] for e in await runtime.store.events(job.id) if e["kind"] == "formats_cut_early"]
+    assert len(early) == 1 and early[0].endswith(f"of {len(job.scenes)} scenes"), early
+    counts = {k: int(n) for k, n in (part.rsplit(" ", 1) for part in early[0].rsplit(" of ", 1)[0].split(", "))}
+    assert set(counts) == {"4:5", "1:1", "16:9"}, early
+    assert sum(counts.values()) >= 1 and max(counts.values()) < len(job.scenes), early
+    left = await asyncio.to_thread(
+        lambda: [p.name for p in final.parent.iterdir() if ".early-" in p.name or ".scene-" in p.name]
+    )
+    assert not left
 
     # Zero extra predictions: what Replicate created is exactly one 9:16 ad's worth (a seed and a clip
     # per scene, a voice per spoken scene and one music bed), and each is one stored prediction.
@@ -138,3 +153,58 @@ async def test_one_job_gives_four_formats_with_no_extra_prediction(
     )
     wide_top = middle.crop((0, 0, middle.width, WIDE_H // 3))
     assert ImageStat.Stat(ImageChops.difference(master_top, wide_top)).mean[0] < 10
+
+
+async def _color_clip(dst: Path, color: str) -> Path:
+    """An SVD-shaped clip (576x1024, 25 frames at 7 fps) of one flat colour."""
+    args = [FFMPEG, "-v", "error", "-f", "lavfi", "-i", f"color=c={color}:s=576x1024:r=7", "-frames:v", "25",
+            "-pix_fmt", "yuv420p", "-y", str(dst)]  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(*args)
+    assert await proc.wait() == 0
+    return dst
+
+
+async def test_a_scene_cut_early_is_used_as_it_is_and_then_removed(tmp_path: Path) -> None:
+    master = Composer(180, 320)
+    grey, red = await _color_clip(tmp_path / "grey.mp4", "gray"), await _color_clip(tmp_path / "red.mp4", "red")
+    final = tmp_path / "final.mp4"
+    cuts = EarlyFormatCuts(master, final, ["9:16", "1:1"], gate=asyncio.Semaphore(1))
+    # Scene 2 is cut early for 1:1 from a red clip: if render_formats cut it again from its own (grey)
+    # clip, the square's scene 2 would be grey like the 4:5's.
+    cuts.start(2, SceneSource(red, 1.0, {}), max_bitrate=None)
+    await cuts.settle()
+    ready = await cuts.collect()
+    assert list(ready) == [2] and set(ready[2]) == {"1:1"} and ready[2]["1:1"].is_file()
+    scenes = [SceneSource(grey, 1.0, {}), SceneSource(grey, 1.0, {}, cut=ready[2])]
+    results = await render_formats(master, final, ["4:5", "1:1"], scenes, soundtrack=None, byte_limit=None)
+    by_key = {r.format.key: r for r in results}
+    assert [by_key["4:5"].early, by_key["1:1"].early] == [0, 1]
+    square = _frame(final.with_name("final-1x1.mp4"), 1.5, tmp_path / "square.png", "RGB")
+    feed = _frame(final.with_name("final-4x5.mp4"), 1.5, tmp_path / "feed.png", "RGB")
+    first = _frame(final.with_name("final-1x1.mp4"), 0.5, tmp_path / "first.png", "RGB")
+    assert _is_red(square) and not _is_red(feed) and not _is_red(first)
+    await cuts.discard()
+    left = await asyncio.to_thread(lambda: sorted(p.name for p in tmp_path.glob("final*")))
+    assert left == ["final-1x1.mp4", "final-4x5.mp4"]
+
+
+async def test_early_cuts_still_queued_are_left_to_the_formats_and_discard_removes_the_rest(tmp_path: Path) -> None:
+    grey = await _color_clip(tmp_path / "grey.mp4", "gray")
+    gate = asyncio.Semaphore(1)
+    cuts = EarlyFormatCuts(Composer(180, 320), tmp_path / "final.mp4", ["4:5"], gate=gate)
+    await gate.acquire()  # another job's early cut holds the one place
+    cuts.start(1, SceneSource(grey, 1.0, {}), max_bitrate=None)
+    # Waiting for it would put the formats behind another job's queue: it is cancelled unstarted.
+    assert await asyncio.wait_for(cuts.collect(), 10) == {}
+    gate.release()
+    cuts.start(2, SceneSource(grey, 1.0, {}), max_bitrate=None)
+    await cuts.settle()
+    made = await cuts.collect()
+    assert made[2]["4:5"].is_file()
+    await cuts.discard()
+    assert not await asyncio.to_thread(lambda: list(tmp_path.glob("*.early-*")))
+
+
+def _is_red(img: Image.Image) -> bool:
+    r, g, b = ImageStat.Stat(img).mean
+    return r > 150 and g < 80 and b < 80
