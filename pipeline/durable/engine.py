@@ -43,12 +43,15 @@ async def launch(settings: Settings) -> None:
     import pipeline.durable.orchestrator  # noqa: F401  # registers the workflows before the launch
 
     path = settings.storage.dbos_db_path
+    executor_id = settings.storage.worker_id
+    if executor_id is None:  # never DBOS's default "local": two processes on it run each other's jobs
+        raise RuntimeError("DBOS launched before this process's worker id was resolved (pipeline.durable.workers)")
     await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
     dbos(
         config={
             "name": "jant",
             "system_database_url": f"sqlite:///{path}",
-            "executor_id": settings.storage.worker_id,
+            "executor_id": executor_id,
             "application_version": APPLICATION_VERSION,
             "log_level": "WARNING",  # its INFO lines would cut through the terminal's progress bars
         }
@@ -56,7 +59,7 @@ async def launch(settings: Settings) -> None:
     # Called inside the running loop on purpose: queued and recovered async workflows then run on this
     # loop, beside the orchestrator's objects. It blocks the loop for the launch (a fraction of a second).
     dbos.launch()
-    log.info("DBOS launched: executor %s, version %s, %s", settings.storage.worker_id, APPLICATION_VERSION, path)
+    log.info("DBOS launched: executor %s, version %s, %s", executor_id, APPLICATION_VERSION, path)
 
 
 async def destroy() -> None:
@@ -72,6 +75,11 @@ async def destroy() -> None:
         await asyncio.to_thread(DBOS.destroy)
     finally:
         loop.set_default_executor(ThreadPoolExecutor(thread_name_prefix="jant-after-dbos"))
+
+
+def job_of(workflow_id: str) -> str:
+    """The job a workflow belongs to: its run (`<job id>[~n]`) or one of the run's chains (`<run id>/…`)."""
+    return workflow_id.split("/", 1)[0].split(RUN_SEPARATOR, 1)[0]
 
 
 async def next_run_id(job_id: str) -> str:
