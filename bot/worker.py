@@ -3,8 +3,8 @@
 Launching DBOS with this worker's id (`--id`, JANT_WORKER_ID, else the host's stored id) recovers the
 job runs a killed `jant makead` or `jant worker` with the same id left unfinished; each resumes at its
 first unfinished step. With `--until-idle` it exits once none is left, else it runs until SIGTERM or
-Ctrl-C (the runs in flight then stay pending for the next start). While it runs it also takes over
-the jobs of any worker silent for JANT_WORKER_TAKEOVER_S (pipeline/durable/workers.py).
+Ctrl-C (the runs in flight then stay pending for the next start). Without `--until-idle` it also takes
+over the jobs of any worker silent for JANT_WORKER_TAKEOVER_S (pipeline/durable/workers.py).
 """
 
 from __future__ import annotations
@@ -32,9 +32,11 @@ async def run_worker(settings: Settings, *, until_idle: bool, worker_id: str | N
         )
     from pipeline.durable import engine
 
+    # An `--until-idle` worker does not take other workers' jobs: it would leave them half-resumed as it exits.
     runtime = await Runtime.open(
-        settings, runs_jobs=True, worker_id=worker_id, takes_over=True, notify=lambda m: console.print(escape(m))
-    )
+        settings, runs_jobs=True, worker_id=worker_id, takes_over=not until_idle,
+        notify=lambda m: console.print(escape(m)),
+    )  # fmt: skip
     assert runtime.watch is not None
     worker_id = runtime.watch.lease.worker_id
     stop = asyncio.Event()

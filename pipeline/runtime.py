@@ -158,7 +158,10 @@ class Runtime:
         orchestrator = DurableOrchestrator(settings, store, providers)
         orchestrator.attach()  # before the launch: DBOS starts recovering this worker's jobs in it
         try:
-            await engine.launch(settings)
+            # Only a taking-over worker dequeues the runs it resumes: a `jant makead` would drop them when it ends.
+            await engine.launch(settings, listen_queues=[workers.TAKEOVER_QUEUE] if takes_over else [])
+            if takes_over:
+                await workers.serve_takeovers()
         except BaseException:
             orchestrator.detach()
             await lease.release()
@@ -180,9 +183,11 @@ class Runtime:
             self.orchestrator.detach()
             if self.watch is not None:
                 await self.watch.stop()
-            await engine.destroy()
-            if self.watch is not None:  # after DBOS stopped: a restart with this id may launch from here on
-                await self.watch.lease.release()
+            try:
+                await engine.destroy()
+            finally:
+                if self.watch is not None:  # after DBOS stopped: a restart with this id may launch from here on
+                    await self.watch.lease.release()
         for provider in self.providers.every():
             aclose = getattr(provider, "aclose", None)
             if aclose is not None:

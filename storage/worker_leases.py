@@ -101,3 +101,11 @@ class WorkerLeases:
             "UPDATE workers SET takeover_done_at = ? WHERE id = ? AND taken_over_by = ? RETURNING id",
             (at, worker_id, by),
         )
+
+    async def unclaim(self, worker_id: str, *, by: str) -> bool:
+        """The claimer could not resume the worker's jobs: leave it for the next try (its or another's)."""
+        return await self._applied(
+            "UPDATE workers SET taken_over_by = NULL, taken_over_at = NULL WHERE id = ? AND taken_over_by = ?"
+            " AND takeover_done_at IS NULL RETURNING id",
+            (worker_id, by),
+        )

@@ -239,11 +239,15 @@ async def test_a_dead_workers_job_is_taken_over_by_a_live_worker_with_nothing_pa
     assert len(events) == 1 and str(events[0][0]).startswith("from worker alpha (silent "), events
     assert "by worker bravo" in str(events[0][0])
 
-    # Every workflow of the job finished, the ones alpha left pending on bravo.
+    # Every workflow of the job finished; the ones alpha left pending ran on bravo, through the queue only
+    # taking-over workers serve.
     flows = await asyncio.to_thread(
-        _dbos_rows, data, "SELECT status, executor_id FROM workflow_status WHERE workflow_uuid LIKE ?", f"{job_id}%"
-    )
-    assert {s for s, _ in flows} == {"SUCCESS"} and "bravo" in {e for _, e in flows}
+        _dbos_rows, data, "SELECT status, executor_id, queue_name FROM workflow_status WHERE workflow_uuid LIKE ?",
+        f"{job_id}%",
+    )  # fmt: skip
+    assert {s for s, _, _ in flows} == {"SUCCESS"}
+    resumed = {(e, q) for _, e, q in flows if e != "alpha"}
+    assert resumed == {("bravo", "jant.takeover")}, flows
     # No step DBOS had recorded ran again; each one it had not ran exactly once more (a clip in flight
     # at the kill polled the prediction it had created).
     ran = await asyncio.to_thread(_steps_run, db, job_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -36,9 +37,10 @@ def require_dbos() -> Any:
     return DBOS
 
 
-async def launch(settings: Settings) -> None:
+async def launch(settings: Settings, *, listen_queues: Sequence[str] | None = None) -> None:
     """Start DBOS on this loop, which becomes the loop its recovered workflows run on (the process's
-    pending jobs are recovered in the background from here on). The workflows must be imported first."""
+    pending jobs are recovered in the background from here on). The workflows must be imported first.
+    `listen_queues`: the only named queues this process dequeues from (None: all of them)."""
     dbos = require_dbos()
     import pipeline.durable.orchestrator  # noqa: F401  # registers the workflows before the launch
 
@@ -56,6 +58,8 @@ async def launch(settings: Settings) -> None:
             "log_level": "WARNING",  # its INFO lines would cut through the terminal's progress bars
         }
     )
+    if listen_queues is not None:
+        dbos.listen_queues(list(listen_queues))
     # Called inside the running loop on purpose: queued and recovered async workflows then run on this
     # loop, beside the orchestrator's objects. It blocks the loop for the launch (a fraction of a second).
     dbos.launch()

@@ -43,6 +43,10 @@ LIVE_BEATS = 5
 # followed by a list and a resume: well under a second) before it takes the id anyway.
 CLAIM_WAIT_S = 30.0
 _POLL_S = 0.2
+# The DBOS queue a claimer resumes a dead worker's runs on. Only processes that take over listen to it
+# (`Runtime.open`): DBOS's own internal queue is served by every DBOS process, a `jant makead` included,
+# which would run a taken-over job only until its own ad is done, then leave it pending again.
+TAKEOVER_QUEUE = "jant.takeover"
 
 
 class WorkerIdInUse(ConfigError):
@@ -249,6 +253,13 @@ class WorkerLease:
 # -- heartbeat and takeover -----------------------------------------------------------------------
 
 
+async def serve_takeovers() -> None:
+    """Make the takeover queue known (after the launch, as DBOS 3.4 wants): this process dequeues it."""
+    from dbos import DBOS
+
+    await DBOS.register_queue_async(TAKEOVER_QUEUE)
+
+
 class WorkerWatch:
     """Beats for this process; in a `jant worker` (`takes_over`), also takes silent workers' jobs over."""
 
@@ -305,7 +316,11 @@ class WorkerWatch:
         for row in await self.lease.leases.silent_since(cutoff, besides=me):
             if not await self.lease.leases.claim(row, cutoff=cutoff, by=me, at=_iso(now)):
                 continue  # another survivor claimed it first, or it beat or restarted since it was read
-            await self._resume(row)
+            try:
+                await self._resume(row)
+            except BaseException:
+                await self.lease.leases.unclaim(row["id"], by=me)
+                raise
             await self.lease.leases.claim_done(row["id"], by=me, at=_iso(_now()))
             taken.append(str(row["id"]))
         return taken
@@ -323,7 +338,7 @@ class WorkerWatch:
         )  # fmt: skip
         ids = [w.workflow_id for w in runs]
         if ids:
-            await DBOS.resume_workflows_async(ids)
+            await DBOS.resume_workflows_async(ids, queue_name=TAKEOVER_QUEUE)
         jobs = sorted({engine.job_of(i) for i in ids})
         silent = _age_s(row, _now())
         detail = f"from worker {dead} (silent {silent:.0f} s) by worker {me}: {len(ids)} workflow(s)"
@@ -335,7 +350,9 @@ class WorkerWatch:
         message = f"Worker {me} took over worker {dead} (silent {silent:.0f} s): " + (
             f"{len(jobs)} job(s) resumed here ({', '.join(jobs)})" if jobs else "it left no job unfinished"
         )
-        if self.notify is not None:  # the worker's terminal says it; the log need not say it twice there
+        if not jobs and row["stopped_at"] is not None:  # a `jant makead` that ended as it should: nothing to say
+            log.debug(message)
+        elif self.notify is not None:  # the worker's terminal says it; the log need not say it twice there
             log.info(message)
             self.notify(message)
         else:
