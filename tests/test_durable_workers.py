@@ -143,9 +143,9 @@ async def _exited_pid() -> int:
     return proc.pid
 
 
-async def _edit(tmp_path: Path, sql: str, *params: object) -> None:
+async def _edit(data: Path, sql: str, *params: object) -> None:
     def run() -> None:
-        conn = sqlite3.connect(tmp_path / "jant.db", timeout=5)
+        conn = sqlite3.connect(data / "jant.db", timeout=5)
         try:
             with conn:
                 conn.execute(sql, params)
@@ -261,3 +261,19 @@ async def test_a_dead_workers_job_is_taken_over_by_a_live_worker_with_nothing_pa
 
 def _at(text: object) -> datetime:
     return datetime.fromisoformat(str(text))
+
+
+async def test_a_worker_whose_id_was_taken_from_it_stops_and_says_why(tmp_path: Path) -> None:
+    """A worker that stalled past the takeover delay has had its jobs taken over while it lived: its next
+    beat finds the lease gone, and it must stop running jobs rather than run them beside the survivor."""
+    data = tmp_path / "data"
+    env, db = _offline_env(data, JANT_WORKER_HEARTBEAT_S="0.3", JANT_WORKER_TAKEOVER_S="60"), data / "jant.db"
+    worker = await _jant(env, tmp_path, tmp_path / "worker.log", "worker", "--id", "alpha")
+    try:
+        await eventually(lambda: _holds(db, "alpha", worker.pid), timeout=30, what="the worker's lease")
+        await _edit(data, "UPDATE workers SET taken_over_by = 'bravo', taken_over_at = heartbeat_at WHERE id = 'alpha'")
+        assert await asyncio.wait_for(worker.wait(), 15) == 1
+    finally:
+        await _stop(worker)
+    said = " ".join((tmp_path / "worker.log").read_text().split())
+    assert "Worker alpha stopped: another process took its id over" in said, said
