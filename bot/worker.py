@@ -32,9 +32,10 @@ async def run_worker(settings: Settings, *, until_idle: bool, worker_id: str | N
         )
     from pipeline.durable import engine
 
-    # An `--until-idle` worker does not take other workers' jobs: it would leave them half-resumed as it exits.
+    # An `--until-idle` worker claims no other worker's jobs (it would leave them half-resumed as it exits),
+    # but runs those a takeover queued with its id (it was a worker that had taken them over, and died).
     runtime = await Runtime.open(
-        settings, runs_jobs=True, worker_id=worker_id, takes_over=not until_idle,
+        settings, runs_jobs=True, worker_id=worker_id, takes_over=not until_idle, serves_takeovers=True,
         notify=lambda m: console.print(escape(m)),
     )  # fmt: skip
     assert runtime.watch is not None

@@ -117,18 +117,21 @@ class Runtime:
         runs_jobs: bool = False,
         worker_id: str | None = None,
         takes_over: bool = False,
+        serves_takeovers: bool = False,
         notify: Callable[[str], None] | None = None,
     ) -> Runtime:
         """`runs_jobs`: this process runs jobs (`jant makead`, `jant worker`). With JANT_ENGINE=dbos only
         such a process launches DBOS, which recovers this worker's unfinished jobs at once: a `jant jobs`
         must not start them only to stop them a moment later. There `worker_id` (`--id`) overrides
-        JANT_WORKER_ID, `takes_over` makes it take silent workers' jobs over (`jant worker`), and
+        JANT_WORKER_ID, `takes_over` makes it take silent workers' jobs over (`jant worker`),
+        `serves_takeovers` makes it run the jobs taken over (implied by `takes_over`), and
         `notify` hears of each takeover."""
         await asyncio.to_thread(check_data_dir, settings)
         providers = providers or build_providers(settings)
         store = await JobStore.open(settings.storage.db_path)
         if runs_jobs and settings.storage.engine == "dbos":
-            return await cls._open_durable(settings, store, providers, worker_id, takes_over, notify)
+            serves = takes_over or serves_takeovers
+            return await cls._open_durable(settings, store, providers, worker_id, takes_over, serves, notify)
         return cls(settings, store, providers, Orchestrator(settings, store, providers))
 
     @classmethod
@@ -139,6 +142,7 @@ class Runtime:
         providers: Providers,
         worker_id: str | None,
         takes_over: bool,
+        serves_takeovers: bool,
         notify: Callable[[str], None] | None,
     ) -> Runtime:
         from pipeline.durable import engine, workers
@@ -158,9 +162,9 @@ class Runtime:
         orchestrator = DurableOrchestrator(settings, store, providers)
         orchestrator.attach()  # before the launch: DBOS starts recovering this worker's jobs in it
         try:
-            # Only a taking-over worker dequeues the runs it resumes: a `jant makead` would drop them when it ends.
-            await engine.launch(settings, listen_queues=[workers.TAKEOVER_QUEUE] if takes_over else [])
-            if takes_over:
+            # Only workers dequeue the runs a takeover resumes: a `jant makead` would drop them when it ends.
+            await engine.launch(settings, listen_queues=[workers.TAKEOVER_QUEUE] if serves_takeovers else [])
+            if serves_takeovers:
                 await workers.serve_takeovers()
         except BaseException:
             orchestrator.detach()
