@@ -246,7 +246,7 @@ class StorageSettings(_Section):
     # <data dir>/dbos.sqlite (needs `pip install 'jant[durable]'`), recovered by the next `jant worker`.
     engine: Literal["local", "dbos"] = Field(default="local", alias="JANT_ENGINE")
     # DBOS recovers a dead process's jobs only in a process with the same id: stable, unique per process.
-    # Unset: the host name and a suffix kept in <data dir>/worker-id (pipeline/durable/workers.py).
+    # Unset: the host name and a suffix kept in <data dir>/worker-ids/<host> (pipeline/durable/workers.py).
     worker_id: str | None = Field(default=None, pattern=WORKER_ID_PATTERN, max_length=100, alias="JANT_WORKER_ID")
     # Each process that runs jobs beats this often; one whose beat is older than JANT_WORKER_TAKEOVER_S
     # has its pending jobs taken over by a live `jant worker`.

@@ -202,7 +202,6 @@ async def test_a_dead_workers_job_is_taken_over_by_a_live_worker_with_nothing_pa
         job_id = await eventually(lambda: _every_clip_generating(db, rep), timeout=60, what="every clip generating")
         makead.send_signal(signal.SIGKILL)
         assert await asyncio.wait_for(makead.wait(), 10) == -signal.SIGKILL
-        killed_at = asyncio.get_running_loop().time()
         before = rep.counts.creates.copy()
         recorded = await asyncio.to_thread(_recorded_steps, data, job_id)
         ran_before = await asyncio.to_thread(_steps_run, db, job_id)
@@ -215,7 +214,6 @@ async def test_a_dead_workers_job_is_taken_over_by_a_live_worker_with_nothing_pa
             return status == "completed"
 
         await eventually(completed, timeout=90, what="bravo finishing alpha's job")
-        finished_in = asyncio.get_running_loop().time() - killed_at
         bravo.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(bravo.wait(), 15) == 0, (tmp_path / "bravo.log").read_text()
     finally:
@@ -232,7 +230,7 @@ async def test_a_dead_workers_job_is_taken_over_by_a_live_worker_with_nothing_pa
     alpha = await asyncio.to_thread(_lease, db, "alpha")
     assert alpha is not None and alpha["taken_over_by"] == "bravo" and alpha["takeover_done_at"] is not None
     silent_s = (_at(alpha["taken_over_at"]) - _at(alpha["heartbeat_at"])).total_seconds()
-    assert 3.0 <= silent_s < 3.0 + 5, silent_s
+    assert 3.0 <= silent_s < 3.0 + 15, silent_s  # the upper bound only rules out a takeover by some other path
     events = await asyncio.to_thread(
         db_rows, db, "SELECT detail FROM events WHERE job_id = ? AND kind = 'taken_over'", job_id
     )
@@ -251,12 +249,12 @@ async def test_a_dead_workers_job_is_taken_over_by_a_live_worker_with_nothing_pa
     # No step DBOS had recorded ran again; each one it had not ran exactly once more (a clip in flight
     # at the kill polled the prediction it had created).
     ran = await asyncio.to_thread(_steps_run, db, job_id)
-    assert {(i, "clip", "jant.stage") for i in range(1, SCENES + 1)} - recorded == {
-        (i, "clip", "jant.stage") for i in range(1, SCENES + 1)
-    }
+    assert not {(i, "clip", "jant.stage") for i in range(1, SCENES + 1)} & recorded  # in flight at the kill
     for step, n in ran.items():
         assert n == ran_before[step] + (0 if step in recorded else 1), (step, n, ran_before[step])
-    assert set(ran) >= recorded and finished_in < 60
+    assert set(ran) >= recorded | {(i, "clip", "jant.normalise") for i in range(1, SCENES + 1)}
+    [(final,)] = await asyncio.to_thread(db_rows, db, "SELECT final_path FROM jobs WHERE id = ?", job_id)
+    assert final is not None and await asyncio.to_thread(os.path.getsize, final) > 0
 
 
 def _at(text: object) -> datetime:
