@@ -16,13 +16,15 @@ import os
 import signal
 import socket
 import sqlite3
+import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from pipeline.durable.workers import WorkerIdInUse, WorkerLease
+from pipeline.durable.workers import WorkerIdInUse, WorkerLease, stored_worker_id
 from pipeline.store import JobStore
 from tests.bot_harness import eventually
 from tests.emulators.fake_openai import FakeOpenAI
@@ -275,3 +277,27 @@ async def test_a_worker_whose_id_was_taken_from_it_stops_and_says_why(tmp_path: 
         await _stop(worker)
     said = " ".join((tmp_path / "worker.log").read_text().split())
     assert "Worker alpha stopped: another process took its id over" in said, said
+
+
+async def test_the_default_id_is_the_hosts_and_the_same_for_every_start(tmp_path: Path) -> None:
+    """Processes starting together on a fresh data directory must agree on the one default id, or a
+    restart would not recover what the first start left."""
+    for n in range(20):  # threads released together by a barrier: the file's creation races every round
+        data = tmp_path / f"round-{n}"
+        ids = await asyncio.to_thread(_default_ids_made_together, data, 6)
+        assert len(set(ids)) == 1, ids
+        assert await asyncio.to_thread(stored_worker_id, data) == ids[0]  # a later start: the same id
+    host, suffix = ids[0].rsplit("-", 1)  # the host name (made safe) and a random suffix, in a file per host
+    assert len(suffix) == 6 and host[0].isalnum()
+    assert [p.name for p in (data / "worker-ids").iterdir()] == [host]
+
+
+def _default_ids_made_together(data: Path, n: int) -> list[str]:
+    barrier = threading.Barrier(n)
+
+    def one() -> str:
+        barrier.wait()
+        return stored_worker_id(data)
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(lambda _: one(), range(n)))

@@ -77,18 +77,29 @@ def stored_worker_id(data_dir: Path) -> str:
     host = _host_name()
     path = data_dir / WORKER_ID_DIR / host
     if path.exists():
-        return check_worker_id(path.read_text(encoding="utf-8").strip())
+        return _read_stored(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     name = f"{host}-{secrets.token_hex(3)}"
-    tmp = path.with_name(f".{host}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{host}.{os.getpid()}.{secrets.token_hex(4)}.tmp")  # one per caller, threads too
     tmp.write_text(name + "\n", encoding="utf-8")
     try:
         os.link(tmp, path)  # atomic, and refuses an existing file: of two first starts, one id wins
     except FileExistsError:
-        return check_worker_id(path.read_text(encoding="utf-8").strip())
+        return _read_stored(path)
     finally:
         tmp.unlink(missing_ok=True)
     return name
+
+
+def _read_stored(path: Path) -> str:
+    try:
+        return check_worker_id(path.read_text(encoding="utf-8").strip())
+    except ConfigError:
+        raise ConfigError(
+            f"{path} does not hold a usable worker id.",
+            hint="Delete the file to get a new id (this host's unfinished jobs then wait for a takeover), fix"
+            " it, or set JANT_WORKER_ID.",
+        ) from None
 
 
 async def worker_id_for(settings: Settings, explicit: str | None = None) -> str:
