@@ -121,9 +121,14 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("doctor", help="report which providers are live or offline, ffmpeg, data dir and database")
     sub.add_parser("bot", help="run the Discord bot (needs DISCORD_TOKEN)")
     worker = sub.add_parser(
-        "worker", help="finish this worker's interrupted jobs (JANT_ENGINE=dbos; JANT_WORKER_ID names the worker)"
+        "worker", help="run jobs: this worker's interrupted ones, and those of dead workers (JANT_ENGINE=dbos)"
     )
     worker.add_argument("--until-idle", action="store_true", help="exit once none of its jobs is left to run")
+    worker.add_argument(
+        "--id", dest="worker_id", metavar="NAME",
+        help="this worker's id (default: JANT_WORKER_ID, else this host's name and a suffix kept in the data"
+        " directory); a restart with the same id recovers its jobs, and two live workers cannot share one",
+    )  # fmt: skip
     brand = sub.add_parser("brand", help="work with a brand.toml")
     brand_sub = brand.add_subparsers(dest="brand_command", required=True)
     check = brand_sub.add_parser("check", help="validate a brand.toml and render its preview (end card and captions)")
@@ -160,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "worker":
             from bot.worker import run_worker
 
-            return asyncio.run(run_worker(settings, until_idle=args.until_idle))
+            return asyncio.run(run_worker(settings, until_idle=args.until_idle, worker_id=args.worker_id))
         if args.command == "bot":
             if settings.storage.engine == "dbos":  # it would resume the jobs DBOS recovers: both would run them
                 raise ConfigError(

@@ -1,14 +1,16 @@
-"""`jant worker`: the process that finishes this worker's interrupted jobs (JANT_ENGINE=dbos).
+"""`jant worker`: the process that runs jobs as DBOS workflows (JANT_ENGINE=dbos).
 
-Launching DBOS with this worker's id (JANT_WORKER_ID) recovers the job runs a killed `jant makead`
-or `jant worker` with the same id left unfinished; each resumes at its first unfinished step. With
-`--until-idle` it exits once none is left, else it runs until SIGTERM or Ctrl-C (the runs in flight
-then stay pending for the next start).
+Launching DBOS with this worker's id (`--id`, JANT_WORKER_ID, else the host's stored id) recovers the
+job runs a killed `jant makead` or `jant worker` with the same id left unfinished; each resumes at its
+first unfinished step. With `--until-idle` it exits once none is left, else it runs until SIGTERM or
+Ctrl-C (the runs in flight then stay pending for the next start). Without `--until-idle` it also takes
+over the jobs of any worker silent for JANT_WORKER_TAKEOVER_S (pipeline/durable/workers.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 
 from rich.console import Console
@@ -22,7 +24,7 @@ console = Console()
 _IDLE_CHECK_S = 0.5
 
 
-async def run_worker(settings: Settings, *, until_idle: bool) -> int:
+async def run_worker(settings: Settings, *, until_idle: bool, worker_id: str | None = None) -> int:
     if settings.storage.engine != "dbos":
         raise ConfigError(
             "`jant worker` runs jobs as DBOS workflows, and JANT_ENGINE is not `dbos`.",
@@ -30,23 +32,29 @@ async def run_worker(settings: Settings, *, until_idle: bool) -> int:
         )
     from pipeline.durable import engine
 
-    worker_id = settings.storage.worker_id
-    runtime = await Runtime.open(settings, runs_jobs=True)
+    # An `--until-idle` worker claims no other worker's jobs (it would leave them half-resumed as it exits),
+    # but runs those a takeover queued with its id (it was a worker that had taken them over, and died).
+    runtime = await Runtime.open(
+        settings, runs_jobs=True, worker_id=worker_id, takes_over=not until_idle, serves_takeovers=True,
+        notify=lambda m: console.print(escape(m)),
+    )  # fmt: skip
+    assert runtime.watch is not None
+    worker_id = runtime.watch.lease.worker_id
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     seen: set[str] = set()
+    lost = runtime.watch.lost
     try:
-        console.print(f"Worker [bold]{worker_id}[/]: finishing its unfinished jobs…")
-        while not stop.is_set():
+        previous = f" (the id was free: {escape(runtime.watch.lease.previous)})" if runtime.watch.lease.previous else ""
+        console.print(f"Worker [bold]{escape(worker_id)}[/]{previous}: finishing its unfinished jobs…")
+        while not stop.is_set() and not lost.is_set():
             pending = await engine.pending_jobs(worker_id)
             seen.update(pending)
             if until_idle and not pending:
                 break
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), _IDLE_CHECK_S)
-            except TimeoutError:
-                pass
         for run_id in sorted(seen):
             job = await runtime.store.get(run_id.split(engine.RUN_SEPARATOR)[0])
             if job is not None:
@@ -55,4 +63,10 @@ async def run_worker(settings: Settings, *, until_idle: bool) -> int:
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
         await runtime.close()
+    if lost.is_set():  # it stalled long enough for a survivor to take its jobs: they run there now
+        console.print(
+            f"[red]Worker {escape(worker_id)} stopped:[/] another process took its id over (its heartbeat was"
+            " late by more than JANT_WORKER_TAKEOVER_S). Check what stalled this process, then start it again."
+        )
+        return 1
     return 0

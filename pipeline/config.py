@@ -33,6 +33,8 @@ SDXL_VERSION = "7762fd07cf82c948538e41f63f77d685e02b063e37e496e96eefd46c929f9bdc
 
 SECRET_NAMES = ("OPENAI_API_KEY", "REPLICATE_API_TOKEN", "DISCORD_TOKEN")
 _SECRETS = frozenset(SECRET_NAMES)
+# A worker id goes into logs, DBOS's executor_id and the workers table: plain characters only.
+WORKER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]*$"
 
 
 class EnvProfile:
@@ -244,7 +246,22 @@ class StorageSettings(_Section):
     # <data dir>/dbos.sqlite (needs `pip install 'jant[durable]'`), recovered by the next `jant worker`.
     engine: Literal["local", "dbos"] = Field(default="local", alias="JANT_ENGINE")
     # DBOS recovers a dead process's jobs only in a process with the same id: stable, unique per process.
-    worker_id: str = Field(default="local", min_length=1, max_length=100, alias="JANT_WORKER_ID")
+    # Unset: the host name and a suffix kept in <data dir>/worker-ids/<host> (pipeline/durable/workers.py).
+    worker_id: str | None = Field(default=None, pattern=WORKER_ID_PATTERN, max_length=100, alias="JANT_WORKER_ID")
+    # Each process that runs jobs beats this often; one whose beat is older than JANT_WORKER_TAKEOVER_S
+    # has its pending jobs taken over by a live `jant worker`.
+    worker_heartbeat_s: float = Field(default=2.0, gt=0, le=60, alias="JANT_WORKER_HEARTBEAT_S")
+    worker_takeover_s: float = Field(default=60.0, gt=0, alias="JANT_WORKER_TAKEOVER_S")
+
+    @model_validator(mode="after")
+    def _takeover_after_beats(self) -> StorageSettings:
+        # A survivor must not take a live worker's jobs for a beat that is merely late.
+        if self.worker_takeover_s < 3 * self.worker_heartbeat_s:
+            raise ValueError(
+                f"JANT_WORKER_TAKEOVER_S ({self.worker_takeover_s:g}) must be at least three heartbeats"
+                f" (JANT_WORKER_HEARTBEAT_S is {self.worker_heartbeat_s:g})"
+            )
+        return self
 
     @property
     def dbos_db_path(self) -> Path:

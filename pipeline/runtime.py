@@ -6,7 +6,9 @@ import asyncio
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pipeline.config import Settings
 from pipeline.errors import ConfigError
@@ -26,6 +28,9 @@ from pipeline.providers.replicate_media import AccountLimits
 from pipeline.providers.voice_selection import build_voice_provider
 from pipeline.stage_kinds import StageName
 from pipeline.store import JobStore
+
+if TYPE_CHECKING:
+    from pipeline.durable.workers import WorkerWatch
 
 log = logging.getLogger(__name__)
 
@@ -100,39 +105,77 @@ class Runtime:
     providers: Providers
     orchestrator: Orchestrator
     durable: bool = False  # jobs run as DBOS workflows (JANT_ENGINE=dbos): DBOS is launched in this process
+    # With the durable engine: this process's worker id lease, heartbeat and takeovers.
+    watch: WorkerWatch | None = None
 
     @classmethod
-    async def open(cls, settings: Settings, providers: Providers | None = None, *, runs_jobs: bool = False) -> Runtime:
+    async def open(
+        cls,
+        settings: Settings,
+        providers: Providers | None = None,
+        *,
+        runs_jobs: bool = False,
+        worker_id: str | None = None,
+        takes_over: bool = False,
+        serves_takeovers: bool = False,
+        notify: Callable[[str], None] | None = None,
+    ) -> Runtime:
         """`runs_jobs`: this process runs jobs (`jant makead`, `jant worker`). With JANT_ENGINE=dbos only
         such a process launches DBOS, which recovers this worker's unfinished jobs at once: a `jant jobs`
-        must not start them only to stop them a moment later."""
+        must not start them only to stop them a moment later. There `worker_id` (`--id`) overrides
+        JANT_WORKER_ID, `takes_over` makes it take silent workers' jobs over (`jant worker`),
+        `serves_takeovers` makes it run the jobs taken over (implied by `takes_over`), and
+        `notify` hears of each takeover."""
         await asyncio.to_thread(check_data_dir, settings)
         providers = providers or build_providers(settings)
         store = await JobStore.open(settings.storage.db_path)
         if runs_jobs and settings.storage.engine == "dbos":
-            return await cls._open_durable(settings, store, providers)
+            serves = takes_over or serves_takeovers
+            return await cls._open_durable(settings, store, providers, worker_id, takes_over, serves, notify)
         return cls(settings, store, providers, Orchestrator(settings, store, providers))
 
     @classmethod
-    async def _open_durable(cls, settings: Settings, store: JobStore, providers: Providers) -> Runtime:
-        from pipeline.durable import engine
+    async def _open_durable(
+        cls,
+        settings: Settings,
+        store: JobStore,
+        providers: Providers,
+        worker_id: str | None,
+        takes_over: bool,
+        serves_takeovers: bool,
+        notify: Callable[[str], None] | None,
+    ) -> Runtime:
+        from pipeline.durable import engine, workers
 
         try:
             engine.require_dbos()
-        except ConfigError:
+            # The id is held before DBOS launches: a launch recovers the id's pending jobs, which a live
+            # holder of the same id is running.
+            worker_id = await workers.worker_id_for(settings, worker_id)
+            lease = await workers.WorkerLease.acquire(store.repo.leases, worker_id, settings.storage.worker_heartbeat_s)
+        except BaseException:
             await store.close()
             raise
+        settings = workers.with_worker_id(settings, worker_id)
         from pipeline.durable.orchestrator import DurableOrchestrator
 
         orchestrator = DurableOrchestrator(settings, store, providers)
         orchestrator.attach()  # before the launch: DBOS starts recovering this worker's jobs in it
         try:
-            await engine.launch(settings)
+            # Only workers dequeue the runs a takeover resumes: a `jant makead` would drop them when it ends.
+            await engine.launch(settings, listen_queues=[workers.TAKEOVER_QUEUE] if serves_takeovers else [])
+            if serves_takeovers:
+                await workers.serve_takeovers()
         except BaseException:
             orchestrator.detach()
+            await lease.release()
             await store.close()
             raise
-        return cls(settings, store, providers, orchestrator, durable=True)
+        watch = workers.WorkerWatch(
+            lease, store, takeover_s=settings.storage.worker_takeover_s, takes_over=takes_over, notify=notify
+        )
+        watch.start()
+        return cls(settings, store, providers, orchestrator, durable=True, watch=watch)
 
     async def close(self, grace_s: float = 8.0) -> None:
         await self.orchestrator.shutdown(grace_s)
@@ -142,7 +185,13 @@ class Runtime:
 
             assert isinstance(self.orchestrator, DurableOrchestrator)
             self.orchestrator.detach()
-            await engine.destroy()
+            if self.watch is not None:
+                await self.watch.stop()
+            try:
+                await engine.destroy()
+            finally:
+                if self.watch is not None:  # after DBOS stopped: a restart with this id may launch from here on
+                    await self.watch.lease.release()
         for provider in self.providers.every():
             aclose = getattr(provider, "aclose", None)
             if aclose is not None:

@@ -19,6 +19,7 @@ import aiosqlite
 
 from storage.database import connect
 from storage.spend_ledger import SpendLedger
+from storage.worker_leases import WorkerLeases
 
 JOB_COLUMNS = (
     "id", "status", "request", "storyboard", "requester_id", "guild_id", "channel_id", "ui", "providers",
@@ -82,6 +83,8 @@ class JobRepository:
         self._write_lock = asyncio.Lock()
         # Budget reservations and spend: their own module, on this connection and under this lock.
         self.ledger = SpendLedger(conn, self._write_lock)
+        # The durable engine's worker ids (migration 005): likewise.
+        self.leases = WorkerLeases(conn, self._write_lock)
 
     @classmethod
     async def open(cls, db_path: Path) -> JobRepository:

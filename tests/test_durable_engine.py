@@ -76,6 +76,24 @@ def _dbos_rows(data: Path, sql: str, *params: object) -> list[tuple[object, ...]
         conn.close()
 
 
+def _recorded_steps(data: Path, job_id: str) -> set[tuple[int, str, str]]:
+    """The steps DBOS had recorded as finished, as (scene, stage kind, step name). A chain
+    `<run>/<scene>/<root>` runs its root stage, then the stages that wait for it, each cut after its
+    stage: a seed chain is seed, clip, the clip's cut; a voice or music chain is that one stage."""
+    rows = _dbos_rows(
+        data,
+        "SELECT workflow_uuid, function_id, function_name FROM operation_outputs WHERE workflow_uuid LIKE ?"
+        " AND function_name IN ('jant.stage', 'jant.normalise') AND completed_at_epoch_ms IS NOT NULL",
+        f"{job_id}/%",
+    )
+    order = {"seed": ["seed", "clip", "clip"], "voice": ["voice"], "music": ["music"]}
+    out = set()
+    for workflow, function_id, step in rows:
+        _, scene, root = str(workflow).split("/")
+        out.add((int(scene), order[root][int(function_id) - 1], str(step)))
+    return out
+
+
 async def _every_clip_generating(db: Path, rep: FakeReplicate) -> str | None:
     """The job id, once every clip is a prediction processing on Replicate with its id stored, and the
     voice and music stages are done (so the steps in flight at the kill are exactly the clips)."""
@@ -113,17 +131,24 @@ async def test_a_kill_9_mid_clip_is_finished_by_the_worker_with_zero_duplicate_c
     assert len(killed_mid) == SCENES, (tmp_path / "makead.log").read_text()
     before = rep.counts.creates.copy()
     assert before == {SDXL: SCENES, SVD: SCENES, TTS: SCENES, MUSIC: 1}
-    # What had not finished at the kill (the clips, and on a slow host a line or the music bed): those
-    # steps run again on recovery, polling the prediction they had created; the others must not.
+    # What had not finished at the kill (the clips, and on a slow host a line or the music bed whose stage
+    # was done but whose step DBOS had not yet recorded): those steps run again on recovery, polling the
+    # prediction they had created; the others must not.
     unfinished = set(
         await asyncio.to_thread(
             db_rows, db, "SELECT scene_index, stage FROM stages WHERE job_id = ? AND status != 'done'", job_id
         )
     )
+    recorded = await asyncio.to_thread(_recorded_steps, data, job_id)
+    unfinished |= {(i, kind) for i, kind in await asyncio.to_thread(
+        db_rows, db, "SELECT scene_index, stage FROM stages WHERE job_id = ?", job_id
+    ) if (i, kind, "jant.stage") not in recorded}  # fmt: skip
     # DBOS has the run as unfinished, owned by this worker id, at the pinned version.
     sql = "SELECT status, executor_id, application_version FROM workflow_status WHERE workflow_uuid = ?"
     [run] = await asyncio.to_thread(_dbos_rows, data, sql, job_id)
-    assert run == ("PENDING", "local", "jant-workflows-1")
+    # The worker id nobody set: this host's, kept in the data directory so that a restart has it too.
+    [id_file] = (data / "worker-ids").iterdir()
+    assert run == ("PENDING", id_file.read_text().strip(), "jant-workflows-1")
 
     worker = await _jant(env, tmp_path, tmp_path / "worker.log", "worker", "--until-idle")
     try:
@@ -134,6 +159,12 @@ async def test_a_kill_9_mid_clip_is_finished_by_the_worker_with_zero_duplicate_c
             await worker.wait()
     out = (tmp_path / "worker.log").read_text()
     assert f"Job {job_id}: completed" in out, out
+    # Restarted with the killed process's id, it took the id at once (that pid is gone from this host)
+    # and DBOS recovered the job at launch: no survivor's takeover was waited for.
+    assert f"(the id was free: its process (pid {makead.pid}) is gone)" in " ".join(out.split()), out
+    assert not await asyncio.to_thread(
+        db_rows, db, "SELECT 1 FROM events WHERE job_id = ? AND kind = 'taken_over'", job_id
+    )
 
     # Zero duplicate creates: nothing was created after the kill; the clips paid for were polled to the end.
     assert rep.counts.creates == before

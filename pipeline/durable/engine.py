@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -36,27 +37,33 @@ def require_dbos() -> Any:
     return DBOS
 
 
-async def launch(settings: Settings) -> None:
+async def launch(settings: Settings, *, listen_queues: Sequence[str] | None = None) -> None:
     """Start DBOS on this loop, which becomes the loop its recovered workflows run on (the process's
-    pending jobs are recovered in the background from here on). The workflows must be imported first."""
+    pending jobs are recovered in the background from here on). The workflows must be imported first.
+    `listen_queues`: the only named queues this process dequeues from (None: all of them)."""
     dbos = require_dbos()
     import pipeline.durable.orchestrator  # noqa: F401  # registers the workflows before the launch
 
     path = settings.storage.dbos_db_path
+    executor_id = settings.storage.worker_id
+    if executor_id is None:  # never DBOS's default "local": two processes on it run each other's jobs
+        raise RuntimeError("DBOS launched before this process's worker id was resolved (pipeline.durable.workers)")
     await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
     dbos(
         config={
             "name": "jant",
             "system_database_url": f"sqlite:///{path}",
-            "executor_id": settings.storage.worker_id,
+            "executor_id": executor_id,
             "application_version": APPLICATION_VERSION,
             "log_level": "WARNING",  # its INFO lines would cut through the terminal's progress bars
         }
     )
+    if listen_queues is not None:
+        dbos.listen_queues(list(listen_queues))
     # Called inside the running loop on purpose: queued and recovered async workflows then run on this
     # loop, beside the orchestrator's objects. It blocks the loop for the launch (a fraction of a second).
     dbos.launch()
-    log.info("DBOS launched: executor %s, version %s, %s", settings.storage.worker_id, APPLICATION_VERSION, path)
+    log.info("DBOS launched: executor %s, version %s, %s", executor_id, APPLICATION_VERSION, path)
 
 
 async def destroy() -> None:
@@ -72,6 +79,11 @@ async def destroy() -> None:
         await asyncio.to_thread(DBOS.destroy)
     finally:
         loop.set_default_executor(ThreadPoolExecutor(thread_name_prefix="jant-after-dbos"))
+
+
+def job_of(workflow_id: str) -> str:
+    """The job a workflow belongs to: its run (`<job id>[~n]`) or one of the run's chains (`<run id>/…`)."""
+    return workflow_id.split("/", 1)[0].split(RUN_SEPARATOR, 1)[0]
 
 
 async def next_run_id(job_id: str) -> str:
