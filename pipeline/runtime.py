@@ -108,7 +108,7 @@ class Runtime:
         must not start them only to stop them a moment later."""
         await asyncio.to_thread(check_data_dir, settings)
         providers = providers or build_providers(settings)
-        store = await JobStore.open(settings.storage.db_path)
+        store = await JobStore.open(settings.storage.database)
         if runs_jobs and settings.storage.engine == "dbos":
             return await cls._open_durable(settings, store, providers)
         return cls(settings, store, providers, Orchestrator(settings, store, providers))

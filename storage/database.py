@@ -19,6 +19,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from storage.dialect import DialectName
 from storage.errors import DatabaseLocked, DatabaseTooNew, MigrationFailed
 
 log = logging.getLogger(__name__)
@@ -37,10 +38,13 @@ _CREATE_SCHEMA_MIGRATIONS = (
 )
 
 
-def migrations() -> list[Migration]:
-    """(version, name, sql) for every file in storage/migrations, in order."""
+def migrations(dialect: DialectName = "sqlite") -> list[Migration]:
+    """(version, name, sql) for every file in storage/migrations (SQLite) or storage/migrations/postgres, in order."""
+    folder = resources.files("storage.migrations")
+    if dialect == "postgres":
+        folder = folder / "postgres"
     found = []
-    for entry in resources.files("storage.migrations").iterdir():
+    for entry in folder.iterdir():
         m = _MIGRATION_NAME.match(entry.name)
         if m:
             found.append((int(m.group(1)), entry.name, entry.read_text(encoding="utf-8")))
