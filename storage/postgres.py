@@ -74,7 +74,13 @@ async def connect(url: str) -> asyncpg.Pool:
 
 async def schema_version(conn: asyncpg.Connection) -> int:
     """The highest migration applied; 0 for a database that has none."""
-    if await conn.fetchval("SELECT to_regclass('schema_migrations')") is None:
+    # A query of the catalog, not to_regclass: a name lookup may answer from this session's cache, which
+    # still says "no such table" after another process created it while we waited for the lock.
+    exists = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables"
+        " WHERE schemaname = current_schema() AND tablename = 'schema_migrations')"
+    )
+    if not exists:
         return 0
     return int(await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"))
 
