@@ -24,6 +24,8 @@ from pathlib import Path
 
 import asyncpg
 
+from storage.dialect import numbered_placeholders
+
 BIN_GLOB = "/usr/lib/postgresql/*/bin"
 SERVER_USER = "postgres"
 
@@ -107,3 +109,12 @@ class PostgresServer:
             if (self.data / "postmaster.pid").exists():
                 self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+async def pg_rows(url: str, sql: str, *params: object) -> list[tuple[object, ...]]:
+    """Read a database from outside, as another process would; `?` placeholders, as the repository's SQL."""
+    conn = await asyncpg.connect(url)
+    try:
+        return [tuple(r) for r in await conn.fetch(numbered_placeholders(sql), *params)]
+    finally:
+        await conn.close()
