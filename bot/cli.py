@@ -864,7 +864,7 @@ async def doctor(settings: Settings) -> int:
         runtime = await Runtime.open(settings, providers)
         count = await runtime.store.count()
         await runtime.close()
-        table.add_row("database", "[green]ok[/]", f"{settings.storage.db_path} ({count} jobs)")
+        table.add_row("database", "[green]ok[/]", f"{runtime.store.description} ({count} jobs)")
     except JantError as exc:
         ok = False
         table.add_row(checking, "[red]error[/]", exc.user_message)

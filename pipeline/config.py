@@ -263,6 +263,34 @@ class StorageSettings(_Section):
             )
         return self
 
+    # -- the database (issue 15; docs/durable-jobs.md, "Postgres") ---------------------------------------
+    # Unset (the default): Jant's tables are the SQLite file JANT_DB_PATH (<data dir>/jant.db) and DBOS's
+    # system database <data dir>/dbos.sqlite. postgresql://user[:password]@host:port/db: both live in that
+    # Postgres database (DBOS's tables in its own schema, `dbos`); needs `pip install 'jant[postgres]'`.
+    database_url: SecretStr | None = Field(default=None, alias="JANT_DATABASE_URL")
+
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _postgres_only(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                "JANT_DATABASE_URL must be a postgresql:// URL (postgresql://user@host:5432/jant); unset it to"
+                " keep the SQLite file under JANT_DATA_DIR"
+            )
+        return v
+
+    @property
+    def database(self) -> Path | str:
+        """Where Jant's tables are: the Postgres URL when set, else the SQLite file."""
+        return self.database_url.get_secret_value() if self.database_url is not None else self.db_path
+
+    @property
+    def dbos_system_database_url(self) -> str:
+        """DBOS's system database: the same Postgres database as Jant's tables, or a SQLite file of its own."""
+        if self.database_url is not None:  # SQLAlchemy, under DBOS, knows only the long scheme name
+            return "postgresql://" + self.database_url.get_secret_value().split("://", 1)[1]
+        return f"sqlite:///{self.dbos_db_path}"
+
     @property
     def dbos_db_path(self) -> Path:
         return self.data_dir.expanduser() / "dbos.sqlite"

@@ -128,7 +128,7 @@ class Runtime:
         `notify` hears of each takeover."""
         await asyncio.to_thread(check_data_dir, settings)
         providers = providers or build_providers(settings)
-        store = await JobStore.open(settings.storage.db_path)
+        store = await JobStore.open(settings.storage.database)
         if runs_jobs and settings.storage.engine == "dbos":
             serves = takes_over or serves_takeovers
             return await cls._open_durable(settings, store, providers, worker_id, takes_over, serves, notify)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.brand import BrandKit, GuildPolicy
-from pipeline.errors import DatabaseSchemaError, JantError
+from pipeline.errors import ConfigError, DatabaseSchemaError, JantError
 from pipeline.models import (
     AdRequest,
     Job,
@@ -23,7 +23,7 @@ from pipeline.models import (
 )
 from pipeline.speech_timing import WordTiming
 from pipeline.stage_kinds import JOB_LEVEL_INDEX, STAGE_KINDS, StageLevel, required_kinds
-from storage.errors import DatabaseLocked, DatabaseTooNew, MigrationFailed
+from storage.errors import DatabaseLocked, DatabaseTooNew, DatabaseUnavailable, MigrationFailed
 from storage.repository import JobRepository
 from storage.spend_ledger import Overrun, Window
 
@@ -110,12 +110,25 @@ class JobStore:
         self.repo = repo
 
     @classmethod
-    async def open(cls, db_path: Path) -> JobStore:
+    async def open(cls, db_path: Path | str) -> JobStore:
+        """`db_path`: a SQLite file, or a `postgresql://` URL (`settings.storage.database` is either)."""
         try:
             return cls(await JobRepository.open(db_path))
+        except DatabaseUnavailable as exc:
+            raise JantError(
+                str(exc), hint="Check JANT_DATABASE_URL and that the Postgres server is running and reachable."
+            ) from exc
+        except ModuleNotFoundError as exc:
+            if exc.name != "asyncpg":
+                raise
+            raise ConfigError(
+                "JANT_DATABASE_URL points at Postgres, but its driver (asyncpg) is not installed.",
+                hint="Install it with `pip install 'jant[postgres]'`, or unset JANT_DATABASE_URL to use SQLite.",
+            ) from None
         except DatabaseTooNew as exc:
             raise DatabaseSchemaError(
-                str(exc), hint="Run the newer jant, or point JANT_DATA_DIR (or JANT_DB_PATH) at another folder."
+                str(exc),
+                hint="Run the newer jant, or point JANT_DATA_DIR (or JANT_DB_PATH, or JANT_DATABASE_URL) elsewhere.",
             ) from exc
         except MigrationFailed as exc:
             raise DatabaseSchemaError(
@@ -126,6 +139,11 @@ class JobStore:
 
     async def close(self) -> None:
         await self.repo.close()
+
+    @property
+    def description(self) -> str:
+        """Where the jobs are kept: the SQLite file, or the Postgres URL without its password."""
+        return self.repo.description
 
     # -- per-server brand kit and policy -------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""The SQLite connection: WAL, foreign keys, numbered migrations applied at start.
+"""The SQLite connection: WAL, foreign keys, numbered migrations applied at start (Postgres:
+`storage.postgres`; both folders of migrations: `storage/migrations/__init__.py`).
 
 Several processes may open one database at the same moment (a bot with a CLI job beside it, a
 restarted container, a compose file starting workers together), so migrating is a check-then-write
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from storage.dialect import DialectName
 from storage.errors import DatabaseLocked, DatabaseTooNew, MigrationFailed
 
 log = logging.getLogger(__name__)
@@ -37,10 +39,13 @@ _CREATE_SCHEMA_MIGRATIONS = (
 )
 
 
-def migrations() -> list[Migration]:
-    """(version, name, sql) for every file in storage/migrations, in order."""
+def migrations(dialect: DialectName = "sqlite") -> list[Migration]:
+    """(version, name, sql) for every file in storage/migrations (SQLite) or storage/migrations/postgres, in order."""
+    folder = resources.files("storage.migrations")
+    if dialect == "postgres":
+        folder = folder / "postgres"
     found = []
-    for entry in resources.files("storage.migrations").iterdir():
+    for entry in folder.iterdir():
         m = _MIGRATION_NAME.match(entry.name)
         if m:
             found.append((int(m.group(1)), entry.name, entry.read_text(encoding="utf-8")))
@@ -114,10 +119,7 @@ async def _migration_lock(conn: aiosqlite.Connection, db_path: Path) -> AsyncIte
     back (schema included: SQLite's DDL is transactional) when it raises.
 
     In WAL mode EXCLUSIVE keeps other writers (and other migrators) out while readers go on seeing
-    the old schema until COMMIT. A Postgres backend would open the same transaction with
-    `SELECT pg_advisory_xact_lock(<a fixed key for jant's schema>)` instead of BEGIN EXCLUSIVE: the
-    lock is released by COMMIT or ROLLBACK, Postgres' DDL is transactional too, and the re-read of
-    the version inside `migrate` stays as it is.
+    the old schema until COMMIT. `storage.postgres.migrate` is the same with an advisory lock.
 
     Foreign keys are off while migrating (SQLite's documented procedure for rebuilding a table): with
     them on, dropping a rebuilt parent table would cascade-delete its children's rows. `_apply` runs

@@ -15,9 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
-from storage.database import connect
+from storage.backend import Backend, Row, open_backend
 from storage.spend_ledger import SpendLedger
 from storage.worker_leases import WorkerLeases
 
@@ -50,7 +48,7 @@ def _to_db(key: str, value: Any) -> tuple[str, Any]:
     return key, value
 
 
-def _job_from_row(row: aiosqlite.Row) -> dict[str, Any]:
+def _job_from_row(row: Row) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in JOB_COLUMNS:
         col = _JSON_COLUMNS.get(key, key)
@@ -68,7 +66,7 @@ def _stage_to_db(key: str, value: Any) -> tuple[str, Any]:
     return key, value
 
 
-def _stage_from_row(row: aiosqlite.Row) -> dict[str, Any]:
+def _stage_from_row(row: Row) -> dict[str, Any]:
     out = dict(row)
     for key, col in _STAGE_JSON_COLUMNS.items():
         value = out.pop(col, None)
@@ -77,50 +75,56 @@ def _stage_from_row(row: aiosqlite.Row) -> dict[str, Any]:
 
 
 class JobRepository:
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn = conn
-        # One connection is shared by every task: a transaction must not interleave with another's.
+    def __init__(self, db: Backend) -> None:
+        self._db = db
+        # SQLite: one connection is shared by every task, so a transaction must not interleave with
+        # another's. Postgres has a pool, but the writes of one process keep the same order.
         self._write_lock = asyncio.Lock()
-        # Budget reservations and spend: their own module, on this connection and under this lock.
-        self.ledger = SpendLedger(conn, self._write_lock)
+        # Budget reservations and spend: their own module, on this database and under this lock.
+        self.ledger = SpendLedger(db, self._write_lock)
         # The durable engine's worker ids (migration 005): likewise.
-        self.leases = WorkerLeases(conn, self._write_lock)
+        self.leases = WorkerLeases(db, self._write_lock)
 
     @classmethod
-    async def open(cls, db_path: Path) -> JobRepository:
-        return cls(await connect(db_path))
+    async def open(cls, where: Path | str) -> JobRepository:
+        """A SQLite file (a path), or Postgres (a `postgresql://` URL)."""
+        return cls(await open_backend(where))
+
+    @property
+    def dialect(self) -> str:
+        return self._db.dialect.name
+
+    @property
+    def description(self) -> str:
+        """Where the data is: the file, or the URL without its password."""
+        return self._db.description
 
     async def close(self) -> None:
         # A shielded write may still be in flight after its caller was cancelled (shutdown): let it
         # commit before the connection goes away.
         async with self._write_lock:
-            await self._conn.close()
+            await self._db.close()
 
-    async def _in_transaction(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> list[aiosqlite.Row]:
+    async def _in_transaction(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> list[Row]:
         """Run `statements` in one transaction; the rows the last one returned (for `RETURNING`)."""
         # Shielded: a caller cancelled mid-write (job cancel, shutdown) must not leave a transaction
         # half-open on the shared connection; the write is small and finishes on its own.
         return await asyncio.shield(self._transaction(list(statements)))
 
-    async def _transaction(self, statements: list[tuple[str, Sequence[Any]]]) -> list[aiosqlite.Row]:
-        # Every step is a round trip to the connection's thread and back through the event loop,
-        # and all writers queue behind the lock: so each statement is one trip (execute and fetch
+    async def _transaction(self, statements: list[tuple[str, Sequence[Any]]]) -> list[Row]:
+        # Every step is a round trip to the connection's thread (or server) and back through the event
+        # loop, and all writers queue behind the lock: so each statement is one trip (execute and fetch
         # together), and a single statement, atomic by itself in autocommit, needs no BEGIN/COMMIT.
         # With sound on, an approval burst is hundreds of writes, and 5 trips each made stages wait
         # seconds for theirs (benchmarks/README.md, "Voice, music and captions").
         async with self._write_lock:
             if len(statements) == 1:
                 sql, params = statements[0]
-                return list(await self._conn.execute_fetchall(sql, params))
-            await self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                rows: list[aiosqlite.Row] = []
+                return await self._db.fetch(sql, params)
+            rows: list[Row] = []
+            async with self._db.transaction() as tx:
                 for sql, params in statements:
-                    rows = list(await self._conn.execute_fetchall(sql, params))
-                await self._conn.execute("COMMIT")
-            except BaseException:
-                await self._conn.execute("ROLLBACK")
-                raise
+                    rows = await tx.fetch(sql, params)
             return rows
 
     # -- jobs ---------------------------------------------------------------------------------
@@ -159,7 +163,7 @@ class JobRepository:
         """Merge `patch` into one of the job's JSON columns in a single statement (RFC 7396: a None
         value removes its key) and return the stored result.
 
-        The merge happens inside SQLite, so concurrent writers of different keys cannot lose each
+        The merge happens inside the database, so concurrent writers of different keys cannot lose each
         other's: there is no read in Python between which another write could land.
         """
         if key not in _JSON_COLUMNS:
@@ -209,26 +213,26 @@ class JobRepository:
             if s["stage"] == "seed":
                 rows.append(
                     (
-                        "INSERT OR REPLACE INTO scenes (job_id, scene_index, normalized_path) VALUES (?,?,?)",
+                        "INSERT INTO scenes (job_id, scene_index, normalized_path) VALUES (?,?,?) ON CONFLICT"
+                        " (job_id, scene_index) DO UPDATE SET normalized_path = excluded.normalized_path",
                         (job_id, s["scene_index"], s.get("normalized_path")),
                     )
                 )
         return rows
 
     async def get_job(self, job_id: str) -> dict[str, Any] | None:
-        async with self._conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cur:
-            row = await cur.fetchone()
-        if row is None:
+        rows = await self._db.fetch("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        if not rows:
             return None
-        job = _job_from_row(row)
-        async with self._conn.execute(
+        job = _job_from_row(rows[0])
+        stages = await self._db.fetch(
             "SELECT * FROM stages WHERE job_id = ? ORDER BY scene_index, stage DESC", (job_id,)
-        ) as cur:
-            job["stages"] = [_stage_from_row(r) for r in await cur.fetchall()]
-        async with self._conn.execute(
+        )
+        job["stages"] = [_stage_from_row(r) for r in stages]
+        scenes = await self._db.fetch(
             "SELECT scene_index, normalized_path FROM scenes WHERE job_id = ? ORDER BY scene_index", (job_id,)
-        ) as cur:
-            job["normalized"] = {r["scene_index"]: r["normalized_path"] for r in await cur.fetchall()}
+        )
+        job["normalized"] = {r["scene_index"]: r["normalized_path"] for r in scenes}
         return job
 
     async def list_jobs(
@@ -242,8 +246,7 @@ class JobRepository:
         """Recent jobs, newest first, without their stages."""
         where, params = self._filters(requester_id=requester_id, guild_id=guild_id, statuses=statuses)
         sql = f"SELECT * FROM jobs {where} ORDER BY created_at DESC LIMIT ?"
-        async with self._conn.execute(sql, [*params, limit]) as cur:
-            return [_job_from_row(r) for r in await cur.fetchall()]
+        return [_job_from_row(r) for r in await self._db.fetch(sql, [*params, limit])]
 
     async def count_jobs(
         self,
@@ -257,9 +260,8 @@ class JobRepository:
         if since is not None:
             where += (" AND" if where else "WHERE") + " created_at >= ?"
             params.append(since.isoformat())
-        async with self._conn.execute(f"SELECT COUNT(*) FROM jobs {where}", params) as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
+        rows = await self._db.fetch(f"SELECT COUNT(*) FROM jobs {where}", params)
+        return int(rows[0][0]) if rows else 0
 
     @staticmethod
     def _filters(
@@ -280,12 +282,12 @@ class JobRepository:
 
     async def finished_before(self, cutoff: datetime) -> list[str]:
         """Ids of ended jobs whose media are still on disk and older than `cutoff`."""
-        async with self._conn.execute(
+        rows = await self._db.fetch(
             "SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ? AND NOT EXISTS"
             " (SELECT 1 FROM events e WHERE e.job_id = jobs.id AND e.kind = 'media_purged') ORDER BY finished_at",
             (cutoff.isoformat(),),
-        ) as cur:
-            return [r[0] for r in await cur.fetchall()]
+        )
+        return [r[0] for r in rows]
 
     async def delete_job(self, job_id: str) -> None:
         await self._in_transaction([("DELETE FROM jobs WHERE id = ?", (job_id,))])
@@ -332,8 +334,9 @@ class JobRepository:
         now = _now()
         await self._in_transaction([
             ("INSERT INTO predictions (job_id, scene_index, stage, attempt, provider, prediction_id, status,"
-             " created_at, updated_at) SELECT ?, ?, ?, (SELECT COALESCE(MAX(attempt), 0) + 1 FROM predictions"
-             " WHERE job_id = ? AND scene_index = ? AND stage = ?), ?, ?, 'created', ?, ?"
+             " created_at, updated_at) SELECT ?, CAST(? AS INTEGER), ?,"  # a bare ? here is text to Postgres
+             " (SELECT COALESCE(MAX(attempt), 0) + 1 FROM predictions WHERE job_id = ? AND scene_index = ?"
+             " AND stage = ?), ?, ?, 'created', ?, ?"
              " WHERE NOT EXISTS (SELECT 1 FROM predictions WHERE prediction_id = ?)",
              (job_id, scene_index, stage, job_id, scene_index, stage, provider, prediction_id, now, now,
               prediction_id)),
@@ -355,10 +358,10 @@ class JobRepository:
         )
 
     async def predictions(self, job_id: str) -> list[dict[str, Any]]:
-        async with self._conn.execute(
+        rows = await self._db.fetch(
             "SELECT * FROM predictions WHERE job_id = ? ORDER BY scene_index, stage, attempt", (job_id,)
-        ) as cur:
-            return [dict(r) for r in await cur.fetchall()]
+        )
+        return [dict(r) for r in rows]
 
     # -- events -------------------------------------------------------------------------------
 
@@ -383,18 +386,17 @@ class JobRepository:
         await self._in_transaction([self._event_sql(job_id, kind, scene_index, stage, detail)])
 
     async def events(self, job_id: str) -> list[dict[str, Any]]:
-        async with self._conn.execute("SELECT * FROM events WHERE job_id = ? ORDER BY id", (job_id,)) as cur:
-            return [dict(r) for r in await cur.fetchall()]
+        return [dict(r) for r in await self._db.fetch("SELECT * FROM events WHERE job_id = ? ORDER BY id", (job_id,))]
 
     # -- per-server settings ------------------------------------------------------------------
 
     async def guild_settings(self, guild_id: str) -> dict[str, Any] | None:
         """{"brand": {...}, "policy": {...}, "updated_by", "updated_at"}, or None for a server
         that never changed anything."""
-        async with self._conn.execute("SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,)) as cur:
-            row = await cur.fetchone()
-        if row is None:
+        rows = await self._db.fetch("SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,))
+        if not rows:
             return None
+        row = rows[0]
         return {
             "brand": json.loads(row["brand_json"]),
             "policy": json.loads(row["policy_json"]),

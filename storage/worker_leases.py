@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import aiosqlite
+from storage.backend import Backend, Row
 
 COLUMNS = (
     "id", "token", "host", "pid", "pid_started", "heartbeat_s", "started_at", "heartbeat_at", "stopped_at",
@@ -25,24 +25,24 @@ _HOLDER = ("token", "host", "pid", "pid_started", "heartbeat_s", "started_at", "
 
 
 class WorkerLeases:
-    def __init__(self, conn: aiosqlite.Connection, write_lock: asyncio.Lock) -> None:
-        self._conn = conn
+    def __init__(self, db: Backend, write_lock: asyncio.Lock) -> None:
+        self._db = db
         self._write_lock = write_lock  # the repository's: one statement at a time on the shared connection
 
     async def _applied(self, sql: str, params: Sequence[Any]) -> bool:
         """Run one statement ending in `RETURNING id`: did it change a row?"""
         return bool(await asyncio.shield(self._write(sql, params)))
 
-    async def _write(self, sql: str, params: Sequence[Any]) -> list[aiosqlite.Row]:
+    async def _write(self, sql: str, params: Sequence[Any]) -> list[Row]:
         async with self._write_lock:
-            return list(await self._conn.execute_fetchall(sql, params))
+            return await self._db.fetch(sql, params)
 
     async def get(self, worker_id: str) -> dict[str, Any] | None:
-        rows = list(await self._conn.execute_fetchall("SELECT * FROM workers WHERE id = ?", (worker_id,)))
+        rows = await self._db.fetch("SELECT * FROM workers WHERE id = ?", (worker_id,))
         return dict(rows[0]) if rows else None
 
     async def every(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in await self._conn.execute_fetchall("SELECT * FROM workers ORDER BY id")]
+        return [dict(r) for r in await self._db.fetch("SELECT * FROM workers ORDER BY id")]
 
     async def insert(self, holder: Mapping[str, Any]) -> bool:
         """Take an id nobody ever held; False if another process inserted it first."""
@@ -80,7 +80,7 @@ class WorkerLeases:
 
     async def silent_since(self, cutoff: str, *, besides: str) -> list[dict[str, Any]]:
         """Workers (stopped or dead) whose last beat is older than `cutoff` and nobody has claimed."""
-        rows = await self._conn.execute_fetchall(
+        rows = await self._db.fetch(
             "SELECT * FROM workers WHERE heartbeat_at < ? AND taken_over_by IS NULL AND id != ? ORDER BY heartbeat_at",
             (cutoff, besides),
         )

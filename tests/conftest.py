@@ -16,12 +16,19 @@ The first test to ask pays for making it, so give it `@pytest.mark.timeout(AD_TI
 
 Each is a `MadeAd`: `.result` (the CompletedProcess), `.job` and `.stages` (database rows), `.final`,
 `.job_dir`, `.data_dir`, `.notes`, `.timing`, `.voices()`, `.scene_window(n)`.
+
+Postgres (`tests/postgres_server.py`): one real server per test process (each pytest-xdist worker
+starts its own, ~1 s), stopped and deleted when the session ends. `postgres_url` is a fresh database
+on it for one test; `database` is parametrised over both backends: a SQLite file, then a Postgres URL.
+Without the server binaries the Postgres cases are skipped, unless JANT_TESTS_NEED_POSTGRES=1 (CI)
+makes that a failure.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,12 +38,13 @@ from tests.emulators import media
 from tests.emulators.fake_openai import FakeOpenAI
 from tests.emulators.fake_replicate import FakeReplicate
 from tests.made_ads import FIRST_AD, FRENCH_AD, MUSIC_ONLY_AD, SILENT_AD, VOICE_ONLY_AD, MadeAd, made_ad
+from tests.postgres_server import PostgresServer, find_bin_dir
 from tests.service_fakes import draft
 
 _SERVICE_ENV = (
     "DISCORD_TOKEN", "OPENAI_API_KEY", "REPLICATE_API_TOKEN", "OPENAI_BASE_URL", "REPLICATE_BASE_URL",
     "DISCORD_API_BASE", "DISCORD_GATEWAY_URL", "JANT_DB_PATH", "JANT_OFFLINE", "JANT_BYTE_LIMIT",
-    "JANT_ENV", "JANT_DISCORD_GUILD_IDS", "JANT_APPROVER_ROLE",
+    "JANT_ENV", "JANT_DISCORD_GUILD_IDS", "JANT_APPROVER_ROLE", "JANT_DATABASE_URL", "JANT_ENGINE",
 )  # fmt: skip
 
 
@@ -61,6 +69,36 @@ async def fakes() -> AsyncIterator[tuple[FakeOpenAI, FakeReplicate]]:
     async with FakeOpenAI() as oai, FakeReplicate(time_factor=0.1) as rep:
         oai.responder = lambda body: draft()
         yield oai, rep
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        why = "PostgreSQL's server binaries are not installed (apt-get install postgresql)"
+        if os.environ.get("JANT_TESTS_NEED_POSTGRES"):
+            pytest.fail(why)
+        pytest.skip(why)
+    server = PostgresServer.start(bin_dir)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def postgres_url(postgres_server: PostgresServer) -> str:
+    """A new, empty Postgres database for this test alone."""
+    return await postgres_server.create_database()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where a store keeps its tables: a SQLite file under the test's data dir, or a Postgres database."""
+    if request.param == "sqlite":
+        return tmp_path / "data" / "jant.db"
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return await server.create_database()
 
 
 @pytest.fixture(scope="session")

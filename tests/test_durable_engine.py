@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from pipeline.config import Settings
@@ -30,6 +31,7 @@ from tests.bot_harness import eventually
 from tests.emulators import media
 from tests.emulators.fake_openai import FakeOpenAI
 from tests.emulators.fake_replicate import STABLE_AUDIO_REF, FakeReplicate
+from tests.postgres_server import pg_rows
 from tests.service_fakes import SDXL, SVD, draft, service_env
 from tests.test_bot_restart import db_rows
 
@@ -51,8 +53,13 @@ async def emulators() -> AsyncIterator[tuple[FakeOpenAI, FakeReplicate]]:
         yield oai, rep
 
 
-def _env(oai: FakeOpenAI, rep: FakeReplicate, data: Path, **values: str) -> dict[str, str]:
+def _env(
+    oai: FakeOpenAI, rep: FakeReplicate, data: Path, *, db: Path | str | None = None, **values: str
+) -> dict[str, str]:
+    """`db`: a Postgres URL puts Jant's tables and DBOS's system database there (JANT_DATABASE_URL)."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "REPLICATE_", "JANT_", "DISCORD_"))}
+    if isinstance(db, str):
+        values = {"JANT_DATABASE_URL": db, **values}
     return {
         **base, **service_env(oai, rep, data), "JANT_ENGINE": "dbos", "JANT_ENV": "dev",
         "JANT_SVD_VIDEO_LENGTH": "14_frames_with_svd", "JANT_CLIP_DEADLINE_S": "60",
@@ -76,11 +83,28 @@ def _dbos_rows(data: Path, sql: str, *params: object) -> list[tuple[object, ...]
         conn.close()
 
 
-def _recorded_steps(data: Path, job_id: str) -> set[tuple[int, str, str]]:
+async def _rows(db: Path | str, sql: str, *params: object) -> list[tuple[object, ...]]:
+    """Jant's rows, read from outside: the SQLite file, or the Postgres database at the URL."""
+    if isinstance(db, str):
+        return await pg_rows(db, sql, *params)
+    return await asyncio.to_thread(db_rows, db, sql, *params)
+
+
+async def _dbos_runs(db: Path | str, data: Path, sql: str, *params: object) -> list[tuple[object, ...]]:
+    """DBOS's rows: <data>/dbos.sqlite, or the schema `dbos` of the Postgres database."""
+    if isinstance(db, str):
+        for table in ("workflow_status", "operation_outputs"):
+            sql = sql.replace(f"FROM {table}", f"FROM dbos.{table}")
+        return await pg_rows(db, sql, *params)
+    return await asyncio.to_thread(_dbos_rows, data, sql, *params)
+
+
+async def _recorded_steps(db: Path | str, data: Path, job_id: str) -> set[tuple[int, str, str]]:
     """The steps DBOS had recorded as finished, as (scene, stage kind, step name). A chain
     `<run>/<scene>/<root>` runs its root stage, then the stages that wait for it, each cut after its
     stage: a seed chain is seed, clip, the clip's cut; a voice or music chain is that one stage."""
-    rows = _dbos_rows(
+    rows = await _dbos_runs(
+        db,
         data,
         "SELECT workflow_uuid, function_id, function_name FROM operation_outputs WHERE workflow_uuid LIKE ?"
         " AND function_name IN ('jant.stage', 'jant.normalise') AND completed_at_epoch_ms IS NOT NULL",
@@ -94,13 +118,13 @@ def _recorded_steps(data: Path, job_id: str) -> set[tuple[int, str, str]]:
     return out
 
 
-async def _every_clip_generating(db: Path, rep: FakeReplicate) -> str | None:
+async def _every_clip_generating(db: Path | str, rep: FakeReplicate) -> str | None:
     """The job id, once every clip is a prediction processing on Replicate with its id stored, and the
     voice and music stages are done (so the steps in flight at the kill are exactly the clips)."""
     sql = "SELECT job_id, stage, status, prediction_id FROM stages WHERE stage IN ('clip', 'voice', 'music')"
     try:
-        rows = await asyncio.to_thread(db_rows, db, sql)
-    except sqlite3.OperationalError:  # not made yet, or its tables not yet migrated
+        rows = await _rows(db, sql)
+    except (sqlite3.OperationalError, asyncpg.UndefinedTableError):  # not made yet, or not yet migrated
         return None
     clips = [r for r in rows if r[1] == "clip" and r[2] == "running" and r[3] is not None]
     sound = [r for r in rows if r[1] in ("voice", "music")]
@@ -112,11 +136,12 @@ async def _every_clip_generating(db: Path, rep: FakeReplicate) -> str | None:
 
 
 async def test_a_kill_9_mid_clip_is_finished_by_the_worker_with_zero_duplicate_creates(
-    emulators: tuple[FakeOpenAI, FakeReplicate], tmp_path: Path
+    emulators: tuple[FakeOpenAI, FakeReplicate], tmp_path: Path, database: Path | str
 ) -> None:
+    """On SQLite (the default) and on Postgres (JANT_DATABASE_URL: Jant's tables and DBOS's there)."""
     oai, rep = emulators
     data = tmp_path / "data"
-    env, db = _env(oai, rep, data), data / "jant.db"
+    env, db = _env(oai, rep, data, db=database), database
 
     makead = await _jant(env, tmp_path, tmp_path / "makead.log", "makead", PRODUCT, "--yes")
     try:
@@ -134,18 +159,14 @@ async def test_a_kill_9_mid_clip_is_finished_by_the_worker_with_zero_duplicate_c
     # What had not finished at the kill (the clips, and on a slow host a line or the music bed whose stage
     # was done but whose step DBOS had not yet recorded): those steps run again on recovery, polling the
     # prediction they had created; the others must not.
-    unfinished = set(
-        await asyncio.to_thread(
-            db_rows, db, "SELECT scene_index, stage FROM stages WHERE job_id = ? AND status != 'done'", job_id
-        )
-    )
-    recorded = await asyncio.to_thread(_recorded_steps, data, job_id)
-    unfinished |= {(i, kind) for i, kind in await asyncio.to_thread(
-        db_rows, db, "SELECT scene_index, stage FROM stages WHERE job_id = ?", job_id
-    ) if (i, kind, "jant.stage") not in recorded}  # fmt: skip
+    sql = "SELECT scene_index, stage FROM stages WHERE job_id = ? AND status != 'done'"
+    unfinished = set(await _rows(db, sql, job_id))
+    recorded = await _recorded_steps(db, data, job_id)
+    every = await _rows(db, "SELECT scene_index, stage FROM stages WHERE job_id = ?", job_id)
+    unfinished |= {(i, kind) for i, kind in every if (i, kind, "jant.stage") not in recorded}
     # DBOS has the run as unfinished, owned by this worker id, at the pinned version.
     sql = "SELECT status, executor_id, application_version FROM workflow_status WHERE workflow_uuid = ?"
-    [run] = await asyncio.to_thread(_dbos_rows, data, sql, job_id)
+    [run] = await _dbos_runs(db, data, sql, job_id)
     # The worker id nobody set: this host's, kept in the data directory so that a restart has it too.
     [id_file] = (data / "worker-ids").iterdir()
     assert run == ("PENDING", id_file.read_text().strip(), "jant-workflows-1")
@@ -162,38 +183,36 @@ async def test_a_kill_9_mid_clip_is_finished_by_the_worker_with_zero_duplicate_c
     # Restarted with the killed process's id, it took the id at once (that pid is gone from this host)
     # and DBOS recovered the job at launch: no survivor's takeover was waited for.
     assert f"(the id was free: its process (pid {makead.pid}) is gone)" in " ".join(out.split()), out
-    assert not await asyncio.to_thread(
-        db_rows, db, "SELECT 1 FROM events WHERE job_id = ? AND kind = 'taken_over'", job_id
-    )
+    assert not await _rows(db, "SELECT 1 FROM events WHERE job_id = ? AND kind = 'taken_over'", job_id)
 
     # Zero duplicate creates: nothing was created after the kill; the clips paid for were polled to the end.
     assert rep.counts.creates == before
     assert killed_mid == {p.id for p in rep.predictions.values() if p.model.ref == SVD and p.status == "succeeded"}
-    clips = await asyncio.to_thread(
-        db_rows, db, "SELECT prediction_id, status, attempt FROM stages WHERE job_id = ? AND stage = 'clip'", job_id
-    )
+    sql = "SELECT prediction_id, status, attempt FROM stages WHERE job_id = ? AND stage = 'clip'"
+    clips = await _rows(db, sql, job_id)
     assert {r[0] for r in clips} == killed_mid and {(r[1], r[2]) for r in clips} == {("done", 1)}
-    [(status, final)] = await asyncio.to_thread(db_rows, db, "SELECT status, final_path FROM jobs WHERE id = ?", job_id)
+    [(status, final)] = await _rows(db, "SELECT status, final_path FROM jobs WHERE id = ?", job_id)
     assert status == "completed"
-    info = await probe(final)
+    info = await probe(Path(str(final)))
     assert info.duration_s is not None and 28.5 <= info.duration_s <= 31.5
     assert (info.width, info.height) == (720, 1280) and info.has_audio  # JANT_ENV=dev, with the voice and music
 
     # The run and every chain finished in DBOS; each finished step ran once, the clips' twice (in flight
     # at the kill: run again, polling the same prediction), and nothing else ran again.
-    statuses = await asyncio.to_thread(
-        _dbos_rows, data, "SELECT workflow_uuid, status FROM workflow_status WHERE workflow_uuid LIKE ?", f"{job_id}%"
+    statuses = await _dbos_runs(
+        db, data, "SELECT workflow_uuid, status FROM workflow_status WHERE workflow_uuid LIKE ?", f"{job_id}%"
     )
     assert {s for _, s in statuses} == {"SUCCESS"} and len(statuses) == 1 + 1 + 2 * SCENES  # run, music, seed+voice
-    steps = await asyncio.to_thread(
-        db_rows, db, "SELECT scene_index, stage, detail FROM events WHERE job_id = ? AND kind = 'dbos_step'", job_id
-    )
+    sql = "SELECT scene_index, stage, detail FROM events WHERE job_id = ? AND kind = 'dbos_step'"
+    steps = await _rows(db, sql, job_id)
     ran = Counter((scene, stage, str(detail).split()[0]) for scene, stage, detail in steps)
     assert {(i, "clip") for i in range(1, SCENES + 1)} <= unfinished
     stages = [(0, "music"), *((i, kind) for i in range(1, SCENES + 1) for kind in ("seed", "voice", "clip"))]
     expected = Counter({(i, kind, "jant.stage"): 2 if (i, kind) in unfinished else 1 for i, kind in stages})
     expected.update({(i, "clip", "jant.normalise"): 1 for i in range(1, SCENES + 1)})
     assert ran == expected
+    if isinstance(db, str):  # on Postgres, neither database is a file
+        assert not (data / "dbos.sqlite").exists() and not (data / "jant.db").exists()
 
 
 async def test_the_engine_is_only_launched_by_a_process_that_runs_jobs(tmp_path: Path) -> None:

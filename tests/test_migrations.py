@@ -1,7 +1,9 @@
-"""Migrations are all-or-nothing, refuse a database newer than the code, and say which file failed."""
+"""Migrations are all-or-nothing, refuse a database newer than the code, and say which file failed; on
+SQLite and on Postgres, where each SQLite file has a twin of the same number and name."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import subprocess
 import sys
@@ -9,16 +11,19 @@ import threading
 from pathlib import Path
 
 import aiosqlite
+import asyncpg
 import pytest
 
 from pipeline.config import Settings
+from pipeline.errors import DatabaseSchemaError, JantError
 from pipeline.models import AdRequest, Job, JobStatus
 from pipeline.providers.offline_planner import OfflineStoryboardPlanner
 from pipeline.runtime import check_data_dir
 from pipeline.store import JobStore
-from storage import database
+from storage import database, postgres
 from storage.database import connect, migrate, migrations, split_statements
 from storage.errors import DatabaseLocked, DatabaseTooNew, MigrationFailed
+from tests.postgres_server import PostgresServer
 
 LATEST = len(migrations())
 BROKEN_NAME = f"{LATEST + 1:03d}_add_job_tags.sql"
@@ -38,7 +43,7 @@ def dump(db: Path) -> list[str]:
         return list(conn.iterdump())
 
 
-async def db_with_a_planned_job(db: Path) -> Job:
+async def db_with_a_planned_job(db: Path | str) -> Job:
     store = await JobStore.open(db)
     try:
         job = await store.create(Job(request=AdRequest(product="Lumen lamp")))
@@ -232,3 +237,100 @@ async def test_the_cli_refuses_a_newer_database_naming_both_versions_and_exits_2
     assert len(lines) == 1, result.stderr
     assert f"schema version {LATEST + 7}" in lines[0] and f"versions up to {LATEST}" in lines[0]
     assert "Run the newer jant" in lines[0]
+
+
+# -- the same guarantees on Postgres (storage/postgres.py) ---------------------------------------------
+
+PG_BROKEN_NAME = BROKEN_NAME
+# Postgres parses a whole file before running it, so a syntax error would stop it before its first
+# statement: this one fails while running its last, after a table, a column and changed rows.
+PG_BROKEN_SQL = BROKEN_SQL.replace("ON tags(job_id, tag;", "ON tags(no_such);")
+
+
+async def pg_dump(url: str) -> list[object]:
+    """Every table's columns, every index and every row of the public schema."""
+    conn = await asyncpg.connect(url)
+    try:
+        columns = await conn.fetch(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema = 'public' ORDER BY 1, 2"
+        )
+        indexes = await conn.fetch("SELECT indexname FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1")
+        rows: list[object] = []
+        for table in sorted({r["table_name"] for r in columns}):
+            rows.append((table, sorted(map(tuple, await conn.fetch(f'SELECT * FROM "{table}"')), key=repr)))
+        return [list(map(tuple, columns)), list(map(tuple, indexes)), rows]
+    finally:
+        await conn.close()
+
+
+def test_every_sqlite_migration_has_a_postgres_twin_of_the_same_number_and_name() -> None:
+    assert [(v, n) for v, n, _ in migrations("postgres")] == [(v, n) for v, n, _ in migrations()]
+
+
+async def test_postgres_processes_starting_together_apply_each_migration_exactly_once(postgres_url: str) -> None:
+    pools = [await asyncpg.create_pool(postgres_url, min_size=1, max_size=1) for _ in range(6)]
+    try:
+        applied = await asyncio.gather(*(postgres.migrate(pool, "test") for pool in pools))
+        assert sorted(applied) == [[]] * 5 + [list(range(1, LATEST + 1))]
+        async with pools[0].acquire() as conn:
+            versions = [r[0] for r in await conn.fetch("SELECT version FROM schema_migrations ORDER BY version")]
+        assert versions == list(range(1, LATEST + 1))
+    finally:
+        for pool in pools:
+            await pool.close()
+
+
+async def test_a_postgres_migration_failing_part_way_leaves_the_database_exactly_as_it_was(postgres_url: str) -> None:
+    await db_with_a_planned_job(postgres_url)
+    before = await pg_dump(postgres_url)
+    pool = await asyncpg.create_pool(postgres_url, min_size=1, max_size=1)
+    try:
+        broken = [*migrations("postgres"), (LATEST + 1, PG_BROKEN_NAME, PG_BROKEN_SQL)]
+        with pytest.raises(MigrationFailed) as failed:
+            await postgres.migrate(pool, "the test database", broken)
+        message = str(failed.value)
+        assert PG_BROKEN_NAME in message and "no_such" in message and f"unchanged at version {LATEST}" in message
+        assert await pg_dump(postgres_url) == before
+        assert await postgres.migrate(pool, "the test database") == []  # the lock was released
+    finally:
+        await pool.close()
+
+
+async def test_a_postgres_database_newer_than_the_code_is_refused_naming_both_versions(postgres_url: str) -> None:
+    await db_with_a_planned_job(postgres_url)
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, 'from_later.sql')", LATEST + 7)
+    finally:
+        await conn.close()
+    with pytest.raises(DatabaseSchemaError) as refused:
+        await JobStore.open(postgres_url)
+    assert f"schema version {LATEST + 7}" in str(refused.value) and f"up to {LATEST}" in str(refused.value)
+
+
+async def test_a_current_postgres_database_opens_while_another_holds_the_migration_lock(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on SQLite: only a pending migration waits for the lock, and says so if it cannot have it."""
+    monkeypatch.setattr(database, "MIGRATION_LOCK_TIMEOUT_S", 0.2)
+    await (await JobStore.open(postgres_url)).close()
+    holder = await asyncpg.connect(postgres_url)
+    pool = await asyncpg.create_pool(postgres_url, min_size=1, max_size=1)
+    try:
+        await holder.execute("SELECT pg_advisory_lock($1, 0)", postgres.LOCK_CLASS)
+        await (await JobStore.open(postgres_url)).close()
+        pending = [*migrations("postgres"), (LATEST + 1, f"{LATEST + 1:03d}_next.sql", "CREATE TABLE n (x TEXT);")]
+        with pytest.raises(DatabaseLocked, match="stayed locked by another process"):
+            await postgres.migrate(pool, "the test database", pending)
+    finally:
+        await pool.close()
+        await holder.close()
+
+
+async def test_a_postgres_url_with_a_password_never_shows_it(postgres_server: PostgresServer) -> None:
+    url = postgres_server.url("no_such_database").replace("postgres@", "postgres:hunter2-secret@")
+    with pytest.raises(JantError) as failed:
+        await JobStore.open(url)
+    assert "hunter2" not in failed.value.user_message and "postgres:***@" in failed.value.user_message
+    assert "JANT_DATABASE_URL" in failed.value.user_message

@@ -26,6 +26,7 @@ from pipeline.providers.base import Providers
 from pipeline.providers.offline_planner import OfflineStoryboardPlanner
 from pipeline.runtime import Runtime
 from pipeline.store import JobStore
+from storage.postgres import _Connection as postgres_transaction
 from tests.emulators.fake_openai import FakeOpenAI
 from tests.emulators.fake_replicate import FakeReplicate
 from tests.scripted_providers import CopyComposer, ScriptedImages, ScriptedVideo
@@ -74,6 +75,14 @@ async def nothing_made(store: JobStore, job: Job) -> None:
 @pytest.fixture
 async def store(tmp_path: Path):
     s = await JobStore.open(tmp_path / "data" / "jant.db")
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+async def any_store(database: Path | str):
+    """A store on SQLite, then on Postgres: the tests of racing approvals and refunds run on both."""
+    s = await JobStore.open(database)
     yield s
     await s.close()
 
@@ -197,8 +206,9 @@ async def test_an_offline_ad_costs_nothing_and_never_meets_a_budget(tmp_path: Pa
 
 
 async def test_two_approvals_racing_on_one_store_for_the_last_dollars_only_one_wins(
-    tmp_path: Path, store: JobStore
+    tmp_path: Path, any_store: JobStore
 ) -> None:
+    store = any_store
     await store.save_guild_policy(GUILD, GuildPolicy(budget_daily_usd=10))
     settings = budget_settings(tmp_path)
     a, b = orchestrator(settings, store), orchestrator(settings, store)  # two bots sharing one connection
@@ -214,21 +224,25 @@ async def test_two_approvals_racing_on_one_store_for_the_last_dollars_only_one_w
 
 
 async def test_two_processes_racing_for_the_last_dollars_only_one_wins(
-    tmp_path: Path, store: JobStore, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, any_store: JobStore, database: Path | str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two connections to one database, as a bot and a second worker have: the budget is read and the
-    hold written under SQLite's write lock, so the later one sees the earlier one's hold."""
+    hold written under a lock on the server's budget (SQLite's write lock, a Postgres advisory lock),
+    so the later one sees the earlier one's hold."""
+    store = any_store
     await store.save_guild_policy(GUILD, GuildPolicy(budget_daily_usd=10))
-    read = aiosqlite.Connection.execute_fetchall
+    # A slow disk or network: the other process gets to run between the reads and the write.
+    for cls, name in ((aiosqlite.Connection, "execute_fetchall"), (postgres_transaction, "fetch")):
+        read = getattr(cls, name)
 
-    async def slow_read(self: aiosqlite.Connection, *args: Any, **kwargs: Any) -> Any:
-        rows = await read(self, *args, **kwargs)
-        await asyncio.sleep(0.005)  # a slow disk: the other process gets to run between reads and the write
-        return rows
+        async def slow_read(self: Any, *args: Any, _read: Any = read, **kwargs: Any) -> Any:
+            rows = await _read(self, *args, **kwargs)
+            await asyncio.sleep(0.005)
+            return rows
 
-    monkeypatch.setattr(aiosqlite.Connection, "execute_fetchall", slow_read)
+        monkeypatch.setattr(cls, name, slow_read)
     settings = budget_settings(tmp_path)
-    other = await JobStore.open(tmp_path / "data" / "jant.db")
+    other = await JobStore.open(database)
     try:
         a, b = orchestrator(settings, store), orchestrator(settings, other)
         for _ in range(3):  # several rounds: a race that is lost only sometimes must still fail the test
@@ -253,7 +267,8 @@ async def test_two_processes_racing_for_the_last_dollars_only_one_wins(
 # -- settling ------------------------------------------------------------------------------------
 
 
-async def test_a_failed_job_gives_back_what_it_did_not_spend(tmp_path: Path, store: JobStore) -> None:
+async def test_a_failed_job_gives_back_what_it_did_not_spend(tmp_path: Path, any_store: JobStore) -> None:
+    store = any_store
     await store.save_guild_policy(GUILD, GuildPolicy(budget_daily_usd=10))
     providers = paid_providers()
     providers.get("clip").outcomes.update({s: ["nsfw"] for s in range(1, 8)})  # type: ignore[union-attr]
@@ -270,9 +285,14 @@ async def test_a_failed_job_gives_back_what_it_did_not_spend(tmp_path: Path, sto
     assert [e["detail"] for e in await store.events(job.id) if e["kind"] == "budget_settled"] == [
         "reserved $6.7200, spent $0.1400, returned $6.5800"
     ]
+    report = await orch.spend_caps.report(GUILD)  # the spend report's SQL, on both databases
+    assert report.total_usd == pytest.approx(0.14) and report.held_jobs == 0
+    spend = await store.spend(datetime(2000, 1, 1, tzinfo=UTC), guild_id=GUILD)
+    assert [(s[0], s[1], s[4]) for s in spend["by_source"]] == [("seed", "replicate-sdxl", 7)]
 
 
-async def test_a_cancelled_job_settles_to_what_it_spent(tmp_path: Path, store: JobStore) -> None:
+async def test_a_cancelled_job_settles_to_what_it_spent(tmp_path: Path, any_store: JobStore) -> None:
+    store = any_store
     orch = orchestrator(budget_settings(tmp_path, JANT_GUILD_DAILY_BUDGET_USD=10), store)
     clips = orch.providers.get("clip")
     clips.gates.update({s: asyncio.Event() for s in range(1, 8)})  # type: ignore[union-attr]

@@ -1,4 +1,5 @@
-"""Migrations on an empty and an existing database; jobs survive a reopen."""
+"""Migrations on an empty and an existing database; jobs survive a reopen. On SQLite and on Postgres
+(`database` is parametrised over both: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from pipeline.models import AdRequest, Job, JobStatus, StageStatus
 from pipeline.providers.offline_planner import OfflineStoryboardPlanner
 from pipeline.store import JobStore
+from storage import postgres
 from storage.database import connect, migrations, schema_version
 
 
@@ -24,8 +26,19 @@ async def test_migrations_on_an_empty_database(tmp_path: Path) -> None:
         await conn.close()
 
 
-async def test_reopening_an_existing_database_keeps_data_and_applies_nothing_twice(tmp_path: Path) -> None:
-    db = tmp_path / "jant.db"
+async def test_a_new_postgres_database_gets_every_table_and_the_latest_version(postgres_url: str) -> None:
+    pool = await postgres.connect(postgres_url)
+    try:
+        async with pool.acquire() as conn:
+            assert await postgres.schema_version(conn) == len(migrations("postgres")) == len(migrations())
+            tables = {r[0] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        assert {"jobs", "stages", "scenes", "predictions", "events", "schema_migrations"} <= tables
+    finally:
+        await pool.close()
+
+
+async def test_reopening_an_existing_database_keeps_data_and_applies_nothing_twice(database: Path | str) -> None:
+    db = database
     store = await JobStore.open(db)
     job = await store.create(Job(request=AdRequest(product="Lumen lamp", mood="minimal")))
     await store.close()
@@ -34,8 +47,8 @@ async def test_reopening_an_existing_database_keeps_data_and_applies_nothing_twi
     try:
         again = await store.get(job.id)
         assert again is not None and again.request.product == "Lumen lamp"
-        async with store.repo._conn.execute("SELECT COUNT(*) FROM schema_migrations") as cur:
-            assert (await cur.fetchone())[0] == len(migrations())
+        [row] = await store.repo._db.fetch("SELECT COUNT(*) FROM schema_migrations")
+        assert row[0] == len(migrations())
     finally:
         await store.close()
 
@@ -57,8 +70,8 @@ async def test_an_old_database_at_version_zero_is_upgraded(tmp_path: Path) -> No
         await conn.close()
 
 
-async def test_storyboard_stages_and_predictions_round_trip(tmp_path: Path) -> None:
-    store = await JobStore.open(tmp_path / "jant.db")
+async def test_storyboard_stages_and_predictions_round_trip(database: Path | str) -> None:
+    store = await JobStore.open(database)
     try:
         job = await store.create(Job(request=AdRequest(product="Lumen — a lamp, bright and warm")))
         sb = await OfflineStoryboardPlanner().plan(job.request)
@@ -81,17 +94,22 @@ async def test_storyboard_stages_and_predictions_round_trip(tmp_path: Path) -> N
         ]
         kinds = [e["kind"] for e in await store.events(job.id)]
         assert kinds[:2] == ["job_created", "storyboard_ready"]
+        await store.repo.patch_job_json(job.id, "ui", {"a": 1, "b": {"c": 2, "e": 5}})
+        merged = await store.repo.patch_job_json(job.id, "ui", {"a": None, "b": {"c": None, "d": [3]}})
+        assert merged == {"b": {"e": 5, "d": [3]}}  # RFC 7396, inside the database on both
+        await store.set_normalized(job, 1, "/tmp/scene-1b.mp4")  # an upsert on both
+        assert (await store.get(job.id)).scene(1).normalized_path == "/tmp/scene-1b.mp4"  # type: ignore[union-attr]
     finally:
         await store.close()
 
 
-async def test_retention_deletes_old_media_but_keeps_the_rows(tmp_path: Path) -> None:
+async def test_retention_deletes_old_media_but_keeps_the_rows(tmp_path: Path, database: Path | str) -> None:
     from datetime import timedelta
 
     from pipeline.models import utcnow
     from pipeline.retention import purge_old_media
 
-    store = await JobStore.open(tmp_path / "jant.db")
+    store = await JobStore.open(database)
     try:
         old = await store.create(Job(request=AdRequest(product="Old lamp")))
         new = await store.create(Job(request=AdRequest(product="New lamp")))

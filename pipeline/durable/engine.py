@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 # cannot replay: the pending runs of another version are not recovered (docs/durable-jobs.md, upgrades).
 APPLICATION_VERSION = "jant-workflows-1"
 JOB_WORKFLOW = "jant.job"
+DBOS_SCHEMA = "dbos"  # DBOS's tables on Postgres (SQLite has no schemas: its own file)
 RUN_SEPARATOR = "~"  # the second run of job X (Retry failed, a re-roll) is workflow "X~2"
 
 
@@ -49,10 +50,14 @@ async def launch(settings: Settings, *, listen_queues: Sequence[str] | None = No
     if executor_id is None:  # never DBOS's default "local": two processes on it run each other's jobs
         raise RuntimeError("DBOS launched before this process's worker id was resolved (pipeline.durable.workers)")
     await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+    # With JANT_DATABASE_URL, DBOS's tables go into the same Postgres database as Jant's, in the schema
+    # `dbos` (no name of Jant's collides; one database to back up; no CREATE DATABASE right needed —
+    # DBOS 3.4 would create a database named in the URL that does not exist, but this one does).
     dbos(
         config={
             "name": "jant",
-            "system_database_url": f"sqlite:///{path}",
+            "system_database_url": settings.storage.dbos_system_database_url,
+            "dbos_system_schema": DBOS_SCHEMA,
             "executor_id": executor_id,
             "application_version": APPLICATION_VERSION,
             "log_level": "WARNING",  # its INFO lines would cut through the terminal's progress bars
@@ -63,7 +68,8 @@ async def launch(settings: Settings, *, listen_queues: Sequence[str] | None = No
     # Called inside the running loop on purpose: queued and recovered async workflows then run on this
     # loop, beside the orchestrator's objects. It blocks the loop for the launch (a fraction of a second).
     dbos.launch()
-    log.info("DBOS launched: executor %s, version %s, %s", executor_id, APPLICATION_VERSION, path)
+    where = path if settings.storage.database_url is None else f"Postgres, schema {DBOS_SCHEMA}"
+    log.info("DBOS launched: executor %s, version %s, %s", executor_id, APPLICATION_VERSION, where)
 
 
 async def destroy() -> None:
