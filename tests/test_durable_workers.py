@@ -157,10 +157,10 @@ async def _edit(data: Path, sql: str, *params: object) -> None:
     await asyncio.to_thread(run)
 
 
-async def test_two_survivors_claiming_one_dead_worker_never_both_win(tmp_path: Path) -> None:
-    """The claim is one conditional UPDATE: of two processes (two connections) racing for the same
-    silent worker, exactly one wins, every time."""
-    one, two = await JobStore.open(tmp_path / "jant.db"), await JobStore.open(tmp_path / "jant.db")
+async def test_two_survivors_claiming_one_dead_worker_never_both_win(database: Path | str) -> None:
+    """The claim is one conditional UPDATE: of two processes (two connections; on Postgres, two
+    pools) racing for the same silent worker, exactly one wins, every time, on either database."""
+    one, two = await JobStore.open(database), await JobStore.open(database)
     try:
         for n in range(20):
             dead = f"dead-{n}"
