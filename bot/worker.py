@@ -1,4 +1,5 @@
-"""`jant worker`: the process that finishes this worker's interrupted jobs (JANT_ENGINE=dbos).
+"""`jant worker`: the process that finishes this worker's interrupted jobs (JANT_ENGINE=dbos) and runs
+the jobs front ends queue for the workers (`jant makead --no-worker`, `jant bot --no-worker`).
 
 Launching DBOS with this worker's id (JANT_WORKER_ID) recovers the job runs a killed `jant makead`
 or `jant worker` with the same id left unfinished; each resumes at its first unfinished step. With
@@ -31,7 +32,7 @@ async def run_worker(settings: Settings, *, until_idle: bool) -> int:
     from pipeline.durable import engine
 
     worker_id = settings.storage.worker_id
-    runtime = await Runtime.open(settings, runs_jobs=True)
+    runtime = await Runtime.open(settings, runs_jobs=True, takes_queued=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)

@@ -179,14 +179,14 @@ class DatabaseEvents:
                 self._seen[job_id] = _Seen(None, None)
         published: list[ProgressEvent] = []
         for job_id, seen in list(self._seen.items()):
-            mark = marks.get(job_id)
-            if mark is None or mark == seen.mark:
+            now = marks.get(job_id)
+            if now is None or now == seen.mark:
                 continue  # not written yet (or deleted), or nothing moved
             job = await self.store.get(job_id)
             if job is None:
                 continue
             events = changes(seen.job, job)
-            seen.mark, seen.job = mark, job
+            seen.mark, seen.job = now, job
             if job.status.is_terminal:
                 self._seen.pop(job_id, None)  # it ended: `watch` it again when it runs again
             for event in events:

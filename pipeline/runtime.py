@@ -102,19 +102,45 @@ class Runtime:
     durable: bool = False  # jobs run as DBOS workflows (JANT_ENGINE=dbos): DBOS is launched in this process
 
     @classmethod
-    async def open(cls, settings: Settings, providers: Providers | None = None, *, runs_jobs: bool = False) -> Runtime:
+    async def open(
+        cls,
+        settings: Settings,
+        providers: Providers | None = None,
+        *,
+        runs_jobs: bool = False,
+        takes_queued: bool = False,
+        queues_jobs: bool = False,
+    ) -> Runtime:
         """`runs_jobs`: this process runs jobs (`jant makead`, `jant worker`). With JANT_ENGINE=dbos only
         such a process launches DBOS, which recovers this worker's unfinished jobs at once: a `jant jobs`
-        must not start them only to stop them a moment later."""
+        must not start them only to stop them a moment later. `takes_queued`: it also runs the jobs that
+        front ends queue (`jant worker`, `jant bot`). `queues_jobs` (JANT_ENGINE=dbos only): it runs none
+        and queues the jobs it starts for the workers instead (`--no-worker`)."""
         await asyncio.to_thread(check_data_dir, settings)
         providers = providers or build_providers(settings)
         store = await JobStore.open(settings.storage.db_path)
+        if queues_jobs and settings.storage.engine == "dbos":
+            return await cls._open_queueing(settings, store, providers)
         if runs_jobs and settings.storage.engine == "dbos":
-            return await cls._open_durable(settings, store, providers)
+            return await cls._open_durable(settings, store, providers, takes_queued=takes_queued)
         return cls(settings, store, providers, Orchestrator(settings, store, providers))
 
     @classmethod
-    async def _open_durable(cls, settings: Settings, store: JobStore, providers: Providers) -> Runtime:
+    async def _open_queueing(cls, settings: Settings, store: JobStore, providers: Providers) -> Runtime:
+        from pipeline.durable.job_queue import JobQueue
+        from pipeline.durable.queued_orchestrator import QueuedOrchestrator
+
+        try:
+            queue = await JobQueue.open(settings)
+        except BaseException:
+            await store.close()
+            raise
+        return cls(settings, store, providers, QueuedOrchestrator(settings, store, providers, queue))
+
+    @classmethod
+    async def _open_durable(
+        cls, settings: Settings, store: JobStore, providers: Providers, *, takes_queued: bool = False
+    ) -> Runtime:
         from pipeline.durable import engine
 
         try:
@@ -127,7 +153,7 @@ class Runtime:
         orchestrator = DurableOrchestrator(settings, store, providers)
         orchestrator.attach()  # before the launch: DBOS starts recovering this worker's jobs in it
         try:
-            await engine.launch(settings)
+            await engine.launch(settings, takes_queued=takes_queued)
         except BaseException:
             orchestrator.detach()
             await store.close()

@@ -22,6 +22,14 @@ log = logging.getLogger(__name__)
 APPLICATION_VERSION = "jant-workflows-1"
 JOB_WORKFLOW = "jant.job"
 RUN_SEPARATOR = "~"  # the second run of job X (Retry failed, a re-roll) is workflow "X~2"
+APP_NAME = "jant"  # DBOS's application name: a queue and its workflows belong to it
+# Jobs started by a front end that runs none (`--no-worker`) wait here for a worker: `jant worker` and
+# `jant bot` take them; `jant makead`, which runs only its own job and then exits, does not.
+JOBS_QUEUE = "jant-jobs"
+
+
+def system_database_url(settings: Settings) -> str:
+    return f"sqlite:///{settings.storage.dbos_db_path}"
 
 
 def require_dbos() -> Any:
@@ -36,9 +44,12 @@ def require_dbos() -> Any:
     return DBOS
 
 
-async def launch(settings: Settings) -> None:
+async def launch(settings: Settings, *, takes_queued: bool = False) -> None:
     """Start DBOS on this loop, which becomes the loop its recovered workflows run on (the process's
-    pending jobs are recovered in the background from here on). The workflows must be imported first."""
+    pending jobs are recovered in the background from here on). The workflows must be imported first.
+
+    `takes_queued`: this process also runs the jobs front ends queue (`JOBS_QUEUE`); DBOS dequeues
+    from every queue unless told which, so a process that is not a worker is told "none"."""
     dbos = require_dbos()
     import pipeline.durable.orchestrator  # noqa: F401  # registers the workflows before the launch
 
@@ -46,16 +57,18 @@ async def launch(settings: Settings) -> None:
     await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
     dbos(
         config={
-            "name": "jant",
-            "system_database_url": f"sqlite:///{path}",
+            "name": APP_NAME,
+            "system_database_url": system_database_url(settings),
             "executor_id": settings.storage.worker_id,
             "application_version": APPLICATION_VERSION,
             "log_level": "WARNING",  # its INFO lines would cut through the terminal's progress bars
         }
     )
+    dbos.listen_queues([JOBS_QUEUE] if takes_queued else [])
     # Called inside the running loop on purpose: queued and recovered async workflows then run on this
     # loop, beside the orchestrator's objects. It blocks the loop for the launch (a fraction of a second).
     dbos.launch()
+    await dbos.register_queue_async(JOBS_QUEUE)
     log.info("DBOS launched: executor %s, version %s, %s", settings.storage.worker_id, APPLICATION_VERSION, path)
 
 
@@ -81,7 +94,11 @@ async def next_run_id(job_id: str) -> str:
     runs = await DBOS.list_workflows_async(
         workflow_id_prefix=job_id, name=JOB_WORKFLOW, has_parent=False, load_input=False, load_output=False
     )
-    ids = {w.workflow_id for w in runs}
+    return run_id_after({w.workflow_id for w in runs}, job_id)
+
+
+def run_id_after(ids: set[str], job_id: str) -> str:
+    """The job's next run id, given the ids of the workflows its runs have had so far."""
     if job_id not in ids:
         return job_id
     n = 2
