@@ -123,3 +123,12 @@ async def test_ctrl_c_stops_following_a_queued_job_and_leaves_it_to_the_workers(
     [(status,)] = await asyncio.to_thread(db_rows, data / "jant.db", "SELECT status FROM jobs WHERE id = ?", job_id)
     assert status == "queued"
     assert await queued_job(data) == job_id
+
+
+def test_no_worker_without_the_durable_engine_says_what_to_set(capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import main
+
+    assert main(["makead", PRODUCT, "--yes", "--no-worker"]) == 2
+    assert main(["bot", "--no-worker"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("--no-worker queues jobs for `jant worker` processes") == 2 and "JANT_ENGINE=dbos" in err
