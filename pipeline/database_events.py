@@ -146,9 +146,14 @@ class DatabaseEvents:
         self.start()
 
     def latest(self, job_id: str) -> Job | None:
-        """The job as last read, while it is watched."""
+        """A copy of the job as last read, while it is watched (the copy: what the caller changes must not
+        change what the next poll is compared with)."""
         seen = self._seen.get(job_id)
-        return seen.job if seen is not None else None
+        return seen.job.model_copy(deep=True) if seen is not None and seen.job is not None else None
+
+    def forget(self, job_id: str) -> None:
+        """Stop following a job (its end was told another way)."""
+        self._seen.pop(job_id, None)
 
     def start(self) -> None:
         if self._task is None or self._task.done():

@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import Settings
+from pipeline.models import JobStatus
 from pipeline.runtime import Runtime
 from tests.bot_harness import embed_text, running_team, scripted_providers
 from tests.emulators.discord_server import DiscordEmulator
-from tests.scripted_providers import CopyComposer, ScriptedVideo
+from tests.scripted_providers import CopyComposer, ScriptedImages, ScriptedVideo
 
 pytest.importorskip("dbos", reason="the durable extra (`pip install 'jant[durable]'`) is not installed")
 pytest_plugins = ["tests.conftest_discord"]  # the discord_emulator and discord_errors fixtures
@@ -86,3 +87,76 @@ async def test_the_status_message_follows_a_job_a_worker_makes_to_the_posted_ad_
     assert row == ("SUCCESS", "w1", "jant-jobs")
     shown = [_overall(embed_text(status, n)) for n in range(len(status.versions))]
     assert any(p is not None and 0 < p < 100 for p in shown), shown  # the way there, not just the start and end
+
+
+async def test_retry_failed_from_a_bot_that_makes_no_ad_is_made_by_the_worker_as_the_jobs_second_run(
+    discord_emulator: DiscordEmulator, discord_errors, tmp_path: Path, worker: Runtime
+) -> None:
+    emu = discord_emulator
+    images: ScriptedImages = worker.providers.images  # type: ignore[assignment]
+    images.outcomes[3] = ["nsfw"]
+    async with running_team(emu, tmp_path, discord_errors, runs_jobs=False, JANT_ENGINE="dbos") as team:
+        _, board, job_id = await team.makead()
+        await team.click(board, "approve", job_id, team.alice)
+        status = await team.status_message(job_id)
+        await team.wait_until(lambda: "Finished without scene 3" in embed_text(status), timeout=20,
+                              what="the partial state")  # fmt: skip
+        await emu.wait_for_message(status.channel_id, lambda m: bool(m.attachments), timeout=20)
+        retry = await team.click(status, "retry", job_id, team.alice)
+        assert retry.ephemeral and retry.content.startswith(f"🔁 Re-making scene 3 of job `{job_id}`")
+        await team.wait_until(lambda: "✅ **Done.**" in embed_text(status), timeout=20, what="the completed state")
+        await team.wait_until(lambda: len([m for m in emu.messages(status.channel_id) if m.attachments]) == 2)
+        assert not team.images.calls
+    assert images.creates[3] == 2 and all(images.creates[i] == 1 for i in (1, 2, 4))
+    dbos = sqlite3.connect(f"file:{tmp_path / 'data' / 'dbos.sqlite'}?mode=ro", uri=True)
+    try:
+        runs = dbos.execute(
+            "SELECT workflow_uuid, status, executor_id FROM workflow_status WHERE name = 'jant.job' ORDER BY created_at"
+        ).fetchall()
+    finally:
+        dbos.close()
+    assert runs == [(job_id, "SUCCESS", "w1"), (f"{job_id}~2", "SUCCESS", "w1")]
+
+
+async def test_a_bot_that_makes_no_ad_cancels_a_job_no_worker_took_and_says_it_cannot_stop_one_being_made(
+    discord_emulator: DiscordEmulator, discord_errors, tmp_path: Path
+) -> None:
+    emu = discord_emulator
+    async with running_team(emu, tmp_path, discord_errors, runs_jobs=False, JANT_ENGINE="dbos") as team:
+        _, board, waiting = await team.makead()
+        await team.click(board, "approve", waiting, team.alice)  # no worker is up: it waits in the queue
+        status = await team.status_message(waiting)
+        stopped = await team.click(status, "cancel", waiting, team.alice)
+        followup = (await stopped.wait_followups(1))[0] if not stopped.content else stopped
+        assert f"Stopped job `{waiting}`" in (followup.content or "")
+        assert (await team.job(waiting)).status is JobStatus.CANCELLED
+
+        settings = Settings(JANT_DATA_DIR=tmp_path / "data", JANT_ENGINE="dbos", JANT_WORKER_ID="w1")
+        worker = await Runtime.open(settings, scripted_providers(), runs_jobs=True, takes_queued=True)
+        try:
+            worker.orchestrator.composer = CopyComposer()  # type: ignore[assignment]
+            video: ScriptedVideo = worker.providers.video  # type: ignore[assignment]
+            video.gates[1] = asyncio.Event()
+            _, board, made = await team.makead()
+            await team.click(board, "approve", made, team.alice)
+            await asyncio.wait_for(video.started[1].wait(), 20)  # a worker is making it
+            refused = await team.click(await team.status_message(made), "cancel", made, team.alice)
+            said = (await refused.wait_followups(1))[0].content if not refused.content else refused.content
+            assert f"Job {made} is being made by a worker" in (said or ""), said
+            video.gates[1].set()
+            await team.settled(made, what="the job the worker makes to end")
+        finally:
+            await worker.close()
+    assert (await _workflow_statuses(tmp_path)) == {waiting: "CANCELLED", made: "SUCCESS"}
+    assert video.creates[1] == 1  # the refused cancel stopped nothing
+
+
+async def _workflow_statuses(tmp_path: Path) -> dict[str, str]:
+    def read() -> dict[str, str]:
+        dbos = sqlite3.connect(f"file:{tmp_path / 'data' / 'dbos.sqlite'}?mode=ro", uri=True)
+        try:
+            return dict(dbos.execute("SELECT workflow_uuid, status FROM workflow_status WHERE name = 'jant.job'"))
+        finally:
+            dbos.close()
+
+    return await asyncio.to_thread(read)

@@ -96,6 +96,7 @@ class QueuedOrchestrator(Orchestrator):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self.database_events.forget(job.id)  # `_after_cancel` tells its end
         self._user_cancelled.add(job.id)
         await self._after_cancel(job)  # nothing runs: its stages are marked cancelled, its hold settled
         await self.store.event(job, "cancelled", detail=by)
