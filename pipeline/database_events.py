@@ -52,7 +52,9 @@ _KIND_ORDER = {name: n for n, name in enumerate(STAGE_KINDS)}
 
 def changes(before: Job | None, after: Job) -> list[ProgressEvent]:
     """The events that take a front end from `before` (None: it knows nothing of the job) to `after`,
-    in the order the orchestrator would have published them; each carries `after` as its snapshot."""
+    each carrying `after` as its snapshot: the job's own steps in their order around the stages' changes,
+    and the stages' changes ordered by each stage's last write (close to the order they were published:
+    a progress figure or a prediction id written later moves a stage later)."""
     if before is None:
         status = after.status
         kind = EventKind.JOB_FINISHED if status.is_terminal else _FIRST_SIGHT[status]

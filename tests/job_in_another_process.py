@@ -32,7 +32,7 @@ async def main(data: Path, out: Path) -> None:
     # Staggered, so the stages of different scenes change between different polls; scene 2's clip
     # fails once (a retry the front end must see) before it succeeds.
     images.latency = {i: 0.4 * i for i in range(1, 8)}
-    video.latency = {i: 0.8 + 0.3 * i for i in range(1, 8)}
+    video.latency = {i: 0.8 + 0.3 * i for i in range(1, 8)} | {2: 2.0}  # each attempt of 2 outlasts a slow poll
     video.outcomes = {2: ["flaky", "ok"]}
     providers = Providers(OfflineStoryboardPlanner(), images, video)  # type: ignore[arg-type]
     orch = Orchestrator(settings, store, providers, composer=CopyComposer())  # type: ignore[arg-type]

@@ -27,10 +27,6 @@ REPO = Path(__file__).resolve().parents[1]
 JOB_LEVEL = (EventKind.JOB_QUEUED, EventKind.JOB_STARTED, EventKind.COMPOSING, EventKind.JOB_FINISHED)
 
 
-STAGE_MOVES = (EventKind.STAGE_QUEUED, EventKind.STAGE_RUNNING, EventKind.STAGE_RETRYING, EventKind.STAGE_DONE,
-               EventKind.STAGE_FAILED)  # fmt: skip
-
-
 def _is_subsequence(part: list[Any], whole: list[Any]) -> bool:
     it = iter(whole)
     return all(any(x == y for y in it) for x in part)
@@ -103,10 +99,11 @@ async def test_events_of_a_job_run_by_another_process_arrive_in_order_once_and_e
     for key in stages:
         seen = [e.kind.value for e in got if (e.scene_index, e.stage) == key]
         assert _is_subsequence(seen, [k.value for k, i, s in truth if (i, s) == key]), (key, seen)
-    # Across stages too: the stages' changes of state (not their progress figures) in the order they were made.
-    moves = [(e.kind.value, e.scene_index, e.stage) for e in got if e.kind in STAGE_MOVES]
-    true_moves = [(k.value, i, s) for k, i, s in truth if k in STAGE_MOVES]
-    assert _is_subsequence(moves, true_moves), moves
+    # Between stages, what one poll finds is ordered by each stage's last write (a progress figure or a
+    # prediction id can be written after another stage moved), so only what the pipeline guarantees is
+    # checked: the ad is composed after every stage is made.
+    made_at = [n for n, e in enumerate(got) if e.kind is EventKind.STAGE_DONE]
+    assert all(made_at[-1] < n for n, e in enumerate(got) if e.kind is EventKind.COMPOSING)
     started = next(n for n, e in enumerate(got) if e.kind is EventKind.JOB_STARTED)
     assert all(n > started for n, e in enumerate(got) if e.stage is not None)
     for n, e in enumerate(got):  # a scene is cut after its clip is made; the snapshot says what the event says
