@@ -43,6 +43,7 @@ from bot.spend_command import SpendCommands
 from bot.status_tracker import StatusTracker
 from pipeline.composer import Composer
 from pipeline.config import Settings
+from pipeline.durable.queued_orchestrator import QueuedOrchestrator
 from pipeline.model_lifetimes import check_model_lifetimes
 from pipeline.models import Job
 from pipeline.providers.base import Providers
@@ -87,8 +88,11 @@ class JantBot(commands.Bot):
         *,
         providers: Providers | None = None,
         composer: Composer | None = None,
+        runs_jobs: bool = True,
         **client_options: Any,
     ) -> None:
+        """`runs_jobs=False` (`jant bot --no-worker`, JANT_ENGINE=dbos): the bot makes no ad itself; it
+        queues each for the `jant worker` processes and follows them through the database."""
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents(),
@@ -98,6 +102,7 @@ class JantBot(commands.Bot):
             **client_options,
         )
         self.settings = settings
+        self.runs_jobs = runs_jobs
         self._providers = providers
         self._composer = composer
         self.runtime: Runtime
@@ -123,7 +128,14 @@ class JantBot(commands.Bot):
         return self._closing
 
     async def setup_hook(self) -> None:
-        self.runtime = await Runtime.open(self.settings, self._providers)
+        # With JANT_ENGINE=dbos, DBOS is launched here, on the bot's loop: the jobs it recovers and the
+        # ones it takes from the queue run beside the bot's objects. Its recovery replaces `resume_all`. A
+        # bot that runs jobs is a worker like `jant worker`: it holds its worker id's lease and takes over
+        # the jobs of workers that died.
+        self.runtime = await Runtime.open(
+            self.settings, self._providers, runs_jobs=self.runs_jobs, takes_queued=True, queues_jobs=not self.runs_jobs,
+            takes_over=self.runs_jobs,
+        )  # fmt: skip
         if self._composer is not None:
             self.runtime.orchestrator.composer = self._composer
         for notice in self.runtime.providers.notices:
@@ -151,6 +163,8 @@ class JantBot(commands.Bot):
         reattached = await tracker.reattach_unfinished()
         settled = await tracker.settle_unfinished()
         resumed = await self.runtime.orchestrator.resume_all()
+        if isinstance(self.runtime.orchestrator, QueuedOrchestrator):  # the workers make them: follow them
+            self.runtime.orchestrator.follow_active_jobs()
         if resumed or settled:
             log.info("resumed %d job(s), %d status message(s) re-attached, %d finished result(s) to post",
                      len(resumed), reattached, settled)  # fmt: skip
@@ -230,7 +244,7 @@ class JantBot(commands.Bot):
             await super().close()
 
 
-async def _serve(settings: Settings, token: str) -> int:
+async def _serve(settings: Settings, token: str, *, runs_jobs: bool = True) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -242,7 +256,7 @@ async def _serve(settings: Settings, token: str) -> int:
     delays = retry_delays(attempts, settings.discord.connect_backoff_s)
     for attempt in range(1, attempts + 1):
         try:
-            return await _serve_once(JantBot(settings), token, stop)
+            return await _serve_once(JantBot(settings, runs_jobs=runs_jobs), token, stop)
         except Exception as exc:
             if not is_unreachable(exc):
                 raise
@@ -272,7 +286,7 @@ async def _serve_once(bot: JantBot, token: str, stop: asyncio.Event) -> int:
     return EXIT_OK
 
 
-def run_bot(settings: Settings) -> int:
+def run_bot(settings: Settings, *, runs_jobs: bool = True) -> int:
     if settings.discord.token is None or not settings.discord.token.get_secret_value().strip():
         print(
             "error: DISCORD_TOKEN is not set. Create a bot at https://discord.com/developers/applications, "
@@ -286,7 +300,7 @@ def run_bot(settings: Settings) -> int:
     silence_voice_warnings()
     logging.getLogger("discord.client").addFilter(OneLineReconnects())
     try:
-        return asyncio.run(_serve(settings, settings.discord.token.get_secret_value().strip()))
+        return asyncio.run(_serve(settings, settings.discord.token.get_secret_value().strip(), runs_jobs=runs_jobs))
     except KeyboardInterrupt:
         return EXIT_OK
     except Exception as exc:

@@ -27,6 +27,7 @@ from pipeline.budgets import BudgetExceeded
 from pipeline.byte_limit import byte_limit_problem, byte_limit_warning
 from pipeline.config import Settings
 from pipeline.cost_estimate import estimate_job_cost
+from pipeline.durable.queued_orchestrator import QueuedOrchestrator
 from pipeline.errors import ConfigError, DatabaseSchemaError, InvalidRequest, JantError
 from pipeline.events import EventKind, ProgressEvent
 from pipeline.format_choice import parse_format_list
@@ -85,6 +86,11 @@ def _parser() -> argparse.ArgumentParser:
         "the scenes that show the product use it instead of a generated image",
     )  # fmt: skip
     make.add_argument("--yes", "-y", action="store_true", help="approve the storyboard without asking")
+    make.add_argument(
+        "--no-worker", action="store_true",
+        help="queue the approved job for `jant worker` processes and follow its progress here, instead of "
+        "making it in this process (JANT_ENGINE=dbos)",
+    )  # fmt: skip
     make.add_argument("--byte-limit", type=int, help="fit final.mp4 under this many bytes")
     make.add_argument(
         "--brand",
@@ -119,7 +125,11 @@ def _parser() -> argparse.ArgumentParser:
         "(default: every one the ad does not have yet)",
     )  # fmt: skip
     sub.add_parser("doctor", help="report which providers are live or offline, ffmpeg, data dir and database")
-    sub.add_parser("bot", help="run the Discord bot (needs DISCORD_TOKEN)")
+    bot = sub.add_parser("bot", help="run the Discord bot (needs DISCORD_TOKEN)")
+    bot.add_argument(
+        "--no-worker", action="store_true",
+        help="make no ad in this process: queue them for `jant worker` processes and follow them (JANT_ENGINE=dbos)",
+    )  # fmt: skip
     worker = sub.add_parser(
         "worker", help="run jobs: this worker's interrupted ones, and those of dead workers (JANT_ENGINE=dbos)"
     )
@@ -167,13 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return asyncio.run(run_worker(settings, until_idle=args.until_idle, worker_id=args.worker_id))
         if args.command == "bot":
-            if settings.storage.engine == "dbos":  # it would resume the jobs DBOS recovers: both would run them
-                raise ConfigError(
-                    "`jant bot` does not run on JANT_ENGINE=dbos yet.", hint="Unset JANT_ENGINE to run the bot."
-                )
+            _check_no_worker(settings, args.no_worker)
             from bot.app import run_bot
 
-            return run_bot(settings)
+            return run_bot(settings, runs_jobs=not args.no_worker)
     except UsageError as exc:
         # escape(): the message can quote what the user typed ("[b]" in a brand file is text, not markup)
         err_console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)  # one line, however long
@@ -185,6 +192,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         err_console.print("Interrupted.")
         return 130
     return EXIT_USAGE
+
+
+def _check_no_worker(settings: Settings, no_worker: bool) -> None:
+    if no_worker and settings.storage.engine != "dbos":
+        raise ConfigError(
+            "--no-worker queues jobs for `jant worker` processes, which run them as DBOS workflows, "
+            "and JANT_ENGINE is not `dbos`.",
+            hint="Set JANT_ENGINE=dbos (and install `jant[durable]`), or leave out --no-worker.",
+        )
 
 
 async def brand_check(settings: Settings, file: Path, out: Path | None) -> int:
@@ -253,7 +269,8 @@ async def makead(settings: Settings, args: argparse.Namespace) -> int:
     if not args.yes and not interactive:
         raise UsageError("no terminal to ask for approval: pass --yes to approve the storyboard automatically")
     brand = await _brand(settings, args.brand) if args.brand is not None else None
-    runtime = await Runtime.open(settings, runs_jobs=True)
+    _check_no_worker(settings, args.no_worker)
+    runtime = await Runtime.open(settings, runs_jobs=not args.no_worker, queues_jobs=args.no_worker)
     try:
         for notice in runtime.providers.notices:
             err_console.print(f"[bold yellow]offline:[/] {notice}")
@@ -411,17 +428,32 @@ async def _run_with_progress(runtime: Runtime, job: Job, brand: BrandKit | None 
         task = await orch.approve(
             job, approved_by="cli", brand=brand
         )  # a refusal (over a budget) before any bar is drawn
+        queued = isinstance(orch, QueuedOrchestrator)
+        if queued:
+            console.print(f"Job [bold]{job.id}[/] is queued for the workers (`jant worker`); following it here.")
         with Live(progress, console=console, refresh_per_second=8, transient=False):
             try:
                 job = await asyncio.shield(task)
             except asyncio.CancelledError:
-                await orch.cancel(job, by="cli interrupt")
+                if queued:  # this process only follows the job: the worker making it goes on
+                    task.cancel()
+                    err_console.print(_left_to_workers(job.id))
+                else:
+                    await orch.cancel(job, by="cli interrupt")
                 raise
     finally:
         unsubscribe()
     console.print()
     elapsed = time.monotonic() - started
     return await _report(runtime, job, elapsed, await _formats_made(job))
+
+
+def _left_to_workers(job_id: str) -> str:
+    return (
+        f"Stopped following job {job_id}. It goes on: a worker is making it (or will take it from the queue), "
+        f"and `jant show {job_id}` says where it is. A job a worker is making cannot be cancelled from "
+        "another process yet (see docs/durable-jobs.md)."
+    )
 
 
 def _scene_note(scene: SceneState) -> str:

@@ -1,4 +1,5 @@
-"""`jant worker`: the process that runs jobs as DBOS workflows (JANT_ENGINE=dbos).
+"""`jant worker`: the process that finishes this worker's interrupted jobs (JANT_ENGINE=dbos) and runs
+the jobs front ends queue for the workers (`jant makead --no-worker`, `jant bot --no-worker`).
 
 Launching DBOS with this worker's id (`--id`, JANT_WORKER_ID, else the host's stored id) recovers the
 job runs a killed `jant makead` or `jant worker` with the same id left unfinished; each resumes at its
@@ -36,7 +37,7 @@ async def run_worker(settings: Settings, *, until_idle: bool, worker_id: str | N
     # but runs those a takeover queued with its id (it was a worker that had taken them over, and died).
     runtime = await Runtime.open(
         settings, runs_jobs=True, worker_id=worker_id, takes_over=not until_idle, serves_takeovers=True,
-        notify=lambda m: console.print(escape(m)),
+        takes_queued=True, notify=lambda m: console.print(escape(m)),
     )  # fmt: skip
     assert runtime.watch is not None
     worker_id = runtime.watch.lease.worker_id

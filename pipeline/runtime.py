@@ -119,20 +119,40 @@ class Runtime:
         takes_over: bool = False,
         serves_takeovers: bool = False,
         notify: Callable[[str], None] | None = None,
+        takes_queued: bool = False,
+        queues_jobs: bool = False,
     ) -> Runtime:
         """`runs_jobs`: this process runs jobs (`jant makead`, `jant worker`). With JANT_ENGINE=dbos only
         such a process launches DBOS, which recovers this worker's unfinished jobs at once: a `jant jobs`
         must not start them only to stop them a moment later. There `worker_id` (`--id`) overrides
         JANT_WORKER_ID, `takes_over` makes it take silent workers' jobs over (`jant worker`),
-        `serves_takeovers` makes it run the jobs taken over (implied by `takes_over`), and
-        `notify` hears of each takeover."""
+        `serves_takeovers` makes it run the jobs taken over (implied by `takes_over`), `notify` hears
+        of each takeover, and `takes_queued` makes it also run the jobs front ends queue (`jant worker`,
+        `jant bot`). `queues_jobs` (JANT_ENGINE=dbos only): it runs none and queues the jobs it starts
+        for the workers instead (`--no-worker`)."""
         await asyncio.to_thread(check_data_dir, settings)
         providers = providers or build_providers(settings)
         store = await JobStore.open(settings.storage.database)
+        if queues_jobs and settings.storage.engine == "dbos":
+            return await cls._open_queueing(settings, store, providers)
         if runs_jobs and settings.storage.engine == "dbos":
             serves = takes_over or serves_takeovers
-            return await cls._open_durable(settings, store, providers, worker_id, takes_over, serves, notify)
+            return await cls._open_durable(
+                settings, store, providers, worker_id, takes_over, serves, notify, takes_queued=takes_queued
+            )
         return cls(settings, store, providers, Orchestrator(settings, store, providers))
+
+    @classmethod
+    async def _open_queueing(cls, settings: Settings, store: JobStore, providers: Providers) -> Runtime:
+        from pipeline.durable.job_queue import JobQueue
+        from pipeline.durable.queued_orchestrator import QueuedOrchestrator
+
+        try:
+            queue = await JobQueue.open(settings)
+        except BaseException:
+            await store.close()
+            raise
+        return cls(settings, store, providers, QueuedOrchestrator(settings, store, providers, queue))
 
     @classmethod
     async def _open_durable(
@@ -144,6 +164,8 @@ class Runtime:
         takes_over: bool,
         serves_takeovers: bool,
         notify: Callable[[str], None] | None,
+        *,
+        takes_queued: bool = False,
     ) -> Runtime:
         from pipeline.durable import engine, workers
 
@@ -162,8 +184,13 @@ class Runtime:
         orchestrator = DurableOrchestrator(settings, store, providers)
         orchestrator.attach()  # before the launch: DBOS starts recovering this worker's jobs in it
         try:
-            # Only workers dequeue the runs a takeover resumes: a `jant makead` would drop them when it ends.
-            await engine.launch(settings, listen_queues=[workers.TAKEOVER_QUEUE] if serves_takeovers else [])
+            # Only workers dequeue the runs a takeover resumes or a front end queues: a `jant makead` would
+            # drop them when it ends.
+            queues = [
+                *([workers.TAKEOVER_QUEUE] if serves_takeovers else []),
+                *([engine.JOBS_QUEUE] if takes_queued else []),
+            ]
+            await engine.launch(settings, listen_queues=queues)
             if serves_takeovers:
                 await workers.serve_takeovers()
         except BaseException:

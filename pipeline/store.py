@@ -189,6 +189,14 @@ class JobStore:
         names = [JobStatus(s).value for s in statuses] if statuses is not None else None
         return await self.repo.count_jobs(requester_id=requester_id, guild_id=guild_id, statuses=names, since=since)
 
+    async def change_marks(
+        self, job_ids: Sequence[str] = (), statuses: Sequence[JobStatus | str] = ()
+    ) -> dict[str, tuple[Any, ...]]:
+        """A value per job that changes whenever anything a progress event is made of changes (its row,
+        stages, cut scenes, events): for `job_ids` and every job in `statuses`. Comparable only with
+        another value for the same job."""
+        return await self.repo.change_marks(list(job_ids), [JobStatus(s).value for s in statuses])
+
     async def ended_with_media_before(self, cutoff: datetime) -> Sequence[str]:
         """Ids of jobs that ended before `cutoff` and whose media have not been purged yet."""
         return await self.repo.finished_before(cutoff)

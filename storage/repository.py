@@ -280,6 +280,32 @@ class JobRepository:
             params.extend(statuses)
         return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
+    async def change_marks(
+        self, job_ids: Sequence[str] = (), statuses: Sequence[str] = ()
+    ) -> dict[str, tuple[Any, ...]]:
+        """Per job (each of `job_ids`, and every job in one of `statuses`): a tuple that changes whenever
+        its row, one of its stage rows, its cut scenes or its events change. A front end in another
+        process compares it between polls and reads the whole job only when it moved."""
+        clauses = []
+        params: list[Any] = []
+        if job_ids:
+            clauses.append(f"j.id IN ({', '.join('?' * len(job_ids))})")
+            params.extend(job_ids)
+        if statuses:
+            clauses.append(f"j.status IN ({', '.join('?' * len(statuses))})")
+            params.extend(statuses)
+        if not clauses:
+            return {}
+        sql = (
+            "SELECT j.id, j.status, j.updated_at,"
+            " (SELECT MAX(s.updated_at) FROM stages s WHERE s.job_id = j.id),"
+            " (SELECT COUNT(*) FROM stages s WHERE s.job_id = j.id),"
+            " (SELECT COUNT(n.normalized_path) FROM scenes n WHERE n.job_id = j.id),"
+            " (SELECT MAX(e.id) FROM events e WHERE e.job_id = j.id)"
+            f" FROM jobs j WHERE {' OR '.join(clauses)}"
+        )
+        return {r[0]: tuple(r)[1:] for r in await self._db.fetch(sql, params)}
+
     async def finished_before(self, cutoff: datetime) -> list[str]:
         """Ids of ended jobs whose media are still on disk and older than `cutoff`."""
         rows = await self._db.fetch(

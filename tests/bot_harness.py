@@ -192,10 +192,12 @@ async def running_team(
     providers: Providers | None = None,
     composer: Any = None,
     real_providers: bool = False,
+    runs_jobs: bool = True,
     **settings: Any,
 ) -> AsyncIterator[Team]:
     """`real_providers`: build them from the settings (GPT-4o / Replicate clients, pointed at emulators
-    by the settings' keys and base URLs) instead of the scripted in-process ones."""
+    by the settings' keys and base URLs) instead of the scripted in-process ones. `runs_jobs=False`:
+    `jant bot --no-worker` (with JANT_ENGINE=dbos)."""
     assert emu.guild is not None and emu.user is not None
     if not hasattr(emu, "_jant_team"):
         bob = emu.add_user("bob")
@@ -209,6 +211,7 @@ async def running_team(
         bot_settings(tmp_path, emu, **settings),
         providers=None if real_providers else providers or scripted_providers(),
         composer=composer if composer is not None else CopyComposer(),
+        runs_jobs=runs_jobs,
         guild_ready_timeout=0.05,
     )
     with bot_errors_collected(errors):

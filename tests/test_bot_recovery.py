@@ -19,11 +19,20 @@ from tests.emulators.discord_server import DiscordEmulator
 pytest_plugins = ["tests.conftest_discord"]  # the discord_emulator and discord_errors fixtures
 
 
+@pytest.fixture(params=["local", "dbos"])
+def engine(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The restart stories hold on both engines: the bot's own resume (local) and DBOS's recovery of
+    the workflows left pending, launched on the bot's loop (dbos)."""
+    if request.param == "dbos":
+        pytest.importorskip("dbos", reason="the durable extra (`pip install 'jant[durable]'`) is not installed")
+    return {"JANT_ENGINE": request.param}
+
+
 async def test_an_ad_that_finished_but_was_not_posted_before_a_crash_is_posted_on_start(
-    discord_emulator: DiscordEmulator, discord_errors, tmp_path: Path
+    discord_emulator: DiscordEmulator, discord_errors, tmp_path: Path, engine: dict[str, str]
 ) -> None:
     emu = discord_emulator
-    async with running_team(emu, tmp_path, discord_errors) as team:
+    async with running_team(emu, tmp_path, discord_errors, **engine) as team:
         _, board, job_id = await team.makead()
 
         async def crash_before_discord(job: Job) -> None:  # the process dies right after the job ended
@@ -36,34 +45,37 @@ async def test_an_ad_that_finished_but_was_not_posted_before_a_crash_is_posted_o
         assert job.status is JobStatus.COMPLETED and job.ui.settled is None and job.ui.delivered is None
     assert not [m for m in emu.messages(status.channel_id) if m.attachments]  # the ad never reached Discord
 
-    async with running_team(emu, tmp_path, discord_errors) as team:
+    async with running_team(emu, tmp_path, discord_errors, **engine) as team:
         result = await emu.wait_for_message(status.channel_id, lambda m: bool(m.attachments))
         assert result.attachments[0].filename == f"jant-ad-{job_id}.mp4"
         assert "✅ **Done.**" in embed_text(status)  # the final state, on the original message
         job = await team.settled(job_id, what="the job to be settled")
         assert job.ui.delivered == "posted" and job.ui.result_message_id == result.id
 
-    async with running_team(emu, tmp_path, discord_errors) as team:  # and only once
+    async with running_team(emu, tmp_path, discord_errors, **engine) as team:  # and only once
         await team.emu.settle()
         assert len([m for m in emu.messages(status.channel_id) if m.attachments]) == 1
         assert await team.bot.status_tracker.settle_unfinished() == 0
 
 
 async def test_a_status_message_deleted_while_the_bot_was_down_is_posted_again_after_the_restart(
-    discord_emulator: DiscordEmulator, discord_errors, tmp_path: Path
+    discord_emulator: DiscordEmulator, discord_errors, tmp_path: Path, engine: dict[str, str]
 ) -> None:
     emu = discord_emulator
-    async with running_team(emu, tmp_path, discord_errors) as team:
+    async with running_team(emu, tmp_path, discord_errors, **engine) as team:
         team.video.gates[2] = asyncio.Event()  # never opened in this process
         _, job_id, first = await team.start_generating(until_clip=2)
     await emu.delete_message(first.channel_id, first.id)  # a moderator tidies up while the bot is down
-    async with running_team(emu, tmp_path, discord_errors) as team:
+    async with running_team(emu, tmp_path, discord_errors, **engine) as team:
         again = await team.status_message(job_id)
         assert again.id != first.id and again.channel_id == first.channel_id  # in the job's thread
         await team.wait_until(lambda: "✅ **Done.**" in embed_text(again), what="the resumed job to finish")
         await emu.wait_for_message(again.channel_id, lambda m: bool(m.attachments))
         assert team.video.creates[2] == 0  # resumed by its stored prediction id
         assert (await team.job(job_id)).ui.status_message_id == again.id
+        # Resumed once, by the engine's own means: the bot's `resume_all` (local) or DBOS's recovery.
+        resumed = [e["detail"] for e in await team.bot.runtime.store.events(job_id) if e["kind"] == "resumed"]
+        assert resumed == (["dbos"] if engine["JANT_ENGINE"] == "dbos" else [None])
 
 
 async def test_a_heartbeat_moves_elapsed_time_while_nothing_else_happens(

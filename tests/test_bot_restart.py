@@ -125,6 +125,13 @@ def bot_env(discord_emulator: DiscordEmulator, fakes: tuple[FakeOpenAI, FakeRepl
     }  # fmt: skip
 
 
+@pytest.fixture(params=["local", "dbos"])
+def engine(request: pytest.FixtureRequest) -> str:
+    if request.param == "dbos":
+        pytest.importorskip("dbos", reason="the durable extra (`pip install 'jant[durable]'`) is not installed")
+    return str(request.param)
+
+
 def db_rows(db: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     """Read the bot's database from outside, as another process would (WAL: readers never block it)."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
@@ -234,9 +241,14 @@ async def test_a_kill_9_while_clips_generate_loses_nothing_and_pays_nothing_twic
 
 
 async def test_sigterm_stops_taking_work_leaves_predictions_running_and_exits_within_10_s(
-    discord_emulator: DiscordEmulator, fakes: tuple[FakeOpenAI, FakeReplicate], bot_env: dict, tmp_path: Path
+    discord_emulator: DiscordEmulator,
+    fakes: tuple[FakeOpenAI, FakeReplicate],
+    bot_env: dict,
+    tmp_path: Path,
+    engine: str,
 ) -> None:
     emu, (oai, rep) = discord_emulator, fakes
+    bot_env = {**bot_env, "JANT_ENGINE": engine}
     assert emu.guild is not None and emu.channel is not None and emu.user is not None
     db = tmp_path / "data" / "jant.db"
     # The clips outlast the whole stop (a storyboard finished, two refusals, the exit): with the
@@ -285,4 +297,7 @@ async def test_sigterm_stops_taking_work_leaves_predictions_running_and_exits_wi
     assert {s for s, _ in stages} == {"running"} and {p for _, p in stages} == {p.id for p in clips}
     [(job_status,)] = await asyncio.to_thread(db_rows, db, "SELECT status FROM jobs WHERE id = ?", job_id)
     assert job_status == "running"
+    if engine == "dbos":  # DBOS (launched on the bot's loop) keeps the run pending for the next start to recover
+        sql = "SELECT status FROM workflow_status WHERE workflow_uuid = ?"
+        assert await asyncio.to_thread(db_rows, tmp_path / "data" / "dbos.sqlite", sql, job_id) == [("PENDING",)]
     assert "Traceback" not in bot.log, bot.log

@@ -1,4 +1,5 @@
 """Jobs as durable DBOS workflows, behind `JANT_ENGINE=dbos` (docs/durable-jobs.md).
 
-Nothing here is imported unless that setting asks for it: `dbos` is the optional `durable` extra.
+`dbos` (the optional `durable` extra) is imported only when that setting asks for it: the front ends
+import `queued_orchestrator` always, and it reaches DBOS only when a `--no-worker` process opens its queue.
 """

@@ -24,6 +24,10 @@ APPLICATION_VERSION = "jant-workflows-1"
 JOB_WORKFLOW = "jant.job"
 DBOS_SCHEMA = "dbos"  # DBOS's tables on Postgres (SQLite has no schemas: its own file)
 RUN_SEPARATOR = "~"  # the second run of job X (Retry failed, a re-roll) is workflow "X~2"
+APP_NAME = "jant"  # DBOS's application name: a queue and its workflows belong to it
+# Jobs started by a front end that runs none (`--no-worker`) wait here for a worker: `jant worker` and
+# `jant bot` take them; `jant makead`, which runs only its own job and then exits, does not.
+JOBS_QUEUE = "jant-jobs"
 
 
 def require_dbos() -> Any:
@@ -38,10 +42,14 @@ def require_dbos() -> Any:
     return DBOS
 
 
-async def launch(settings: Settings, *, listen_queues: Sequence[str] | None = None) -> None:
+async def launch(settings: Settings, *, listen_queues: Sequence[str] = ()) -> None:
     """Start DBOS on this loop, which becomes the loop its recovered workflows run on (the process's
     pending jobs are recovered in the background from here on). The workflows must be imported first.
-    `listen_queues`: the only named queues this process dequeues from (None: all of them)."""
+
+    `listen_queues`: the only named queues this process dequeues from — `JOBS_QUEUE` for a process that
+    runs the jobs front ends queue (`jant worker`, `jant bot`), `workers.TAKEOVER_QUEUE` for one that
+    runs jobs taken over from dead workers. DBOS dequeues from every queue unless told which, so a
+    process that is neither (`jant makead`) is told "none"."""
     dbos = require_dbos()
     import pipeline.durable.orchestrator  # noqa: F401  # registers the workflows before the launch
 
@@ -55,7 +63,7 @@ async def launch(settings: Settings, *, listen_queues: Sequence[str] | None = No
     # DBOS 3.4 would create a database named in the URL that does not exist, but this one does).
     dbos(
         config={
-            "name": "jant",
+            "name": APP_NAME,
             "system_database_url": settings.storage.dbos_system_database_url,
             "dbos_system_schema": DBOS_SCHEMA,
             "executor_id": executor_id,
@@ -63,11 +71,11 @@ async def launch(settings: Settings, *, listen_queues: Sequence[str] | None = No
             "log_level": "WARNING",  # its INFO lines would cut through the terminal's progress bars
         }
     )
-    if listen_queues is not None:
-        dbos.listen_queues(list(listen_queues))
+    dbos.listen_queues(list(listen_queues))
     # Called inside the running loop on purpose: queued and recovered async workflows then run on this
     # loop, beside the orchestrator's objects. It blocks the loop for the launch (a fraction of a second).
     dbos.launch()
+    await dbos.register_queue_async(JOBS_QUEUE)
     where = path if settings.storage.database_url is None else f"Postgres, schema {DBOS_SCHEMA}"
     log.info("DBOS launched: executor %s, version %s, %s", executor_id, APPLICATION_VERSION, where)
 
@@ -99,7 +107,11 @@ async def next_run_id(job_id: str) -> str:
     runs = await DBOS.list_workflows_async(
         workflow_id_prefix=job_id, name=JOB_WORKFLOW, has_parent=False, load_input=False, load_output=False
     )
-    ids = {w.workflow_id for w in runs}
+    return run_id_after({w.workflow_id for w in runs}, job_id)
+
+
+def run_id_after(ids: set[str], job_id: str) -> str:
+    """The job's next run id, given the ids of the workflows its runs have had so far."""
     if job_id not in ids:
         return job_id
     n = 2

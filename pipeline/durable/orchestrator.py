@@ -137,8 +137,9 @@ class DurableOrchestrator(Orchestrator):
             if job.status not in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.COMPOSING):
                 return job  # it ended outside this run (a cancel that stopped before DBOS heard of it)
             self._jobs[job_id] = job
-            log.info("job %s recovered by DBOS", job_id)
-            await self.store.event(job, "resumed", detail="dbos")
+            if job.started_at is not None:  # else it is a queued job's first run (`--no-worker`), not a recovery
+                log.info("job %s recovered by DBOS", job_id)
+                await self.store.event(job, "resumed", detail="dbos")
         run_id = DBOS.workflow_id
         assert run_id is not None
         self._run_ids[job_id] = run_id
