@@ -304,7 +304,7 @@ class JobRepository:
             " (SELECT MAX(e.id) FROM events e WHERE e.job_id = j.id)"
             f" FROM jobs j WHERE {' OR '.join(clauses)}"
         )
-        return {r[0]: tuple(r)[1:] for r in await self._db.fetch(sql, params)}
+        return {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in await self._db.fetch(sql, params)}
 
     async def finished_before(self, cutoff: datetime) -> list[str]:
         """Ids of ended jobs whose media are still on disk and older than `cutoff`."""
