@@ -1,11 +1,13 @@
-"""JANT_ENGINE=dbos: a job run is a DBOS workflow and each stage a step (docs/durable-jobs.md).
+"""JANT_ENGINE=dbos: a job run is a DBOS workflow, each attempt at a stage a create step and a wait
+step (docs/durable-jobs.md).
 
 Story: a teammate runs `jant makead --yes` on the durable engine against the Replicate emulator; the
-process is killed with SIGKILL while every clip is generating on Replicate. `jant worker
---until-idle` (same worker id) is started: DBOS recovers the run, the finished steps are replayed
-from the database instead of run again, the clip steps that were in flight run again and poll the
-predictions they had already paid for, and the ad is finished — the emulator counts zero duplicate
-creates. Beside it: nothing launches DBOS unless the setting asks for it and the process runs jobs.
+process is killed with SIGKILL after every clip's create step is checkpointed, while the clips are
+generating on Replicate. `jant worker --until-idle` (same worker id) is started: DBOS recovers the
+run, the finished steps — the clips' creates among them — are replayed from the database instead of
+run again, the clips' wait steps run again and poll the predictions already paid for, and the ad is
+finished: the emulator counts zero duplicate creates. Beside it: nothing launches DBOS unless the
+setting asks for it and the process runs jobs.
 """
 
 from __future__ import annotations
@@ -22,14 +24,17 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import Settings
+from pipeline.durable.engine import APPLICATION_VERSION
 from pipeline.ffmpeg import probe
 from pipeline.models import AdRequest, JobStatus
 from pipeline.orchestrator import Orchestrator
+from pipeline.providers.base import AttemptStep
 from pipeline.runtime import Runtime
 from tests.bot_harness import eventually
 from tests.emulators import media
 from tests.emulators.fake_openai import FakeOpenAI
 from tests.emulators.fake_replicate import STABLE_AUDIO_REF, FakeReplicate
+from tests.scripted_providers import CopyComposer
 from tests.service_fakes import SDXL, SVD, draft, service_env
 from tests.test_bot_restart import db_rows
 
@@ -76,9 +81,20 @@ def _dbos_rows(data: Path, sql: str, *params: object) -> list[tuple[object, ...]
         conn.close()
 
 
+def _checkpointed(data: Path, step: str, chain_suffix: str) -> int:
+    """How many chains whose id ends with `chain_suffix` have `step` checkpointed in DBOS."""
+    sql = "SELECT COUNT(*) FROM operation_outputs WHERE function_name = ? AND workflow_uuid LIKE ?"
+    try:
+        [(n,)] = _dbos_rows(data, sql, step, f"%{chain_suffix}")
+    except sqlite3.OperationalError:  # not made yet
+        return 0
+    return int(n)
+
+
 async def _every_clip_generating(db: Path, rep: FakeReplicate) -> str | None:
-    """The job id, once every clip is a prediction processing on Replicate with its id stored, and the
-    voice and music stages are done (so the steps in flight at the kill are exactly the clips)."""
+    """The job id, once every clip is a prediction processing on Replicate with its id stored and its
+    create step checkpointed in DBOS, and the voice and music stages are done (so the steps in flight
+    at the kill are exactly the clips' waits)."""
     sql = "SELECT job_id, stage, status, prediction_id FROM stages WHERE stage IN ('clip', 'voice', 'music')"
     try:
         rows = await asyncio.to_thread(db_rows, db, sql)
@@ -89,6 +105,9 @@ async def _every_clip_generating(db: Path, rep: FakeReplicate) -> str | None:
     if len(clips) != SCENES or len(sound) != SCENES + 1 or any(r[2] != "done" for r in sound):
         return None
     if not all(r[3] in rep.predictions and rep.predictions[r[3]].status == "processing" for r in clips):
+        return None
+    # Each scene's chain is "<run>/<scene>/seed": the seed's create and wait, then the clip's create.
+    if await asyncio.to_thread(_checkpointed, db.parent, "jant.create", "/seed") != 2 * SCENES:
         return None
     return str(clips[0][0])
 
@@ -123,7 +142,7 @@ async def test_a_kill_9_mid_clip_is_finished_by_the_worker_with_zero_duplicate_c
     # DBOS has the run as unfinished, owned by this worker id, at the pinned version.
     sql = "SELECT status, executor_id, application_version FROM workflow_status WHERE workflow_uuid = ?"
     [run] = await asyncio.to_thread(_dbos_rows, data, sql, job_id)
-    assert run == ("PENDING", "local", "jant-workflows-1")
+    assert run == ("PENDING", "local", APPLICATION_VERSION)
 
     worker = await _jant(env, tmp_path, tmp_path / "worker.log", "worker", "--until-idle")
     try:
@@ -148,8 +167,8 @@ async def test_a_kill_9_mid_clip_is_finished_by_the_worker_with_zero_duplicate_c
     assert info.duration_s is not None and 28.5 <= info.duration_s <= 31.5
     assert (info.width, info.height) == (720, 1280) and info.has_audio  # JANT_ENV=dev, with the voice and music
 
-    # The run and every chain finished in DBOS; each finished step ran once, the clips' twice (in flight
-    # at the kill: run again, polling the same prediction), and nothing else ran again.
+    # The run and every chain finished in DBOS; each step finished before the kill ran once — every
+    # create among them —, the waits in flight at the kill twice (polling the same prediction).
     statuses = await asyncio.to_thread(
         _dbos_rows, data, "SELECT workflow_uuid, status FROM workflow_status WHERE workflow_uuid LIKE ?", f"{job_id}%"
     )
@@ -160,8 +179,10 @@ async def test_a_kill_9_mid_clip_is_finished_by_the_worker_with_zero_duplicate_c
     ran = Counter((scene, stage, str(detail).split()[0]) for scene, stage, detail in steps)
     assert {(i, "clip") for i in range(1, SCENES + 1)} <= unfinished
     stages = [(0, "music"), *((i, kind) for i in range(1, SCENES + 1) for kind in ("seed", "voice", "clip"))]
-    expected = Counter({(i, kind, "jant.stage"): 2 if (i, kind) in unfinished else 1 for i, kind in stages})
+    expected = Counter({(i, kind, "jant.create"): 1 for i, kind in stages})
+    expected.update({(i, kind, "jant.wait"): 2 if (i, kind) in unfinished else 1 for i, kind in stages})
     expected.update({(i, "clip", "jant.normalise"): 1 for i in range(1, SCENES + 1)})
+    expected.update({(None, None, "jant.finish"): 1})
     assert ran == expected
 
 
@@ -251,8 +272,11 @@ async def test_a_worker_stopped_by_sigterm_leaves_its_jobs_to_the_next_one_and_n
         await makead.wait()
     before = rep.counts.creates.copy()
 
-    async def clips_resumed() -> bool:  # the recovered clip steps run again: each has a second execution
-        sql = "SELECT COUNT(*) FROM events WHERE job_id = ? AND kind = 'dbos_step' AND stage = 'clip'"
+    async def clips_resumed() -> bool:  # the recovered clips' wait steps run again: each has a second execution
+        sql = (
+            "SELECT COUNT(*) FROM events WHERE job_id = ? AND kind = 'dbos_step' AND stage = 'clip'"
+            " AND detail LIKE 'jant.wait %'"
+        )
         [(n,)] = await asyncio.to_thread(db_rows, db, sql, job_id)
         return n == 2 * SCENES
 
@@ -283,3 +307,39 @@ async def test_a_worker_stopped_by_sigterm_leaves_its_jobs_to_the_next_one_and_n
     assert f"Job {job_id}: completed" in (tmp_path / "worker-2.log").read_text()
     assert rep.counts.creates == before
     assert {p.status for p in rep.predictions.values() if p.model.ref == SVD} == {"succeeded"}
+
+
+async def test_a_create_step_stopped_after_its_post_waits_for_that_prediction_instead_of_paying_again(
+    emulators: tuple[FakeOpenAI, FakeReplicate], tmp_path: Path
+) -> None:
+    """The one place a kill can leave a prediction DBOS has not heard of: after the create's POST was
+    answered and its id stored in Jant's tables, before DBOS checkpointed the step. The step then runs
+    again on recovery; it must hand the stored id to the wait step, not POST again, and not wait
+    itself (it would hold the attempt's create step open for the whole prediction)."""
+    oai, rep = emulators
+    rep.set_latency(SVD, processing=10)  # no kill here: the clips need not be held
+    data = tmp_path / "data"
+    rt = await Runtime.open(Settings(**_env(oai, rep, data)), runs_jobs=True)
+    try:
+        orch = rt.orchestrator
+        orch.composer = CopyComposer()  # the story is the steps'; no ffmpeg needed
+        job = await orch.create_job(AdRequest(product=PRODUCT, mood="tech"))
+        await orch.plan(job)
+        assert job.storyboard is not None
+        seed = job.scene(1).seed
+        # The create step's own body, outside any workflow: what a create step killed after its POST
+        # leaves behind — the prediction made and stored in Jant's tables, nothing checkpointed in DBOS.
+        made = await orch._attempt(job, seed, job.storyboard.scenes[0], {}, step=AttemptStep.CREATE)
+        assert made.created is not None and made.created in rep.predictions and rep.counts.creates[SDXL] == 1
+        done = await asyncio.wait_for(await orch.approve(job), 60)
+        events = await rt.store.events(job.id)
+        stored = await rt.store.predictions(job.id)
+    finally:
+        await rt.close()
+    assert done.status is JobStatus.COMPLETED, done.error
+    assert rep.counts.creates[SDXL] == SCENES  # that one and the other scenes' seeds: none twice
+    assert (done.scene(1).seed.prediction_id, done.scene(1).seed.attempt) == (made.created, 1)
+    assert [p["prediction_id"] for p in stored if (p["scene_index"], p["stage"]) == (1, "seed")] == [made.created]
+    steps = Counter(str(e["detail"]).split()[0] for e in events if e["kind"] == "dbos_step" and
+                    (e["scene_index"], e["stage"]) == (1, "seed"))  # fmt: skip
+    assert steps == {"jant.create": 1, "jant.wait": 1}  # the step ran, found the prediction, and handed it on
