@@ -20,6 +20,7 @@ import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,7 @@ from tests.bot_harness import eventually
 from tests.emulators import media
 from tests.emulators.fake_openai import FakeOpenAI
 from tests.emulators.fake_replicate import STABLE_AUDIO_REF, FakeReplicate
-from tests.scripted_providers import CopyComposer
+from tests.scripted_providers import CopyComposer, scene_of
 from tests.service_fakes import SDXL, SVD, draft, service_env
 from tests.test_bot_restart import db_rows
 
@@ -343,3 +344,45 @@ async def test_a_create_step_stopped_after_its_post_waits_for_that_prediction_in
     steps = Counter(str(e["detail"]).split()[0] for e in events if e["kind"] == "dbos_step" and
                     (e["scene_index"], e["stage"]) == (1, "seed"))  # fmt: skip
     assert steps == {"jant.create": 1, "jant.wait": 1}  # the step ran, found the prediction, and handed it on
+
+
+class _BrokenCutter(CopyComposer):
+    """Cuts every scene but the first, whose cut raises what no code expects (a bug)."""
+
+    async def normalize_clip(self, src: Path, dst: Path, duration: float, **options: Any) -> Path:
+        if scene_of(src) == 1:
+            raise RuntimeError("the cutter broke")
+        return await super().normalize_clip(src, dst, duration, **options)
+
+
+async def test_a_chain_that_crashes_fails_the_job_and_leaves_no_workflow_for_a_later_launch(
+    emulators: tuple[FakeOpenAI, FakeReplicate], tmp_path: Path
+) -> None:
+    """As on the local engine, a chain that raises stops the others and the job fails with a reason.
+    Here the others are workflows of their own: stopped, they would stay PENDING and the next launch
+    would recover them and pay for a job that has failed; they must be cancelled in DBOS too."""
+    oai, rep = emulators
+    rep.set_latency(SVD, processing=10)
+    rep.set_latency(MUSIC, processing=600)  # the music bed is still generating when scene 1's cut breaks
+    data = tmp_path / "data"
+    rt = await Runtime.open(Settings(**_env(oai, rep, data)), runs_jobs=True)
+    try:
+        orch = rt.orchestrator
+        orch.composer = _BrokenCutter()
+        job = await orch.create_job(AdRequest(product=PRODUCT, mood="tech"))
+        await orch.plan(job)
+        done = await asyncio.wait_for(await orch.approve(job), 60)
+    finally:
+        await rt.close()
+    assert done.status is JobStatus.FAILED and done.error is not None
+    assert done.error.startswith("The ad could not be made: an unexpected error (logged as ")
+    [music] = [p for p in rep.predictions.values() if p.model.ref == MUSIC]
+    assert music.status == "canceled"  # the job's paid work in flight was cancelled, as on the local engine
+    statuses = dict(
+        await asyncio.to_thread(
+            _dbos_rows, data, "SELECT workflow_uuid, status FROM workflow_status WHERE workflow_uuid LIKE ?",
+            f"{job.id}%",
+        )
+    )  # fmt: skip
+    assert statuses[f"{job.id}/1/seed"] == "ERROR" and statuses[f"{job.id}/0/music"] == "CANCELLED"
+    assert "PENDING" not in statuses.values(), statuses

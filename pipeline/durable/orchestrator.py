@@ -120,6 +120,7 @@ class DurableOrchestrator(Orchestrator):
         self._run_ids: dict[str, str] = {}
         # Per stage (job, scene, kind): the prediction slot its create step took, for its wait step.
         self._handed_over: dict[tuple[str, int, str], FairLimiter] = {}
+        self._chain_crashes: dict[str, Exception] = {}  # per job: what a chain raised, for its run to raise
 
     def attach(self) -> None:
         """Make this the orchestrator the process's workflows run on (before DBOS recovers any)."""
@@ -204,27 +205,48 @@ class DurableOrchestrator(Orchestrator):
         """One child workflow per chain, due or not, started in the parent's fixed order (a recovery must
         start the same children in the same places); `due` is the child's input, recorded at its first
         start, so a replay decides as the first run did. The children's results are awaited in order:
-        those waits are operations of this workflow too."""
+        those waits are operations of this workflow too.
+
+        As the local engine's chains run together, a chain that raises stops the others at once
+        (`_chain_crashed`, not when its turn in the ordered waits comes), and none of them is left
+        pending for a later launch to recover and pay for."""
         run_id = DBOS.workflow_id
         assert run_id is not None, "a durable run's chains are started inside its workflow"
         self._live_ready.setdefault(job.id, asyncio.Event()).set()
-        handles = []
+        chain_ids = [f"{run_id}/{c.scene_index}/{c.root}" for c in chains]
         try:
-            for c in chains:
-                with SetWorkflowID(f"{run_id}/{c.scene_index}/{c.root}"):
-                    handle = await DBOS.start_workflow_async(chain_workflow, job.id, c.scene_index, c.root, c.due)
-                handles.append(handle)
+            handles = []
+            for c, chain_id in zip(chains, chain_ids, strict=True):
+                with SetWorkflowID(chain_id):
+                    started = await DBOS.start_workflow_async(chain_workflow, job.id, c.scene_index, c.root, c.due)
+                handles.append(started)
             for handle in handles:
                 await handle.get_result()
-        except asyncio.CancelledError:  # a cancel (`_stop_run` tells DBOS) or a shutdown (they stay pending)
+        except asyncio.CancelledError:
+            crash = self._chain_crashes.pop(job.id, None)
             await self._stop_chains(job.id)
-            raise
+            if crash is None:  # a cancel (`_stop_run` tells DBOS) or a shutdown (the chains stay pending)
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()  # the cancel only carried the crash here
+            await DBOS.cancel_workflows_async(chain_ids)
+            raise crash from None
         except Exception:
-            # As the local engine's chains run together: one that fails stops the others, and none is
-            # left pending for a later launch to recover.
             await self._stop_chains(job.id)
-            await DBOS.cancel_workflows_async([h.get_workflow_id() for h in handles])
+            await DBOS.cancel_workflows_async(chain_ids)
             raise
+
+    def _chain_crashed(self, job_id: str, exc: Exception) -> None:
+        """A chain of the job's run raised: the run is told now, by cancelling its task with the crash
+        left for its `_run_chains` to raise instead of the cancel."""
+        run_task = self._run_task(job_id)
+        if run_task is not None and not run_task.done() and job_id not in self._chain_crashes:
+            self._chain_crashes[job_id] = exc
+            run_task.cancel()
+
+    def _run_task(self, job_id: str) -> asyncio.Task[object] | None:
+        return next((t for t in self._workflow_tasks.get(job_id, ()) if t.get_name() == f"dbos-run-{job_id}"), None)
 
     async def _stop_chains(self, job_id: str) -> None:
         """The run's chains run in tasks of their own (a child workflow is not cancelled with its parent):
@@ -240,8 +262,13 @@ class DurableOrchestrator(Orchestrator):
         """The body of `jant.stage_chain`: the parent's `_run_chain`, when it is due."""
         async with self._tracked(job_id):
             job = await self._live_job(job_id)
-            if chain.due:
+            if not chain.due:
+                return
+            try:
                 await self._run_chain(job, chain)
+            except Exception as exc:
+                self._chain_crashed(job_id, exc)
+                raise
 
     # -- one attempt: a create step, then a wait step --------------------------------------------
 
@@ -350,7 +377,7 @@ class DurableOrchestrator(Orchestrator):
         """Stop the run as the local engine does (its `_after_cancel` cancels the predictions, keeps what
         is finished), then cancel it and its chains in DBOS, so that no launch recovers them."""
         run_id = self._run_ids.get(job.id)
-        run_task = next((t for t in self._workflow_tasks.get(job.id, ()) if t.get_name() == f"dbos-run-{job.id}"), None)
+        run_task = self._run_task(job.id)
         if run_id is None or run_task is None:  # its workflow has not begun (or is not on this process)
             return await super()._stop_run(job)
         run_task.cancel()  # its `_run_chains` stops the chains first
