@@ -975,6 +975,7 @@ class Orchestrator:
         # A stage left RUNNING with a prediction id was interrupted: resume that same attempt.
         resume_id = stage.prediction_id if stage.status is StageStatus.RUNNING else None
         if step is AttemptStep.WAIT:
+            assert prediction_id is not None, "a wait step waits for the prediction its create step made"
             resume_id = prediction_id
         elif step is AttemptStep.CREATE and resume_id:  # a create step stopped after its POST: it is made
             return AttemptOutcome(created=resume_id)
