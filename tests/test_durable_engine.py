@@ -94,8 +94,8 @@ def _checkpointed(data: Path, step: str, chain_suffix: str) -> int:
 
 async def _every_clip_generating(db: Path, rep: FakeReplicate) -> str | None:
     """The job id, once every clip is a prediction processing on Replicate with its id stored and its
-    create step checkpointed in DBOS, and the voice and music stages are done (so the steps in flight
-    at the kill are exactly the clips' waits)."""
+    wait step begun (so its create step is checkpointed in DBOS), and the voice and music stages are
+    done: the steps in flight at a kill then are exactly the clips' waits."""
     sql = "SELECT job_id, stage, status, prediction_id FROM stages WHERE stage IN ('clip', 'voice', 'music')"
     try:
         rows = await asyncio.to_thread(db_rows, db, sql)
@@ -107,8 +107,9 @@ async def _every_clip_generating(db: Path, rep: FakeReplicate) -> str | None:
         return None
     if not all(r[3] in rep.predictions and rep.predictions[r[3]].status == "processing" for r in clips):
         return None
-    # Each scene's chain is "<run>/<scene>/seed": the seed's create and wait, then the clip's create.
-    if await asyncio.to_thread(_checkpointed, db.parent, "jant.create", "/seed") != 2 * SCENES:
+    sql = "SELECT COUNT(*) FROM events WHERE kind = 'dbos_step' AND stage = 'clip' AND detail LIKE 'jant.wait %'"
+    [(waits,)] = await asyncio.to_thread(db_rows, db, sql)
+    if waits != SCENES:
         return None
     return str(clips[0][0])
 
@@ -129,6 +130,8 @@ async def test_a_kill_9_mid_clip_is_finished_by_the_worker_with_zero_duplicate_c
         if makead.returncode is None:
             makead.kill()
             await makead.wait()
+    # Each scene's chain is "<run>/<scene>/seed": the seed's create and wait, then the clip's create.
+    assert await asyncio.to_thread(_checkpointed, data, "jant.create", "/seed") == 2 * SCENES
     killed_mid = {p.id for p in rep.predictions.values() if p.model.ref == SVD and p.status == "processing"}
     assert len(killed_mid) == SCENES, (tmp_path / "makead.log").read_text()
     before = rep.counts.creates.copy()
@@ -283,7 +286,7 @@ async def test_a_worker_stopped_by_sigterm_leaves_its_jobs_to_the_next_one_and_n
 
     first = await _jant(env, tmp_path, tmp_path / "worker-1.log", "worker")
     try:
-        await eventually(clips_resumed, timeout=30, what="the worker resuming the clips")
+        await eventually(clips_resumed, timeout=60, what="the worker resuming the clips")
         assert {p.status for p in rep.predictions.values() if p.model.ref == SVD} == {"processing"}
         first.send_signal(signal.SIGTERM)
         started = asyncio.get_running_loop().time()

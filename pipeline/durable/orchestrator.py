@@ -179,6 +179,7 @@ class DurableOrchestrator(Orchestrator):
         finally:
             self._live_ready.pop(job_id, None)
             self._run_ids.pop(job_id, None)
+            self._chain_crashes.pop(job_id, None)
             if recovered:
                 self._jobs.pop(job_id, None)
 
