@@ -120,7 +120,8 @@ class DurableOrchestrator(Orchestrator):
         self._run_ids: dict[str, str] = {}
         # Per stage (job, scene, kind): the prediction slot its create step took, for its wait step.
         self._handed_over: dict[tuple[str, int, str], FairLimiter] = {}
-        self._chain_crashes: dict[str, Exception] = {}  # per job: what a chain raised, for its run to raise
+        # Per job: what a chain raised and the chain's workflow id, for its run to raise (`_chain_crashed`).
+        self._chain_crashes: dict[str, tuple[Exception, str]] = {}
 
     def attach(self) -> None:
         """Make this the orchestrator the process's workflows run on (before DBOS recovers any)."""
@@ -231,19 +232,22 @@ class DurableOrchestrator(Orchestrator):
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()  # the cancel only carried the crash here
-            await DBOS.cancel_workflows_async(chain_ids)
-            raise crash from None
+            exc, crashed = crash
+            # The chain that raised is left to end ERROR in DBOS (it is recording that now).
+            await DBOS.cancel_workflows_async([i for i in chain_ids if i != crashed])
+            raise exc from None
         except Exception:
             await self._stop_chains(job.id)
             await DBOS.cancel_workflows_async(chain_ids)
             raise
 
     def _chain_crashed(self, job_id: str, exc: Exception) -> None:
-        """A chain of the job's run raised: the run is told now, by cancelling its task with the crash
-        left for its `_run_chains` to raise instead of the cancel."""
+        """A chain of the job's run raised (in its workflow): the run is told now, by cancelling its task
+        with the crash left for its `_run_chains` to raise instead of the cancel."""
         run_task = self._run_task(job_id)
-        if run_task is not None and not run_task.done() and job_id not in self._chain_crashes:
-            self._chain_crashes[job_id] = exc
+        chain_id = DBOS.workflow_id
+        if run_task is not None and not run_task.done() and job_id not in self._chain_crashes and chain_id:
+            self._chain_crashes[job_id] = (exc, chain_id)
             run_task.cancel()
 
     def _run_task(self, job_id: str) -> asyncio.Task[object] | None:
