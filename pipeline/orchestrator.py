@@ -18,7 +18,9 @@ import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +70,14 @@ from pipeline.models import (
     utcnow,
 )
 from pipeline.progress_writer import ProgressWriter
-from pipeline.providers.base import Providers, StageContext, StageProvider, StageResult
+from pipeline.providers.base import (
+    AttemptStep,
+    PredictionCreated,
+    Providers,
+    StageContext,
+    StageProvider,
+    StageResult,
+)
 from pipeline.quotas import ACTIVE, QuotaLimits, check_concurrent, check_daily, day_window
 from pipeline.retry import RetryPolicy, classify
 from pipeline.soundtrack import (
@@ -81,6 +90,7 @@ from pipeline.soundtrack import (
     voice_stage,
 )
 from pipeline.spend_caps import SpendCaps
+from pipeline.stage_attempt import AttemptOutcome
 from pipeline.stage_kinds import (
     JOB_LEVEL_INDEX,
     PHOTO_SEED,
@@ -187,6 +197,20 @@ def _seconds(job: Job, index: int) -> float:
 def _ad_waits_only_on(job: Job, index: int) -> bool:
     """True when every other scene has its footage or has failed: the finished ad waits on this one."""
     return all(s.index == index or s.failed or s.footage_made for s in job.scenes)
+
+
+_KIND_ORDER = {name: n for n, name in enumerate(STAGE_KINDS)}
+
+
+@dataclass(frozen=True)
+class StageChain:
+    """A root stage and the stages that wait for it (per scene: seed → clip; a line; the job's music).
+    `due`: it has something to do in this run (a finished scene's chain has not, unless its line is
+    still to speak)."""
+
+    scene_index: int
+    root: str
+    due: bool
 
 
 OFFLINE_CARD_NOTE = "OFFLINE PREVIEW · drawn locally, not by SDXL/SVD"
@@ -439,10 +463,14 @@ class Orchestrator:
         if task is not None and not task.done():
             return task
         self._jobs[job.id] = job
-        task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
+        task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
         self._tasks[job.id] = task
         task.add_done_callback(functools.partial(self._forget, job.id))
         return task
+
+    def _execute(self, job: Job) -> Coroutine[Any, Any, Job]:
+        """What the task `start` makes runs. Hook: the durable engine starts the run as a workflow."""
+        return self._run(job)
 
     def _forget(self, job_id: str, task: asyncio.Task[Job]) -> None:
         if self._tasks.get(job_id) is task:
@@ -495,7 +523,7 @@ class Orchestrator:
             await self._audio_ready(job)  # no voice to wait for: the timing is fixed right away
             await self._run_scenes(job, scenes)
             await self._renormalise_retimed(job, earlier, {s.index for s in scenes})
-            await self._finish(job)
+            await self._end_run(job)
         finally:
             self._timing_fixed.pop(job.id, None)
             early = self._early_cuts.pop(job.id, None)
@@ -521,30 +549,51 @@ class Orchestrator:
             log.exception("job %s: could not record its failure (%s)", job.id, reason)
         await self._publish(EventKind.JOB_FINISHED, job)
 
+    async def _end_run(self, job: Job) -> None:
+        """The end of a run, once every chain has ended: compose, formats, hooks (`_finish`). Hook: the
+        durable engine checkpoints it as a step of the job's workflow."""
+        await self._finish(job)
+
     async def _run_scenes(self, job: Job, scenes: list[Scene]) -> None:
         """Every stage still to make: the job's own and those of `scenes`, each as soon as the stage
-        it waits for is done. (A subclass may order them differently: see benchmarks/barrier.py.)"""
-        per_scene = [(scene, stage) for scene in scenes for stage in self._roots(job.scene(scene.index).stages)]
-        # A finished scene whose voice has not ended (Retry failed reset it, a restart interrupted it)
-        # still gets spoken; one that ended, even failed, is left as it is.
+        it waits for is done. (A subclass may order them differently: see benchmarks/barrier.py.)
+
+        Every root stage of the job and of every scene is a chain, listed in one fixed order whatever
+        has been made; `due` says whether it has anything to do in this run."""
         assert job.storyboard is not None
         running = {scene.index for scene in scenes}
-        per_scene += [
-            (scene, stage)
-            for scene in job.storyboard.scenes
-            if scene.index not in running
-            for stage in self._roots(job.scene(scene.index).stages)
-            if stage.kind.optional and not stage.status.is_terminal
-        ]
-        await _together(
-            *(self._run_from(job, stage) for stage in self._roots(job.job_stages)),
-            *(self._run_from(job, stage, scene) for scene, stage in per_scene),
-        )
+        chains = [StageChain(JOB_LEVEL_INDEX, st.stage, due=True) for st in self._roots(job.job_stages)]
+        for scene in job.storyboard.scenes:
+            for st in self._roots(job.scene(scene.index).stages):
+                # A finished scene whose voice has not ended (Retry failed reset it, a restart interrupted
+                # it) still gets spoken; one that ended, even failed, is left as it is.
+                due = scene.index in running or (st.kind.optional and not st.status.is_terminal)
+                chains.append(StageChain(scene.index, st.stage, due))
+        await self._run_chains(job, chains)
+
+    async def _run_chains(self, job: Job, chains: Sequence[StageChain]) -> None:
+        """Run the chains that are due, side by side. Hook: the durable engine starts every chain (due
+        or not) as a child workflow, in this order."""
+        await _together(*(self._run_chain(job, chain) for chain in chains if chain.due))
+
+    async def _run_chain(self, job: Job, chain: StageChain) -> None:
+        """One chain: its root stage, then the stages that wait for it."""
+        if chain.scene_index == JOB_LEVEL_INDEX:
+            await self._run_from(job, job.job_stages[chain.root])
+            return
+        assert job.storyboard is not None
+        scene = job.storyboard.scenes[chain.scene_index - 1]
+        await self._run_from(job, job.scene(scene.index).stages[chain.root], scene)
 
     @staticmethod
     def _roots(stages: Mapping[str, StageState]) -> list[StageState]:
-        """The stages that wait for nothing (or for a kind this job has no stage of)."""
-        return [st for st in stages.values() if st.kind.after is None or st.kind.after not in stages]
+        """The stages that wait for nothing (or for a kind this job has no stage of), in kind order."""
+        roots = [st for st in stages.values() if st.kind.after is None or st.kind.after not in stages]
+        return sorted(roots, key=lambda st: _KIND_ORDER.get(st.stage, len(_KIND_ORDER)))
+
+    # Whether the stages that wait for one stage run side by side (they do not wait for each other).
+    # The durable engine runs them one after the other: a workflow's steps must start in a fixed order.
+    _dependents_side_by_side = True
 
     async def _run_from(
         self, job: Job, stage: StageState, scene: Scene | None = None, inputs: Mapping[str, Path] | None = None
@@ -558,13 +607,21 @@ class Orchestrator:
         if stage.stage in (StageName.VOICE, StageName.MUSIC):
             await self._audio_ready(job)
         if path is not None and stage.kind.footage and scene is not None:
-            path = await self._normalise(job, scene, stage, path)
+            path = await self._normalise_footage(job, scene, stage, path)
         if path is None:
             for later in waiting:
                 await self._skip(job, later, f"its {stage.kind.noun} failed")
             return
         inputs[stage.stage] = path
-        await _together(*(self._run_from(job, later, scene, inputs) for later in waiting))
+        if self._dependents_side_by_side:
+            await _together(*(self._run_from(job, later, scene, inputs) for later in waiting))
+        else:
+            for later in waiting:
+                await self._run_from(job, later, scene, inputs)
+
+    async def _normalise_footage(self, job: Job, scene: Scene, stage: StageState, clip_path: Path) -> Path | None:
+        """A chain's cut of its scene's footage (`_normalise`). Hook: the durable engine's is a step."""
+        return await self._normalise(job, scene, stage, clip_path)
 
     async def _normalise(self, job: Job, scene: Scene, stage: StageState, clip_path: Path) -> Path | None:
         """Normalise the scene's footage now, while other scenes still generate, so the final join is a
@@ -910,67 +967,120 @@ class Orchestrator:
         """One paid step of any kind, with retries. Returns its file, or None when it failed for good.
 
         `scene` is the storyboard scene of a scene-level stage; `inputs` are the outputs of the stages
-        it waits for, by kind."""
+        it waits for, by kind. Each attempt is `_stage_attempt`; `pipeline.retry`'s policy decides
+        whether another follows, after `_backoff` (outside any prediction slot)."""
+        inputs = dict(inputs or {})
+        first = True
+        while True:
+            outcome = await self._stage_attempt(job, stage, scene, inputs, first=first)
+            assert outcome.created is None, "an attempt of the whole stage waits for what it created"
+            if outcome.retry_in is None:
+                return outcome.path
+            await self._backoff(outcome.retry_in)
+            first = False
+
+    async def _stage_attempt(
+        self, job: Job, stage: StageState, scene: Scene | None, inputs: Mapping[str, Path], *, first: bool
+    ) -> AttemptOutcome:
+        """One attempt at `stage`, to its end. Hook: the durable engine runs it as two checkpointed
+        steps, `_attempt(step=CREATE)` then `_attempt(step=WAIT)`."""
+        return await self._attempt(job, stage, scene, inputs, first=first)
+
+    async def _backoff(self, seconds: float) -> None:
+        """The wait before the next attempt. Hook: the durable engine's survives a restart."""
+        await asyncio.sleep(seconds)
+
+    async def _attempt(
+        self,
+        job: Job,
+        stage: StageState,
+        scene: Scene | None,
+        inputs: Mapping[str, Path],
+        *,
+        first: bool = True,
+        step: AttemptStep = AttemptStep.WHOLE,
+        prediction_id: str | None = None,
+    ) -> AttemptOutcome:
+        """One attempt at `stage`, or the part of it `step` names: `CREATE` ends once its prediction is
+        created and recorded (or made outright, by a provider that needs no prediction), `WAIT` waits for
+        `prediction_id`, which that create made. A stage already made, or left running with its
+        prediction id by a run that stopped, is not paid for again."""
         kind = stage.kind
         if stage.status is StageStatus.DONE and stage.path and await asyncio.to_thread(Path(stage.path).exists):
-            return Path(stage.path)
+            return AttemptOutcome(Path(stage.path))
         key = kind.provider_key(job, scene)
         provider = self.providers.get(key)
         if provider is None:  # an optional kind whose provider was switched off since the storyboard
             which = "" if key == kind.name else f" ({key})"
             await self._skip(job, stage, f"no {kind.noun} provider{which} is set up")
-            return None
+            return AttemptOutcome()
         dest = kind.dest(self.job_dir(job), stage.scene_index)
         # A stage left RUNNING with a prediction id was interrupted: resume that same attempt.
         resume_id = stage.prediction_id if stage.status is StageStatus.RUNNING else None
+        if step is AttemptStep.WAIT:
+            assert prediction_id is not None, "a wait step waits for the prediction its create step made"
+            resume_id = prediction_id
+        elif step is AttemptStep.CREATE and resume_id:  # a create step stopped after its POST: it is made
+            return AttemptOutcome(created=resume_id)
         attempt = stage.attempt if resume_id else stage.attempt + 1
-        stage.error = None
-        while True:
+        if first:
+            stage.error = None
+        if step is not AttemptStep.WAIT:  # a wait step's stage is running: its prediction is
             stage.status, stage.progress = StageStatus.QUEUED, 0.0
             await self.store.save_stage(stage)
             await self._publish(EventKind.STAGE_QUEUED, job, stage.scene_index, stage.stage)
-            async with self.slots[kind.slots].slot(job.requester_id):
-                stage.attempt, stage.status = attempt, StageStatus.RUNNING
-                if not resume_id:
-                    stage.prediction_id = None
-                await self.store.save_stage(stage)
-                await self._publish(EventKind.STAGE_RUNNING, job, stage.scene_index, stage.stage)
-                ctx = self._context(job, stage, provider.name, resume_id)
-                request = StageInputs(job, scene, stage, self.settings, dest, dict(inputs or {}))
-                work = kind.start(provider, request, ctx)
-                try:
-                    result = await asyncio.wait_for(work, timeout=self._outer_deadline(stage))
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    decision = classify(exc)
-                    where = f"job {job.id} scene {stage.scene_index} {stage.stage} attempt {attempt}"
-                    if is_unexplained(exc, decision):  # the policy decided; the user gets an id, not "'seed'"
-                        message = report_unexpected(log, exc, where)
-                    else:
-                        message = exc.user_message if isinstance(exc, JantError) else decision.reason
-                        log.warning("%s failed: %s", where, message)
-                    if stage.prediction_id:
-                        await self.store.finish_prediction(stage.prediction_id, "failed", None)
-                    if not self.retry.should_retry(attempt, decision):
-                        stage.status, stage.error = StageStatus.FAILED, message
-                        await self.store.save_stage(stage)
-                        await self.store.event(job, "stage_failed", scene_index=stage.scene_index,
-                                               stage=stage.stage, detail=message)  # fmt: skip
-                        await self._publish(EventKind.STAGE_FAILED, job, stage.scene_index, stage.stage, message)
-                        return None
-                    stage.status, stage.error = StageStatus.RETRYING, message
-                    await self.store.save_stage(stage)
-                    await self._publish(EventKind.STAGE_RETRYING, job, stage.scene_index, stage.stage, message)
-                    delay = self.retry.delay(attempt, decision)
-                    resume_id = None
-                    attempt += 1
-                else:
-                    await self._stage_done(job, stage, result)
-                    return result.path
-            await asyncio.sleep(delay)  # outside the slot: a waiting stage holds no capacity
+        async with self._attempt_slot(job, stage, step):
+            stage.attempt, stage.status = attempt, StageStatus.RUNNING
+            if not resume_id:
+                stage.prediction_id = None
+            await self.store.save_stage(stage)
+            await self._publish(EventKind.STAGE_RUNNING, job, stage.scene_index, stage.stage)
+            ctx = self._context(job, stage, provider.name, resume_id, step=step)
+            request = StageInputs(job, scene, stage, self.settings, dest, dict(inputs))
+            work = kind.start(provider, request, ctx)
+            try:
+                result = await asyncio.wait_for(work, timeout=self._outer_deadline(stage))
+            except asyncio.CancelledError:
+                raise
+            except PredictionCreated as created:
+                return AttemptOutcome(created=created.prediction_id)
+            except Exception as exc:
+                return await self._attempt_failed(job, stage, attempt, exc)
+            await self._stage_done(job, stage, result)
+            return AttemptOutcome(result.path)
 
-    def _context(self, job: Job, stage: StageState, provider: str, resume_id: str | None) -> StageContext:
+    def _attempt_slot(self, job: Job, stage: StageState, step: AttemptStep) -> AbstractAsyncContextManager[None]:
+        """The prediction slot an attempt holds from its create to the end of its wait. Hook: the durable
+        engine's create step hands its slot on to the wait step."""
+        return self.slots[stage.kind.slots].slot(job.requester_id)
+
+    async def _attempt_failed(self, job: Job, stage: StageState, attempt: int, exc: Exception) -> AttemptOutcome:
+        """Record a failed attempt; the retry policy says whether (and after how long) another follows."""
+        decision = classify(exc)
+        where = f"job {job.id} scene {stage.scene_index} {stage.stage} attempt {attempt}"
+        if is_unexplained(exc, decision):  # the policy decided; the user gets an id, not "'seed'"
+            message = report_unexpected(log, exc, where)
+        else:
+            message = exc.user_message if isinstance(exc, JantError) else decision.reason
+            log.warning("%s failed: %s", where, message)
+        if stage.prediction_id:
+            await self.store.finish_prediction(stage.prediction_id, "failed", None)
+        if not self.retry.should_retry(attempt, decision):
+            stage.status, stage.error = StageStatus.FAILED, message
+            await self.store.save_stage(stage)
+            await self.store.event(job, "stage_failed", scene_index=stage.scene_index,
+                                   stage=stage.stage, detail=message)  # fmt: skip
+            await self._publish(EventKind.STAGE_FAILED, job, stage.scene_index, stage.stage, message)
+            return AttemptOutcome()
+        stage.status, stage.error = StageStatus.RETRYING, message
+        await self.store.save_stage(stage)
+        await self._publish(EventKind.STAGE_RETRYING, job, stage.scene_index, stage.stage, message)
+        return AttemptOutcome(retry_in=self.retry.delay(attempt, decision))
+
+    def _context(
+        self, job: Job, stage: StageState, provider: str, resume_id: str | None, *,
+        step: AttemptStep = AttemptStep.WHOLE,
+    ) -> StageContext:  # fmt: skip
         last_saved = [stage.progress]
 
         async def on_progress(percent: float, note: str | None) -> None:
@@ -986,7 +1096,7 @@ class Orchestrator:
         return StageContext(
             job_id=job.id, scene_index=stage.scene_index, stage=stage.stage, attempt=stage.attempt,
             existing_prediction_id=resume_id, on_progress=on_progress, on_prediction=on_prediction,
-            in_flight=lambda: sum(slots.in_flight for slots in self.slots.values()),
+            in_flight=lambda: sum(slots.in_flight for slots in self.slots.values()), step=step,
         )  # fmt: skip
 
     def _outer_deadline(self, stage: StageState) -> float:
@@ -1302,17 +1412,23 @@ class Orchestrator:
         live = self._jobs.get(job.id, job)
         _check_allowed(live, Action.CANCEL)
         self._user_cancelled.add(job.id)
-        task = self._tasks.get(job.id)
-        if task is not None and not task.done():
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-        else:
+        if not await self._stop_run(live):
             await self._after_cancel(live)
         await self.store.event(live, "cancelled", detail=by)
         return live
+
+    async def _stop_run(self, job: Job) -> bool:
+        """Cancel the job's running task and wait for it (its `_after_cancel` does the rest); False when
+        none runs. Hook: the durable engine stops the run's workflow and cancels it in DBOS."""
+        task = self._tasks.get(job.id)
+        if task is None or task.done():
+            return False
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        return True
 
     async def _after_cancel(self, job: Job) -> None:
         """A cancelled task: by the user → cancel predictions and mark cancelled; by shutdown → leave
@@ -1448,14 +1564,17 @@ class Orchestrator:
 
     async def shutdown(self, grace_s: float = 8.0) -> None:
         """Stop running tasks without cancelling predictions; state is already on disk."""
-        # A re-render stopped half-way leaves the old final as it was: it is simply asked for again.
-        running = (*self._tasks.values(), *self._rerenders.values(), *self._format_renders.values())
-        tasks = [t for t in running if not t.done()]
+        tasks = [t for t in self._stoppable_tasks() if not t.done()]
         for t in tasks:
             t.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=grace_s)
         await self._progress_writes.close()
+
+    def _stoppable_tasks(self) -> list[asyncio.Task[Any]]:
+        """What `shutdown` stops. Hook: the durable engine adds the tasks its workflows run in."""
+        # A re-render stopped half-way leaves the old final as it was: it is simply asked for again.
+        return [*self._tasks.values(), *self._rerenders.values(), *self._format_renders.values()]
 
     async def _publish(
         self,

@@ -1,11 +1,13 @@
-"""JANT_ENGINE=dbos: a job run is a DBOS workflow and each stage a step (docs/durable-jobs.md).
+"""JANT_ENGINE=dbos: a job run is a DBOS workflow, each attempt at a stage a create step and a wait
+step (docs/durable-jobs.md).
 
 Story: a teammate runs `jant makead --yes` on the durable engine against the Replicate emulator; the
-process is killed with SIGKILL while every clip is generating on Replicate. `jant worker
---until-idle` (same worker id) is started: DBOS recovers the run, the finished steps are replayed
-from the database instead of run again, the clip steps that were in flight run again and poll the
-predictions they had already paid for, and the ad is finished — the emulator counts zero duplicate
-creates. Beside it: nothing launches DBOS unless the setting asks for it and the process runs jobs.
+process is killed with SIGKILL after every clip's create step is checkpointed, while the clips are
+generating on Replicate. `jant worker --until-idle` (same worker id) is started: DBOS recovers the
+run, the finished steps — the clips' creates among them — are replayed from the database instead of
+run again, the clips' wait steps run again and poll the predictions already paid for, and the ad is
+finished: the emulator counts zero duplicate creates. Beside it: nothing launches DBOS unless the
+setting asks for it and the process runs jobs.
 """
 
 from __future__ import annotations
@@ -18,20 +20,24 @@ import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 
 from pipeline.config import Settings
+from pipeline.durable.engine import APPLICATION_VERSION
 from pipeline.ffmpeg import probe
 from pipeline.models import AdRequest, JobStatus
 from pipeline.orchestrator import Orchestrator
+from pipeline.providers.base import AttemptStep
 from pipeline.runtime import Runtime
 from tests.bot_harness import eventually
 from tests.emulators import media
 from tests.emulators.fake_openai import FakeOpenAI
 from tests.emulators.fake_replicate import STABLE_AUDIO_REF, FakeReplicate
 from tests.postgres_server import pg_rows
+from tests.scripted_providers import CopyComposer, scene_of
 from tests.service_fakes import SDXL, SVD, draft, service_env
 from tests.test_bot_restart import db_rows
 
@@ -101,16 +107,18 @@ async def _dbos_runs(db: Path | str, data: Path, sql: str, *params: object) -> l
 
 async def _recorded_steps(db: Path | str, data: Path, job_id: str) -> set[tuple[int, str, str]]:
     """The steps DBOS had recorded as finished, as (scene, stage kind, step name). A chain
-    `<run>/<scene>/<root>` runs its root stage, then the stages that wait for it, each cut after its
-    stage: a seed chain is seed, clip, the clip's cut; a voice or music chain is that one stage."""
+    `<run>/<scene>/<root>` runs its root stage, then the stages that wait for it, each an attempt's
+    create and wait (no retry happens in these tests), a clip followed by its cut: a seed chain is
+    seed create, seed wait, clip create, clip wait, the clip's cut; a voice or music chain is that
+    stage's create and wait."""
     rows = await _dbos_runs(
         db,
         data,
         "SELECT workflow_uuid, function_id, function_name FROM operation_outputs WHERE workflow_uuid LIKE ?"
-        " AND function_name IN ('jant.stage', 'jant.normalise') AND completed_at_epoch_ms IS NOT NULL",
+        " AND function_name IN ('jant.create', 'jant.wait', 'jant.normalise') AND completed_at_epoch_ms IS NOT NULL",
         f"{job_id}/%",
     )
-    order = {"seed": ["seed", "clip", "clip"], "voice": ["voice"], "music": ["music"]}
+    order = {"seed": ["seed", "seed", "clip", "clip", "clip"], "voice": ["voice"] * 2, "music": ["music"] * 2}
     out = set()
     for workflow, function_id, step in rows:
         _, scene, root = str(workflow).split("/")
@@ -118,9 +126,20 @@ async def _recorded_steps(db: Path | str, data: Path, job_id: str) -> set[tuple[
     return out
 
 
+async def _checkpointed(db: Path | str, data: Path, step: str, chain_suffix: str) -> int:
+    """How many chains whose id ends with `chain_suffix` have `step` checkpointed in DBOS."""
+    sql = "SELECT COUNT(*) FROM operation_outputs WHERE function_name = ? AND workflow_uuid LIKE ?"
+    try:
+        [(n,)] = await _dbos_runs(db, data, sql, step, f"%{chain_suffix}")
+    except (sqlite3.OperationalError, asyncpg.UndefinedTableError):  # not made yet
+        return 0
+    return int(str(n))
+
+
 async def _every_clip_generating(db: Path | str, rep: FakeReplicate) -> str | None:
-    """The job id, once every clip is a prediction processing on Replicate with its id stored, and the
-    voice and music stages are done (so the steps in flight at the kill are exactly the clips)."""
+    """The job id, once every clip is a prediction processing on Replicate with its id stored and its
+    wait step begun (so its create step is checkpointed in DBOS), and the voice and music stages are
+    done: the steps in flight at a kill then are exactly the clips' waits."""
     sql = "SELECT job_id, stage, status, prediction_id FROM stages WHERE stage IN ('clip', 'voice', 'music')"
     try:
         rows = await _rows(db, sql)
@@ -131,6 +150,10 @@ async def _every_clip_generating(db: Path | str, rep: FakeReplicate) -> str | No
     if len(clips) != SCENES or len(sound) != SCENES + 1 or any(r[2] != "done" for r in sound):
         return None
     if not all(r[3] in rep.predictions and rep.predictions[r[3]].status == "processing" for r in clips):
+        return None
+    sql = "SELECT COUNT(*) FROM events WHERE kind = 'dbos_step' AND stage = 'clip' AND detail LIKE 'jant.wait %'"
+    [(waits,)] = await _rows(db, sql)
+    if waits != SCENES:
         return None
     return str(clips[0][0])
 
@@ -152,6 +175,8 @@ async def test_a_kill_9_mid_clip_is_finished_by_the_worker_with_zero_duplicate_c
         if makead.returncode is None:
             makead.kill()
             await makead.wait()
+    # Each scene's chain is "<run>/<scene>/seed": the seed's create and wait, then the clip's create.
+    assert await _checkpointed(db, data, "jant.create", "/seed") == 2 * SCENES
     killed_mid = {p.id for p in rep.predictions.values() if p.model.ref == SVD and p.status == "processing"}
     assert len(killed_mid) == SCENES, (tmp_path / "makead.log").read_text()
     before = rep.counts.creates.copy()
@@ -163,13 +188,13 @@ async def test_a_kill_9_mid_clip_is_finished_by_the_worker_with_zero_duplicate_c
     unfinished = set(await _rows(db, sql, job_id))
     recorded = await _recorded_steps(db, data, job_id)
     every = await _rows(db, "SELECT scene_index, stage FROM stages WHERE job_id = ?", job_id)
-    unfinished |= {(i, kind) for i, kind in every if (i, kind, "jant.stage") not in recorded}
+    unfinished |= {(i, kind) for i, kind in every if (i, kind, "jant.wait") not in recorded}
     # DBOS has the run as unfinished, owned by this worker id, at the pinned version.
     sql = "SELECT status, executor_id, application_version FROM workflow_status WHERE workflow_uuid = ?"
     [run] = await _dbos_runs(db, data, sql, job_id)
     # The worker id nobody set: this host's, kept in the data directory so that a restart has it too.
     [id_file] = (data / "worker-ids").iterdir()
-    assert run == ("PENDING", id_file.read_text().strip(), "jant-workflows-1")
+    assert run == ("PENDING", id_file.read_text().strip(), APPLICATION_VERSION)
 
     worker = await _jant(env, tmp_path, tmp_path / "worker.log", "worker", "--until-idle")
     try:
@@ -197,8 +222,8 @@ async def test_a_kill_9_mid_clip_is_finished_by_the_worker_with_zero_duplicate_c
     assert info.duration_s is not None and 28.5 <= info.duration_s <= 31.5
     assert (info.width, info.height) == (720, 1280) and info.has_audio  # JANT_ENV=dev, with the voice and music
 
-    # The run and every chain finished in DBOS; each finished step ran once, the clips' twice (in flight
-    # at the kill: run again, polling the same prediction), and nothing else ran again.
+    # The run and every chain finished in DBOS; each step finished before the kill ran once — every
+    # create among them —, the waits in flight at the kill twice (polling the same prediction).
     statuses = await _dbos_runs(
         db, data, "SELECT workflow_uuid, status FROM workflow_status WHERE workflow_uuid LIKE ?", f"{job_id}%"
     )
@@ -208,8 +233,10 @@ async def test_a_kill_9_mid_clip_is_finished_by_the_worker_with_zero_duplicate_c
     ran = Counter((scene, stage, str(detail).split()[0]) for scene, stage, detail in steps)
     assert {(i, "clip") for i in range(1, SCENES + 1)} <= unfinished
     stages = [(0, "music"), *((i, kind) for i in range(1, SCENES + 1) for kind in ("seed", "voice", "clip"))]
-    expected = Counter({(i, kind, "jant.stage"): 2 if (i, kind) in unfinished else 1 for i, kind in stages})
+    expected = Counter({(i, kind, "jant.create"): 1 for i, kind in stages})
+    expected.update({(i, kind, "jant.wait"): 2 if (i, kind) in unfinished else 1 for i, kind in stages})
     expected.update({(i, "clip", "jant.normalise"): 1 for i in range(1, SCENES + 1)})
+    expected.update({(None, None, "jant.finish"): 1})
     assert ran == expected
     if isinstance(db, str):  # on Postgres, neither database is a file
         assert not (data / "dbos.sqlite").exists() and not (data / "jant.db").exists()
@@ -301,14 +328,17 @@ async def test_a_worker_stopped_by_sigterm_leaves_its_jobs_to_the_next_one_and_n
         await makead.wait()
     before = rep.counts.creates.copy()
 
-    async def clips_resumed() -> bool:  # the recovered clip steps run again: each has a second execution
-        sql = "SELECT COUNT(*) FROM events WHERE job_id = ? AND kind = 'dbos_step' AND stage = 'clip'"
+    async def clips_resumed() -> bool:  # the recovered clips' wait steps run again: each has a second execution
+        sql = (
+            "SELECT COUNT(*) FROM events WHERE job_id = ? AND kind = 'dbos_step' AND stage = 'clip'"
+            " AND detail LIKE 'jant.wait %'"
+        )
         [(n,)] = await asyncio.to_thread(db_rows, db, sql, job_id)
         return n == 2 * SCENES
 
     first = await _jant(env, tmp_path, tmp_path / "worker-1.log", "worker")
     try:
-        await eventually(clips_resumed, timeout=30, what="the worker resuming the clips")
+        await eventually(clips_resumed, timeout=60, what="the worker resuming the clips")
         assert {p.status for p in rep.predictions.values() if p.model.ref == SVD} == {"processing"}
         first.send_signal(signal.SIGTERM)
         started = asyncio.get_running_loop().time()
@@ -333,3 +363,81 @@ async def test_a_worker_stopped_by_sigterm_leaves_its_jobs_to_the_next_one_and_n
     assert f"Job {job_id}: completed" in (tmp_path / "worker-2.log").read_text()
     assert rep.counts.creates == before
     assert {p.status for p in rep.predictions.values() if p.model.ref == SVD} == {"succeeded"}
+
+
+async def test_a_create_step_stopped_after_its_post_waits_for_that_prediction_instead_of_paying_again(
+    emulators: tuple[FakeOpenAI, FakeReplicate], tmp_path: Path
+) -> None:
+    """The one place a kill can leave a prediction DBOS has not heard of: after the create's POST was
+    answered and its id stored in Jant's tables, before DBOS checkpointed the step. The step then runs
+    again on recovery; it must hand the stored id to the wait step, not POST again, and not wait
+    itself (it would hold the attempt's create step open for the whole prediction)."""
+    oai, rep = emulators
+    rep.set_latency(SVD, processing=10)  # no kill here: the clips need not be held
+    data = tmp_path / "data"
+    rt = await Runtime.open(Settings(**_env(oai, rep, data)), runs_jobs=True)
+    try:
+        orch = rt.orchestrator
+        orch.composer = CopyComposer()  # the story is the steps'; no ffmpeg needed
+        job = await orch.create_job(AdRequest(product=PRODUCT, mood="tech"))
+        await orch.plan(job)
+        assert job.storyboard is not None
+        seed = job.scene(1).seed
+        # The create step's own body, outside any workflow: what a create step killed after its POST
+        # leaves behind — the prediction made and stored in Jant's tables, nothing checkpointed in DBOS.
+        made = await orch._attempt(job, seed, job.storyboard.scenes[0], {}, step=AttemptStep.CREATE)
+        assert made.created is not None and made.created in rep.predictions and rep.counts.creates[SDXL] == 1
+        done = await asyncio.wait_for(await orch.approve(job), 60)
+        events = await rt.store.events(job.id)
+        stored = await rt.store.predictions(job.id)
+    finally:
+        await rt.close()
+    assert done.status is JobStatus.COMPLETED, done.error
+    assert rep.counts.creates[SDXL] == SCENES  # that one and the other scenes' seeds: none twice
+    assert (done.scene(1).seed.prediction_id, done.scene(1).seed.attempt) == (made.created, 1)
+    assert [p["prediction_id"] for p in stored if (p["scene_index"], p["stage"]) == (1, "seed")] == [made.created]
+    steps = Counter(str(e["detail"]).split()[0] for e in events if e["kind"] == "dbos_step" and
+                    (e["scene_index"], e["stage"]) == (1, "seed"))  # fmt: skip
+    assert steps == {"jant.create": 1, "jant.wait": 1}  # the step ran, found the prediction, and handed it on
+
+
+class _BrokenCutter(CopyComposer):
+    """Cuts every scene but the first, whose cut raises what no code expects (a bug)."""
+
+    async def normalize_clip(self, src: Path, dst: Path, duration: float, **options: Any) -> Path:
+        if scene_of(src) == 1:
+            raise RuntimeError("the cutter broke")
+        return await super().normalize_clip(src, dst, duration, **options)
+
+
+async def test_a_chain_that_crashes_fails_the_job_and_leaves_no_workflow_for_a_later_launch(
+    emulators: tuple[FakeOpenAI, FakeReplicate], tmp_path: Path
+) -> None:
+    """As on the local engine, a chain that raises stops the others and the job fails with a reason.
+    Here the others are workflows of their own: stopped, they would stay PENDING and the next launch
+    would recover them and pay for a job that has failed; they must be cancelled in DBOS too."""
+    oai, rep = emulators
+    rep.set_latency(SVD, processing=10)
+    rep.set_latency(MUSIC, processing=600)  # the music bed is still generating when scene 1's cut breaks
+    data = tmp_path / "data"
+    rt = await Runtime.open(Settings(**_env(oai, rep, data)), runs_jobs=True)
+    try:
+        orch = rt.orchestrator
+        orch.composer = _BrokenCutter()
+        job = await orch.create_job(AdRequest(product=PRODUCT, mood="tech"))
+        await orch.plan(job)
+        done = await asyncio.wait_for(await orch.approve(job), 60)
+    finally:
+        await rt.close()
+    assert done.status is JobStatus.FAILED and done.error is not None
+    assert done.error.startswith("The ad could not be made: an unexpected error (logged as ")
+    [music] = [p for p in rep.predictions.values() if p.model.ref == MUSIC]
+    assert music.status == "canceled"  # the job's paid work in flight was cancelled, as on the local engine
+    statuses = dict(
+        await asyncio.to_thread(
+            _dbos_rows, data, "SELECT workflow_uuid, status FROM workflow_status WHERE workflow_uuid LIKE ?",
+            f"{job.id}%",
+        )
+    )  # fmt: skip
+    assert statuses[f"{job.id}/1/seed"] == "ERROR" and statuses[f"{job.id}/0/music"] == "CANCELLED"
+    assert "PENDING" not in statuses.values(), statuses

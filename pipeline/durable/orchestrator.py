@@ -1,19 +1,27 @@
-"""The orchestrator with each job run as a DBOS workflow and each stage as a DBOS step.
+"""The orchestrator with each job run as a DBOS workflow and each paid action as a DBOS step.
 
 DBOS matches a workflow's steps by position and name, so the steps of one workflow must start in an
 order that does not depend on timing. A job's stages are pipelined (a clip starts when ITS seed is
 ready), so they cannot be steps of one workflow. Instead (docs/durable-jobs.md):
 
-- `jant.job` (id = the job id; a later run `<id>~<n>`) is the orchestrator's own `_run`, whose
-  `_run_scenes` starts one child workflow per chain of stages — every root stage of the job and of every
-  scene, in a fixed order — then waits for them in that order;
+- `jant.job` (id = the job id; a later run `<id>~<n>`) is the orchestrator's own `_run`: its
+  `_run_chains` starts one child workflow per chain of stages — every root stage of the job and of
+  every scene, in a fixed order, due or not — then waits for them in that order; its last step is
+  `jant.finish` (compose, formats, hooks);
 - `jant.stage_chain` (id `<run id>/<scene>/<root kind>`) runs its root stage and the stages that wait
-  for it one after the other: each stage is the step `jant.stage` (the whole attempt loop of
-  `run_stage`, any kind), each footage's cut the step `jant.normalise`.
+  for it one after the other. Each attempt at a stage is the step `jant.create` (POST the prediction,
+  record its id; nothing awaited but the POST) then the step `jant.wait` (poll it to its end and
+  download: only reads, safe to run twice); between attempts the chain sleeps durably. A footage's
+  cut is the step `jant.normalise`.
 
-A recovered step that was in flight runs again; `run_stage` then finds its stage `running` with the
-prediction id stored before anything was awaited and polls that prediction instead of paying for
-another. Retries are Jant's (`pipeline.retry`); DBOS step retries stay off, so they never multiply.
+A restart between create and wait replays the create from DBOS and waits for the recorded prediction;
+a restart inside a create finds the stage running with its prediction id (stored before anything was
+awaited) and waits for that one instead of paying for another. Retries are Jant's (`pipeline.retry`,
+the orchestrator's own attempt loop, now in the chain's workflow); DBOS step retries stay off, so the
+two never multiply.
+
+Workflow code replays on recovery, so it decides only on what its steps returned (and on inputs DBOS
+recorded at the first start): every read of Jant's own state that picks a branch happens in a step.
 
 Workflows and steps are module functions called by DBOS with plain arguments (ids); the objects they
 work on — the orchestrator and the job it is running — belong to this process, found through
@@ -25,24 +33,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from dbos import DBOS, SetWorkflowID
 from dbos._error import DBOSAwaitedWorkflowCancelledError  # not exported by the package in 3.4
 
-from pipeline.action_rules import Action
 from pipeline.durable import engine
-from pipeline.models import Job, JobStatus, Scene, StageState
-from pipeline.orchestrator import Orchestrator, _check_allowed
-from pipeline.stage_kinds import JOB_LEVEL_INDEX, STAGE_KINDS, dependents
+from pipeline.limiter import FairLimiter
+from pipeline.models import Job, JobStatus, Scene, StageState, StageStatus
+from pipeline.orchestrator import Orchestrator, StageChain
+from pipeline.providers.base import AttemptStep
+from pipeline.stage_attempt import AttemptOutcome
+from pipeline.stage_kinds import JOB_LEVEL_INDEX
 
 log = logging.getLogger(__name__)
 
-_KIND_ORDER = {name: n for n, name in enumerate(STAGE_KINDS)}
 # How long a recovered chain waits for its job's run to load the job: the run is recovered in the same
 # launch, so this only ends a chain whose run can never come (which is a bug worth an error).
 _LIVE_JOB_WAIT_S = 600.0
+
+Record = dict[str, str | float | None]
 
 
 class _Running:
@@ -66,13 +78,20 @@ async def job_workflow(job_id: str) -> str:
 
 
 @DBOS.workflow(name="jant.stage_chain")
-async def chain_workflow(job_id: str, scene_index: int, root: str) -> None:
-    await _orchestrator().run_chain(job_id, scene_index, root)
+async def chain_workflow(job_id: str, scene_index: int, root: str, due: bool) -> None:
+    await _orchestrator().run_chain_workflow(job_id, StageChain(scene_index, root, due))
 
 
-@DBOS.step(name="jant.stage")
-async def stage_step(job_id: str, scene_index: int, kind: str, inputs: dict[str, str]) -> str | None:
-    return await _orchestrator().stage_once(job_id, scene_index, kind, inputs)
+@DBOS.step(name="jant.create")
+async def create_step(job_id: str, scene_index: int, kind: str, inputs: dict[str, str], first: bool) -> Record:
+    return await _orchestrator().attempt_step(job_id, scene_index, kind, inputs, AttemptStep.CREATE, first=first)
+
+
+@DBOS.step(name="jant.wait")
+async def wait_step(job_id: str, scene_index: int, kind: str, inputs: dict[str, str], prediction_id: str) -> Record:
+    return await _orchestrator().attempt_step(
+        job_id, scene_index, kind, inputs, AttemptStep.WAIT, prediction_id=prediction_id
+    )
 
 
 @DBOS.step(name="jant.normalise")
@@ -80,9 +99,18 @@ async def normalise_step(job_id: str, scene_index: int, kind: str, clip: str) ->
     return await _orchestrator().normalise_once(job_id, scene_index, kind, clip)
 
 
+@DBOS.step(name="jant.finish")
+async def finish_step(job_id: str) -> None:
+    await _orchestrator().finish_once(job_id)
+
+
 class DurableOrchestrator(Orchestrator):
     """`Orchestrator` whose job runs are DBOS workflows. Everything else (planning, approval, events,
-    compose) is the parent's; only how a run is started and how its stages are sequenced differ."""
+    the stages' own work, compose) is the parent's: this class only fills in its hooks — how a run is
+    started and stopped, how chains are started, how an attempt, a cut and the end of a run execute."""
+
+    # A chain's steps must start in an order that does not depend on timing (the module's docstring).
+    _dependents_side_by_side = False
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -90,6 +118,10 @@ class DurableOrchestrator(Orchestrator):
         # Per job: the tasks DBOS runs its run and chains in on this loop, and the run's workflow id.
         self._workflow_tasks: dict[str, set[asyncio.Task[object]]] = {}
         self._run_ids: dict[str, str] = {}
+        # Per stage (job, scene, kind): the prediction slot its create step took, for its wait step.
+        self._handed_over: dict[tuple[str, int, str], FairLimiter] = {}
+        # Per job: what a chain raised and the chain's workflow id, for its run to raise (`_chain_crashed`).
+        self._chain_crashes: dict[str, tuple[Exception, str]] = {}
 
     def attach(self) -> None:
         """Make this the orchestrator the process's workflows run on (before DBOS recovers any)."""
@@ -101,19 +133,16 @@ class DurableOrchestrator(Orchestrator):
 
     # -- starting a run --------------------------------------------------------------------------
 
-    def start(self, job: Job) -> asyncio.Task[Job]:
-        """Start the job's next run as a workflow; the task ends when the workflow does."""
-        task = self._tasks.get(job.id)
-        if task is not None and not task.done():
-            return task
-        self._jobs[job.id] = job
-        task = asyncio.create_task(self._run_as_workflow(job), name=f"job-{job.id}")
-        self._tasks[job.id] = task
-        task.add_done_callback(lambda t: self._forget(job.id, t))
-        return task
+    def _execute(self, job: Job) -> Coroutine[Any, Any, Job]:
+        return self._run_as_workflow(job)
 
     async def _run_as_workflow(self, job: Job) -> Job:
-        run_id = await engine.next_run_id(job.id)
+        """Start the job's next run as a workflow; ends when the workflow does."""
+        try:
+            run_id = await engine.next_run_id(job.id)
+        except asyncio.CancelledError:  # stopped before its workflow began: nothing else would say so
+            await self._after_cancel(job)
+            raise
         with SetWorkflowID(run_id):
             handle = await DBOS.start_workflow_async(job_workflow, job.id)
         try:
@@ -144,7 +173,7 @@ class DurableOrchestrator(Orchestrator):
         assert run_id is not None
         self._run_ids[job_id] = run_id
         task = asyncio.current_task()
-        if task is not None:  # how `cancel` tells the run from its chains
+        if task is not None:  # how `_stop_run` tells the run from its chains
             task.set_name(f"dbos-run-{job_id}")
         try:
             async with self._tracked(job_id):
@@ -152,6 +181,7 @@ class DurableOrchestrator(Orchestrator):
         finally:
             self._live_ready.pop(job_id, None)
             self._run_ids.pop(job_id, None)
+            self._chain_crashes.pop(job_id, None)
             if recovered:
                 self._jobs.pop(job_id, None)
 
@@ -169,75 +199,149 @@ class DurableOrchestrator(Orchestrator):
             if not tasks:
                 self._workflow_tasks.pop(job_id, None)
 
+    async def _end_run(self, job: Job) -> None:
+        await finish_step(job.id)
+
     # -- the chains ------------------------------------------------------------------------------
 
-    async def _run_scenes(self, job: Job, scenes: list[Scene]) -> None:
-        """One child workflow per root stage of the job and of EVERY scene, started in a fixed order
-        whatever was finished before (a recovery must start the same children in the same places);
-        each chain decides from the stored state whether it has anything to do."""
-        assert job.storyboard is not None
+    async def _run_chains(self, job: Job, chains: Sequence[StageChain]) -> None:
+        """One child workflow per chain, due or not, started in the parent's fixed order (a recovery must
+        start the same children in the same places); `due` is the child's input, recorded at its first
+        start, so a replay decides as the first run did. The children's results are awaited in order:
+        those waits are operations of this workflow too.
+
+        As the local engine's chains run together, a chain that raises stops the others at once
+        (`_chain_crashed`, not when its turn in the ordered waits comes), and none of them is left
+        pending for a later launch to recover and pay for."""
         run_id = DBOS.workflow_id
-        assert run_id is not None, "a durable run's scenes are run inside its workflow"
-        roots = [(JOB_LEVEL_INDEX, st.stage) for st in self._ordered_roots(job.job_stages)]
-        for scene in job.storyboard.scenes:
-            roots += [(scene.index, st.stage) for st in self._ordered_roots(job.scene(scene.index).stages)]
+        assert run_id is not None, "a durable run's chains are started inside its workflow"
         self._live_ready.setdefault(job.id, asyncio.Event()).set()
-        handles = []
-        for index, root in roots:
-            with SetWorkflowID(f"{run_id}/{index}/{root}"):
-                handles.append(await DBOS.start_workflow_async(chain_workflow, job.id, index, root))
-        for handle in handles:  # in order: the waits are steps of this workflow too
-            await handle.get_result()
+        chain_ids = [f"{run_id}/{c.scene_index}/{c.root}" for c in chains]
+        try:
+            handles = []
+            for c, chain_id in zip(chains, chain_ids, strict=True):
+                with SetWorkflowID(chain_id):
+                    started = await DBOS.start_workflow_async(chain_workflow, job.id, c.scene_index, c.root, c.due)
+                handles.append(started)
+            for handle in handles:
+                await handle.get_result()
+        except asyncio.CancelledError:
+            crash = self._chain_crashes.pop(job.id, None)
+            await self._stop_chains(job.id)
+            if crash is None:  # a cancel (`_stop_run` tells DBOS) or a shutdown (the chains stay pending)
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()  # the cancel only carried the crash here
+            exc, crashed = crash
+            # The chain that raised is left to end ERROR in DBOS (it is recording that now).
+            await DBOS.cancel_workflows_async([i for i in chain_ids if i != crashed])
+            raise exc from None
+        except Exception:
+            await self._stop_chains(job.id)
+            await DBOS.cancel_workflows_async(chain_ids)
+            raise
 
-    @classmethod
-    def _ordered_roots(cls, stages: Mapping[str, StageState]) -> list[StageState]:
-        return sorted(cls._roots(stages), key=lambda st: _KIND_ORDER.get(st.stage, len(_KIND_ORDER)))
+    def _chain_crashed(self, job_id: str, exc: Exception) -> None:
+        """A chain of the job's run raised (in its workflow): the run is told now, by cancelling its task
+        with the crash left for its `_run_chains` to raise instead of the cancel."""
+        run_task = self._run_task(job_id)
+        chain_id = DBOS.workflow_id
+        if run_task is not None and not run_task.done() and job_id not in self._chain_crashes and chain_id:
+            self._chain_crashes[job_id] = (exc, chain_id)
+            run_task.cancel()
 
-    async def run_chain(self, job_id: str, scene_index: int, root: str) -> None:
-        """The body of `jant.stage_chain`: the root stage, then the stages that wait for it, in order."""
-        job = await self._live_job(job_id)
-        scene = None if scene_index == JOB_LEVEL_INDEX else self._scene_of(job, scene_index)
-        stages = job.job_stages if scene is None else job.scene(scene_index).stages
-        stage = stages.get(root)
-        if stage is None:
-            return
-        if scene is not None and job.scene(scene_index).done and (stage.status.is_terminal or not stage.kind.optional):
-            return  # finished before this run (or by the run being recovered): as the local engine skips it
+    def _run_task(self, job_id: str) -> asyncio.Task[object] | None:
+        return next((t for t in self._workflow_tasks.get(job_id, ()) if t.get_name() == f"dbos-run-{job_id}"), None)
+
+    async def _stop_chains(self, job_id: str) -> None:
+        """The run's chains run in tasks of their own (a child workflow is not cancelled with its parent):
+        stop them before the run's `_after_cancel` marks their stages, or a chain still polling would
+        record a cancelled prediction as a failure."""
+        me = asyncio.current_task()
+        chains = [t for t in self._workflow_tasks.get(job_id, ()) if t is not me and not t.done()]
+        for t in chains:
+            t.cancel()
+        await asyncio.gather(*chains, return_exceptions=True)
+
+    async def run_chain_workflow(self, job_id: str, chain: StageChain) -> None:
+        """The body of `jant.stage_chain`: the parent's `_run_chain`, when it is due."""
         async with self._tracked(job_id):
-            await self._run_from(job, stage, scene)
+            job = await self._live_job(job_id)
+            if not chain.due:
+                return
+            try:
+                await self._run_chain(job, chain)
+            except Exception as exc:
+                self._chain_crashed(job_id, exc)
+                raise
 
-    async def _run_from(
-        self, job: Job, stage: StageState, scene: Scene | None = None, inputs: Mapping[str, Path] | None = None
-    ) -> None:
-        """As the parent's, with each stage and each cut a step, and the stages that wait for `stage`
-        run one after the other (side by side, their steps would take places in timing order)."""
-        inputs = dict(inputs or {})
-        siblings = job.job_stages if scene is None else job.scene(scene.index).stages
-        waiting = [siblings[k.name] for k in dependents(stage.stage) if k.name in siblings]
-        made = await stage_step(job.id, stage.scene_index, stage.stage, {k: str(v) for k, v in inputs.items()})
-        path = Path(made) if made is not None else None
-        if stage.stage in ("voice", "music"):
-            await self._audio_ready(job)
-        if path is not None and stage.kind.footage and scene is not None:
-            cut = await normalise_step(job.id, scene.index, stage.stage, str(path))
-            path = Path(cut) if cut is not None else None
-        if path is None:
-            for later in waiting:
-                await self._skip(job, later, f"its {stage.kind.noun} failed")
-            return
-        inputs[stage.stage] = path
-        for later in waiting:
-            await self._run_from(job, later, scene, inputs)
+    # -- one attempt: a create step, then a wait step --------------------------------------------
+
+    async def _stage_attempt(
+        self, job: Job, stage: StageState, scene: Scene | None, inputs: Mapping[str, Path], *, first: bool
+    ) -> AttemptOutcome:
+        """The create step; when it created a prediction, the wait step for it. A stage made without a
+        prediction (offline, OpenAI's voice) is made in its create step: it has no wait."""
+        args = (job.id, stage.scene_index, stage.stage, {k: str(v) for k, v in inputs.items()})
+        try:
+            outcome = AttemptOutcome.from_record(await create_step(*args, first))
+            if outcome.created is not None:
+                outcome = AttemptOutcome.from_record(await wait_step(*args, outcome.created))
+            return outcome
+        finally:  # stopped between the two: the slot the create handed on has no wait to give it back
+            limiter = self._handed_over.pop(_slot_key(stage), None)
+            if limiter is not None:
+                limiter.release()
+
+    async def _backoff(self, seconds: float) -> None:
+        await DBOS.sleep_async(seconds)  # a restart during the wait sleeps only what is left of it
+
+    @contextlib.asynccontextmanager
+    async def _attempt_slot(self, job: Job, stage: StageState, step: AttemptStep) -> AsyncIterator[None]:
+        """A prediction holds its slot from its POST to the end of its wait, as in one attempt on the
+        local engine: the create step hands its slot on to the wait step. A wait step given none (its
+        create ran before a restart) takes one."""
+        key = _slot_key(stage)
+        limiter = self._handed_over.pop(key, None)
+        if limiter is None:
+            limiter = self.slots[stage.kind.slots]
+            await limiter.acquire(job.requester_id or "")
+        keep = False
+        try:
+            yield
+            # Still running when its create step ends: a prediction to wait for.
+            keep = step is AttemptStep.CREATE and stage.status is StageStatus.RUNNING
+        finally:
+            if keep:
+                self._handed_over[key] = limiter
+            else:
+                limiter.release()
+
+    async def _normalise_footage(self, job: Job, scene: Scene, stage: StageState, clip_path: Path) -> Path | None:
+        cut = await normalise_step(job.id, scene.index, stage.stage, str(clip_path))
+        return Path(cut) if cut is not None else None
 
     # -- the steps' bodies -----------------------------------------------------------------------
 
-    async def stage_once(self, job_id: str, scene_index: int, kind: str, inputs: Mapping[str, str]) -> str | None:
+    async def attempt_step(
+        self,
+        job_id: str,
+        scene_index: int,
+        kind: str,
+        inputs: Mapping[str, str],
+        step: AttemptStep,
+        *,
+        first: bool = True,
+        prediction_id: str | None = None,
+    ) -> Record:
         job = await self._live_job(job_id)
-        await self._step_ran(job, "jant.stage", scene_index, kind)
+        await self._step_ran(job, f"jant.{step.value}", scene_index, kind)
         scene = None if scene_index == JOB_LEVEL_INDEX else self._scene_of(job, scene_index)
         stage = job.job_stages[kind] if scene is None else job.scene(scene_index).stages[kind]
-        path = await self.run_stage(job, stage, scene, {k: Path(v) for k, v in inputs.items()})
-        return str(path) if path is not None else None
+        paths = {k: Path(v) for k, v in inputs.items()}
+        outcome = await self._attempt(job, stage, scene, paths, first=first, step=step, prediction_id=prediction_id)
+        return outcome.record()
 
     async def normalise_once(self, job_id: str, scene_index: int, kind: str, clip: str) -> str | None:
         job = await self._live_job(job_id)
@@ -246,7 +350,14 @@ class DurableOrchestrator(Orchestrator):
         cut = await self._normalise(job, self._scene_of(job, scene_index), stage, Path(clip))
         return str(cut) if cut is not None else None
 
-    async def _step_ran(self, job: Job, step: str, scene_index: int, kind: str) -> None:
+    async def finish_once(self, job_id: str) -> None:
+        """Compose, formats, hooks: each writes whole files and records them on the job, so a finish
+        stopped half-way is simply done again."""
+        job = await self._live_job(job_id)
+        await self._step_ran(job, "jant.finish")
+        await self._finish(job)
+
+    async def _step_ran(self, job: Job, step: str, scene_index: int | None = None, kind: str | None = None) -> None:
         """One event per execution of a step (a replayed step does not run, so it leaves none): how an
         operator, and the tests, see that no finished step ran twice, and which ones a recovery re-ran."""
         await self.store.event(
@@ -268,46 +379,23 @@ class DurableOrchestrator(Orchestrator):
 
     # -- stopping --------------------------------------------------------------------------------
 
-    async def cancel(self, job: Job, *, by: str | None = None) -> Job:
-        """Stop a running job as the local engine does (its predictions cancelled, what is finished
-        kept), and cancel its workflows in DBOS so that no launch recovers them."""
+    async def _stop_run(self, job: Job) -> bool:
+        """Stop the run as the local engine does (its `_after_cancel` cancels the predictions, keeps what
+        is finished), then cancel it and its chains in DBOS, so that no launch recovers them."""
         run_id = self._run_ids.get(job.id)
-        tasks = self._workflow_tasks.get(job.id, set())
-        run_task = next((t for t in tasks if t.get_name() == f"dbos-run-{job.id}"), None)
-        if run_id is None or run_task is None:
-            return await super().cancel(job, by=by)
-        live = self._jobs.get(job.id, job)
-        _check_allowed(live, Action.CANCEL)
-        self._user_cancelled.add(job.id)
-        run_task.cancel()  # its `_after_cancel` stops the chains, then cancels what is still paid for
+        run_task = self._run_task(job.id)
+        if run_id is None or run_task is None:  # its workflow has not begun (or is not on this process)
+            return await super()._stop_run(job)
+        run_task.cancel()  # its `_run_chains` stops the chains first
         await asyncio.gather(run_task, return_exceptions=True)
-        for workflow_id in await self._workflow_ids(run_id):
-            await DBOS.cancel_workflow_async(workflow_id)
-        await self.store.event(live, "cancelled", detail=by)
-        return live
+        await DBOS.cancel_workflow_async(run_id, cancel_children=True)
+        return True
 
-    async def _after_cancel(self, job: Job) -> None:
-        """The run was cancelled: its chains run in tasks of their own (a child workflow is not cancelled
-        with its parent), so they are stopped first — a chain still polling would otherwise record the
-        cancelled prediction as a failure after the stage was marked cancelled."""
-        me = asyncio.current_task()
-        chains = [t for t in self._workflow_tasks.get(job.id, ()) if t is not me and not t.done()]
-        for t in chains:
-            t.cancel()
-        await asyncio.gather(*chains, return_exceptions=True)
-        await super()._after_cancel(job)
+    def _stoppable_tasks(self) -> list[asyncio.Task[Any]]:
+        """A shutdown stops the runs on this loop without cancelling predictions: their workflows stay
+        PENDING for the next launch with this worker id to recover."""
+        return [*(t for tasks in self._workflow_tasks.values() for t in tasks), *super()._stoppable_tasks()]
 
-    async def _workflow_ids(self, run_id: str) -> list[str]:
-        """The run and its chains (the chains' ids start with the run's and a "/")."""
-        chains = await DBOS.list_workflows_async(workflow_id_prefix=f"{run_id}/", load_input=False, load_output=False)
-        return [run_id, *(w.workflow_id for w in chains)]
 
-    async def shutdown(self, grace_s: float = 8.0) -> None:
-        """Stop the runs on this loop without cancelling predictions: their workflows stay PENDING for
-        the next launch with this worker id to recover."""
-        running = [t for tasks in self._workflow_tasks.values() for t in tasks if not t.done()]
-        for t in running:
-            t.cancel()
-        if running:
-            await asyncio.wait(running, timeout=grace_s)
-        await super().shutdown(grace_s)
+def _slot_key(stage: StageState) -> tuple[str, int, str]:
+    return (stage.job_id, stage.scene_index, stage.stage)

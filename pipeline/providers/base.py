@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 
@@ -19,18 +20,40 @@ if TYPE_CHECKING:  # `pipeline.models` knows the stage kinds, whose requests are
     from pipeline.models import AdRequest, Scene, Storyboard
 
 
+class AttemptStep(StrEnum):
+    """Which part of one attempt at a stage a provider is asked to do. The local engine asks for the
+    whole of it; the durable engine (docs/durable-jobs.md) asks for it in two steps it checkpoints, so a
+    restart between them waits for the prediction already paid for instead of creating another."""
+
+    WHOLE = "whole"  # create (or resume `existing_prediction_id`), wait, download
+    CREATE = "create"  # create the prediction and record its id, then stop (`PredictionCreated`)
+    WAIT = "wait"  # poll `existing_prediction_id` to its end and download: only reads, safe to run twice
+
+
+class PredictionCreated(Exception):  # not an error: how a provider stops after its create step
+    """Raised out of a provider asked for `AttemptStep.CREATE` once its prediction exists and its id is
+    recorded. A provider that makes its output without a prediction (offline, OpenAI's voice) makes it
+    in that step instead, and returns it as usual."""
+
+    def __init__(self, prediction_id: str) -> None:
+        super().__init__(prediction_id)
+        self.prediction_id = prediction_id
+
+
 @dataclass
 class StageContext:
     job_id: str
     scene_index: int  # 0 for a job-level stage
     stage: str  # the stage's kind: "seed", "clip", "voice", "music" …
     attempt: int
-    # Set when resuming: a prediction created by an earlier run, to poll instead of creating anew.
+    # Set when resuming: a prediction created by an earlier run, to poll instead of creating anew; and
+    # for `AttemptStep.WAIT`, the prediction its create step made.
     existing_prediction_id: str | None = None
     on_progress: Callable[[float, str | None], Awaitable[None]] | None = None
     on_prediction: Callable[[str], Awaitable[None]] | None = None
     # How many predictions are in flight process-wide; real providers widen their poll interval.
     in_flight: Callable[[], int] = field(default=lambda: 1)
+    step: AttemptStep = AttemptStep.WHOLE
 
     async def progress(self, percent: float, note: str | None = None) -> None:
         if self.on_progress is not None:

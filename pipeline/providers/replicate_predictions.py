@@ -21,7 +21,7 @@ from replicate.exceptions import ReplicateError
 
 from pipeline.config import ReplicateSettings
 from pipeline.errors import ProviderError, SafetyRejection, StageTimeout
-from pipeline.providers.base import StageContext
+from pipeline.providers.base import AttemptStep, PredictionCreated, StageContext
 from pipeline.providers.poll_scheduler import CreatePacer, CreateSlot, PollPlan, PollScheduler, TailEstimate, fair_share
 from pipeline.retry import classify
 
@@ -155,18 +155,41 @@ class PredictionRunner:
     async def run(
         self, input: dict[str, Any], ctx: StageContext, progress: ProgressFn, sampling: SamplingFn | None = None
     ) -> PredictionState:
-        """A succeeded prediction (new, or `ctx.existing_prediction_id` when resuming), or an error."""
-        prefix = f"attempt {ctx.attempt}/{self.max_attempts} · " if ctx.attempt > 1 else ""
-        resuming = ctx.existing_prediction_id is not None
+        """A succeeded prediction (new, or `ctx.existing_prediction_id` when resuming), or an error.
+
+        `ctx.step` cuts it in two for the durable engine: `CREATE` stops once the new prediction's id is
+        recorded (raising `PredictionCreated`), `WAIT` only waits for `ctx.existing_prediction_id`."""
         if ctx.existing_prediction_id is not None:
-            state = PredictionState(ctx.existing_prediction_id, "unknown")
-            prefix += "resumed · "
-        else:
-            wait = self.pacer.expected_wait()
-            if wait >= 1.0:
-                await ctx.progress(0.0, f"{prefix}waiting ~{wait:.0f} s for Replicate's create limit")
-            slot = await self.pacer.turn(background=self.background_creates)
-            state = await self._create_shielded(input, ctx, slot)
+            return await self.wait(ctx.existing_prediction_id, ctx, progress, sampling)
+        state = await self.create(input, ctx)
+        if ctx.step is AttemptStep.CREATE:
+            raise PredictionCreated(state.id)
+        return await self.wait(state, ctx, progress, sampling)
+
+    async def create(self, input: dict[str, Any], ctx: StageContext) -> PredictionState:
+        """POST a new prediction, in its turn of the account's create limit, and record its id before
+        anything else is awaited: nothing here waits on the prediction itself."""
+        wait = self.pacer.expected_wait()
+        if wait >= 1.0:
+            await ctx.progress(0.0, f"{self._prefix(ctx)}waiting ~{wait:.0f} s for Replicate's create limit")
+        slot = await self.pacer.turn(background=self.background_creates)
+        return await self._create_shielded(input, ctx, slot)
+
+    async def wait(
+        self,
+        prediction: PredictionState | str,
+        ctx: StageContext,
+        progress: ProgressFn,
+        sampling: SamplingFn | None = None,
+    ) -> PredictionState:
+        """Poll to a terminal state within the deadline: `prediction` is the state its create answered,
+        or the id of one created earlier (a resumed attempt; a durable run's wait step), which is polled
+        at once. A succeeded state, or an error; past the deadline the prediction is cancelled. Only
+        reads the prediction (and cancels it at the deadline): running it twice pays for nothing."""
+        resuming = isinstance(prediction, str)
+        state = PredictionState(prediction, "unknown") if isinstance(prediction, str) else prediction
+        # The wait step of a durable run always starts from an id: it is not a resume to the user.
+        prefix = self._prefix(ctx) + ("resumed · " if resuming and ctx.step is AttemptStep.WHOLE else "")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.deadline_s
         plan = PollPlan(created=loop.time(), base=self.poll_base_s)
@@ -202,6 +225,9 @@ class PredictionRunner:
                 "the prediction was cancelled."
             ) from None
         return self._outcome(state)
+
+    def _prefix(self, ctx: StageContext) -> str:
+        return f"attempt {ctx.attempt}/{self.max_attempts} · " if ctx.attempt > 1 else ""
 
     async def _create_shielded(self, input: dict[str, Any], ctx: StageContext, slot: CreateSlot) -> PredictionState:
         """Create and record as one step that a cancel cannot split.
