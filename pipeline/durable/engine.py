@@ -44,14 +44,17 @@ def require_dbos() -> Any:
 
 async def launch(settings: Settings, *, listen_queues: Sequence[str] = ()) -> None:
     """Start DBOS on this loop, which becomes the loop its recovered workflows run on (the process's
-    pending jobs are recovered in the background from here on). The workflows must be imported first.
+    pending jobs are recovered in the background from here on). The workflows must be imported first
+    (pipeline.durable.orchestrator).
 
     `listen_queues`: the only named queues this process dequeues from — `JOBS_QUEUE` for a process that
     runs the jobs front ends queue (`jant worker`, `jant bot`), `workers.TAKEOVER_QUEUE` for one that
     runs jobs taken over from dead workers. DBOS dequeues from every queue unless told which, so a
     process that is neither (`jant makead`) is told "none"."""
     dbos = require_dbos()
-    import pipeline.durable.orchestrator  # noqa: F401  # registers the workflows before the launch
+    # The workflows are registered by importing pipeline.durable.orchestrator, which the caller has done
+    # to build the orchestrator that runs them (Runtime): importing it here would tie the two modules in
+    # a circle for no more than that.
 
     path = settings.storage.dbos_db_path
     executor_id = settings.storage.worker_id
