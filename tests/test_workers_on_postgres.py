@@ -51,10 +51,10 @@ WORKERS = ("worker-1", "worker-2")
 
 async def _a_worker_between_creates(db: str, data: Path, rep: FakeReplicate) -> tuple[str, str] | None:
     """(worker, job) once every job is taken from the queue and some worker has clips processing on
-    Replicate and no create in flight: each stage of its jobs is done or a prediction processing with
-    its id stored. A kill then stops a worker mid-clip; a kill while a create's answer is on its way
-    back (before its id is stored) is the window the README's limits name, and not what this story
-    is about."""
+    Replicate and no create in flight or to come: each stage of its jobs is done, or a clip, line or
+    music bed processing with its id stored. A kill then stops a worker mid-clip; a kill while a
+    create's answer is on its way back (before its id is stored) is the window the README's limits
+    name, and not what this story is about."""
     try:
         sql = "SELECT workflow_uuid, status, executor_id FROM workflow_status WHERE name = 'jant.job'"
         runs = await dbos_runs(db, data, sql)
@@ -67,17 +67,19 @@ async def _a_worker_between_creates(db: str, data: Path, rep: FakeReplicate) -> 
         mine = {str(run) for run, _, executor in runs if executor == worker}
         theirs = [s for s in stages if s[0] in mine]
 
-        def settled(status: object, prediction: object) -> bool:
+        def settled(kind: object, status: object, prediction: object) -> bool:
             if status == "done":
                 return True
+            # A seed finishing would start its clip's create: only stages nothing waits on may be running.
             return (
-                status == "running"
+                kind != "seed"
+                and status == "running"
                 and str(prediction) in rep.predictions
-                and (rep.predictions[str(prediction)].status == "processing")
+                and rep.predictions[str(prediction)].status == "processing"
             )
 
         clips = [str(job) for job, kind, status, _ in theirs if kind == "clip" and status == "running"]
-        if clips and all(settled(status, prediction) for _, _, status, prediction in theirs):
+        if clips and all(settled(kind, status, prediction) for _, kind, status, prediction in theirs):
             return worker, clips[0]
     return None
 
