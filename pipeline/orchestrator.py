@@ -926,9 +926,12 @@ class Orchestrator:
         attempt = stage.attempt if resume_id else stage.attempt + 1
         stage.error = None
         while True:
-            stage.status, stage.progress = StageStatus.QUEUED, 0.0
-            await self.store.save_stage(stage)
-            await self._publish(EventKind.STAGE_QUEUED, job, stage.scene_index, stage.stage)
+            # A resumed attempt stays RUNNING with its prediction id while it waits for a slot: stored as
+            # QUEUED, a stop during that wait would make the next resume pay for a new prediction.
+            if not resume_id:
+                stage.status, stage.progress = StageStatus.QUEUED, 0.0
+                await self.store.save_stage(stage)
+                await self._publish(EventKind.STAGE_QUEUED, job, stage.scene_index, stage.stage)
             async with self.slots[kind.slots].slot(job.requester_id):
                 stage.attempt, stage.status = attempt, StageStatus.RUNNING
                 if not resume_id:
