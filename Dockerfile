@@ -1,6 +1,7 @@
 # Jant in a container (see the README's "Docker" section):
 #   docker build -t jant .
 #   docker run -d --name jant --env-file .env -v jant-data:/data jant
+# A gateway and workers on Postgres: docker-compose.yml (the README's "Growing past one process").
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -15,9 +16,13 @@ RUN useradd --create-home --uid 10001 jant \
     && chown jant:jant /data
 WORKDIR /app
 
+# Optional extras, comma-separated: `--build-arg JANT_EXTRAS=durable,postgres` for the workers and the
+# gateway of docker-compose.yml (DBOS and Postgres). Empty by default: the plain image is unchanged.
+ARG JANT_EXTRAS=""
+
 # The dependencies first, from pyproject.toml alone: an edit to the code reuses this layer.
 COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
+RUN python -c "import os, tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; extras = [e.strip() for e in os.environ.get('JANT_EXTRAS', '').split(',') if e.strip()]; print('\n'.join(p['dependencies'] + [d for e in extras for d in p['optional-dependencies'][e]]))" > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt \
     && python -c "import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())"

@@ -1025,7 +1025,10 @@ class Orchestrator:
         attempt = stage.attempt if resume_id else stage.attempt + 1
         if first:
             stage.error = None
-        if step is not AttemptStep.WAIT:  # a wait step's stage is running: its prediction is
+        # A wait step's stage is running: its prediction is. A resumed attempt stays RUNNING with its
+        # prediction id while it waits for a slot too: stored as QUEUED, a stop during that wait would
+        # make the next resume pay for a new prediction.
+        if step is not AttemptStep.WAIT and not resume_id:
             stage.status, stage.progress = StageStatus.QUEUED, 0.0
             await self.store.save_stage(stage)
             await self._publish(EventKind.STAGE_QUEUED, job, stage.scene_index, stage.stage)

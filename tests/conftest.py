@@ -34,6 +34,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import Settings
+from tests.durable_processes import emulators  # noqa: F401  # the durable-engine tests' fixture
 from tests.emulators import media
 from tests.emulators.fake_openai import FakeOpenAI
 from tests.emulators.fake_replicate import FakeReplicate

@@ -12,10 +12,15 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
+import yaml
 from dockerfile_parse import DockerfileParser
 
 from bot.heartbeat import check
+from pipeline.config import Settings
+from pipeline.durable.workers import check_worker_id
 from tests.emulators.discord_server import DiscordEmulator
 
 pytest_plugins = ["tests.conftest_discord"]  # the discord_emulator fixture
@@ -267,3 +272,91 @@ def test_every_file_the_dockerfile_copies_is_in_the_real_build_context() -> None
     tracked = subprocess.run(["git", "ls-files", "bot", "pipeline", "storage"], cwd=ROOT, capture_output=True,
                              text=True, check=True).stdout.split()  # fmt: skip
     assert tracked and set(tracked) <= set(sent)  # every package source reaches the image
+
+
+def test_the_dependency_layer_adds_the_extras_named_by_the_build_arg(tmp_path: Path) -> None:
+    """docker-compose.yml builds with JANT_EXTRAS=durable,postgres; the plain build (no arg) is unchanged."""
+    ins = _instructions()
+    assert ("ARG", 'JANT_EXTRAS=""') in ins
+    assert _index(ins, "ARG", r"^JANT_EXTRAS=") < _index(ins, "RUN", r"pip install .*-r ")
+    run = ins[_index(ins, "RUN", r"pip install .*-r ")][1]
+    script = re.search(r'python -c "([^"]+)" > (\S+)', run)
+    assert script is not None, run
+    (tmp_path / "pyproject.toml").write_bytes((ROOT / "pyproject.toml").read_bytes())
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    env = {**os.environ, "JANT_EXTRAS": "durable, postgres"}
+    out = subprocess.run([sys.executable, "-c", script.group(1)], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    extras = project["optional-dependencies"]
+    assert out.stdout.split("\n")[:-1] == project["dependencies"] + extras["durable"] + extras["postgres"]
+    env["JANT_EXTRAS"] = "no-such-extra"  # a typo fails the build instead of leaving the extra out
+    out = subprocess.run([sys.executable, "-c", script.group(1)], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode != 0 and "no-such-extra" in out.stderr
+
+
+# -- docker-compose.yml ---------------------------------------------------------------------------
+
+
+def _compose() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())  # merge keys (`<<: *jant`) resolved
+
+
+def _defaults(value: str) -> str:
+    """Compose's `${VAR:-default}` interpolation, with no variable set."""
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+
+
+def test_compose_runs_postgres_one_gateway_and_two_workers_with_unique_ids() -> None:
+    services = _compose()["services"]
+    assert set(services) == {"postgres", "gateway", "worker-1", "worker-2"}
+    assert services["gateway"]["command"] == ["jant", "bot", "--no-worker"]
+    ids = []
+    for name in ("worker-1", "worker-2"):
+        command = services[name]["command"]
+        assert command[:3] == ["jant", "worker", "--id"] and len(command) == 4, command
+        ids.append(check_worker_id(command[3]))
+        # The lease of an id is judged by its host's process table: each worker a host name of its own.
+        assert services[name]["hostname"] == command[3]
+    assert len(set(ids)) == len(ids) == 2
+    hosts = [services[s].get("hostname") for s in ("gateway", "worker-1", "worker-2")]
+    assert len(set(hosts)) == len(hosts)
+
+
+def test_compose_postgres_is_official_kept_in_a_named_volume_and_checked_for_health() -> None:
+    compose = _compose()
+    pg = compose["services"]["postgres"]
+    assert re.fullmatch(r"postgres:\d+(\.\d+)?", pg["image"]), pg["image"]
+    [volume] = pg["volumes"]
+    name, mount = volume.split(":")
+    assert mount == "/var/lib/postgresql/data" and name in compose["volumes"]
+    test = pg["healthcheck"]["test"]
+    assert test[0] == "CMD-SHELL" and "pg_isready" in test[1]
+    assert f"-U {pg['environment']['POSTGRES_USER']}" in test[1] and f"-d {pg['environment']['POSTGRES_DB']}" in test[1]
+
+
+def test_compose_jant_services_share_the_engine_the_database_and_one_media_volume() -> None:
+    compose = _compose()
+    services, pg = compose["services"], compose["services"]["postgres"]["environment"]
+    media = set()
+    for name in ("gateway", "worker-1", "worker-2"):
+        service = services[name]
+        assert set(service["build"]["args"]["JANT_EXTRAS"].split(",")) == {"durable", "postgres"}
+        env = service["environment"]
+        url = urlsplit(_defaults(env["JANT_DATABASE_URL"]))
+        assert (url.scheme, url.hostname, url.port) == ("postgresql", "postgres", 5432)
+        assert (url.username, url.password, url.path) == (pg["POSTGRES_USER"], _defaults(pg["POSTGRES_PASSWORD"]),
+                                                          f"/{pg['POSTGRES_DB']}")  # fmt: skip
+        # Jant reads these settings as the service sets them: the durable engine on that database.
+        settings = Settings(**{k: _defaults(v) for k, v in env.items()}, JANT_DATA_DIR="/data")
+        assert settings.storage.engine == "dbos" and settings.storage.database == _defaults(env["JANT_DATABASE_URL"])
+        # Started once Postgres answers, not merely once its container runs.
+        assert service["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+        [volume] = service["volumes"]
+        media.add(volume)
+        assert volume.split(":")[1] == "/data"  # the image's data directory (its ENTRYPOINT sets it)
+    # One named volume for every process's media: a job taken over goes on with the files already made.
+    [volume] = media
+    assert volume.split(":")[0] in compose["volumes"]
+    # The gateway keeps the image's health check (the Discord connection); workers, which have none, not.
+    assert "healthcheck" not in services["gateway"]
+    assert all(services[w]["healthcheck"] == {"disable": True} for w in ("worker-1", "worker-2"))

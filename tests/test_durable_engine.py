@@ -15,14 +15,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
-import sys
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from pipeline.config import Settings
@@ -33,129 +29,28 @@ from pipeline.orchestrator import Orchestrator
 from pipeline.providers.base import AttemptStep
 from pipeline.runtime import Runtime
 from tests.bot_harness import eventually
-from tests.emulators import media
+from tests.durable_processes import (
+    MUSIC,
+    checkpointed,
+    PRODUCT,
+    REPO,
+    SCENES,
+    TTS,
+    dbos_rows,
+    dbos_runs,
+    every_clip_generating,
+    jant,
+    recorded_steps,
+    rows,
+    service_engine_env,
+)
 from tests.emulators.fake_openai import FakeOpenAI
-from tests.emulators.fake_replicate import STABLE_AUDIO_REF, FakeReplicate
-from tests.postgres_server import pg_rows
+from tests.emulators.fake_replicate import FakeReplicate
 from tests.scripted_providers import CopyComposer, scene_of
-from tests.service_fakes import SDXL, SVD, draft, service_env
+from tests.service_fakes import SDXL, SVD
 from tests.test_bot_restart import db_rows
 
 pytest.importorskip("dbos", reason="the durable extra (`pip install 'jant[durable]'`) is not installed")
-
-REPO = Path(__file__).resolve().parents[1]
-PRODUCT = "Lumen — a smart desk lamp that follows your circadian rhythm, dims at night and charges your phone"
-TTS, MUSIC = "minimax/speech-02-turbo", STABLE_AUDIO_REF
-SCENES = 5  # the fake GPT-4o's storyboard (tests.service_fakes.draft)
-HOLD_S = 6.0  # wall seconds each clip stays "processing" on Replicate: the window to kill in
-
-
-@pytest.fixture
-async def emulators() -> AsyncIterator[tuple[FakeOpenAI, FakeReplicate]]:
-    await media.mp4_bytes(576, 1024, 14, 7)  # warm the emulator's encode cache
-    async with FakeOpenAI() as oai, FakeReplicate(time_factor=0.1) as rep:
-        oai.responder = lambda body: draft()
-        rep.set_latency(SVD, processing=HOLD_S / rep.time_factor)
-        yield oai, rep
-
-
-def _env(
-    oai: FakeOpenAI, rep: FakeReplicate, data: Path, *, db: Path | str | None = None, **values: str
-) -> dict[str, str]:
-    """`db`: a Postgres URL puts Jant's tables and DBOS's system database there (JANT_DATABASE_URL)."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "REPLICATE_", "JANT_", "DISCORD_"))}
-    if isinstance(db, str):
-        values = {"JANT_DATABASE_URL": db, **values}
-    return {
-        **base, **service_env(oai, rep, data), "JANT_ENGINE": "dbos", "JANT_ENV": "dev",
-        "JANT_SVD_VIDEO_LENGTH": "14_frames_with_svd", "JANT_CLIP_DEADLINE_S": "60",
-        "JANT_VOICE": "replicate", "JANT_MUSIC": "replicate", "PYTHONPATH": str(REPO), "COLUMNS": "120", **values,
-    }  # fmt: skip
-
-
-async def _jant(env: dict[str, str], cwd: Path, log: Path, *args: str) -> asyncio.subprocess.Process:
-    with log.open("wb") as out:  # a file, not a pipe: a process nobody reads must never block on its output
-        return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", *args, cwd=cwd, env=env, stdout=out, stderr=asyncio.subprocess.STDOUT,
-            stdin=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-
-
-def _dbos_rows(data: Path, sql: str, *params: object) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(f"file:{data / 'dbos.sqlite'}?mode=ro", uri=True, timeout=5)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
-
-
-async def _rows(db: Path | str, sql: str, *params: object) -> list[tuple[object, ...]]:
-    """Jant's rows, read from outside: the SQLite file, or the Postgres database at the URL."""
-    if isinstance(db, str):
-        return await pg_rows(db, sql, *params)
-    return await asyncio.to_thread(db_rows, db, sql, *params)
-
-
-async def _dbos_runs(db: Path | str, data: Path, sql: str, *params: object) -> list[tuple[object, ...]]:
-    """DBOS's rows: <data>/dbos.sqlite, or the schema `dbos` of the Postgres database."""
-    if isinstance(db, str):
-        for table in ("workflow_status", "operation_outputs"):
-            sql = sql.replace(f"FROM {table}", f"FROM dbos.{table}")
-        return await pg_rows(db, sql, *params)
-    return await asyncio.to_thread(_dbos_rows, data, sql, *params)
-
-
-async def _recorded_steps(db: Path | str, data: Path, job_id: str) -> set[tuple[int, str, str]]:
-    """The steps DBOS had recorded as finished, as (scene, stage kind, step name). A chain
-    `<run>/<scene>/<root>` runs its root stage, then the stages that wait for it, each an attempt's
-    create and wait (no retry happens in these tests), a clip followed by its cut: a seed chain is
-    seed create, seed wait, clip create, clip wait, the clip's cut; a voice or music chain is that
-    stage's create and wait."""
-    rows = await _dbos_runs(
-        db,
-        data,
-        "SELECT workflow_uuid, function_id, function_name FROM operation_outputs WHERE workflow_uuid LIKE ?"
-        " AND function_name IN ('jant.create', 'jant.wait', 'jant.normalise') AND completed_at_epoch_ms IS NOT NULL",
-        f"{job_id}/%",
-    )
-    order = {"seed": ["seed", "seed", "clip", "clip", "clip"], "voice": ["voice"] * 2, "music": ["music"] * 2}
-    out = set()
-    for workflow, function_id, step in rows:
-        _, scene, root = str(workflow).split("/")
-        out.add((int(scene), order[root][int(function_id) - 1], str(step)))
-    return out
-
-
-async def _checkpointed(db: Path | str, data: Path, step: str, chain_suffix: str) -> int:
-    """How many chains whose id ends with `chain_suffix` have `step` checkpointed in DBOS."""
-    sql = "SELECT COUNT(*) FROM operation_outputs WHERE function_name = ? AND workflow_uuid LIKE ?"
-    try:
-        [(n,)] = await _dbos_runs(db, data, sql, step, f"%{chain_suffix}")
-    except (sqlite3.OperationalError, asyncpg.UndefinedTableError):  # not made yet
-        return 0
-    return int(str(n))
-
-
-async def _every_clip_generating(db: Path | str, rep: FakeReplicate) -> str | None:
-    """The job id, once every clip is a prediction processing on Replicate with its id stored and its
-    wait step begun (so its create step is checkpointed in DBOS), and the voice and music stages are
-    done: the steps in flight at a kill then are exactly the clips' waits."""
-    sql = "SELECT job_id, stage, status, prediction_id FROM stages WHERE stage IN ('clip', 'voice', 'music')"
-    try:
-        rows = await _rows(db, sql)
-    except (sqlite3.OperationalError, asyncpg.UndefinedTableError):  # not made yet, or not yet migrated
-        return None
-    clips = [r for r in rows if r[1] == "clip" and r[2] == "running" and r[3] is not None]
-    sound = [r for r in rows if r[1] in ("voice", "music")]
-    if len(clips) != SCENES or len(sound) != SCENES + 1 or any(r[2] != "done" for r in sound):
-        return None
-    if not all(r[3] in rep.predictions and rep.predictions[r[3]].status == "processing" for r in clips):
-        return None
-    sql = "SELECT COUNT(*) FROM events WHERE kind = 'dbos_step' AND stage = 'clip' AND detail LIKE 'jant.wait %'"
-    [(waits,)] = await _rows(db, sql)
-    if waits != SCENES:
-        return None
-    return str(clips[0][0])
 
 
 async def test_a_kill_9_mid_clip_is_finished_by_the_worker_with_zero_duplicate_creates(
@@ -164,11 +59,11 @@ async def test_a_kill_9_mid_clip_is_finished_by_the_worker_with_zero_duplicate_c
     """On SQLite (the default) and on Postgres (JANT_DATABASE_URL: Jant's tables and DBOS's there)."""
     oai, rep = emulators
     data = tmp_path / "data"
-    env, db = _env(oai, rep, data, db=database), database
+    env, db = service_engine_env(oai, rep, data, db=database), database
 
-    makead = await _jant(env, tmp_path, tmp_path / "makead.log", "makead", PRODUCT, "--yes")
+    makead = await jant(env, tmp_path, tmp_path / "makead.log", "makead", PRODUCT, "--yes")
     try:
-        job_id = await eventually(lambda: _every_clip_generating(db, rep), timeout=60, what="every clip generating")
+        job_id = await eventually(lambda: every_clip_generating(db, rep), timeout=60, what="every clip generating")
         makead.send_signal(signal.SIGKILL)
         assert await asyncio.wait_for(makead.wait(), 10) == -signal.SIGKILL
     finally:
@@ -176,7 +71,7 @@ async def test_a_kill_9_mid_clip_is_finished_by_the_worker_with_zero_duplicate_c
             makead.kill()
             await makead.wait()
     # Each scene's chain is "<run>/<scene>/seed": the seed's create and wait, then the clip's create.
-    assert await _checkpointed(db, data, "jant.create", "/seed") == 2 * SCENES
+    assert await checkpointed(db, data, "jant.create", "/seed") == 2 * SCENES
     killed_mid = {p.id for p in rep.predictions.values() if p.model.ref == SVD and p.status == "processing"}
     assert len(killed_mid) == SCENES, (tmp_path / "makead.log").read_text()
     before = rep.counts.creates.copy()
@@ -185,18 +80,18 @@ async def test_a_kill_9_mid_clip_is_finished_by_the_worker_with_zero_duplicate_c
     # was done but whose step DBOS had not yet recorded): those steps run again on recovery, polling the
     # prediction they had created; the others must not.
     sql = "SELECT scene_index, stage FROM stages WHERE job_id = ? AND status != 'done'"
-    unfinished = set(await _rows(db, sql, job_id))
-    recorded = await _recorded_steps(db, data, job_id)
-    every = await _rows(db, "SELECT scene_index, stage FROM stages WHERE job_id = ?", job_id)
+    unfinished = set(await rows(db, sql, job_id))
+    recorded = await recorded_steps(db, data, job_id)
+    every = await rows(db, "SELECT scene_index, stage FROM stages WHERE job_id = ?", job_id)
     unfinished |= {(i, kind) for i, kind in every if (i, kind, "jant.wait") not in recorded}
     # DBOS has the run as unfinished, owned by this worker id, at the pinned version.
     sql = "SELECT status, executor_id, application_version FROM workflow_status WHERE workflow_uuid = ?"
-    [run] = await _dbos_runs(db, data, sql, job_id)
+    [run] = await dbos_runs(db, data, sql, job_id)
     # The worker id nobody set: this host's, kept in the data directory so that a restart has it too.
     [id_file] = (data / "worker-ids").iterdir()
     assert run == ("PENDING", id_file.read_text().strip(), APPLICATION_VERSION)
 
-    worker = await _jant(env, tmp_path, tmp_path / "worker.log", "worker", "--until-idle")
+    worker = await jant(env, tmp_path, tmp_path / "worker.log", "worker", "--until-idle")
     try:
         assert await asyncio.wait_for(worker.wait(), 120) == 0, (tmp_path / "worker.log").read_text()
     finally:
@@ -208,15 +103,15 @@ async def test_a_kill_9_mid_clip_is_finished_by_the_worker_with_zero_duplicate_c
     # Restarted with the killed process's id, it took the id at once (that pid is gone from this host)
     # and DBOS recovered the job at launch: no survivor's takeover was waited for.
     assert f"(the id was free: its process (pid {makead.pid}) is gone)" in " ".join(out.split()), out
-    assert not await _rows(db, "SELECT 1 FROM events WHERE job_id = ? AND kind = 'taken_over'", job_id)
+    assert not await rows(db, "SELECT 1 FROM events WHERE job_id = ? AND kind = 'taken_over'", job_id)
 
     # Zero duplicate creates: nothing was created after the kill; the clips paid for were polled to the end.
     assert rep.counts.creates == before
     assert killed_mid == {p.id for p in rep.predictions.values() if p.model.ref == SVD and p.status == "succeeded"}
     sql = "SELECT prediction_id, status, attempt FROM stages WHERE job_id = ? AND stage = 'clip'"
-    clips = await _rows(db, sql, job_id)
+    clips = await rows(db, sql, job_id)
     assert {r[0] for r in clips} == killed_mid and {(r[1], r[2]) for r in clips} == {("done", 1)}
-    [(status, final)] = await _rows(db, "SELECT status, final_path FROM jobs WHERE id = ?", job_id)
+    [(status, final)] = await rows(db, "SELECT status, final_path FROM jobs WHERE id = ?", job_id)
     assert status == "completed"
     info = await probe(Path(str(final)))
     assert info.duration_s is not None and 28.5 <= info.duration_s <= 31.5
@@ -224,12 +119,12 @@ async def test_a_kill_9_mid_clip_is_finished_by_the_worker_with_zero_duplicate_c
 
     # The run and every chain finished in DBOS; each step finished before the kill ran once — every
     # create among them —, the waits in flight at the kill twice (polling the same prediction).
-    statuses = await _dbos_runs(
+    statuses = await dbos_runs(
         db, data, "SELECT workflow_uuid, status FROM workflow_status WHERE workflow_uuid LIKE ?", f"{job_id}%"
     )
     assert {s for _, s in statuses} == {"SUCCESS"} and len(statuses) == 1 + 1 + 2 * SCENES  # run, music, seed+voice
     sql = "SELECT scene_index, stage, detail FROM events WHERE job_id = ? AND kind = 'dbos_step'"
-    steps = await _rows(db, sql, job_id)
+    steps = await rows(db, sql, job_id)
     ran = Counter((scene, stage, str(detail).split()[0]) for scene, stage, detail in steps)
     assert {(i, "clip") for i in range(1, SCENES + 1)} <= unfinished
     stages = [(0, "music"), *((i, kind) for i in range(1, SCENES + 1) for kind in ("seed", "voice", "clip"))]
@@ -261,7 +156,7 @@ async def test_the_engine_is_only_launched_by_a_process_that_runs_jobs(tmp_path:
 async def test_jant_worker_says_it_needs_the_durable_engine(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "REPLICATE_", "JANT_", "DISCORD_"))}
     env.update(JANT_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(REPO), COLUMNS="200")
-    worker = await _jant(env, tmp_path, tmp_path / "worker.log", "worker", "--until-idle")
+    worker = await jant(env, tmp_path, tmp_path / "worker.log", "worker", "--until-idle")
     assert await asyncio.wait_for(worker.wait(), 60) == 2
     assert "JANT_ENGINE is not `dbos`" in (tmp_path / "worker.log").read_text()
 
@@ -273,7 +168,7 @@ async def test_cancelling_a_durable_job_cancels_its_clips_and_no_later_launch_ru
     too, or the next `jant worker` would recover the run and pay for the ad after all."""
     oai, rep = emulators
     data = tmp_path / "data"
-    settings = Settings(**_env(oai, rep, data))
+    settings = Settings(**service_engine_env(oai, rep, data))
     rt = await Runtime.open(settings, runs_jobs=True)
     try:
         assert rt.durable
@@ -281,7 +176,7 @@ async def test_cancelling_a_durable_job_cancels_its_clips_and_no_later_launch_ru
         job = await orch.create_job(AdRequest(product=PRODUCT, mood="tech"))
         await orch.plan(job)
         task = await orch.approve(job)
-        job_id = await eventually(lambda: _every_clip_generating(data / "jant.db", rep), timeout=60,
+        job_id = await eventually(lambda: every_clip_generating(data / "jant.db", rep), timeout=60,
                                   what="every clip generating")  # fmt: skip
         assert job_id == job.id
         await asyncio.wait_for(orch.cancel(job, by="cli interrupt"), 15)
@@ -296,7 +191,7 @@ async def test_cancelling_a_durable_job_cancels_its_clips_and_no_later_launch_ru
     assert {stored.scene(i).clip.status.value for i in range(1, SCENES + 1)} == {"cancelled"}
     statuses = dict(
         await asyncio.to_thread(
-            _dbos_rows,
+            dbos_rows,
             data,
             "SELECT workflow_uuid, status FROM workflow_status WHERE workflow_uuid LIKE ?",
             f"{job.id}%",
@@ -305,8 +200,8 @@ async def test_cancelling_a_durable_job_cancels_its_clips_and_no_later_launch_ru
     assert statuses[job.id] == "CANCELLED" and "PENDING" not in statuses.values()
     before = rep.counts.creates.copy()
 
-    env = _env(oai, rep, data)
-    worker = await _jant(env, tmp_path, tmp_path / "worker.log", "worker", "--until-idle")
+    env = service_engine_env(oai, rep, data)
+    worker = await jant(env, tmp_path, tmp_path / "worker.log", "worker", "--until-idle")
     assert await asyncio.wait_for(worker.wait(), 60) == 0, (tmp_path / "worker.log").read_text()
     assert rep.counts.creates == before  # nothing recovered, nothing paid again
     [(status,)] = await asyncio.to_thread(db_rows, data / "jant.db", "SELECT status FROM jobs WHERE id = ?", job.id)
@@ -319,10 +214,10 @@ async def test_a_worker_stopped_by_sigterm_leaves_its_jobs_to_the_next_one_and_n
     oai, rep = emulators
     rep.set_latency(SVD, processing=30 / rep.time_factor)  # the clips outlast a worker's start on a busy host
     data = tmp_path / "data"
-    env, db = _env(oai, rep, data), data / "jant.db"
-    makead = await _jant(env, tmp_path, tmp_path / "makead.log", "makead", PRODUCT, "--yes")
+    env, db = service_engine_env(oai, rep, data), data / "jant.db"
+    makead = await jant(env, tmp_path, tmp_path / "makead.log", "makead", PRODUCT, "--yes")
     try:
-        job_id = await eventually(lambda: _every_clip_generating(db, rep), timeout=60, what="every clip generating")
+        job_id = await eventually(lambda: every_clip_generating(db, rep), timeout=60, what="every clip generating")
     finally:
         makead.kill()
         await makead.wait()
@@ -336,7 +231,7 @@ async def test_a_worker_stopped_by_sigterm_leaves_its_jobs_to_the_next_one_and_n
         [(n,)] = await asyncio.to_thread(db_rows, db, sql, job_id)
         return n == 2 * SCENES
 
-    first = await _jant(env, tmp_path, tmp_path / "worker-1.log", "worker")
+    first = await jant(env, tmp_path, tmp_path / "worker-1.log", "worker")
     try:
         await eventually(clips_resumed, timeout=60, what="the worker resuming the clips")
         assert {p.status for p in rep.predictions.values() if p.model.ref == SVD} == {"processing"}
@@ -350,7 +245,7 @@ async def test_a_worker_stopped_by_sigterm_leaves_its_jobs_to_the_next_one_and_n
             await first.wait()
     assert stopped_in < 10
     [(run,)] = await asyncio.to_thread(
-        _dbos_rows, data, "SELECT status FROM workflow_status WHERE workflow_uuid = ?", job_id
+        dbos_rows, data, "SELECT status FROM workflow_status WHERE workflow_uuid = ?", job_id
     )
     assert run == "PENDING"  # left for the next worker, not failed or cancelled
     clips = await asyncio.to_thread(
@@ -358,7 +253,7 @@ async def test_a_worker_stopped_by_sigterm_leaves_its_jobs_to_the_next_one_and_n
     )
     assert {c for (c,) in clips} == {"running"}  # their predictions were not cancelled: they are still paid for
 
-    second = await _jant(env, tmp_path, tmp_path / "worker-2.log", "worker", "--until-idle")
+    second = await jant(env, tmp_path, tmp_path / "worker-2.log", "worker", "--until-idle")
     assert await asyncio.wait_for(second.wait(), 120) == 0, (tmp_path / "worker-2.log").read_text()
     assert f"Job {job_id}: completed" in (tmp_path / "worker-2.log").read_text()
     assert rep.counts.creates == before
@@ -375,7 +270,7 @@ async def test_a_create_step_stopped_after_its_post_waits_for_that_prediction_in
     oai, rep = emulators
     rep.set_latency(SVD, processing=10)  # no kill here: the clips need not be held
     data = tmp_path / "data"
-    rt = await Runtime.open(Settings(**_env(oai, rep, data)), runs_jobs=True)
+    rt = await Runtime.open(Settings(**service_engine_env(oai, rep, data)), runs_jobs=True)
     try:
         orch = rt.orchestrator
         orch.composer = CopyComposer()  # the story is the steps'; no ffmpeg needed
@@ -420,7 +315,7 @@ async def test_a_chain_that_crashes_fails_the_job_and_leaves_no_workflow_for_a_l
     rep.set_latency(SVD, processing=10)
     rep.set_latency(MUSIC, processing=600)  # the music bed is still generating when scene 1's cut breaks
     data = tmp_path / "data"
-    rt = await Runtime.open(Settings(**_env(oai, rep, data)), runs_jobs=True)
+    rt = await Runtime.open(Settings(**service_engine_env(oai, rep, data)), runs_jobs=True)
     try:
         orch = rt.orchestrator
         orch.composer = _BrokenCutter()
@@ -435,7 +330,7 @@ async def test_a_chain_that_crashes_fails_the_job_and_leaves_no_workflow_for_a_l
     assert music.status == "canceled"  # the job's paid work in flight was cancelled, as on the local engine
     statuses = dict(
         await asyncio.to_thread(
-            _dbos_rows, data, "SELECT workflow_uuid, status FROM workflow_status WHERE workflow_uuid LIKE ?",
+            dbos_rows, data, "SELECT workflow_uuid, status FROM workflow_status WHERE workflow_uuid LIKE ?",
             f"{job.id}%",
         )
     )  # fmt: skip

@@ -12,17 +12,15 @@ import asyncio
 import os
 import signal
 import sqlite3
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.bot_harness import eventually
-from tests.test_bot_restart import db_rows
+from tests.durable_processes import REPO, db_rows, dbos_rows, jant, stop
 
 pytest.importorskip("dbos", reason="the durable extra (`pip install 'jant[durable]'`) is not installed")
 
-REPO = Path(__file__).resolve().parents[1]
 PRODUCT = "Lumen, a desk lamp that follows the sun"  # five scenes offline: a short ad to make
 
 
@@ -35,22 +33,6 @@ def engine_env(data: Path, **values: str) -> dict[str, str]:
     }  # fmt: skip
 
 
-async def jant(env: dict[str, str], cwd: Path, log: Path, *args: str) -> asyncio.subprocess.Process:
-    with log.open("wb") as out:  # a file, not a pipe: a process nobody reads must never block on its output
-        return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", *args, cwd=cwd, env=env, stdout=out, stderr=asyncio.subprocess.STDOUT,
-            stdin=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-
-
-def dbos_rows(data: Path, sql: str, *params: object) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(f"file:{data / 'dbos.sqlite'}?mode=ro", uri=True, timeout=5)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
-
-
 async def queued_job(data: Path) -> str | None:
     """The job id, once its run waits on the workers' queue."""
     try:
@@ -59,12 +41,6 @@ async def queued_job(data: Path) -> str | None:
     except sqlite3.OperationalError:  # not made yet
         return None
     return str(rows[0][0]) if rows else None
-
-
-async def stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        proc.kill()
-        await proc.wait()
 
 
 async def test_a_job_queued_from_the_terminal_is_made_by_a_worker_and_followed_to_the_end(tmp_path: Path) -> None:

@@ -17,7 +17,6 @@ import signal
 import socket
 import sqlite3
 import threading
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -27,49 +26,30 @@ import pytest
 from pipeline.durable.workers import WorkerIdInUse, WorkerLease, stored_worker_id
 from pipeline.store import JobStore
 from tests.bot_harness import eventually
-from tests.emulators.fake_openai import FakeOpenAI
-from tests.emulators.fake_replicate import FakeReplicate
-from tests.service_fakes import SVD
-from tests.test_bot_restart import db_rows
-from tests.test_durable_engine import (  # noqa: F401  # `emulators` is a fixture
+from tests.durable_processes import (
     PRODUCT,
     REPO,
     SCENES,
-    _dbos_rows,
-    _env,
-    _every_clip_generating,
-    _jant,
-    _recorded_steps,
-    emulators,
+    db_rows,
+    dbos_rows,
+    every_clip_generating,
+    holds,
+    jant,
+    lease,
+    recorded_steps,
+    service_engine_env,
+    steps_run,
+    stop,
 )
+from tests.emulators.fake_openai import FakeOpenAI
+from tests.emulators.fake_replicate import FakeReplicate
+from tests.service_fakes import SVD
 
 pytest.importorskip("dbos", reason="the durable extra (`pip install 'jant[durable]'`) is not installed")
 
 
-def _lease(db: Path, worker_id: str) -> dict[str, object] | None:
-    try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-    except sqlite3.OperationalError:  # the database is not made yet
-        return None
-    conn.row_factory = sqlite3.Row
-    try:
-        row = conn.execute("SELECT * FROM workers WHERE id = ?", (worker_id,)).fetchone()
-    except sqlite3.OperationalError:  # its tables are not made yet
-        return None
-    finally:
-        conn.close()
-    return dict(row) if row is not None else None
-
-
-async def _holds(db: Path, worker_id: str, pid: int) -> dict[str, object] | None:
-    row = await asyncio.to_thread(_lease, db, worker_id)
-    return row if row is not None and row["pid"] == pid and row["stopped_at"] is None else None
-
-
-async def _stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        proc.kill()
-        await proc.wait()
+def _database_url(database: Path | str) -> dict[str, str]:
+    return {"JANT_DATABASE_URL": database} if isinstance(database, str) else {}
 
 
 def _offline_env(data: Path, **values: str) -> dict[str, str]:
@@ -78,13 +58,17 @@ def _offline_env(data: Path, **values: str) -> dict[str, str]:
             "COLUMNS": "200", **values}  # fmt: skip
 
 
-async def test_a_second_worker_with_a_live_workers_id_is_refused_and_told_what_to_do(tmp_path: Path) -> None:
+async def test_a_second_worker_with_a_live_workers_id_is_refused_and_told_what_to_do(
+    tmp_path: Path, database: Path | str
+) -> None:
+    """On SQLite, and on Postgres, where the lease is a row other hosts' workers see as well."""
     data = tmp_path / "data"
-    env, db = _offline_env(data, JANT_WORKER_HEARTBEAT_S="0.3", JANT_WORKER_TAKEOVER_S="60"), data / "jant.db"
-    first = await _jant(env, tmp_path, tmp_path / "first.log", "worker", "--id", "alpha")
+    env = _offline_env(data, JANT_WORKER_HEARTBEAT_S="0.3", JANT_WORKER_TAKEOVER_S="60", **_database_url(database))
+    db = database
+    first = await jant(env, tmp_path, tmp_path / "first.log", "worker", "--id", "alpha")
     try:
-        held = await eventually(lambda: _holds(db, "alpha", first.pid), timeout=30, what="the first worker's lease")
-        second = await _jant(env, tmp_path, tmp_path / "second.log", "worker", "--id", "alpha", "--until-idle")
+        held = await eventually(lambda: holds(db, "alpha", first.pid), timeout=30, what="the first worker's lease")
+        second = await jant(env, tmp_path, tmp_path / "second.log", "worker", "--id", "alpha", "--until-idle")
         assert await asyncio.wait_for(second.wait(), 30) == 2
         said = " ".join((tmp_path / "second.log").read_text().split())
         assert f"Worker id 'alpha' is in use by a running process (pid {first.pid} on host" in said, said
@@ -98,17 +82,17 @@ async def test_a_second_worker_with_a_live_workers_id_is_refused_and_told_what_t
         first.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(first.wait(), 15) == 0, (tmp_path / "first.log").read_text()
     finally:
-        await _stop(first)
-    stopped = await asyncio.to_thread(_lease, db, "alpha")
+        await stop(first)
+    stopped = await lease(db, "alpha")
     assert stopped is not None and stopped["stopped_at"] is not None
     # A clean stop frees the id at once.
-    again = await _jant(env, tmp_path, tmp_path / "again.log", "worker", "--id", "alpha", "--until-idle")
+    again = await jant(env, tmp_path, tmp_path / "again.log", "worker", "--id", "alpha", "--until-idle")
     assert await asyncio.wait_for(again.wait(), 30) == 0, (tmp_path / "again.log").read_text()
     assert "the id was free: it stopped" in (tmp_path / "again.log").read_text()
 
 
-async def _beat_since(db: Path, worker_id: str, pid: int, before: str) -> bool:
-    row = await _holds(db, worker_id, pid)
+async def _beat_since(db: Path | str, worker_id: str, pid: int, before: str) -> bool:
+    row = await holds(db, worker_id, pid)
     return row is not None and str(row["heartbeat_at"]) > before
 
 
@@ -182,33 +166,27 @@ async def test_two_survivors_claiming_one_dead_worker_never_both_win(database: P
         await two.close()
 
 
-def _steps_run(db: Path, job_id: str) -> Counter[tuple[int, str, str]]:
-    rows = db_rows(db, "SELECT scene_index, stage, detail FROM events WHERE job_id = ? AND kind = 'dbos_step'", job_id)
-    # The job workflow's own steps (jant.finish) have no scene and no stage.
-    return Counter((scene, stage, str(detail).split()[0]) for scene, stage, detail in rows)
-
-
 async def test_a_dead_workers_job_is_taken_over_by_a_live_worker_with_nothing_paid_or_run_twice(
-    emulators: tuple[FakeOpenAI, FakeReplicate],  # noqa: F811  # the fixture imported above
+    emulators: tuple[FakeOpenAI, FakeReplicate],
     tmp_path: Path,
 ) -> None:
     oai, rep = emulators
     data = tmp_path / "data"
-    env = _env(oai, rep, data, JANT_WORKER_HEARTBEAT_S="0.5", JANT_WORKER_TAKEOVER_S="3")
+    env = service_engine_env(oai, rep, data, JANT_WORKER_HEARTBEAT_S="0.5", JANT_WORKER_TAKEOVER_S="3")
     db = data / "jant.db"
-    bravo = await _jant(env, tmp_path, tmp_path / "bravo.log", "worker", "--id", "bravo")
+    bravo = await jant(env, tmp_path, tmp_path / "bravo.log", "worker", "--id", "bravo")
     makead = None
     try:
-        await eventually(lambda: _holds(db, "bravo", bravo.pid), timeout=30, what="worker bravo's lease")
-        makead = await _jant({**env, "JANT_WORKER_ID": "alpha"}, tmp_path, tmp_path / "alpha.log", "makead", PRODUCT,
+        await eventually(lambda: holds(db, "bravo", bravo.pid), timeout=30, what="worker bravo's lease")
+        makead = await jant({**env, "JANT_WORKER_ID": "alpha"}, tmp_path, tmp_path / "alpha.log", "makead", PRODUCT,
                              "--yes")  # fmt: skip
-        job_id = await eventually(lambda: _every_clip_generating(db, rep), timeout=60, what="every clip generating")
+        job_id = await eventually(lambda: every_clip_generating(db, rep), timeout=60, what="every clip generating")
         makead.send_signal(signal.SIGKILL)
         assert await asyncio.wait_for(makead.wait(), 10) == -signal.SIGKILL
         before = rep.counts.creates.copy()
-        recorded = await _recorded_steps(db, data, job_id)
-        ran_before = await asyncio.to_thread(_steps_run, db, job_id)
-        alpha = await asyncio.to_thread(_lease, db, "alpha")
+        recorded = await recorded_steps(db, data, job_id)
+        ran_before = await steps_run(db, job_id)
+        alpha = await lease(db, "alpha")
         assert alpha is not None and alpha["taken_over_by"] is None
 
         async def completed() -> bool:
@@ -220,9 +198,9 @@ async def test_a_dead_workers_job_is_taken_over_by_a_live_worker_with_nothing_pa
         bravo.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(bravo.wait(), 15) == 0, (tmp_path / "bravo.log").read_text()
     finally:
-        await _stop(bravo)
+        await stop(bravo)
         if makead is not None:
-            await _stop(makead)
+            await stop(makead)
     out = " ".join((tmp_path / "bravo.log").read_text().split())
     assert "Worker bravo took over worker alpha" in out and job_id in out, out
 
@@ -230,7 +208,7 @@ async def test_a_dead_workers_job_is_taken_over_by_a_live_worker_with_nothing_pa
     assert rep.counts.creates == before
     assert {p.status for p in rep.predictions.values() if p.model.ref == SVD} == {"succeeded"}
     # Exactly one claim, by bravo, no sooner than alpha's last beat + JANT_WORKER_TAKEOVER_S.
-    alpha = await asyncio.to_thread(_lease, db, "alpha")
+    alpha = await lease(db, "alpha")
     assert alpha is not None and alpha["taken_over_by"] == "bravo" and alpha["takeover_done_at"] is not None
     silent_s = (_at(alpha["taken_over_at"]) - _at(alpha["heartbeat_at"])).total_seconds()
     assert 3.0 <= silent_s < 3.0 + 15, silent_s  # the upper bound only rules out a takeover by some other path
@@ -243,7 +221,7 @@ async def test_a_dead_workers_job_is_taken_over_by_a_live_worker_with_nothing_pa
     # Every workflow of the job finished; the ones alpha left pending ran on bravo, through the queue only
     # taking-over workers serve.
     flows = await asyncio.to_thread(
-        _dbos_rows, data, "SELECT status, executor_id, queue_name FROM workflow_status WHERE workflow_uuid LIKE ?",
+        dbos_rows, data, "SELECT status, executor_id, queue_name FROM workflow_status WHERE workflow_uuid LIKE ?",
         f"{job_id}%",
     )  # fmt: skip
     assert {s for s, _, _ in flows} == {"SUCCESS"}
@@ -251,7 +229,7 @@ async def test_a_dead_workers_job_is_taken_over_by_a_live_worker_with_nothing_pa
     assert resumed == {("bravo", "jant.takeover")}, flows
     # No step DBOS had recorded ran again; each one it had not ran exactly once more (a clip in flight
     # at the kill polled the prediction it had created).
-    ran = await asyncio.to_thread(_steps_run, db, job_id)
+    ran = await steps_run(db, job_id)
     assert not {(i, "clip", "jant.wait") for i in range(1, SCENES + 1)} & recorded  # in flight at the kill
     for step, n in ran.items():
         assert n == ran_before[step] + (0 if step in recorded else 1), (step, n, ran_before[step])
@@ -269,13 +247,13 @@ async def test_a_worker_whose_id_was_taken_from_it_stops_and_says_why(tmp_path: 
     beat finds the lease gone, and it must stop running jobs rather than run them beside the survivor."""
     data = tmp_path / "data"
     env, db = _offline_env(data, JANT_WORKER_HEARTBEAT_S="0.3", JANT_WORKER_TAKEOVER_S="60"), data / "jant.db"
-    worker = await _jant(env, tmp_path, tmp_path / "worker.log", "worker", "--id", "alpha")
+    worker = await jant(env, tmp_path, tmp_path / "worker.log", "worker", "--id", "alpha")
     try:
-        await eventually(lambda: _holds(db, "alpha", worker.pid), timeout=30, what="the worker's lease")
+        await eventually(lambda: holds(db, "alpha", worker.pid), timeout=30, what="the worker's lease")
         await _edit(data, "UPDATE workers SET taken_over_by = 'bravo', taken_over_at = heartbeat_at WHERE id = 'alpha'")
         assert await asyncio.wait_for(worker.wait(), 15) == 1
     finally:
-        await _stop(worker)
+        await stop(worker)
     said = " ".join((tmp_path / "worker.log").read_text().split())
     assert "Worker alpha stopped: another process took its id over" in said, said
 

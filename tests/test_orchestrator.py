@@ -185,6 +185,31 @@ async def test_a_restart_resumes_the_stored_prediction_instead_of_paying_again(h
     assert any(c.scene == 2 and c.resumed_from == "clip-2-1" for c in h.video.calls)
 
 
+async def test_a_resumed_prediction_waiting_for_a_slot_survives_another_stop(h: Harness) -> None:
+    """A resumed clip that waits for a prediction slot (the account's cap is taken) and is stopped again
+    before it gets one must still be resumed by its stored id the next time, not created again."""
+    job = await h.planned_job()
+    h.video.gates[2] = asyncio.Event()
+    await h.orch.approve(job)
+    await asyncio.wait_for(h.video.started[2].wait(), 5)
+    await h.orch.shutdown()  # clip 2 is running on the provider as clip-2-1
+    h.orch = h.new_orchestrator()
+    media = h.orch.slots["media"]
+    for _ in range(media.capacity):  # other work holds every slot: the resumed clip must wait
+        await media.acquire("someone-else")
+    await h.orch.resume_all()
+    await asyncio.wait_for(until(lambda: media.waiting > 0), 5)
+    await h.orch.shutdown()  # stopped again while it waits
+    stored = await h.store.get(job.id)
+    assert stored is not None
+    assert (stored.scene(2).clip.status, stored.scene(2).clip.prediction_id) == (StageStatus.RUNNING, "clip-2-1")
+    h.video.gates[2].set()
+    h.orch = h.new_orchestrator()
+    [resumed] = await h.orch.resume_all()
+    assert (await asyncio.wait_for(resumed, 10)).status is JobStatus.COMPLETED
+    assert h.video.creates[2] == 1  # polled by its stored id after both stops, never created twice
+
+
 async def test_retry_failed_reruns_only_the_failed_scene(h: Harness) -> None:
     job = await h.planned_job()
     h.images.outcomes[5] = ["nsfw"]
