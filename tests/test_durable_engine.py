@@ -31,11 +31,11 @@ from pipeline.runtime import Runtime
 from tests.bot_harness import eventually
 from tests.durable_processes import (
     MUSIC,
-    checkpointed,
     PRODUCT,
     REPO,
     SCENES,
     TTS,
+    checkpointed,
     dbos_rows,
     dbos_runs,
     every_clip_generating,
