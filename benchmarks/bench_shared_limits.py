@@ -89,7 +89,7 @@ async def child(index: int, out: Path) -> None:
         )  # fmt: skip
         clip_ctx = StageContext(job_id=str(job), scene_index=number, stage=StageName.CLIP, attempt=1,
                                 on_progress=progress, in_flight=lambda: JOBS * 6)  # fmt: skip
-        await video.generate(
+        await video.animate(
             ClipRequest(scene=sc, mood=mood, seed_image=seed.path, dest=work / f"{job}-{number}.mp4", seed=clip_seed),
             clip_ctx,
         )
@@ -128,6 +128,11 @@ def most_in_window(times: list[float], window_s: float) -> int:
     return best
 
 
+def sustained(starts: list[float]) -> float:
+    starts = sorted(starts)
+    return (len(starts) - 1) / (starts[-1] - starts[0]) if len(starts) > 1 and starts[-1] > starts[0] else 0.0
+
+
 async def start_child(index: int, out: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "benchmarks.bench_shared_limits", "--child", str(index), str(out),
@@ -140,7 +145,11 @@ async def run(postgres: str | None) -> dict[str, Any]:
         data = Path(tmp) / "data"
         async with services(SCALE, music=False) as svc:
             extra = {"JANT_SHARED_LIMITS": "on", "JANT_VOICE": "none", "JANT_MUSIC": "none",
-                     "JANT_STATUS_EDIT_INTERVAL_S": f"{EDIT_INTERVAL_S:g}"}  # fmt: skip
+                     "JANT_STATUS_EDIT_INTERVAL_S": f"{EDIT_INTERVAL_S:g}",
+                     # Polls at the real budget (40 a second for everybody), not ×10 like the creates:
+                     # each is a write to the shared database, and the real budget is what it must carry.
+                     "JANT_REPLICATE_POLL_BUDGET_PER_MIN": "2400",
+                     "JANT_SEED_DEADLINE_S": "120", "JANT_CLIP_DEADLINE_S": "300"}  # fmt: skip
             if postgres:
                 extra["JANT_DATABASE_URL"] = postgres
             env = svc.env(data, **extra)
@@ -166,7 +175,9 @@ async def run(postgres: str | None) -> dict[str, Any]:
                 "wall_s": round(wall, 1),
                 "edits": edits,
                 "edits_peak_per_message_in_2s": max(most_in_window(v, EDIT_INTERVAL_S) for v in per_message.values()),
-                "edits_per_message_per_s": round(max(len(v) for v in per_message.values()) / wall, 3),
+                "edits_by_worker": [len(r["edits"]) for r in results],
+                # Sustained: (edits - 1) over the time from the message's first edit to its last.
+                "edits_per_message_per_s": round(max(sustained(v) for v in per_message.values()), 3),
             }
 
 
@@ -181,10 +192,11 @@ def main() -> None:
     figures = asyncio.run(run(args.postgres))
     print(json.dumps(figures, indent=2))
     print(
-        f"{JOBS} jobs over {WORKERS} workers ({figures['database']}): {figures['creates']} creates, at most "
-        f"{figures['creates_peak_per_minute']} in any minute (budget 570, Replicate 600), "
-        f"{figures['throttled_429']} refused; status edits: at most {figures['edits_peak_per_message_in_2s']} per "
-        f"message in any {EDIT_INTERVAL_S:g} s (≤ 0.5/s), {figures['edits_per_message_per_s']}/s for the busiest."
+        f"{JOBS} jobs over {WORKERS} workers ({figures['database']}, {figures['wall_s']} s): "
+        f"{figures['creates']} creates, at most {figures['creates_peak_per_minute']} in any minute "
+        f"({SCALE.minute:g} s at time x{SCALE.factor:g}; budget 570, Replicate 600), {figures['throttled_429']} "
+        f"refused; status edits: at most {figures['edits_peak_per_message_in_2s']} per message in any "
+        f"{EDIT_INTERVAL_S:g} s, {figures['edits_per_message_per_s']}/s sustained for the busiest (limit 0.5/s)."
     )
 
 
