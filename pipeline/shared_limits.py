@@ -8,8 +8,9 @@ budget. A `SharedWindow` is a budget of N requests per window counted in the dat
 decides which of its requests goes next; the shared window then decides when, for everybody.
 
 Waiting never blocks the loop and never hammers the database: one task per process and budget asks
-the database at a time (the others queue on an asyncio lock, in order), and a take that finds every
-slot busy sleeps until the soonest one frees, as the database reports it. A slot held by a request
+the database for as many slots as the process's requests are waiting for, in one statement, and hands
+them out in the order they asked; when every slot is busy it sleeps until the soonest one frees, as
+the database reports it. A slot held by a request
 whose answer is still to come frees a window after that answer, whenever it comes: a waiter looks
 again every half window meanwhile, so it learns the freeing time before it arrives and loses nothing.
 A cancelled wait leaves nothing behind: a slot taken by a take whose caller was cancelled meanwhile
@@ -27,10 +28,11 @@ import asyncio
 import logging
 import math
 import secrets
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from storage.rate_slots import Missed, RateSlots, Taken
+from storage.rate_slots import RateSlots, Taken
 
 if TYPE_CHECKING:
     from pipeline.config import Settings
@@ -79,11 +81,14 @@ class SharedWindow:
         # 0: a take is its request (a poll). Otherwise the slot is held until `release` (at most hold_s)
         # and counts its window from then: the request's answer, not its start.
         self.hold_s = hold_s
-        self._turn = asyncio.Lock()  # one asker per process: the others wait here, not on the database
+        # The process's requests waiting for a slot, in order; one task (the asker) speaks for them all.
+        self._waiting: deque[asyncio.Future[Taken]] = deque()
+        self._asker: asyncio.Task[None] | None = None
         self._free_hint: float | None = None  # loop time the database said the next slot frees
         self._releases: set[asyncio.Task[None]] = set()
         self.taken = 0
-        self.waits = 0  # takes that found every slot busy and slept
+        self.asks = 0  # statements sent to take slots
+        self.waits = 0  # of them, those that found every slot busy and slept
 
     def expected_wait(self) -> float:
         """Seconds until the next slot frees, as last seen (0 when the last take found one)."""
@@ -91,16 +96,44 @@ class SharedWindow:
             return 0.0
         return max(0.0, self._free_hint - asyncio.get_running_loop().time())
 
+    @property
+    def idle(self) -> bool:
+        return not self._waiting and (self._asker is None or self._asker.done()) and not self._releases
+
     async def take(self) -> Taken:
         """Wait (cancellably) for a free slot and take it."""
         loop = asyncio.get_running_loop()
-        async with self._turn:
+        turn: asyncio.Future[Taken] = loop.create_future()
+        self._waiting.append(turn)
+        if self._asker is None or self._asker.done():
+            self._asker = loop.create_task(self._ask_for_waiting(), name=f"shared-window-{self.budget.name}")
+        try:
+            return await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled() and turn.exception() is None:
+                self.release_soon(turn.result(), used=False)  # granted just as we were cancelled: not sent
+            elif turn in self._waiting:
+                self._waiting.remove(turn)
+            raise
+
+    async def _ask_for_waiting(self) -> None:
+        loop = asyncio.get_running_loop()
+        holder = secrets.token_hex(8) if self.hold_s else None
+        busy_s = self.budget.window_s + self.hold_s
+        try:
             while True:
-                outcome = await self._ask()
-                if isinstance(outcome, Taken):
+                while self._waiting and self._waiting[0].done():
+                    self._waiting.popleft()
+                if not self._waiting:
+                    return
+                want = min(len(self._waiting), self.budget.limit)
+                self.asks += 1
+                outcome = await self.slots.take(self.budget.name, self.budget.limit, busy_s, holder, count=want)
+                if isinstance(outcome, list):
                     self._free_hint = None
-                    self.taken += 1
-                    return outcome
+                    for taken in outcome:
+                        self._grant(taken)
+                    continue
                 wait = outcome.wait_s
                 if outcome.held:  # a release frees a slot a window after it: look again before that
                     wait = min(wait, self.budget.window_s / 2)
@@ -108,24 +141,20 @@ class SharedWindow:
                 self._free_hint = loop.time() + wait
                 self.waits += 1
                 await asyncio.sleep(wait)
+        except Exception as exc:  # the database failed: every waiting request hears it
+            while self._waiting:
+                turn = self._waiting.popleft()
+                if not turn.done():
+                    turn.set_exception(exc)
 
-    async def _ask(self) -> Taken | Missed:
-        busy_s = self.budget.window_s + self.hold_s
-        holder = secrets.token_hex(8) if self.hold_s else None
-        ask = asyncio.ensure_future(self.slots.take(self.budget.name, self.budget.limit, busy_s, holder))
-        try:
-            return await asyncio.shield(ask)
-        except asyncio.CancelledError:
-            # The statement goes on without us (it is shielded below too): a slot it takes is handed back.
-            ask.add_done_callback(self._hand_back)
-            raise
-
-    def _hand_back(self, ask: asyncio.Future[Taken | Missed]) -> None:
-        if ask.cancelled() or ask.exception() is not None:
-            return
-        outcome = ask.result()
-        if isinstance(outcome, Taken):
-            self.release_soon(outcome, used=False)
+    def _grant(self, taken: Taken) -> None:
+        while self._waiting:
+            turn = self._waiting.popleft()
+            if not turn.done():
+                turn.set_result(taken)
+                self.taken += 1
+                return
+        self.release_soon(taken, used=False)  # its requester went away meanwhile
 
     async def release(self, taken: Taken, *, used: bool = True) -> None:
         """The request's answer is back (`used`): its slot is busy one window from now. Not sent: free now."""
@@ -147,7 +176,10 @@ class SharedWindow:
         task.add_done_callback(self._releases.discard)
 
     async def drain(self) -> None:
-        """Wait for releases in flight (before the database closes)."""
+        """Stop asking and wait for releases in flight (before the database closes)."""
+        if self._asker is not None and not self._asker.done():
+            self._asker.cancel()
+            await asyncio.gather(self._asker, return_exceptions=True)
         if self._releases:
             await asyncio.gather(*self._releases, return_exceptions=True)
 
@@ -165,7 +197,7 @@ class SharedWindows:
             return found
         if len(self._windows) > KEEP_WINDOWS:
             for name, idle in list(self._windows.items()):
-                if not idle._turn.locked() and not idle._releases:
+                if idle.idle:
                     del self._windows[name]
         made = self._windows[budget.name] = SharedWindow(self.slots, budget, hold_s=hold_s)
         return made

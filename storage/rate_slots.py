@@ -10,9 +10,9 @@ and no more than N takes land within any window. Times are the database's own cl
 (`Dialect.epoch_now`), so processes on hosts whose clocks disagree still agree on every window.
 
 When no slot is free the caller learns how long until the next one frees (`Missed.wait_s`), so it can
-sleep instead of asking again. Slots are made the first time a budget is used (and again when its N
-grows); rows beyond a smaller N are ignored. Takes and returns plain data, like `storage.repository`,
-which owns it.
+sleep instead of asking again. One statement may take several slots (a process's waiting requests).
+Slots are made the first time a budget is used (and again when its N grows); rows beyond a smaller N
+are ignored. Takes and returns plain data, like `storage.repository`, which owns it.
 """
 
 from __future__ import annotations
@@ -50,9 +50,9 @@ class RateSlots:
         self._write_lock = write_lock  # the repository's: one statement at a time on the shared connection
         now = db.dialect.epoch_now()
         self._take_sql = (
-            f"UPDATE rate_slots SET free_at = {now} + ?, holder = ? WHERE budget = ? AND slot = ("
+            f"UPDATE rate_slots SET free_at = {now} + ?, holder = ? WHERE budget = ? AND slot IN ("
             f"SELECT slot FROM rate_slots WHERE budget = ? AND slot < ? AND free_at <= {now}"
-            f" ORDER BY free_at, slot LIMIT 1{db.dialect.skip_locked()}"
+            f" ORDER BY free_at, slot LIMIT ?{db.dialect.skip_locked()}"
             f") AND free_at <= {now} RETURNING slot, free_at"
         )
         self._soonest_sql = (
@@ -74,12 +74,15 @@ class RateSlots:
         async with self._write_lock:
             return await self._db.fetch(sql, params)
 
-    async def take(self, budget: str, limit: int, busy_s: float, holder: str | None = None) -> Taken | Missed:
-        """Take a free slot of `budget` (N = `limit`) and keep it busy for `busy_s` seconds from now: a
-        window, plus a hold until `release` (naming `holder`) when the request's answer is still to come."""
-        rows = await self._write(self._take_sql, (float(busy_s), holder, budget, budget, limit))
+    async def take(
+        self, budget: str, limit: int, busy_s: float, holder: str | None = None, *, count: int = 1
+    ) -> list[Taken] | Missed:
+        """Take up to `count` free slots of `budget` (N = `limit`) and keep them busy for `busy_s` seconds
+        from now: a window, plus a hold until `release` (naming `holder`) when the request's answer is
+        still to come. Several at once: one statement for a process's waiting requests, not one each."""
+        rows = await self._write(self._take_sql, (float(busy_s), holder, budget, budget, limit, count))
         if rows:
-            return Taken(budget, int(rows[0][0]), holder, float(rows[0][1]) - busy_s)
+            return [Taken(budget, int(row[0]), holder, float(row[1]) - busy_s) for row in rows]
         soonest = await self._db.fetch(self._soonest_sql, (budget, limit))
         made, wait_s, held = int(soonest[0][0]), soonest[0][1], int(soonest[0][2] or 0)
         if made < limit:  # a budget used for the first time (or grown): its slots are made, free

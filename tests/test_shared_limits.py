@@ -67,7 +67,7 @@ async def test_takers_in_two_processes_never_exceed_the_budget_in_any_window(dat
         await b.close()
     elapsed = time.monotonic() - started
     assert len(taken) == 24 and {p for p, _ in taken} == {0, 1}
-    assert most_in_any_window([t.at for _, t in taken], budget.window_s) == budget.limit
+    assert most_in_any_window([t.at for _, t in taken], budget.window_s) <= budget.limit
     assert elapsed >= 5 * budget.window_s - 0.05  # the budget, not the takers' speed, set the pace
     # Waiting is sleeping: no process asked the database more than about once per take.
     assert sum(w.waits for w in windows) <= 2 * len(taken)
