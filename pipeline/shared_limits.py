@@ -45,7 +45,10 @@ log = logging.getLogger(__name__)
 CREATE_HOLD_S = 120.0
 # The same for an edit of a Discord message (discord.py may wait out a 429 inside one edit).
 EDIT_HOLD_S = 60.0
-MIN_WAIT_S = 0.005  # after a miss that raced another process: ask again this soon, not at once
+# After a miss, sleep at least this long (or a quarter of the window, if shorter): slots that free one
+# after another are then taken a few per statement, not one each — at most ~20 statements a second per
+# process and budget while it waits, for at most 50 ms of delay.
+COALESCE_S = 0.05
 KEEP_WINDOWS = 512  # per-message windows kept before idle ones are dropped (a long-lived bot)
 
 CREATES = "replicate.creates"
@@ -137,7 +140,7 @@ class SharedWindow:
                 wait = outcome.wait_s
                 if outcome.held:  # a release frees a slot a window after it: look again before that
                     wait = min(wait, self.budget.window_s / 2)
-                wait = max(MIN_WAIT_S, wait)
+                wait = max(wait, min(COALESCE_S, self.budget.window_s / 4))
                 self._free_hint = loop.time() + wait
                 self.waits += 1
                 await asyncio.sleep(wait)

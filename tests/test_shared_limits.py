@@ -4,7 +4,7 @@ Stories, each on SQLite and on Postgres, with two stores (two connections: what 
 database have): takers on both never exceed a budget in any window, by the database's own clock; a
 create's slot stays held until its answer and counts its window from there, a cancelled wait leaves
 nothing held, and a waiter sleeps rather than asks again and again; two runtimes on one database
-creating seeds on the Replicate emulator at once together stay within the create and poll budgets,
+creating 12 seeds each on the Replicate emulator at once together stay within the create and poll budgets,
 where each alone would have kept only to its own (no 429, no more than the budget in any window);
 two bots' edit throttles editing one status message keep one edit per interval between them, and
 the edits of a channel stay within its budget.
@@ -142,13 +142,13 @@ async def test_two_runtimes_on_one_database_keep_replicates_limits_together(
         runtimes = [await Runtime.open(settings), await Runtime.open(settings)]
         try:
             assert all(r.shared is not None for r in runtimes)
-            made = await asyncio.wait_for(asyncio.gather(*(seeds(r, 15, tmp_path) for r in runtimes)), 60)
+            made = await asyncio.wait_for(asyncio.gather(*(seeds(r, 12, tmp_path) for r in runtimes)), 60)
         finally:
             for r in runtimes:
                 await r.close()
-        assert made == [15, 15]
+        assert made == [12, 12]
         assert fake.counts.throttled == 0
-        assert fake.counts.total_creates == 30
+        assert fake.counts.total_creates == 24
         assert fake.creates_per_minute(window=1.0) <= 11
         assert fake.others_per_minute(window=1.0) <= 30 + 1  # a window's edge may hold one poll more
 
@@ -199,7 +199,7 @@ async def edits_from_two_bots(
 
 async def test_two_bots_edit_one_status_message_at_most_once_per_interval(database: Path | str) -> None:
     settings = DiscordSettings(JANT_STATUS_EDIT_INTERVAL_S=0.2, JANT_STATUS_CHANNEL_EDITS=50)
-    writes = await edits_from_two_bots(database, settings, {"job-1": Where(1, 11)}, seconds=1.5)
+    writes = await edits_from_two_bots(database, settings, {"job-1": Where(1, 11)}, seconds=1.2)
     spans = sorted((start, end) for _, start, end in writes)
     assert len(spans) >= 4  # both kept editing
     for (_, end), (start, _) in itertools.pairwise(spans):
@@ -211,7 +211,7 @@ async def test_two_bots_keep_a_channels_edits_within_its_budget(database: Path |
         JANT_STATUS_EDIT_INTERVAL_S=0.05, JANT_STATUS_CHANNEL_EDITS=2, JANT_STATUS_CHANNEL_WINDOW_S=0.5
     )
     where = {"job-1": Where(7, 71), "job-2": Where(7, 72)}
-    writes = await edits_from_two_bots(database, settings, where, seconds=1.2)
+    writes = await edits_from_two_bots(database, settings, where, seconds=1.0)
     assert {key for key, _, _ in writes} == set(where)
     for key, start, _ in writes:
         # Edits the channel may already have counted when this one went: fewer than its budget.
