@@ -119,6 +119,16 @@ class SharedWindow:
                 self._waiting.remove(turn)
             raise
 
+    async def take_or_go(self) -> Taken | None:
+        """`take`, but when the database cannot be reached the request goes anyway (None): the process's
+        own pacer still keeps it to the account's limits alone, and a paid stage must not fail for it."""
+        try:
+            return await self.take()
+        except Exception as exc:
+            log.warning("the shared budget %s could not be checked (%r); going on this process's own pacing",
+                        self.budget.name, exc)  # fmt: skip
+            return None
+
     async def _ask_for_waiting(self) -> None:
         loop = asyncio.get_running_loop()
         holder = secrets.token_hex(8) if self.hold_s else None

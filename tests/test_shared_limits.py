@@ -217,3 +217,13 @@ async def test_two_bots_keep_a_channels_edits_within_its_budget(database: Path |
         # Edits the channel may already have counted when this one went: fewer than its budget.
         recent = [k for k, s, e in writes if s < start and e > start - 0.5]
         assert len(recent) < 2, (key, start, writes)
+
+
+async def test_a_database_that_cannot_be_reached_leaves_requests_to_their_own_pacer(database: Path | str) -> None:
+    store = await JobStore.open(database)
+    window = SharedWindow(store.rate_slots, Budget("replicate.polls", 1, 1.0))
+    assert isinstance(await window.take_or_go(), Taken)
+    await store.close()  # the database goes away under a running worker
+    with pytest.raises(Exception):  # noqa: B017 - whatever the driver raises
+        await window.take()
+    assert await asyncio.wait_for(window.take_or_go(), 5) is None  # the poll goes; nothing hangs

@@ -168,7 +168,7 @@ class PollScheduler:
         self._dispatch()
         await fut
         if self._shared is not None:
-            await self._shared.take()
+            await self._shared.take_or_go()
 
     def _dispatch(self) -> None:
         now = self.now()
@@ -284,7 +284,7 @@ class CreatePacer:
                         self._an_answer.clear()
                         await self._an_answer.wait()
                 # Other processes' creates count too: wait for the database's window, in this order.
-                taken = await self._shared.take() if self._shared is not None else None
+                taken = await self._shared.take_or_go() if self._shared is not None else None
                 self._in_flight += 1
                 self.granted += 1
                 return CreateSlot(self, taken)
