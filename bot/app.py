@@ -40,6 +40,7 @@ from bot.job_buttons import JobButton
 from bot.job_records import JobRecords
 from bot.result_delivery import ResultDelivery
 from bot.spend_command import SpendCommands
+from bot.status_edit_gate import StatusEditGate
 from bot.status_tracker import StatusTracker
 from pipeline.composer import Composer
 from pipeline.config import Settings
@@ -147,6 +148,10 @@ class JantBot(commands.Bot):
         self.status_tracker = StatusTracker(
             self, throttle, ResultDelivery(self), heartbeat_s=self.settings.discord.status_heartbeat_s
         )
+        if self.runtime.shared is not None:  # other bots on this database edit the same messages
+            gate = StatusEditGate(self.runtime.shared, self.settings.discord, self.status_tracker.where)
+            await gate.prune()
+            throttle.gate = gate
         self.job_actions = JobActions(self)
 
         self.add_dynamic_items(JobButton)

@@ -10,8 +10,9 @@ final state is always delivered.
 The interval is measured from the *end* of one write to the start of the next, so the times at which
 Discord receives two edits are never closer than `interval` whatever the request latency.
 
-One object serves every message; keys are opaque, so it could become a process-wide (or, with a shared
-store, cluster-wide) limiter without its callers changing.
+One object serves every message; keys are opaque. With a `gate` (`bot.status_edit_gate`: budgets counted
+in the database) the spacing holds across every process that edits the same messages: a write then
+also waits for the gate, and the gate's spacing starts when the write ends.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,14 @@ Writer = Callable[[P], Awaitable[Any]]
 MAX_BACKOFF_FACTOR = 16  # failed writes back off to at most 16 intervals between tries
 PRUNE_ABOVE = 256  # slots kept before idle ones are dropped
 GIVE_UP_AFTER = 12  # consecutive failures of the same message before its payload is dropped
+
+
+class EditGate(Protocol):
+    """Spacing shared with other processes: `enter` waits until `key`'s message may be edited and
+    returns what `leave` needs once the write is over, whatever its outcome (None: nothing to space)."""
+
+    async def enter(self, key: Hashable) -> object | None: ...
+    async def leave(self, entry: object) -> None: ...
 
 
 @dataclass
@@ -53,6 +62,7 @@ class EditThrottle(Generic[P]):
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         give_up_after: int = GIVE_UP_AFTER,
+        gate: EditGate | None = None,
     ) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
@@ -62,6 +72,7 @@ class EditThrottle(Generic[P]):
         self._give_up_after = give_up_after
         self._slots: dict[Hashable, _Slot[P]] = {}
         self._closed = False
+        self.gate = gate
 
     def _slot(self, key: Hashable) -> _Slot[P]:
         slot = self._slots.get(key)
@@ -130,6 +141,8 @@ class EditThrottle(Generic[P]):
                 if wait > 0:
                     await self._sleep(wait)
                     continue  # re-check: next_at may have moved while we slept
+                # Other processes' edits of this message count too; the newest payload is taken after.
+                entry = await self.gate.enter(key) if self.gate is not None else None
                 payload, writer = slot.pending, slot.writer
                 slot.pending, slot.has_pending = None, False
                 assert writer is not None
@@ -152,6 +165,9 @@ class EditThrottle(Generic[P]):
                 else:
                     slot.failures = 0
                     slot.writes += 1
+                finally:
+                    if entry is not None and self.gate is not None:
+                        await self.gate.leave(entry)  # a failed write may have reached Discord too
                 slot.next_at = self._clock() + self.interval * backoff
         finally:
             if not slot.has_pending:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ from bot.display_text import NO_PINGS
 from bot.edit_throttle import EditThrottle
 from bot.job_buttons import status_buttons
 from bot.result_delivery import DELIVERY_FAILED, channel_gone, delivery_failed_text
+from bot.status_edit_gate import Where
 from bot.status_view import render_status
 from pipeline.config import DiscordSettings
 from pipeline.events import EventKind, ProgressEvent
@@ -94,6 +96,11 @@ class StatusTracker:
     def revive(self, job_id: str) -> None:
         """The job runs again (Retry failed, a re-roll): try its status message again."""
         self._gone.pop(job_id, None)
+
+    def where(self, job_id: Hashable) -> Where | None:
+        """Where the status message of `job_id` is now (the shared edit gate's budgets are per message)."""
+        target = self._targets.get(str(job_id))
+        return Where(target.channel_id, target.message_id) if target is not None else None
 
     def target(self, job: Job) -> StatusTarget | None:
         if job.id in self._gone:

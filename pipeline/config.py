@@ -88,6 +88,12 @@ class DiscordSettings(_Section):
     guild_ids_text: str = Field(default="", alias="JANT_DISCORD_GUILD_IDS")
     approver_role: str | None = Field(default=None, alias="JANT_APPROVER_ROLE")
     status_edit_interval_s: float = Field(default=2.0, gt=0, alias="JANT_STATUS_EDIT_INTERVAL_S")
+    # With shared limits (JANT_SHARED_LIMITS): at most this many status edits per channel in any
+    # JANT_STATUS_CHANNEL_WINDOW_S, across every bot on the database. Discord does not publish its
+    # per-route limits (PLATFORM-FACTS D): 4 per 5 s is a cautious guess that leaves room for the bot's
+    # other messages in the channel; a 429 beyond it costs time (discord.py waits it out), not edits.
+    status_channel_edits: int = Field(default=4, ge=1, alias="JANT_STATUS_CHANNEL_EDITS")
+    status_channel_window_s: float = Field(default=5.0, gt=0, alias="JANT_STATUS_CHANNEL_WINDOW_S")
     # Re-render running status messages this often even without progress (elapsed, ETA, queue place).
     status_heartbeat_s: float = Field(default=15.0, ge=0, alias="JANT_STATUS_HEARTBEAT_S")  # 0: off
     # `jant bot` start-up when Discord cannot be reached: this many tries, waiting BACKOFF_S, then
@@ -252,6 +258,16 @@ class StorageSettings(_Section):
     # has its pending jobs taken over by a live `jant worker`.
     worker_heartbeat_s: float = Field(default=2.0, gt=0, le=60, alias="JANT_WORKER_HEARTBEAT_S")
     worker_takeover_s: float = Field(default=60.0, gt=0, alias="JANT_WORKER_TAKEOVER_S")
+
+    # -- budgets shared across processes (issue 15; pipeline/shared_limits.py) -------------------------
+    # auto: with JANT_ENGINE=dbos, Replicate's create and poll budgets and Discord's status edits are
+    # counted in the database, so workers and bots on it keep to the account's limits together; with the
+    # local engine each process paces itself (no database write per poll). on/off: always/never.
+    shared_limits: Literal["auto", "on", "off"] = Field(default="auto", alias="JANT_SHARED_LIMITS")
+
+    @property
+    def limits_shared(self) -> bool:
+        return self.shared_limits == "on" or (self.shared_limits == "auto" and self.engine == "dbos")
 
     @model_validator(mode="after")
     def _takeover_after_beats(self) -> StorageSettings:

@@ -26,6 +26,7 @@ from pipeline.providers.offline_planner import OfflineStoryboardPlanner
 from pipeline.providers.offline_video import OfflineVideoGenerator
 from pipeline.providers.replicate_media import AccountLimits
 from pipeline.providers.voice_selection import build_voice_provider
+from pipeline.shared_limits import SharedWindows, share_account_limits
 from pipeline.stage_kinds import StageName
 from pipeline.store import JobStore
 
@@ -107,6 +108,8 @@ class Runtime:
     durable: bool = False  # jobs run as DBOS workflows (JANT_ENGINE=dbos): DBOS is launched in this process
     # With the durable engine: this process's worker id lease, heartbeat and takeovers.
     watch: WorkerWatch | None = None
+    # Budgets counted in the database, spent with every other process on it (JANT_SHARED_LIMITS).
+    shared: SharedWindows | None = None
 
     @classmethod
     async def open(
@@ -133,14 +136,22 @@ class Runtime:
         await asyncio.to_thread(check_data_dir, settings)
         providers = providers or build_providers(settings)
         store = await JobStore.open(settings.storage.database)
+        shared: SharedWindows | None = None
+        if settings.storage.limits_shared:
+            shared = SharedWindows(store.rate_slots)
+            share_account_limits(settings, providers, shared)
+        runtime: Runtime
         if queues_jobs and settings.storage.engine == "dbos":
-            return await cls._open_queueing(settings, store, providers)
-        if runs_jobs and settings.storage.engine == "dbos":
+            runtime = await cls._open_queueing(settings, store, providers)
+        elif runs_jobs and settings.storage.engine == "dbos":
             serves = takes_over or serves_takeovers
-            return await cls._open_durable(
+            runtime = await cls._open_durable(
                 settings, store, providers, worker_id, takes_over, serves, notify, takes_queued=takes_queued
             )
-        return cls(settings, store, providers, Orchestrator(settings, store, providers))
+        else:
+            runtime = cls(settings, store, providers, Orchestrator(settings, store, providers))
+        runtime.shared = shared
+        return runtime
 
     @classmethod
     async def _open_queueing(cls, settings: Settings, store: JobStore, providers: Providers) -> Runtime:
@@ -223,4 +234,6 @@ class Runtime:
             aclose = getattr(provider, "aclose", None)
             if aclose is not None:
                 await aclose()
+        if self.shared is not None:
+            await self.shared.drain()
         await self.store.close()

@@ -24,6 +24,7 @@ from pipeline.models import (
 from pipeline.speech_timing import WordTiming
 from pipeline.stage_kinds import JOB_LEVEL_INDEX, STAGE_KINDS, StageLevel, required_kinds
 from storage.errors import DatabaseLocked, DatabaseTooNew, DatabaseUnavailable, MigrationFailed
+from storage.rate_slots import RateSlots
 from storage.repository import JobRepository
 from storage.spend_ledger import Overrun, Window
 
@@ -108,6 +109,11 @@ class JobStore:
 
     def __init__(self, repo: JobRepository) -> None:
         self.repo = repo
+
+    @property
+    def rate_slots(self) -> RateSlots:
+        """Request budgets every process on this database spends together (`pipeline.shared_limits`)."""
+        return self.repo.rate_slots
 
     @classmethod
     async def open(cls, db_path: Path | str) -> JobStore:

@@ -35,6 +35,18 @@ class Dialect:
             return f"(({column})::jsonb ->> '{key}')"
         return f"json_extract({column}, '$.{key}')"
 
+    def epoch_now(self) -> str:
+        """Seconds since the epoch, by the database's clock, as a float (every process on the database
+        reads the same clock). SQLite's 'now' has millisecond resolution and is fixed within a statement."""
+        if self.name == "postgres":
+            return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
+        return "((julianday('now') - 2440587.5) * 86400.0)"
+
+    def skip_locked(self) -> str:
+        """Appended to a sub-SELECT that picks a row to update: on Postgres, rows another transaction is
+        updating are passed over instead of waited for (SQLite writes one statement at a time anyway)."""
+        return " FOR UPDATE SKIP LOCKED" if self.name == "postgres" else ""
+
 
 SQLITE = Dialect("sqlite")
 POSTGRES = Dialect("postgres")

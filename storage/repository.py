@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from storage.backend import Backend, Row, open_backend
+from storage.rate_slots import RateSlots
 from storage.spend_ledger import SpendLedger
 from storage.worker_leases import WorkerLeases
 
@@ -84,6 +85,8 @@ class JobRepository:
         self.ledger = SpendLedger(db, self._write_lock)
         # The durable engine's worker ids (migration 005): likewise.
         self.leases = WorkerLeases(db, self._write_lock)
+        # Request budgets every process on this database spends together (migration 006): likewise.
+        self.rate_slots = RateSlots(db, self._write_lock)
 
     @classmethod
     async def open(cls, where: Path | str) -> JobRepository:

@@ -25,6 +25,11 @@ import heapq
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.shared_limits import SharedWindow
+    from storage.rate_slots import Taken
 
 MAX_GAP_BASES = 10  # never more than 10 base intervals between polls (progress stays fresh) …
 # … unless the fair share of the budget is longer than that (hundreds in flight).
@@ -141,6 +146,12 @@ class PollScheduler:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self.granted = 0
+        self._shared: SharedWindow | None = None
+
+    def share(self, window: SharedWindow) -> None:
+        """Also keep to a budget every process on the database spends (`pipeline.shared_limits`): a poll
+        this scheduler lets go then waits for a slot of it too."""
+        self._shared = window
 
     @staticmethod
     def now() -> float:
@@ -156,6 +167,8 @@ class PollScheduler:
         heapq.heappush(self._pending, (due, next(self._seq), deadline, fut))
         self._dispatch()
         await fut
+        if self._shared is not None:
+            await self._shared.take_or_go()
 
     def _dispatch(self) -> None:
         now = self.now()
@@ -224,6 +237,12 @@ class CreatePacer:
         self._lock = _TurnOrder()  # foreground first, then in the order they asked
         self._waiting = 0
         self.granted = 0
+        self._shared: SharedWindow | None = None
+
+    def share(self, window: SharedWindow) -> None:
+        """Also keep to a budget every process on the database spends (`pipeline.shared_limits`): a create
+        whose turn has come here then waits for a slot of it, still in this pacer's order."""
+        self._shared = window
 
     def _prune(self, now: float) -> None:
         while self._answered and self._answered[0] <= now - self.window_s:
@@ -239,12 +258,13 @@ class CreatePacer:
         # A create still in flight is counted as answered now: its answer is usually moments away.
         leaving = sorted(self._answered) + [now] * self._in_flight
         over = len(leaving) + self._waiting - self.limit  # creates that must leave the window first
+        shared = self._shared.expected_wait() if self._shared is not None else 0.0
         if over < 0:
-            return 0.0
+            return shared
         if over < len(leaving):
-            return max(0.0, leaving[over] + self.window_s - now)
+            return max(shared, leaving[over] + self.window_s - now)
         # The rest leave a window after creates that have not had their turn yet: a window from now.
-        return self.window_s * (2 + (over - len(leaving)) // self.limit)
+        return max(shared, self.window_s * (2 + (over - len(leaving)) // self.limit))
 
     async def turn(self, *, background: bool = False) -> CreateSlot:
         """Wait until one more create fits the window, and take its place. Send the create, then
@@ -263,16 +283,20 @@ class CreatePacer:
                     else:  # every place is held by a create in flight: its answer starts its window
                         self._an_answer.clear()
                         await self._an_answer.wait()
+                # Other processes' creates count too: wait for the database's window, in this order.
+                taken = await self._shared.take_or_go() if self._shared is not None else None
                 self._in_flight += 1
                 self.granted += 1
-                return CreateSlot(self)
+                return CreateSlot(self, taken)
         finally:
             self._waiting -= 1
 
-    def _release(self) -> None:
+    def _release(self, taken: Taken | None = None) -> None:
         self._in_flight -= 1
         heapq.heappush(self._answered, asyncio.get_running_loop().time())
         self._an_answer.set()
+        if taken is not None and self._shared is not None:
+            self._shared.release_soon(taken)  # its window in the database counts from this answer too
 
 
 class _TurnOrder:
@@ -318,11 +342,12 @@ class _TurnOrder:
 class CreateSlot:
     """One create's place in the pacer's window."""
 
-    def __init__(self, pacer: CreatePacer) -> None:
+    def __init__(self, pacer: CreatePacer, taken: Taken | None = None) -> None:
         self._pacer: CreatePacer | None = pacer
+        self._taken = taken  # its slot in the database's window, when the budget is shared
 
     def answered(self) -> None:
         """The create's answer (or its failure) is back: Replicate counted it by now, if at all."""
         if self._pacer is not None:
-            self._pacer._release()
+            self._pacer._release(self._taken)
             self._pacer = None
