@@ -219,7 +219,7 @@ def print_recovery(r: dict[str, Any]) -> None:
 
 if __name__ == "__main__":
     argv = sys.argv[1:]
-    which = ("restart", "takeover")
+    which: tuple[str, ...] = ("restart", "takeover")
     if argv and argv[0] in ("restart", "takeover"):
         which = (argv[0],)
     n = float(argv[argv.index("--takeover-s") + 1]) if "--takeover-s" in argv else TAKEOVER_S
