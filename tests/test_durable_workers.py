@@ -205,7 +205,7 @@ async def test_a_dead_workers_job_is_taken_over_by_a_live_worker_with_nothing_pa
         makead.send_signal(signal.SIGKILL)
         assert await asyncio.wait_for(makead.wait(), 10) == -signal.SIGKILL
         before = rep.counts.creates.copy()
-        recorded = await asyncio.to_thread(_recorded_steps, data, job_id)
+        recorded = await _recorded_steps(db, data, job_id)
         ran_before = await asyncio.to_thread(_steps_run, db, job_id)
         alpha = await asyncio.to_thread(_lease, db, "alpha")
         assert alpha is not None and alpha["taken_over_by"] is None
