@@ -15,6 +15,11 @@
    and the compose tail of an ad with voice, music and karaoke captions at 1080x1920; the 4:5, 1:1
    and 16:9 versions after the master, against the master's own compose.
 4. Start-up of `jant bot` (real time: nothing to compress).
+5. Jobs on DBOS workers (JANT_ENGINE=dbos, issue 15; skipped with `--no-durable`, BENCH_NO_DURABLE=1, or
+   when the durable extra is not installed): the fifty jobs' critical-path ratio through a `--no-worker`
+   front end and one worker on SQLite, then two on Postgres (when a PostgreSQL server and asyncpg are
+   installed), beside the local engine's; six ads with real ffmpeg on one worker against two; recovery
+   after kill -9 of a worker, by a restart with its id and by a live worker's takeover.
 """
 
 from __future__ import annotations
@@ -36,8 +41,11 @@ from benchmarks.bench_composer import print_composer, run_composer_bench
 from benchmarks.bench_critical_path import measure
 from benchmarks.bench_fleet import run_fleet
 from benchmarks.bench_formats import print_formats, run_formats_bench
+from benchmarks.bench_recovery import print_recovery, run_recovery
 from benchmarks.bench_startup import run_startup
+from benchmarks.bench_workers import compose_batch, critical_path_on_workers, print_workers
 from benchmarks.probes import host_check_ms, steal_seconds
+from benchmarks.processes import postgres_available
 from benchmarks.scenario import SILENT_ENV, SOUND_ENV, TimeScale, barrier_penalty, typical_job
 
 OUT = Path(__file__).with_name("last-run.json")
@@ -68,7 +76,15 @@ def _stage(name: str) -> float:
     return time.monotonic()
 
 
-async def run(many: int = 50) -> dict[str, Any]:
+def durable_installed() -> bool:
+    try:
+        import dbos  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+async def run(many: int = 50, *, durable: bool = True) -> dict[str, Any]:
     started = time.monotonic()
     sections: dict[str, Any] = {}
     timings: dict[str, float] = {}
@@ -112,6 +128,19 @@ async def run(many: int = 50) -> dict[str, Any]:
     t = _stage(f"start-up of `jant bot`, then with {many} running jobs in the database")
     sections["startup"] = await run_startup(REAL, many)
     timings["startup_s"] = time.monotonic() - t
+
+    if durable:
+        on_postgres = postgres_available()  # else the two-worker run and recovery are SQLite's only
+        t = _stage(f"{many} jobs on DBOS workers (time ×{FLEET.factor:g}), beside the local engine")
+        host["before_workers_ms"] = host_check_ms()
+        sections["workers"] = await critical_path_on_workers(many, FLEET, with_postgres=on_postgres)
+        timings["workers_s"] = time.monotonic() - t
+        t = _stage("6 ads with ffmpeg on one DBOS worker, then two")
+        sections["compose_batch"] = await compose_batch()
+        timings["compose_batch_s"] = time.monotonic() - t
+        t = _stage("kill -9 of a DBOS worker mid-clip: restart, then takeover")
+        sections["recovery"] = await run_recovery(on_postgres=on_postgres)
+        timings["recovery_s"] = time.monotonic() - t
     timings["total_s"] = time.monotonic() - started
     host["end_ms"] = host_check_ms()
     steal_at_end = steal_seconds()
@@ -196,6 +225,18 @@ async def run(many: int = 50) -> dict[str, Any]:
     }
     for n in sections["composer"]["normalize"]:
         figures[f"normalize_rtf_{n['size']}_{n['mode']}"] = n["rtf"]
+    if "workers" in sections:  # section 5 (issue 15)
+        workers, batch, recovery = sections["workers"], sections["compose_batch"], sections["recovery"]
+        figures["critical_path_ratio_50_jobs_local_same_run"] = workers["local"]["ratio_mean"]
+        for key in ("dbos_sqlite_1w", "dbos_postgres_2w"):
+            if key in workers:
+                figures[f"critical_path_ratio_50_jobs_{key}"] = workers[key]["ratio_mean"]
+                figures[f"critical_path_ratio_50_jobs_{key}_p95"] = workers[key]["ratio_p95"]
+        figures["compose_batch_one_over_two_workers"] = batch["one_over_two"]
+        figures["recovery_restart_first_step_s"] = recovery["restart"]["first_step_again_s"]
+        figures["recovery_takeover_first_step_s"] = recovery["takeover"]["first_step_again_s"]
+        figures["recovery_takeover_s_setting"] = recovery["takeover"]["takeover_s"]
+        figures["recovery_creates_after_kill"] = sum(recovery[k]["creates_after_kill"] for k in ("restart", "takeover"))
     if "fallback" in sections["composer"]:
         figures["fallback_fit_bytes"] = sections["composer"]["fallback"]["fit_bytes"]
         figures["fallback_fit_encodes"] = sections["composer"]["fallback"]["fit_encodes"]
@@ -401,6 +442,25 @@ def print_table(r: dict[str, Any]) -> None:
         ("4. `jant bot` → commands ready (s)", f"{f['startup_commands_ready_s']:.2f}", "", None),
         (f"   `jant bot` → all {n} running jobs polled (s)", f"{f['startup_all_jobs_resumed_s']:.2f}", "", None),
     ]
+    if "critical_path_ratio_50_jobs_dbos_sqlite_1w" in f:
+        local = f["critical_path_ratio_50_jobs_local_same_run"]
+        for num, key, title in (("5.", "dbos_sqlite_1w", "1 worker, SQLite"),
+                                ("  ", "dbos_postgres_2w", "2 workers, Postgres")):  # fmt: skip
+            if f"critical_path_ratio_50_jobs_{key}" in f:
+                ratio = f[f"critical_path_ratio_50_jobs_{key}"]
+                rows.append(
+                    (f"{num} DBOS, {n} jobs, {title} (local {local:.3f})", f"{ratio:.3f}", "≤ 1.10", ratio <= 1.10)
+                )
+        rows += [
+            ("   6 ads with ffmpeg: 1 worker / 2 workers (time)", f"{f['compose_batch_one_over_two_workers']:.2f}",
+             "(2 cores)", None),
+            ("   kill -9 → steps again, restart with its id (s)", f"{f['recovery_restart_first_step_s']:.2f}", "",
+             None),
+            (f"   kill -9 → steps again, takeover at {f['recovery_takeover_s_setting']:g} s (s)",
+             f"{f['recovery_takeover_first_step_s']:.2f}", "≈ N + beat", None),
+            ("   creates after the kills (paid twice)", f"{f['recovery_creates_after_kill']}", "0",
+             f["recovery_creates_after_kill"] == 0),
+        ]  # fmt: skip
     for row in rows:
         print(_row(*row))
     h = r["sections"].get("host", {})
@@ -418,14 +478,22 @@ def print_table(r: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=50, help="concurrent ads in sections 1, 2 and 4 (default 50)")
+    parser.add_argument("--jobs", type=int, default=50, help="concurrent ads in sections 1, 2, 4 and 5 (default 50)")
+    parser.add_argument("--no-durable", action="store_true", help="skip section 5 (jobs on DBOS workers)")
     args = parser.parse_args()
-    result = asyncio.run(run(args.jobs))
+    durable = not args.no_durable and os.environ.get("BENCH_NO_DURABLE", "") in ("", "0") and durable_installed()
+    if not durable and not args.no_durable:
+        print("· section 5 skipped: the durable extra (dbos) is not installed, or BENCH_NO_DURABLE is set",
+              file=sys.stderr)  # fmt: skip
+    result = asyncio.run(run(args.jobs, durable=durable))
     if args.jobs == 50:  # last-run.json keeps the comparable run only
         OUT.write_text(json.dumps(result, indent=2) + "\n")
     print_composer(result["sections"]["composer"])
     print_compose_tail(result["sections"]["compose_tail"])
     print_formats(result["sections"]["formats"])
+    if "workers" in result["sections"]:
+        print_workers(result["sections"]["workers"], result["sections"]["compose_batch"])
+        print_recovery(result["sections"]["recovery"])
     print_table(result)
 
 

@@ -128,14 +128,16 @@ async def measure(
     first: int = 0,
     env_extra: dict[str, str] | None = None,
     model: str = "svd",
+    spread_s: float = 0.0,
 ) -> dict[str, Any]:
     """One worker run of `jobs` concurrent jobs in `design` ("pipelined" or "barrier"), fresh emulators;
     the jobs get the scripts (stage seeds) of job numbers first, first+1, … and use the video model
-    `model` (a registry key of scenario.MODEL_SCENES)."""
+    `model` (a registry key of scenario.MODEL_SCENES). `spread_s`: approvals spread over that many
+    seconds of this run's clock (0: all at once)."""
     with tempfile.TemporaryDirectory(prefix="jant-bench-") as tmp:
         async with services(scale, music=env_extra != SILENT_ENV, model=model) as svc:
             started = time.monotonic()
-            spec = {"jobs": jobs, "design": design, "first": first}
+            spec = {"jobs": jobs, "design": design, "first": first, "spread_s": spread_s}
             env = svc.env(Path(tmp) / "data", **(env_extra or {}))
             proc, paths = await run_worker("headless", spec, env, tmp=Path(tmp))
             result = await finish_worker(proc, paths["out"])

@@ -60,6 +60,12 @@ def cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def children_cpu_seconds() -> float:
+    """CPU seconds of this process's finished children (ffmpeg, for one)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def host_check_ms(rounds: int = 5) -> float:
     """Milliseconds a fixed piece of pure-Python CPU work takes here now (the best of `rounds`).
 

@@ -2,6 +2,8 @@
 
     python -m benchmarks.worker headless SPEC.json OUT.json   # N jobs straight through the orchestrator
     python -m benchmarks.worker bot SPEC.json OUT.json        # the Discord bot, until SIGTERM
+    python -m benchmarks.worker queue SPEC.json OUT.json      # N jobs queued for DBOS workers (--no-worker)
+    python -m benchmarks.worker dbos_worker SPEC.json OUT.json  # a `jant worker` (JANT_ENGINE=dbos), until SIGTERM
 
 Real providers (GPT-4o planner, SDXL, SVD over the real `openai`/`replicate` clients) talk to the
 emulators the parent runs. The composer is a byte-copying stand-in (see probes.TimedCopyComposer).
@@ -26,6 +28,7 @@ from benchmarks.probes import (
     LoopLagSampler,
     TimedCopyComposer,
     TimedExecutor,
+    children_cpu_seconds,
     cpu_seconds,
     peak_rss_mb,
     rss_mb,
@@ -47,6 +50,31 @@ async def _fix_music_seed(store: JobStore, job: Job, job_number: int) -> None:
         await store.save_stage(music)
 
 
+async def _planned_jobs(orch: Orchestrator, spec: dict[str, Any]) -> list[Job]:
+    """The spec's jobs, planned, each with the stage seeds (and so the scripted latencies) of its number."""
+    jobs = []
+    for n in range(spec.get("first", 0), spec.get("first", 0) + spec["jobs"]):
+        job = await orch.create_job(AdRequest(product=PRODUCT, mood="tech"))
+        await orch.plan(job)
+        for scene in job.scenes:  # fixed seeds → the same scripted latencies in every design
+            scene.seed.seed, scene.clip.seed = stage_seeds(n, scene.index)
+            await orch.store.save_stage(scene.seed)
+            await orch.store.save_stage(scene.clip)
+        await _fix_music_seed(orch.store, job, n)
+        jobs.append(job)
+    return jobs
+
+
+async def _approve_spread(orch: Orchestrator, jobs: list[Job], spread_s: float) -> list[asyncio.Task[Job]]:
+    step = spread_s / max(1, len(jobs) - 1)
+    tasks = []
+    for job in jobs:  # spread_s 0: all at once, the worst case
+        tasks.append(await orch.approve(job))
+        if step:
+            await asyncio.sleep(step)
+    return tasks
+
+
 async def headless(spec: dict[str, Any]) -> dict[str, Any]:
     settings = Settings()
     runtime = await Runtime.open(settings)
@@ -61,25 +89,10 @@ async def headless(spec: dict[str, Any]) -> dict[str, Any]:
     orch.bus.subscribe(clock.on_event)
     sampler = LoopLagSampler()
     try:
-        jobs = []
-        for n in range(spec.get("first", 0), spec.get("first", 0) + spec["jobs"]):
-            job = await orch.create_job(AdRequest(product=PRODUCT, mood="tech"))
-            await orch.plan(job)
-            for scene in job.scenes:  # fixed seeds → the same scripted latencies in every design
-                scene.seed.seed, scene.clip.seed = stage_seeds(n, scene.index)
-                await orch.store.save_stage(scene.seed)
-                await orch.store.save_stage(scene.clip)
-            await _fix_music_seed(orch.store, job, n)
-            jobs.append(job)
+        jobs = await _planned_jobs(orch, spec)
         sampler.start()
         cpu0 = cpu_seconds()
-        step = spec.get("spread_s", 0.0) / max(1, len(jobs) - 1)
-        tasks = []
-        for job in jobs:  # spread_s 0: all at once, the worst case
-            tasks.append(await orch.approve(job))
-            if step:
-                await asyncio.sleep(step)
-        done = await asyncio.gather(*tasks)
+        done = await asyncio.gather(*await _approve_spread(orch, jobs, spec.get("spread_s", 0.0)))
         cpu = cpu_seconds() - cpu0
         await sampler.stop()
     finally:
@@ -188,7 +201,60 @@ async def bot(spec: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-MODES = {"headless": headless, "prime": prime, "bot": bot}
+async def queue(spec: dict[str, Any]) -> dict[str, Any]:
+    """A front end that runs no job (`jant makead --no-worker`'s runtime): the headless run's jobs,
+    planned and approved the same way, each queued for the DBOS workers and followed through the
+    database until it ends. Its clock gives the approval times; the workers' give the rest."""
+    settings = Settings()
+    runtime = await Runtime.open(settings, queues_jobs=True)
+    orch = runtime.orchestrator
+    clock = JobClock()
+    orch.bus.subscribe(clock.on_event)
+    try:
+        jobs = await _planned_jobs(orch, spec)
+        cpu0 = cpu_seconds()
+        done = await asyncio.gather(*await _approve_spread(orch, jobs, spec.get("spread_s", 0.0)))
+        cpu = cpu_seconds() - cpu0
+    finally:
+        await runtime.close()
+    return {**clock.report(), "statuses": [j.status.value for j in done], "cpu_s": cpu}
+
+
+async def dbos_worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """`jant worker --id ID` as `bot.worker.run_worker` opens it (takes queued jobs, serves and makes
+    takeovers), with the byte-copying composer unless the spec asks for ffmpeg (`"ffmpeg": true`).
+    Writes OUT.ready once it dequeues, and runs until SIGTERM."""
+    settings = Settings()
+    runtime = await Runtime.open(
+        settings, runs_jobs=True, worker_id=spec["id"], takes_over=True, serves_takeovers=True, takes_queued=True
+    )
+    orch = runtime.orchestrator
+    composer = None if spec.get("ffmpeg") else TimedCopyComposer()
+    if composer is not None:  # before any job is queued: the parent waits for the ready file
+        orch.composer = composer
+    clock = JobClock()
+    orch.bus.subscribe(clock.on_event)
+    sampler = LoopLagSampler()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    sampler.start()
+    cpu0 = cpu_seconds()
+    children0 = children_cpu_seconds()
+    try:
+        await asyncio.to_thread(Path(spec["ready"]).write_text, str(os.getpid()))
+        await stop.wait()
+    finally:
+        await sampler.stop()
+        cpu, children = cpu_seconds() - cpu0, children_cpu_seconds() - children0
+        await runtime.close()
+    return {
+        **clock.report(), "worker": spec["id"], "join_s": composer.join_s if composer is not None else {},
+        "lags": sampler.lags_between(0.0, time.monotonic()), "cpu_s": cpu, "children_cpu_s": children,
+        "peak_rss_mb": peak_rss_mb(),
+    }  # fmt: skip
+
+
+MODES = {"headless": headless, "prime": prime, "bot": bot, "queue": queue, "dbos_worker": dbos_worker}
 
 
 async def _watched(work: Awaitable[dict[str, Any]]) -> dict[str, Any]:
