@@ -24,9 +24,9 @@ from pipeline.providers.offline_images import OfflineImageGenerator
 from pipeline.providers.offline_music import build_music_provider
 from pipeline.providers.offline_planner import OfflineStoryboardPlanner
 from pipeline.providers.offline_video import OfflineVideoGenerator
-from pipeline.providers.replicate_media import AccountLimits
+from pipeline.providers.replicate_media import AccountLimits, share_account_limits
 from pipeline.providers.voice_selection import build_voice_provider
-from pipeline.shared_limits import SharedWindows, share_account_limits
+from pipeline.shared_limits import SharedWindows
 from pipeline.stage_kinds import StageName
 from pipeline.store import JobStore
 

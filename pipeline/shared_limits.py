@@ -30,13 +30,8 @@ import math
 import secrets
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from storage.rate_slots import RateSlots, Taken
-
-if TYPE_CHECKING:
-    from pipeline.config import Settings
-    from pipeline.providers.base import Providers
 
 log = logging.getLogger(__name__)
 
@@ -218,22 +213,3 @@ class SharedWindows:
     async def drain(self) -> None:
         for window in list(self._windows.values()):
             await window.drain()
-
-
-def share_account_limits(settings: Settings, providers: Providers, windows: SharedWindows) -> int:
-    """Make every Replicate account pacer of `providers` also keep to the budgets in the database.
-    Returns how many (one per account; 0 with no Replicate provider)."""
-    from pipeline.providers.replicate_media import AccountLimits
-
-    creates = windows.window(
-        Budget(CREATES, settings.replicate.creates_per_min, settings.replicate.rate_window_s), hold_s=CREATE_HOLD_S
-    )
-    polls = windows.window(poll_budget(settings.replicate.poll_budget_per_min, settings.limits.poll_interval_s))
-    shared: dict[int, AccountLimits] = {}
-    for provider in providers.every():
-        limits = getattr(provider, "limits", None)
-        if isinstance(limits, AccountLimits) and id(limits) not in shared:
-            limits.creates.share(creates)
-            limits.polls.share(polls)
-            shared[id(limits)] = limits
-    return len(shared)

@@ -25,7 +25,7 @@ from PIL import Image
 from pipeline.config import Settings
 from pipeline.errors import ProviderError
 from pipeline.prompts import NEGATIVE_PROMPT, clip_prompt, seed_prompt
-from pipeline.providers.base import ClipRequest, SeedRequest, StageContext, StageResult
+from pipeline.providers.base import ClipRequest, Providers, SeedRequest, StageContext, StageResult
 from pipeline.providers.media_download import MediaDownloader, MediaKind
 from pipeline.providers.poll_scheduler import CreatePacer, PollScheduler
 from pipeline.providers.replicate_predictions import (
@@ -35,6 +35,7 @@ from pipeline.providers.replicate_predictions import (
     SamplingFn,
     parse_log_progress,
 )
+from pipeline.shared_limits import CREATE_HOLD_S, CREATES, Budget, SharedWindows, poll_budget
 from pipeline.video_models import ProgressLog, VideoModel, video_registry
 
 # SVD's sampling bar is the slow part; the rest (VAE decode, ffmpeg, our download) gets the last 4 %.
@@ -348,3 +349,20 @@ CLIP_PROGRESS: Mapping[ProgressLog, tuple[ProgressFn, SamplingFn | None]] = {
 def _int_or(value: Any, default: int) -> int:
     """The seed the prediction really used (it differs from ours when resuming another run's prediction)."""
     return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def share_account_limits(settings: Settings, providers: Providers, windows: SharedWindows) -> int:
+    """Make every Replicate account pacer of `providers` also keep to the budgets in the database.
+    Returns how many (one per account; 0 with no Replicate provider)."""
+    creates = windows.window(
+        Budget(CREATES, settings.replicate.creates_per_min, settings.replicate.rate_window_s), hold_s=CREATE_HOLD_S
+    )
+    polls = windows.window(poll_budget(settings.replicate.poll_budget_per_min, settings.limits.poll_interval_s))
+    shared: dict[int, AccountLimits] = {}
+    for provider in providers.every():
+        limits = getattr(provider, "limits", None)
+        if isinstance(limits, AccountLimits) and id(limits) not in shared:
+            limits.creates.share(creates)
+            limits.polls.share(polls)
+            shared[id(limits)] = limits
+    return len(shared)
