@@ -10,6 +10,7 @@ never in between, and each migration is applied exactly once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import sqlite3
@@ -64,7 +65,7 @@ async def connect(db_path: Path) -> aiosqlite.Connection:
     try:
         # First: turning a brand-new file into WAL takes a lock that other starting processes contend for.
         await conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-        await conn.execute("PRAGMA journal_mode=WAL")
+        await _wal(conn)
         await conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
         await conn.execute("PRAGMA foreign_keys=ON")
         await migrate(conn)
@@ -72,6 +73,22 @@ async def connect(db_path: Path) -> aiosqlite.Connection:
         await conn.close()
         raise
     return conn
+
+
+async def _wal(conn: aiosqlite.Connection) -> None:
+    """Switch to WAL, waiting as long as a migration may hold the file: the switch needs the database to
+    itself, and processes starting together on a new file queue for it behind the one that migrates (its
+    busy timeout alone let one of 160 such starts fail under load)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + MIGRATION_LOCK_TIMEOUT_S
+    while True:
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or loop.time() >= deadline:
+                raise
+        await asyncio.sleep(0.05)
 
 
 async def schema_version(conn: aiosqlite.Connection) -> int:

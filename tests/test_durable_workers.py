@@ -190,9 +190,13 @@ async def test_a_dead_workers_job_is_taken_over_by_a_live_worker_with_nothing_pa
         assert alpha is not None and alpha["taken_over_by"] is None
 
         async def completed() -> bool:
+            """The job is completed and DBOS has recorded the end of its run and every chain: the job row
+            is written inside the run's last step, a moment before DBOS records that the run ended."""
             [(status,)] = await asyncio.to_thread(db_rows, db, "SELECT status FROM jobs WHERE id = ?", job_id)
             assert status in ("running", "composing", "completed"), (tmp_path / "bravo.log").read_text()
-            return status == "completed"
+            sql = "SELECT status FROM workflow_status WHERE workflow_uuid LIKE ?"
+            flows = await asyncio.to_thread(dbos_rows, data, sql, f"{job_id}%")
+            return status == "completed" and {s for (s,) in flows} == {"SUCCESS"}
 
         await eventually(completed, timeout=90, what="bravo finishing alpha's job")
         bravo.send_signal(signal.SIGTERM)
