@@ -10,7 +10,6 @@ how a volume keeps modification times. A bot that stops cleanly removes it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import sys
@@ -19,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.atomic_files import write_text_atomic
+from pipeline.task_stop import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +50,8 @@ class GatewayHeartbeat:
 
     async def stop(self) -> None:
         """Stop beating and remove the file: a stopped bot is not a healthy one."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await asyncio.to_thread(self.path.unlink, missing_ok=True)
 
 

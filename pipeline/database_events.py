@@ -17,7 +17,6 @@ LISTEN/NOTIFY instead.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from pipeline.events import EventBus, EventKind, ProgressEvent
 from pipeline.models import Job, JobStatus, StageState, StageStatus
 from pipeline.stage_kinds import STAGE_KINDS
 from pipeline.store import JobStore
+from pipeline.task_stop import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -162,11 +162,8 @@ class DatabaseEvents:
             self._task = asyncio.create_task(self._run(), name="database-events")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

@@ -10,7 +10,6 @@ where the terminal's bars or the bot's status tracker listen as they do when the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from pipeline.action_rules import Action
@@ -23,6 +22,7 @@ from pipeline.models import Job, JobStatus
 from pipeline.orchestrator import Orchestrator, _check_allowed
 from pipeline.providers.base import Providers
 from pipeline.store import JobStore
+from pipeline.task_stop import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +93,7 @@ class QueuedOrchestrator(Orchestrator):
             )
         task = self._tasks.get(job.id)
         if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         self.database_events.forget(job.id)  # `_after_cancel` tells its end
         self._user_cancelled.add(job.id)
         await self._after_cancel(job)  # nothing runs: its stages are marked cancelled, its hold settled

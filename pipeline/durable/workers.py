@@ -16,7 +16,6 @@ processes with one id run each other's workflows twice (PLATFORM-FACTS G). So:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import re
@@ -32,6 +31,7 @@ from pipeline.config import WORKER_ID_PATTERN, Settings
 from pipeline.durable import engine
 from pipeline.errors import ConfigError
 from pipeline.store import JobStore
+from pipeline.task_stop import cancel_and_wait
 from storage.worker_leases import WorkerLeases
 
 log = logging.getLogger(__name__)
@@ -295,11 +295,8 @@ class WorkerWatch:
         self._task = asyncio.create_task(self._run(), name=f"worker-watch-{self.lease.worker_id}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         me = self.lease.worker_id
