@@ -41,18 +41,22 @@ from dbos import DBOS, SetWorkflowID
 from dbos._error import DBOSAwaitedWorkflowCancelledError  # not exported by the package in 3.4
 
 from pipeline.durable import engine
+from pipeline.errors import InvalidRequest
 from pipeline.limiter import FairLimiter
 from pipeline.models import Job, JobStatus, Scene, StageState, StageStatus
 from pipeline.orchestrator import Orchestrator, StageChain
 from pipeline.providers.base import AttemptStep
 from pipeline.stage_attempt import AttemptOutcome
 from pipeline.stage_kinds import JOB_LEVEL_INDEX
+from pipeline.task_stop import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
 # How long a recovered chain waits for its job's run to load the job: the run is recovered in the same
 # launch, so this only ends a chain whose run can never come (which is a bug worth an error).
 _LIVE_JOB_WAIT_S = 600.0
+# How often a worker looks for cancels asked from other processes, while it runs jobs.
+CANCEL_POLL_S = 0.5
 
 Record = dict[str, str | float | None]
 
@@ -122,6 +126,9 @@ class DurableOrchestrator(Orchestrator):
         self._handed_over: dict[tuple[str, int, str], FairLimiter] = {}
         # Per job: what a chain raised and the chain's workflow id, for its run to raise (`_chain_crashed`).
         self._chain_crashes: dict[str, tuple[Exception, str]] = {}
+        # Watches for cancels asked from other processes while runs are on this one (`_watch_cancels`).
+        self._cancel_watch: asyncio.Task[None] | None = None
+        self._cancels_answered: set[int] = set()  # the ids of the requests it has acted on
 
     def attach(self) -> None:
         """Make this the orchestrator the process's workflows run on (before DBOS recovers any)."""
@@ -172,6 +179,7 @@ class DurableOrchestrator(Orchestrator):
         run_id = DBOS.workflow_id
         assert run_id is not None
         self._run_ids[job_id] = run_id
+        self._start_cancel_watch()
         task = asyncio.current_task()
         if task is not None:  # how `_stop_run` tells the run from its chains
             task.set_name(f"dbos-run-{job_id}")
@@ -390,6 +398,48 @@ class DurableOrchestrator(Orchestrator):
         await asyncio.gather(run_task, return_exceptions=True)
         await DBOS.cancel_workflow_async(run_id, cancel_children=True)
         return True
+
+    # -- a cancel asked from another process ----------------------------------------------------
+
+    def _start_cancel_watch(self) -> None:
+        if self._cancel_watch is None or self._cancel_watch.done():
+            self._cancel_watch = asyncio.create_task(self._watch_cancels(), name="cancel-watch")
+
+    async def _watch_cancels(self) -> None:
+        """While runs are on this process, look for cancel requests on their jobs (the event a front end
+        that runs no job records: `QueuedOrchestrator.cancel`) and answer each as a local cancel: the
+        same `cancel` a Cancel button of this process calls. One indexed read per poll; none when idle."""
+        while self._run_ids:
+            try:
+                await self._answer_cancel_requests()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a busy database, say: the next poll tries again
+                log.exception("could not read the cancel requests of the jobs running here")
+            await asyncio.sleep(CANCEL_POLL_S)
+
+    async def _answer_cancel_requests(self) -> None:
+        requests = await self.store.repo.events_of_kind(engine.CANCEL_REQUESTED, sorted(self._run_ids))
+        for request in requests:
+            job_id, event_id = str(request["job_id"]), int(request["id"])
+            run_id, by = engine.parse_cancel_request(request["detail"])
+            # A request names its run: one left from an earlier run of the job (it came too late) is not this one's.
+            if event_id in self._cancels_answered or self._run_ids.get(job_id) != run_id:
+                continue
+            self._cancels_answered.add(event_id)
+            job = self._jobs.get(job_id)
+            if job is None:
+                continue
+            log.info("job %s: cancel of run %s asked from another process (by %s)", job_id, run_id, by)
+            try:
+                await self.cancel(job, by=by)
+            except InvalidRequest as exc:  # it ended meanwhile (finished first): the asker reads the job's end
+                log.info("job %s: not cancelled: %s", job_id, exc.user_message)
+
+    async def shutdown(self, grace_s: float = 8.0) -> None:
+        await cancel_and_wait(self._cancel_watch)
+        self._cancel_watch = None
+        await super().shutdown(grace_s)
 
     def _stoppable_tasks(self) -> list[asyncio.Task[Any]]:
         """A shutdown stops the runs on this loop without cancelling predictions: their workflows stay

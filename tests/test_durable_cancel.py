@@ -1,0 +1,89 @@
+"""Cancel from another process than the one making the job (JANT_ENGINE=dbos).
+
+Story: a teammate queues an ad from the terminal (`jant makead --yes --no-worker`); a `jant worker`
+makes it. While its five clips are processing on Replicate, someone runs `jant cancel <job>` in a
+third terminal. The worker stops the job exactly as its own Cancel would: the clips in flight are
+cancelled on Replicate, nothing more is created, the job and its unfinished stages are marked
+cancelled, and its workflows end CANCELLED in DBOS (no later launch recovers them and pays). The
+terminal following the job says it was cancelled. On SQLite and on Postgres.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.bot_harness import eventually
+from tests.durable_processes import (
+    PRODUCT,
+    SCENES,
+    dbos_runs,
+    every_clip_generating,
+    jant,
+    rows,
+    service_engine_env,
+    stop,
+)
+from tests.emulators.fake_openai import FakeOpenAI
+from tests.emulators.fake_replicate import FakeReplicate
+from tests.service_fakes import SVD
+
+pytest.importorskip("dbos", reason="the durable extra (`pip install 'jant[durable]'`) is not installed")
+
+
+async def test_jant_cancel_stops_a_job_a_worker_is_making_as_a_local_cancel_would(
+    emulators: tuple[FakeOpenAI, FakeReplicate], tmp_path: Path, database: Path | str
+) -> None:
+    oai, rep = emulators
+    data = tmp_path / "data"
+    env = service_engine_env(oai, rep, data, db=database if isinstance(database, str) else None)
+    db = database
+    worker = await jant({**env, "JANT_WORKER_ID": "w1"}, tmp_path, tmp_path / "worker.log", "worker")
+    makead = await jant(env, tmp_path, tmp_path / "makead.log", "makead", PRODUCT, "--yes", "--no-worker")
+    try:
+        job_id = await eventually(lambda: every_clip_generating(db, rep), timeout=90, what="every clip generating")
+        clips = [str(p) for (p,) in await rows(db, "SELECT prediction_id FROM stages WHERE job_id = ? AND stage = "
+                                                   "'clip'", job_id)]  # fmt: skip
+        creates = rep.counts.creates.copy()
+        cancel = await jant(env, tmp_path, tmp_path / "cancel.log", "cancel", job_id)
+        assert await asyncio.wait_for(cancel.wait(), 60) == 0, (tmp_path / "cancel.log").read_text()
+        # The terminal that follows the job sees it end cancelled.
+        assert await asyncio.wait_for(makead.wait(), 30) == 1, (tmp_path / "makead.log").read_text()
+        worker.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(worker.wait(), 20) == 0, (tmp_path / "worker.log").read_text()
+    finally:
+        await stop(makead)
+        await stop(worker)
+    assert f"Job {job_id} cancelled." in " ".join((tmp_path / "cancel.log").read_text().split())
+    assert f"Job {job_id} cancelled: Cancelled." in " ".join((tmp_path / "makead.log").read_text().split())
+
+    # Replicate: every clip in flight was cancelled, and nothing was created after the cancel.
+    assert len(clips) == SCENES
+    assert {rep.predictions[p].status for p in clips} == {"canceled"}
+    assert rep.counts.cancels >= SCENES
+    assert rep.counts.creates == creates
+    assert {p.status for p in rep.predictions.values() if p.model.ref == SVD} == {"canceled"}
+
+    # Jant's tables: the job and its clips cancelled, by the worker answering the request (not by the
+    # front end giving up on it), the finished stages kept.
+    [(status, error)] = await rows(db, "SELECT status, error FROM jobs WHERE id = ?", job_id)
+    assert (status, error) == ("cancelled", "Cancelled.")
+    stages = await rows(db, "SELECT stage, status FROM stages WHERE job_id = ?", job_id)
+    assert {s for k, s in stages if k == "clip"} == {"cancelled"}
+    assert {s for k, s in stages if k in ("seed", "voice", "music")} == {"done"}
+    events = await rows(db, "SELECT kind, detail FROM events WHERE job_id = ? AND kind LIKE 'cancel%' ORDER BY id",
+                        job_id)  # fmt: skip
+    assert events == [("cancel_requested", f"{job_id} cli"), ("cancelled", "cli")], events
+
+    # DBOS: the run and every chain still working (the clips') ended CANCELLED, the finished ones
+    # (voice, music) SUCCESS: nothing is left for a launch to recover.
+    flows = dict(await dbos_runs(db, data, "SELECT workflow_uuid, status FROM workflow_status WHERE workflow_uuid "
+                                           "LIKE ?", f"{job_id}%"))  # fmt: skip
+    assert flows.pop(job_id) == "CANCELLED"
+    assert {w: s for w, s in flows.items() if w.endswith("/seed")} == {
+        f"{job_id}/{i}/seed": "CANCELLED" for i in range(1, SCENES + 1)
+    }
+    assert set(flows.values()) == {"CANCELLED", "SUCCESS"}, flows
