@@ -6,8 +6,9 @@ ready), so they cannot be steps of one workflow. Instead (docs/durable-jobs.md):
 
 - `jant.job` (id = the job id; a later run `<id>~<n>`) is the orchestrator's own `_run`: its
   `_run_chains` starts one child workflow per chain of stages — every root stage of the job and of
-  every scene, in a fixed order, due or not — then waits for them in that order; its last step is
-  `jant.finish` (compose, formats, hooks);
+  every scene, in a fixed order, due or not — then waits for them in that order; its last steps are
+  the end of the run, one per part: `jant.master` (mix, join, contact sheet), `jant.formats`,
+  `jant.hooks`, `jant.finished` (the job's status);
 - `jant.stage_chain` (id `<run id>/<scene>/<root kind>`) runs its root stage and the stages that wait
   for it one after the other. Each attempt at a stage is the step `jant.create` (POST the prediction,
   record its id; nothing awaited but the POST) then the step `jant.wait` (poll it to its end and
@@ -44,7 +45,7 @@ from pipeline.durable import engine
 from pipeline.errors import InvalidRequest
 from pipeline.limiter import FairLimiter
 from pipeline.models import Job, JobStatus, Scene, StageState, StageStatus
-from pipeline.orchestrator import Orchestrator, StageChain
+from pipeline.orchestrator import FinishedMaster, Orchestrator, StageChain
 from pipeline.providers.base import AttemptStep
 from pipeline.stage_attempt import AttemptOutcome
 from pipeline.stage_kinds import JOB_LEVEL_INDEX
@@ -103,9 +104,24 @@ async def normalise_step(job_id: str, scene_index: int, kind: str, clip: str) ->
     return await _orchestrator().normalise_once(job_id, scene_index, kind, clip)
 
 
-@DBOS.step(name="jant.finish")
-async def finish_step(job_id: str) -> None:
-    await _orchestrator().finish_once(job_id)
+@DBOS.step(name="jant.master")
+async def master_step(job_id: str) -> dict[str, str | int | None] | None:
+    return await _orchestrator().master_once(job_id)
+
+
+@DBOS.step(name="jant.formats")
+async def formats_step(job_id: str, master: dict[str, str | int | None]) -> None:
+    await _orchestrator().formats_once(job_id, master)
+
+
+@DBOS.step(name="jant.hooks")
+async def hooks_step(job_id: str) -> None:
+    await _orchestrator().hooks_once(job_id)
+
+
+@DBOS.step(name="jant.finished")
+async def finished_step(job_id: str, master: dict[str, str | int | None]) -> None:
+    await _orchestrator().finished_once(job_id, master)
 
 
 class DurableOrchestrator(Orchestrator):
@@ -208,7 +224,14 @@ class DurableOrchestrator(Orchestrator):
                 self._workflow_tasks.pop(job_id, None)
 
     async def _end_run(self, job: Job) -> None:
-        await finish_step(job.id)
+        """The parts of `_finish`, each a step, always all four in this order (a replay matches them by
+        position): a crash during the formats replays the master from DBOS and makes the formats again."""
+        master = await master_step(job.id)
+        if master is None:  # the job ended there (no scene, or the join failed)
+            return
+        await formats_step(job.id, master)
+        await hooks_step(job.id)
+        await finished_step(job.id, master)
 
     # -- the chains ------------------------------------------------------------------------------
 
@@ -358,12 +381,29 @@ class DurableOrchestrator(Orchestrator):
         cut = await self._normalise(job, self._scene_of(job, scene_index), stage, Path(clip))
         return str(cut) if cut is not None else None
 
-    async def finish_once(self, job_id: str) -> None:
-        """Compose, formats, hooks: each writes whole files and records them on the job, so a finish
-        stopped half-way is simply done again."""
+    # The end of a run, one step per part (`_end_run`): each writes whole files (a temporary file renamed
+    # over the old) and records them on the job, so a part stopped half-way is simply done again.
+
+    async def master_once(self, job_id: str) -> dict[str, str | int | None] | None:
         job = await self._live_job(job_id)
-        await self._step_ran(job, "jant.finish")
-        await self._finish(job)
+        await self._step_ran(job, "jant.master")
+        master = await self._finish_master(job)
+        return master.record() if master is not None else None
+
+    async def formats_once(self, job_id: str, master: Mapping[str, str | int | None]) -> None:
+        job = await self._live_job(job_id)
+        await self._step_ran(job, "jant.formats")
+        await self._finish_formats(job, FinishedMaster.from_record(master))
+
+    async def hooks_once(self, job_id: str) -> None:
+        job = await self._live_job(job_id)
+        await self._step_ran(job, "jant.hooks")
+        await self._finish_hooks(job)
+
+    async def finished_once(self, job_id: str, master: Mapping[str, str | int | None]) -> None:
+        job = await self._live_job(job_id)
+        await self._step_ran(job, "jant.finished")
+        await self._finish_job(job, FinishedMaster.from_record(master))
 
     async def _step_ran(self, job: Job, step: str, scene_index: int | None = None, kind: str | None = None) -> None:
         """One event per execution of a step (a replayed step does not run, so it leaves none): how an
