@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 # Changed only when the steps a job workflow takes change order or names in a way a half-run workflow
 # cannot replay: the pending runs of another version are not recovered (docs/durable-jobs.md, upgrades).
-APPLICATION_VERSION = "jant-workflows-2"
+APPLICATION_VERSION = "jant-workflows-3"
 JOB_WORKFLOW = "jant.job"
 DBOS_SCHEMA = "dbos"  # DBOS's tables on Postgres (SQLite has no schemas: its own file)
 RUN_SEPARATOR = "~"  # the second run of job X (Retry failed, a re-roll) is workflow "X~2"
