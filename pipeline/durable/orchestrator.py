@@ -33,13 +33,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from dbos import DBOS, SetWorkflowID
-from dbos._error import DBOSAwaitedWorkflowCancelledError  # not exported by the package in 3.4
+from dbos._error import (  # not exported by the package in 3.4
+    DBOSAwaitedWorkflowCancelledError,
+    DBOSWorkflowCancelledError,
+)
 
 from pipeline.durable import engine
 from pipeline.errors import InvalidRequest
@@ -58,6 +62,8 @@ log = logging.getLogger(__name__)
 _LIVE_JOB_WAIT_S = 600.0
 # How often a worker looks for cancels asked from other processes, while it runs jobs.
 CANCEL_POLL_S = 0.5
+# Every this many polls, it also asks DBOS whether one of its runs was cancelled there directly.
+DBOS_CANCEL_CHECK_EVERY = 4
 
 Record = dict[str, str | float | None]
 
@@ -202,6 +208,14 @@ class DurableOrchestrator(Orchestrator):
         try:
             async with self._tracked(job_id):
                 return await self._run(job)
+        except DBOSWorkflowCancelledError:
+            # Cancelled in DBOS, seen at one of the run's own steps before the watcher saw it: Jant's cancel.
+            if job.status in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.COMPOSING):
+                await self._stop_chains(job_id)
+                self._user_cancelled.add(job_id)
+                await self._after_cancel(job)
+                await self.store.event(job, "cancelled", detail="dbos")
+            raise
         finally:
             self._live_ready.pop(job_id, None)
             self._run_ids.pop(job_id, None)
@@ -268,6 +282,12 @@ class DurableOrchestrator(Orchestrator):
             # The chain that raised is left to end ERROR in DBOS (it is recording that now).
             await DBOS.cancel_workflows_async([i for i in chain_ids if i != crashed])
             raise exc from None
+        except DBOSAwaitedWorkflowCancelledError:
+            # A chain was cancelled in DBOS before the watcher saw its run cancelled (`_answer_dbos_cancels`):
+            # the job ends as a cancel (its `_run` does the rest), not as a crash.
+            await self._stop_chains(job.id)
+            self._user_cancelled.add(job.id)
+            raise asyncio.CancelledError from None
         except Exception:
             await self._stop_chains(job.id)
             await DBOS.cancel_workflows_async(chain_ids)
@@ -443,19 +463,27 @@ class DurableOrchestrator(Orchestrator):
 
     def _start_cancel_watch(self) -> None:
         if self._cancel_watch is None or self._cancel_watch.done():
-            self._cancel_watch = asyncio.create_task(self._watch_cancels(), name="cancel-watch")
+            # A context of its own: started from a run, it would inherit the run's DBOS context, and its
+            # DBOS calls (list, cancel) would be recorded as operations of that workflow.
+            self._cancel_watch = asyncio.create_task(
+                self._watch_cancels(), name="cancel-watch", context=contextvars.Context()
+            )
 
     async def _watch_cancels(self) -> None:
         """While runs are on this process, look for cancel requests on their jobs (the event a front end
         that runs no job records: `QueuedOrchestrator.cancel`) and answer each as a local cancel: the
         same `cancel` a Cancel button of this process calls. One indexed read per poll; none when idle."""
+        polls = 0
         while self._run_ids:
             try:
                 await self._answer_cancel_requests()
+                if polls % DBOS_CANCEL_CHECK_EVERY == 0:
+                    await self._answer_dbos_cancels()
             except asyncio.CancelledError:
                 raise
             except Exception:  # a busy database, say: the next poll tries again
                 log.exception("could not read the cancel requests of the jobs running here")
+            polls += 1
             await asyncio.sleep(CANCEL_POLL_S)
 
     async def _answer_cancel_requests(self) -> None:
@@ -474,6 +502,24 @@ class DurableOrchestrator(Orchestrator):
             try:
                 await self.cancel(job, by=by)
             except InvalidRequest as exc:  # it ended meanwhile (finished first): the asker reads the job's end
+                log.info("job %s: not cancelled: %s", job_id, exc.user_message)
+
+    async def _answer_dbos_cancels(self) -> None:
+        """A run cancelled in DBOS without a request (an operator's DBOS tooling, a front end that gave up
+        waiting): DBOS would only stop it at its chains' next steps, with nothing cancelled on Replicate
+        and the job left running. Cancel it as Jant's own cancel does."""
+        runs = await DBOS.list_workflows_async(
+            workflow_ids=sorted(self._run_ids.values()), status="CANCELLED", load_input=False, load_output=False
+        )
+        for run in runs:
+            job_id = engine.job_of(run.workflow_id)
+            job = self._jobs.get(job_id)
+            if job is None or self._run_ids.get(job_id) != run.workflow_id:
+                continue
+            log.warning("job %s: its run %s was cancelled in DBOS; cancelling the job", job_id, run.workflow_id)
+            try:
+                await self.cancel(job, by="dbos")
+            except InvalidRequest as exc:
                 log.info("job %s: not cancelled: %s", job_id, exc.user_message)
 
     async def shutdown(self, grace_s: float = 8.0) -> None:
