@@ -18,7 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.bot_harness import eventually
+from pipeline.config import Settings
+from pipeline.errors import InvalidRequest
+from pipeline.models import AdRequest, JobStatus
+from pipeline.runtime import Runtime
+from tests.bot_harness import eventually, scripted_providers
 from tests.durable_processes import (
     PRODUCT,
     SCENES,
@@ -31,6 +35,7 @@ from tests.durable_processes import (
 )
 from tests.emulators.fake_openai import FakeOpenAI
 from tests.emulators.fake_replicate import FakeReplicate
+from tests.scripted_providers import CopyComposer
 from tests.service_fakes import SVD
 
 pytest.importorskip("dbos", reason="the durable extra (`pip install 'jant[durable]'`) is not installed")
@@ -145,3 +150,28 @@ async def test_a_run_cancelled_in_dbos_directly_is_cancelled_by_its_worker_as_ja
         await _ended(tmp_path, worker, makead)
     events = await _cancelled_as_a_local_cancel(tmp_path, data / "jant.db", rep, job_id, clips, creates, by="dbos")
     assert events == [("cancelled", "dbos")], events
+
+
+async def test_a_cancel_pressed_as_the_ad_finished_leaves_the_finished_ad_alone(tmp_path: Path) -> None:
+    """The race with a job's end, as a user meets it: the front end's view of the job is from before
+    the worker finished it (the Cancel button of a status message not yet edited). The cancel is
+    refused, saying why, and the job stays completed. In one process (the worker's and the front end's
+    runtimes side by side, as tests/test_bot_no_worker.py does), scripted providers: no ffmpeg."""
+    settings = Settings(JANT_DATA_DIR=tmp_path / "data", JANT_ENGINE="dbos", JANT_WORKER_ID="w1")
+    worker = await Runtime.open(settings, scripted_providers(), runs_jobs=True, takes_queued=True)
+    worker.orchestrator.composer = CopyComposer()  # type: ignore[assignment]
+    front = await Runtime.open(settings, scripted_providers(), queues_jobs=True)
+    try:
+        orch = front.orchestrator
+        job = await orch.create_job(AdRequest(product=PRODUCT, mood="tech"))
+        await orch.plan(job)
+        ended = await (await orch.approve(job, approved_by="alice"))  # queued, made by the worker, followed
+        assert ended.status is JobStatus.COMPLETED and job.status is JobStatus.QUEUED  # `job`: the stale view
+        with pytest.raises(InvalidRequest, match="only a job awaiting approval, queued, running or composing"):
+            await orch.cancel(job, by="alice")
+        stored = await front.store.get(job.id)
+        assert stored is not None and stored.status is JobStatus.COMPLETED and stored.final_path
+        assert "cancelled" not in [e["kind"] for e in await front.store.events(job.id)]
+    finally:
+        await front.close()
+        await worker.close()

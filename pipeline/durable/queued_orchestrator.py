@@ -109,6 +109,12 @@ class QueuedOrchestrator(Orchestrator):
             if status == "PENDING":
                 return await self._cancel_on_worker(job, run_id, by)
             await self.queue.cancel_run(run_id)
+        else:
+            # No run left in DBOS: the job may have ended since the asker read it (a Cancel pressed as
+            # the ad was finishing). Judge the job as stored, or a finished ad would be marked cancelled.
+            stored = await self.store.get(job.id)
+            if stored is not None:
+                _check_allowed(stored, Action.CANCEL)
         await self._cancel_here(job, by)
         return job
 
