@@ -112,6 +112,10 @@ def _parser() -> argparse.ArgumentParser:
     jobs.add_argument("--limit", type=int, default=20, help="how many of the newest jobs to list (1 or more)")
     show = sub.add_parser("show", help="show one job")
     show.add_argument("job_id")
+    stop = sub.add_parser(
+        "cancel", help="cancel a job a worker is making or will make (JANT_ENGINE=dbos): finished scenes are kept"
+    )
+    stop.add_argument("job_id")
     spend = sub.add_parser("spend", help="this month's spend by day and by model, and the budget left")
     spend.add_argument("--guild", metavar="ID", help="one Discord server's spend (default: every server and the CLI)")
     again = sub.add_parser("rerender", help="compose a finished ad again from its scenes on disk (no new footage)")
@@ -162,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(list_jobs(settings, args.limit))
         if args.command == "show":
             return asyncio.run(show_job(settings, args.job_id))
+        if args.command == "cancel":
+            return asyncio.run(cancel_job(settings, args.job_id))
         if args.command == "spend":
             return asyncio.run(show_spend(settings, args.guild))
         if args.command == "rerender":
@@ -451,8 +457,7 @@ async def _run_with_progress(runtime: Runtime, job: Job, brand: BrandKit | None 
 def _left_to_workers(job_id: str) -> str:
     return (
         f"Stopped following job {job_id}. It goes on: a worker is making it (or will take it from the queue), "
-        f"and `jant show {job_id}` says where it is. A job a worker is making cannot be cancelled from "
-        "another process yet (see docs/durable-jobs.md)."
+        f"and `jant show {job_id}` says where it is; `jant cancel {job_id}` stops it."
     )
 
 
@@ -626,6 +631,27 @@ async def show_job(settings: Settings, job_id: str) -> int:
         console.print(f"no files yet in {directory}")
     if job.ui.delivered == "failed":
         console.print(f"Not posted to Discord: {job.ui.delivery_error}. `/job id:{job.id}` posts it.", markup=False)
+    return EXIT_OK
+
+
+async def cancel_job(settings: Settings, job_id: str) -> int:
+    """Cancel a job from a process that does not run it: the worker making it cancels it as its own
+    Cancel would (docs/durable-jobs.md, "Cancel from another process")."""
+    if settings.storage.engine != "dbos":
+        raise ConfigError(
+            "`jant cancel` stops a job that `jant worker` processes make (JANT_ENGINE=dbos).",
+            hint="With the local engine a job runs in the process that started it: press Ctrl-C in that "
+            "terminal, or the Cancel button of the bot's status message.",
+        )
+    runtime = await Runtime.open(settings, queues_jobs=True)
+    try:
+        job = await runtime.store.get(job_id.strip())
+        if job is None:
+            raise UsageError(f"no job {job_id!r}; `jant jobs` lists them")
+        job = await runtime.orchestrator.cancel(job, by="cli")
+    finally:
+        await runtime.close()
+    console.print(f"Job [bold]{job.id}[/] cancelled. Finished scenes are kept; nothing more will be generated.")
     return EXIT_OK
 
 

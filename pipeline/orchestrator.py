@@ -213,6 +213,24 @@ class StageChain:
     due: bool
 
 
+@dataclass(frozen=True)
+class FinishedMaster:
+    """The 9:16 master a run joined, and the soundtrack under it (None: silent), which the other
+    formats reuse. The durable engine records it as its master step's result."""
+
+    path: Path
+    bytes: int
+    audio: Path | None
+
+    def record(self) -> dict[str, str | int | None]:
+        return {"path": str(self.path), "bytes": self.bytes, "audio": str(self.audio) if self.audio else None}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, str | int | None]) -> FinishedMaster:
+        audio = record["audio"]
+        return cls(Path(str(record["path"])), int(record["bytes"] or 0), Path(str(audio)) if audio else None)
+
+
 OFFLINE_CARD_NOTE = "OFFLINE PREVIEW · drawn locally, not by SDXL/SVD"
 # How the note starts when the extra formats failed all at once (a fault, not one format's limit).
 FORMATS_FAILED = "The other formats were not made"
@@ -728,7 +746,7 @@ class Orchestrator:
             return
         results, missing = made
         if missing:
-            await self.store.update(job, notes=[*job.notes, *missing])
+            await self._add_notes(job, missing)
         await self.store.event(job, "formats", detail=", ".join(r.format.key for r in results if r.path))
         if early is not None:  # how much of the formats' work was done while the clips were made
             cut_early = ", ".join(f"{r.format.key} {r.early}" for r in results if r.path)
@@ -1124,6 +1142,25 @@ class Orchestrator:
         await self._publish(EventKind.STAGE_DONE, job, stage.scene_index, stage.stage)
 
     async def _finish(self, job: Job) -> None:
+        """The end of a run in its parts, one after the other (the durable engine makes each a step of
+        its own, `_end_run`): the master, the other formats, the hook variants, the job's end."""
+        master = await self._finish_master(job)
+        if master is None:
+            return
+        await self._finish_formats(job, master)
+        await self._finish_hooks(job)
+        await self._finish_job(job, master)
+
+    async def _composing(self, job: Job) -> None:
+        if job.status is not JobStatus.COMPOSING:
+            await self.store.update(job, status=JobStatus.COMPOSING)
+            await self._publish(EventKind.COMPOSING, job)
+
+    async def _finish_master(self, job: Job) -> FinishedMaster | None:
+        """The 9:16 master (mix the sound, join the scenes, fit the limit) and the contact sheet. None:
+        the job has ended (no scene was made, or the join failed), saying why. Its files are written
+        whole (a temporary file renamed over the old), the mix is reused when its key matches: done twice,
+        it makes the same files."""
         assert job.storyboard is not None
         done = [s for s in job.scenes if s.done]
         failed = [s for s in job.scenes if not s.done]
@@ -1132,9 +1169,8 @@ class Orchestrator:
             await self.store.update(job, status=JobStatus.FAILED, error=f"No scene could be made ({reasons}).",
                                     finished_at=utcnow())  # fmt: skip
             await self._publish(EventKind.JOB_FINISHED, job)
-            return
-        await self.store.update(job, status=JobStatus.COMPOSING)
-        await self._publish(EventKind.COMPOSING, job)
+            return None
+        await self._composing(job)
         directory = self.job_dir(job)
         await self._refresh_notes(job)
         scenes = {s.index: s for s in job.storyboard.scenes}
@@ -1154,21 +1190,41 @@ class Orchestrator:
             await self.store.update(job, status=JobStatus.FAILED, error=exc.user_message, finished_at=utcnow())
             await self.store.event(job, "compose_failed", detail=exc.user_message)
             await self._publish(EventKind.JOB_FINISHED, job)
-            return
-        await self._formats(job, result.path, audio)
+            return None
+        return FinishedMaster(result.path, result.bytes, audio)
+
+    async def _finish_formats(self, job: Job, master: FinishedMaster) -> None:
+        """The other shapes the request asks for, from the master's clips and soundtrack."""
+        await self._composing(job)
+        await self._formats(job, master.path, master.audio)
+
+    async def _finish_hooks(self, job: Job) -> None:
+        """The ad again with each alternative hook, beside the master."""
+        await self._composing(job)
+        done = [s for s in job.scenes if s.done]
         cut = {s.index: Path(s.normalized_path) for s in done if s.normalized_path}
-        if hook_notes := await self._hook_variants(job, result.path, cut):
-            await self.store.update(job, notes=[*job.notes, *hook_notes])
+        if hook_notes := await self._hook_variants(job, self.job_dir(job) / "final.mp4", cut):
+            await self._add_notes(job, hook_notes)
+
+    async def _finish_job(self, job: Job, master: FinishedMaster) -> None:
+        """The job's end: completed, or partial naming the scenes it is missing."""
+        failed = [s for s in job.scenes if not s.done]
         status = JobStatus.COMPLETED if not failed else JobStatus.PARTIAL
         error = None
         if failed:
             error = "Missing scenes: " + "; ".join(f"scene {s.index}: {s.error or 'failed'}" for s in failed)
         await self.store.update(
-            job, status=status, error=error, final_path=str(result.path), final_bytes=result.bytes,
+            job, status=status, error=error, final_path=str(master.path), final_bytes=master.bytes,
             finished_at=utcnow(),
         )  # fmt: skip
         await self.store.event(job, "finished", detail=status.value)
         await self._publish(EventKind.JOB_FINISHED, job)
+
+    async def _add_notes(self, job: Job, notes: Sequence[str]) -> None:
+        """Add notes to the job's, none twice (a part of the end done again says the same)."""
+        new = [n for n in notes if n not in job.notes]
+        if new:
+            await self.store.update(job, notes=[*job.notes, *new])
 
     async def _render(
         self, job: Job, done: list[SceneState], dest: Path, *, recut_in: Path | None = None,

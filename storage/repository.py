@@ -417,6 +417,17 @@ class JobRepository:
     async def events(self, job_id: str) -> list[dict[str, Any]]:
         return [dict(r) for r in await self._db.fetch("SELECT * FROM events WHERE job_id = ? ORDER BY id", (job_id,))]
 
+    async def events_of_kind(self, kind: str, job_ids: Sequence[str], *, after_id: int = 0) -> list[dict[str, Any]]:
+        """The events of one kind on these jobs after event `after_id`, oldest first (the index on
+        (job_id, id) answers it: a worker asks this about the jobs it runs every half second)."""
+        if not job_ids:
+            return []
+        sql = (
+            f"SELECT * FROM events WHERE job_id IN ({', '.join('?' * len(job_ids))}) AND kind = ? AND id > ?"
+            " ORDER BY id"
+        )
+        return [dict(r) for r in await self._db.fetch(sql, (*job_ids, kind, after_id))]
+
     # -- per-server settings ------------------------------------------------------------------
 
     async def guild_settings(self, guild_id: str) -> dict[str, Any] | None:

@@ -28,6 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 PRODUCT = "Lumen — a smart desk lamp that follows your circadian rhythm, dims at night and charges your phone"
 TTS, MUSIC = "minimax/speech-02-turbo", STABLE_AUDIO_REF
 SCENES = 5  # the fake GPT-4o's storyboard (tests.service_fakes.draft)
+# The job workflow's own steps, at the end of a run, in their order (DurableOrchestrator._end_run).
+END_STEPS = ("jant.master", "jant.formats", "jant.hooks", "jant.finished")
 HOLD_S = 6.0  # wall seconds each clip stays "processing" on Replicate: the window to kill in
 
 
@@ -122,7 +124,7 @@ async def recorded_steps(db: Path | str, data: Path, job_id: str) -> set[tuple[i
 
 async def steps_run(db: Path | str, job_id: str) -> Counter[tuple[int | None, str | None, str]]:
     """How many times each step of the job has run (its `dbos_step` events): (scene, stage kind, step);
-    the job workflow's own steps (jant.finish) have no scene and no stage."""
+    the job workflow's own steps (END_STEPS) have no scene and no stage."""
     sql = "SELECT scene_index, stage, detail FROM events WHERE job_id = ? AND kind = 'dbos_step'"
     found = await rows(db, sql, job_id)
     return Counter(

@@ -118,9 +118,12 @@ async def test_retry_failed_from_a_bot_that_makes_no_ad_is_made_by_the_worker_as
     assert runs == [(job_id, "SUCCESS", "w1"), (f"{job_id}~2", "SUCCESS", "w1")]
 
 
-async def test_a_bot_that_makes_no_ad_cancels_a_job_no_worker_took_and_says_it_cannot_stop_one_being_made(
+async def test_a_bot_that_makes_no_ad_cancels_a_job_waiting_for_a_worker_and_one_a_worker_is_making(
     discord_emulator: DiscordEmulator, discord_errors, tmp_path: Path
 ) -> None:
+    """The Cancel button of a `--no-worker` bot: a job still in the queue is cancelled there; one a worker
+    is making is cancelled by that worker, as its own Cancel would (tests/test_durable_cancel.py has the
+    same with real processes and Replicate's emulator)."""
     emu = discord_emulator
     async with running_team(emu, tmp_path, discord_errors, runs_jobs=False, JANT_ENGINE="dbos") as team:
         _, board, waiting = await team.makead()
@@ -136,19 +139,26 @@ async def test_a_bot_that_makes_no_ad_cancels_a_job_no_worker_took_and_says_it_c
         try:
             worker.orchestrator.composer = CopyComposer()  # type: ignore[assignment]
             video: ScriptedVideo = worker.providers.video  # type: ignore[assignment]
-            video.gates[1] = asyncio.Event()
+            video.gates[1] = asyncio.Event()  # scene 1's clip stays in flight until the end of the test
             _, board, made = await team.makead()
             await team.click(board, "approve", made, team.alice)
             await asyncio.wait_for(video.started[1].wait(), 20)  # a worker is making it
-            refused = await team.click(await team.status_message(made), "cancel", made, team.alice)
-            said = (await refused.wait_followups(1))[0].content if not refused.content else refused.content
-            assert f"Job {made} is being made by a worker" in (said or ""), said
-            video.gates[1].set()
-            await team.settled(made, what="the job the worker makes to end")
+            made_status = await team.status_message(made)
+            stopped = await team.click(made_status, "cancel", made, team.alice)
+            said = (await stopped.wait_followups(1))[0].content if not stopped.content else stopped.content
+            assert f"Stopped job `{made}`" in (said or ""), said
+            job = await team.job(made)
+            assert job.status is JobStatus.CANCELLED and job.scene(1).clip.status.value == "cancelled"
+            # The worker cancelled the clip in flight on its provider; the status message says it ended.
+            assert video.cancelled == [job.scene(1).clip.prediction_id]
+            await team.wait_until(lambda: "⏹️ **Cancelled.**" in embed_text(made_status), timeout=10,
+                                  what="the status message to say the job was cancelled")  # fmt: skip
         finally:
+            video.gates[1].set()
             await worker.close()
-    assert (await _workflow_statuses(tmp_path)) == {waiting: "CANCELLED", made: "SUCCESS"}
-    assert video.creates[1] == 1  # the refused cancel stopped nothing
+    statuses = await _workflow_statuses(tmp_path)
+    assert statuses == {waiting: "CANCELLED", made: "CANCELLED"}
+    assert video.creates[1] == 1 and not team.video.calls  # the bot made nothing; nothing made twice
 
 
 async def _workflow_statuses(tmp_path: Path) -> dict[str, str]:

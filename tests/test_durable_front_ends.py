@@ -108,3 +108,14 @@ def test_no_worker_without_the_durable_engine_says_what_to_set(capsys: pytest.Ca
     assert main(["bot", "--no-worker"]) == 2
     err = capsys.readouterr().err
     assert err.count("--no-worker queues jobs for `jant worker` processes") == 2 and "JANT_ENGINE=dbos" in err
+
+
+def test_jant_cancel_without_the_durable_engine_says_where_a_job_can_be_stopped(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bot.cli import main
+
+    assert main(["cancel", "0123abcd"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "`jant cancel` stops a job that `jant worker` processes make (JANT_ENGINE=dbos)" in err
+    assert "press Ctrl-C in that terminal, or the Cancel button" in err

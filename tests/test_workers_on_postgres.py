@@ -24,6 +24,7 @@ import pytest
 
 from tests.bot_harness import eventually
 from tests.durable_processes import (
+    END_STEPS,
     MUSIC,
     PRODUCT,
     SCENES,
@@ -91,7 +92,7 @@ def _every_step_once() -> Counter[tuple[int | None, str | None, str]]:
     once: Counter[tuple[int | None, str | None, str]] = Counter()
     once.update({(i, kind, step): 1 for i, kind in stages for step in ("jant.create", "jant.wait")})
     once.update({(i, "clip", "jant.normalise"): 1 for i in range(1, SCENES + 1)})
-    once.update({(None, None, "jant.finish"): 1})
+    once.update({(None, None, step): 1 for step in END_STEPS})
     return once
 
 

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 # Changed only when the steps a job workflow takes change order or names in a way a half-run workflow
 # cannot replay: the pending runs of another version are not recovered (docs/durable-jobs.md, upgrades).
-APPLICATION_VERSION = "jant-workflows-2"
+APPLICATION_VERSION = "jant-workflows-3"
 JOB_WORKFLOW = "jant.job"
 DBOS_SCHEMA = "dbos"  # DBOS's tables on Postgres (SQLite has no schemas: its own file)
 RUN_SEPARATOR = "~"  # the second run of job X (Retry failed, a re-roll) is workflow "X~2"
@@ -28,6 +28,21 @@ APP_NAME = "jant"  # DBOS's application name: a queue and its workflows belong t
 # Jobs started by a front end that runs none (`--no-worker`) wait here for a worker: `jant worker` and
 # `jant bot` take them; `jant makead`, which runs only its own job and then exits, does not.
 JOBS_QUEUE = "jant-jobs"
+# A cancel asked for by a process that does not run the job (`--no-worker`, `jant cancel`): an event on
+# the job whose detail is the run to stop and who asked (`cancel_request`); the worker running that run
+# watches for it and cancels the job as a local cancel does (DurableOrchestrator, "stopping").
+CANCEL_REQUESTED = "cancel_requested"
+
+
+def cancel_request(run_id: str, by: str | None) -> str:
+    """The detail of a cancel request: the run it stops, then who asked."""
+    return f"{run_id} {by}" if by else run_id
+
+
+def parse_cancel_request(detail: str | None) -> tuple[str, str | None]:
+    """(run id, who asked) of a cancel request's detail."""
+    run_id, _, by = (detail or "").partition(" ")
+    return run_id, by or None
 
 
 def require_dbos() -> Any:

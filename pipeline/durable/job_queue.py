@@ -55,6 +55,20 @@ class JobQueue:
         await self._client.enqueue_async(options, job_id)
         return run_id
 
+    async def live_run(self, job_id: str) -> tuple[str, str] | None:
+        """The job's run that has not ended in DBOS, and its status (ENQUEUED or DELAYED: no worker has
+        taken it; PENDING: a worker runs it, or will recover it), or None."""
+        runs = await self._client.list_workflows_async(
+            workflow_id_prefix=job_id, name=engine.JOB_WORKFLOW, has_parent=False, load_input=False,
+            load_output=False, sort_desc=True,
+        )  # fmt: skip
+        live = [w for w in runs if w.status in ("ENQUEUED", "PENDING", "DELAYED")]
+        return (live[0].workflow_id, live[0].status) if live else None
+
+    async def cancel_run(self, run_id: str) -> None:
+        """Cancel a run and its chains in DBOS, so that no launch recovers them."""
+        await self._client.cancel_workflow_async(run_id, cancel_children=True)
+
     async def cancel_waiting(self, job_id: str) -> bool | None:
         """Cancel the job's run if no worker has taken it yet: True when cancelled, False when a worker
         runs it, None when it has no run in DBOS."""

@@ -6,8 +6,9 @@ ready), so they cannot be steps of one workflow. Instead (docs/durable-jobs.md):
 
 - `jant.job` (id = the job id; a later run `<id>~<n>`) is the orchestrator's own `_run`: its
   `_run_chains` starts one child workflow per chain of stages — every root stage of the job and of
-  every scene, in a fixed order, due or not — then waits for them in that order; its last step is
-  `jant.finish` (compose, formats, hooks);
+  every scene, in a fixed order, due or not — then waits for them in that order; its last steps are
+  the end of the run, one per part: `jant.master` (mix, join, contact sheet), `jant.formats`,
+  `jant.hooks`, `jant.finished` (the job's status);
 - `jant.stage_chain` (id `<run id>/<scene>/<root kind>`) runs its root stage and the stages that wait
   for it one after the other. Each attempt at a stage is the step `jant.create` (POST the prediction,
   record its id; nothing awaited but the POST) then the step `jant.wait` (poll it to its end and
@@ -32,27 +33,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from dbos import DBOS, SetWorkflowID
-from dbos._error import DBOSAwaitedWorkflowCancelledError  # not exported by the package in 3.4
+from dbos._error import (  # not exported by the package in 3.4
+    DBOSAwaitedWorkflowCancelledError,
+    DBOSWorkflowCancelledError,
+)
 
 from pipeline.durable import engine
+from pipeline.errors import InvalidRequest
 from pipeline.limiter import FairLimiter
 from pipeline.models import Job, JobStatus, Scene, StageState, StageStatus
-from pipeline.orchestrator import Orchestrator, StageChain
+from pipeline.orchestrator import FinishedMaster, Orchestrator, StageChain
 from pipeline.providers.base import AttemptStep
 from pipeline.stage_attempt import AttemptOutcome
 from pipeline.stage_kinds import JOB_LEVEL_INDEX
+from pipeline.task_stop import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
 # How long a recovered chain waits for its job's run to load the job: the run is recovered in the same
 # launch, so this only ends a chain whose run can never come (which is a bug worth an error).
 _LIVE_JOB_WAIT_S = 600.0
+# How often a worker looks for cancels asked from other processes, while it runs jobs.
+CANCEL_POLL_S = 0.5
+# Every this many polls, it also asks DBOS whether one of its runs was cancelled there directly.
+DBOS_CANCEL_CHECK_EVERY = 4
 
 Record = dict[str, str | float | None]
 
@@ -99,9 +110,24 @@ async def normalise_step(job_id: str, scene_index: int, kind: str, clip: str) ->
     return await _orchestrator().normalise_once(job_id, scene_index, kind, clip)
 
 
-@DBOS.step(name="jant.finish")
-async def finish_step(job_id: str) -> None:
-    await _orchestrator().finish_once(job_id)
+@DBOS.step(name="jant.master")
+async def master_step(job_id: str) -> dict[str, str | int | None] | None:
+    return await _orchestrator().master_once(job_id)
+
+
+@DBOS.step(name="jant.formats")
+async def formats_step(job_id: str, master: dict[str, str | int | None]) -> None:
+    await _orchestrator().formats_once(job_id, master)
+
+
+@DBOS.step(name="jant.hooks")
+async def hooks_step(job_id: str) -> None:
+    await _orchestrator().hooks_once(job_id)
+
+
+@DBOS.step(name="jant.finished")
+async def finished_step(job_id: str, master: dict[str, str | int | None]) -> None:
+    await _orchestrator().finished_once(job_id, master)
 
 
 class DurableOrchestrator(Orchestrator):
@@ -122,6 +148,9 @@ class DurableOrchestrator(Orchestrator):
         self._handed_over: dict[tuple[str, int, str], FairLimiter] = {}
         # Per job: what a chain raised and the chain's workflow id, for its run to raise (`_chain_crashed`).
         self._chain_crashes: dict[str, tuple[Exception, str]] = {}
+        # Watches for cancels asked from other processes while runs are on this one (`_watch_cancels`).
+        self._cancel_watch: asyncio.Task[None] | None = None
+        self._cancels_answered: set[int] = set()  # the ids of the requests it has acted on
 
     def attach(self) -> None:
         """Make this the orchestrator the process's workflows run on (before DBOS recovers any)."""
@@ -172,12 +201,21 @@ class DurableOrchestrator(Orchestrator):
         run_id = DBOS.workflow_id
         assert run_id is not None
         self._run_ids[job_id] = run_id
+        self._start_cancel_watch()
         task = asyncio.current_task()
         if task is not None:  # how `_stop_run` tells the run from its chains
             task.set_name(f"dbos-run-{job_id}")
         try:
             async with self._tracked(job_id):
                 return await self._run(job)
+        except DBOSWorkflowCancelledError:
+            # Cancelled in DBOS, seen at one of the run's own steps before the watcher saw it: Jant's cancel.
+            if job.status in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.COMPOSING):
+                await self._stop_chains(job_id)
+                self._user_cancelled.add(job_id)
+                await self._after_cancel(job)
+                await self.store.event(job, "cancelled", detail="dbos")
+            raise
         finally:
             self._live_ready.pop(job_id, None)
             self._run_ids.pop(job_id, None)
@@ -200,7 +238,14 @@ class DurableOrchestrator(Orchestrator):
                 self._workflow_tasks.pop(job_id, None)
 
     async def _end_run(self, job: Job) -> None:
-        await finish_step(job.id)
+        """The parts of `_finish`, each a step, always all four in this order (a replay matches them by
+        position): a crash during the formats replays the master from DBOS and makes the formats again."""
+        master = await master_step(job.id)
+        if master is None:  # the job ended there (no scene, or the join failed)
+            return
+        await formats_step(job.id, master)
+        await hooks_step(job.id)
+        await finished_step(job.id, master)
 
     # -- the chains ------------------------------------------------------------------------------
 
@@ -237,6 +282,12 @@ class DurableOrchestrator(Orchestrator):
             # The chain that raised is left to end ERROR in DBOS (it is recording that now).
             await DBOS.cancel_workflows_async([i for i in chain_ids if i != crashed])
             raise exc from None
+        except DBOSAwaitedWorkflowCancelledError:
+            # A chain was cancelled in DBOS before the watcher saw its run cancelled (`_answer_dbos_cancels`):
+            # the job ends as a cancel (its `_run` does the rest), not as a crash.
+            await self._stop_chains(job.id)
+            self._user_cancelled.add(job.id)
+            raise asyncio.CancelledError from None
         except Exception:
             await self._stop_chains(job.id)
             await DBOS.cancel_workflows_async(chain_ids)
@@ -350,12 +401,29 @@ class DurableOrchestrator(Orchestrator):
         cut = await self._normalise(job, self._scene_of(job, scene_index), stage, Path(clip))
         return str(cut) if cut is not None else None
 
-    async def finish_once(self, job_id: str) -> None:
-        """Compose, formats, hooks: each writes whole files and records them on the job, so a finish
-        stopped half-way is simply done again."""
+    # The end of a run, one step per part (`_end_run`): each writes whole files (a temporary file renamed
+    # over the old) and records them on the job, so a part stopped half-way is simply done again.
+
+    async def master_once(self, job_id: str) -> dict[str, str | int | None] | None:
         job = await self._live_job(job_id)
-        await self._step_ran(job, "jant.finish")
-        await self._finish(job)
+        await self._step_ran(job, "jant.master")
+        master = await self._finish_master(job)
+        return master.record() if master is not None else None
+
+    async def formats_once(self, job_id: str, master: Mapping[str, str | int | None]) -> None:
+        job = await self._live_job(job_id)
+        await self._step_ran(job, "jant.formats")
+        await self._finish_formats(job, FinishedMaster.from_record(master))
+
+    async def hooks_once(self, job_id: str) -> None:
+        job = await self._live_job(job_id)
+        await self._step_ran(job, "jant.hooks")
+        await self._finish_hooks(job)
+
+    async def finished_once(self, job_id: str, master: Mapping[str, str | int | None]) -> None:
+        job = await self._live_job(job_id)
+        await self._step_ran(job, "jant.finished")
+        await self._finish_job(job, FinishedMaster.from_record(master))
 
     async def _step_ran(self, job: Job, step: str, scene_index: int | None = None, kind: str | None = None) -> None:
         """One event per execution of a step (a replayed step does not run, so it leaves none): how an
@@ -390,6 +458,74 @@ class DurableOrchestrator(Orchestrator):
         await asyncio.gather(run_task, return_exceptions=True)
         await DBOS.cancel_workflow_async(run_id, cancel_children=True)
         return True
+
+    # -- a cancel asked from another process ----------------------------------------------------
+
+    def _start_cancel_watch(self) -> None:
+        if self._cancel_watch is None or self._cancel_watch.done():
+            # A context of its own: started from a run, it would inherit the run's DBOS context, and its
+            # DBOS calls (list, cancel) would be recorded as operations of that workflow.
+            self._cancel_watch = asyncio.create_task(
+                self._watch_cancels(), name="cancel-watch", context=contextvars.Context()
+            )
+
+    async def _watch_cancels(self) -> None:
+        """While runs are on this process, look for cancel requests on their jobs (the event a front end
+        that runs no job records: `QueuedOrchestrator.cancel`) and answer each as a local cancel: the
+        same `cancel` a Cancel button of this process calls. One indexed read per poll; none when idle."""
+        polls = 0
+        while self._run_ids:
+            try:
+                await self._answer_cancel_requests()
+                if polls % DBOS_CANCEL_CHECK_EVERY == 0:
+                    await self._answer_dbos_cancels()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a busy database, say: the next poll tries again
+                log.exception("could not read the cancel requests of the jobs running here")
+            polls += 1
+            await asyncio.sleep(CANCEL_POLL_S)
+
+    async def _answer_cancel_requests(self) -> None:
+        requests = await self.store.repo.events_of_kind(engine.CANCEL_REQUESTED, sorted(self._run_ids))
+        for request in requests:
+            job_id, event_id = str(request["job_id"]), int(request["id"])
+            run_id, by = engine.parse_cancel_request(request["detail"])
+            # A request names its run: one left from an earlier run of the job (it came too late) is not this one's.
+            if event_id in self._cancels_answered or self._run_ids.get(job_id) != run_id:
+                continue
+            self._cancels_answered.add(event_id)
+            job = self._jobs.get(job_id)
+            if job is None:
+                continue
+            log.info("job %s: cancel of run %s asked from another process (by %s)", job_id, run_id, by)
+            try:
+                await self.cancel(job, by=by)
+            except InvalidRequest as exc:  # it ended meanwhile (finished first): the asker reads the job's end
+                log.info("job %s: not cancelled: %s", job_id, exc.user_message)
+
+    async def _answer_dbos_cancels(self) -> None:
+        """A run cancelled in DBOS without a request (an operator's DBOS tooling, a front end that gave up
+        waiting): DBOS would only stop it at its chains' next steps, with nothing cancelled on Replicate
+        and the job left running. Cancel it as Jant's own cancel does."""
+        runs = await DBOS.list_workflows_async(
+            workflow_ids=sorted(self._run_ids.values()), status="CANCELLED", load_input=False, load_output=False
+        )
+        for run in runs:
+            job_id = engine.job_of(run.workflow_id)
+            job = self._jobs.get(job_id)
+            if job is None or self._run_ids.get(job_id) != run.workflow_id:
+                continue
+            log.warning("job %s: its run %s was cancelled in DBOS; cancelling the job", job_id, run.workflow_id)
+            try:
+                await self.cancel(job, by="dbos")
+            except InvalidRequest as exc:
+                log.info("job %s: not cancelled: %s", job_id, exc.user_message)
+
+    async def shutdown(self, grace_s: float = 8.0) -> None:
+        await cancel_and_wait(self._cancel_watch)
+        self._cancel_watch = None
+        await super().shutdown(grace_s)
 
     def _stoppable_tasks(self) -> list[asyncio.Task[Any]]:
         """A shutdown stops the runs on this loop without cancelling predictions: their workflows stay

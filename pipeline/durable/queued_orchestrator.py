@@ -15,6 +15,7 @@ import logging
 from pipeline.action_rules import Action
 from pipeline.config import Settings
 from pipeline.database_events import DatabaseEvents
+from pipeline.durable import engine
 from pipeline.durable.job_queue import JobQueue
 from pipeline.errors import InvalidRequest
 from pipeline.events import EventKind, ProgressEvent
@@ -27,6 +28,10 @@ from pipeline.task_stop import cancel_and_wait
 log = logging.getLogger(__name__)
 
 ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.COMPOSING)
+# How long a cancel waits for the worker making the job to end it, before doing it from here; how often
+# it looks.
+WORKER_CANCEL_WAIT_S = 30.0
+_CANCEL_POLL_S = 0.25
 
 
 class QueuedOrchestrator(Orchestrator):
@@ -41,6 +46,7 @@ class QueuedOrchestrator(Orchestrator):
         self.queue = queue
         self.database_events = DatabaseEvents(store, self.bus)
         self._closed = False
+        self.worker_cancel_wait_s = WORKER_CANCEL_WAIT_S
 
     def follow_active_jobs(self) -> None:
         """Follow every job being made, not only the ones this process starts: a restarted bot's status
@@ -83,22 +89,68 @@ class QueuedOrchestrator(Orchestrator):
         return []
 
     async def cancel(self, job: Job, *, by: str | None = None) -> Job:
-        """A job no worker has taken yet is cancelled here (its run cancelled in DBOS first, so no worker
-        takes it after). One a worker is making cannot be stopped from this process yet: it says so."""
+        """Cancel a job this process does not run. A request is recorded on the job first (the event
+        `cancel_requested`, naming its live run), so that whichever worker runs that run — or takes it
+        from the queue in the same instant — cancels it as a local cancel does: its predictions in flight
+        cancelled on Replicate, its stages and the job marked cancelled, its workflows cancelled in DBOS.
+        Then:
+
+        - a run no worker has taken is cancelled in DBOS here, and the job marked cancelled here;
+        - a run a worker is making: this waits for the worker to end the job (its progress comes back
+          through the database as always). A job that ended otherwise meanwhile (it finished first) is
+          said so. A worker that does not answer within `worker_cancel_wait_s` is down (its run waits
+          for a restart or a takeover): the run is cancelled in DBOS, so no launch recovers it, and its
+          predictions in flight are cancelled from here."""
         _check_allowed(job, Action.CANCEL)
-        if await self.queue.cancel_waiting(job.id) is False:
-            raise InvalidRequest(
-                f"Job {job.id} is being made by a worker, and a job cannot be cancelled from another "
-                "process yet: it will finish there."
-            )
+        run = await self.queue.live_run(job.id)
+        if run is not None:
+            run_id, status = run
+            await self.store.event(job, engine.CANCEL_REQUESTED, detail=engine.cancel_request(run_id, by))
+            if status == "PENDING":
+                return await self._cancel_on_worker(job, run_id, by)
+            await self.queue.cancel_run(run_id)
+        else:
+            # No run left in DBOS: the job may have ended since the asker read it (a Cancel pressed as
+            # the ad was finishing). Judge the job as stored, or a finished ad would be marked cancelled.
+            stored = await self.store.get(job.id)
+            if stored is not None:
+                _check_allowed(stored, Action.CANCEL)
+        await self._cancel_here(job, by)
+        return job
+
+    async def _cancel_on_worker(self, job: Job, run_id: str, by: str | None) -> Job:
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.worker_cancel_wait_s
+        while True:
+            stored = await self.store.get(job.id)
+            if stored is None:
+                raise InvalidRequest(f"Job {job.id} was deleted.")
+            if stored.status is JobStatus.CANCELLED:
+                return stored
+            if stored.status not in ACTIVE_STATUSES:
+                raise InvalidRequest(
+                    f"Job {job.id} ended ({stored.status.value}) before the cancel reached the worker making it."
+                )
+            if loop.time() >= give_up:
+                break
+            await asyncio.sleep(_CANCEL_POLL_S)
+        log.warning(
+            "job %s: no worker answered its cancel within %.0f s (its worker is down?): cancelling its run %s "
+            "in DBOS and its predictions from here", job.id, self.worker_cancel_wait_s, run_id,
+        )  # fmt: skip
+        await self.queue.cancel_run(run_id)
+        await self._cancel_here(stored, f"{by or 'unknown'}, no worker answered")
+        return stored
+
+    async def _cancel_here(self, job: Job, by: str | None) -> None:
+        """The job's run is cancelled in DBOS (or it never had one): end it here as a local cancel does."""
         task = self._tasks.get(job.id)
         if task is not None and not task.done():
             await cancel_and_wait(task)
         self.database_events.forget(job.id)  # `_after_cancel` tells its end
         self._user_cancelled.add(job.id)
-        await self._after_cancel(job)  # nothing runs: its stages are marked cancelled, its hold settled
+        await self._after_cancel(job)  # its predictions in flight cancelled, its stages marked, its hold settled
         await self.store.event(job, "cancelled", detail=by)
-        return job
 
     async def shutdown(self, grace_s: float = 8.0) -> None:
         """Stop following; the jobs go on on the workers."""
