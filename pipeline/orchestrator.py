@@ -1023,12 +1023,13 @@ class Orchestrator:
             resume_id = prediction_id
         elif step is AttemptStep.CREATE and resume_id:  # a create step stopped after its POST: it is made
             return AttemptOutcome(created=resume_id)
-        # Left RUNNING without an id: the run may have died between its create's POST and storing the id.
-        # Then the attempt goes on, and its provider looks for that prediction before paying for another.
-        intent = None
-        if step is not AttemptStep.WAIT and not resume_id and stage.status is StageStatus.RUNNING:
-            intent = await self.store.unanswered_intent(stage)
-        resuming = bool(resume_id) or intent is not None
+        # Left RUNNING without an id: the run stopped inside the attempt, before its prediction's id was
+        # stored — waiting for its turn to create, or between the create's POST and storing the id. The
+        # same attempt goes on (a stop is not the stage failing), and when its create was sent (its intent
+        # is stored), the provider looks for that prediction before paying for another.
+        interrupted = step is not AttemptStep.WAIT and stage.status is StageStatus.RUNNING
+        intent = await self.store.unanswered_intent(stage) if interrupted and not resume_id else None
+        resuming = bool(resume_id) or interrupted
         attempt = stage.attempt if resuming else stage.attempt + 1
         if first:
             stage.error = None
