@@ -22,7 +22,7 @@ from tests.bot_harness import eventually
 from tests.durable_processes import PRODUCT, SCENES, jant, rows, service_engine_env, steps_run, stop
 from tests.emulators.fake_openai import FakeOpenAI
 from tests.emulators.fake_replicate import SVD_VERSION, FakeReplicate
-from tests.service_fakes import SVD
+from tests.service_fakes import SDXL, SVD
 
 pytest.importorskip("dbos", reason="the durable extra (`pip install 'jant[durable]'`) is not installed")
 
@@ -94,3 +94,58 @@ async def test_a_kill_while_replicate_holds_a_clips_create_answer_is_resumed_on_
     # The re-run create step found the prediction (no second create) and its wait step polled it.
     ran = await steps_run(database, job_id)
     assert ran[(int(str(scene)), "clip", "jant.create")] == 2 and ran[(int(str(scene)), "clip", "jant.wait")] == 1
+
+
+@pytest.mark.timeout(180)
+async def test_a_kill_before_the_create_reached_replicate_creates_it_on_restart(
+    emulators: tuple[FakeOpenAI, FakeReplicate], tmp_path: Path
+) -> None:
+    """The other side of the intent: the POST never arrived (stuck on its way in when the process died),
+    so Replicate's list has no such prediction and the resumed attempt creates it, once."""
+    oai, rep = emulators
+    rep.set_latency(SVD, processing=1.0 / rep.time_factor)
+    rep.stall_creates(120)  # the first create (a seed's) reaches the server and is never accepted
+    data = tmp_path / "data"
+    env = service_engine_env(oai, rep, data, JANT_WORKER_ID="alpha", JANT_VOICE="none", JANT_MUSIC="none")
+    makead = await jant(env, tmp_path, tmp_path / "makead.log", "makead", PRODUCT, "--yes")
+    worker = None
+    try:
+
+        async def stalled() -> bool:
+            return rep.stalled > 0
+
+        await eventually(stalled, timeout=90, what="a create stalled on its way to Replicate")
+        makead.send_signal(signal.SIGKILL)
+        assert await asyncio.wait_for(makead.wait(), 10) == -signal.SIGKILL
+        rep.release_held()  # the stalled request goes on, finds its client gone and is dropped
+
+        async def dropped() -> bool:
+            return rep.counts.dropped == 1
+
+        await eventually(dropped, timeout=10, what="the stalled create dropped")
+    finally:
+        await stop(makead)
+    db = data / "jant.db"
+    accepted = {fingerprint(p.input) for p in rep.predictions.values()}
+    intents = await rows(db, "SELECT job_id, scene_index, stage, fingerprint, attempt FROM prediction_intents")
+    lost = [(job, i, kind) for job, i, kind, fp, attempt in intents if fp not in accepted and attempt == 1]
+    assert len(lost) == 1, (intents, len(accepted))
+    [(job_id, scene, kind)] = lost
+    lists = rep.counts.lists
+    try:
+        worker = await jant(env, tmp_path, tmp_path / "worker.log", "worker", "--id", "alpha", "--until-idle")
+        assert await asyncio.wait_for(worker.wait(), 120) == 0, (tmp_path / "worker.log").read_text()
+    finally:
+        if worker is not None:
+            await stop(worker)
+    log = (tmp_path / "worker.log").read_text()
+    [(job_status,)] = await rows(db, "SELECT status FROM jobs WHERE id = ?", job_id)
+    assert job_status == "completed", log
+    assert rep.counts.lists > lists  # it looked before creating
+    assert rep.counts.creates[SDXL] == rep.counts.creates[SVD] == SCENES, log  # one create per stage, all told
+    [(made, attempt)] = await rows(
+        db, "SELECT prediction_id, attempt FROM stages WHERE job_id = ? AND scene_index = ? AND stage = ?",
+        job_id, scene, kind,
+    )  # fmt: skip
+    assert made in rep.predictions and attempt == 1
+    assert await rows(db, "SELECT * FROM prediction_intents") == []

@@ -625,6 +625,7 @@ class Counts:
     models: int = 0
     downloads: int = 0  # output / file byte downloads
     throttled: int = 0  # 429s from the rate limiter (not scripted ones)
+    dropped: int = 0  # stalled creates whose client went away before they were accepted
     unauthorized: int = 0
 
     @property
@@ -715,6 +716,8 @@ class FakeReplicate:
         self._create_faults: deque[_Fault] = deque()
         self._get_faults: deque[_Fault] = deque()
         self._list_faults: deque[_Fault] = deque()
+        self._stalls: deque[float] = deque()
+        self.stalled = 0  # creates stalled by `stall_creates` right now
         self._download_faults: deque[_Fault] = deque()
         self._blobs: dict[str, tuple[bytes, str]] = {}
         # One synthesis per distinct line: fifty ads approved together send the same lines at once,
@@ -892,6 +895,11 @@ class FakeReplicate:
         """The next `times` GET /v1/predictions/{id} answer `status`."""
         self._get_faults.append(_Fault(status, times, retry_after, detail, html))
 
+    def stall_creates(self, seconds: float, *, times: int = 1) -> None:
+        """The next `times` creates reach the server but are not accepted for `seconds` (a request stuck on
+        its way in): a client that gives up or is killed meanwhile leaves no prediction (`counts.dropped`)."""
+        self._stalls.extend([seconds] * times)
+
     def fail_list(self, status: int = 500, *, times: int = 1, retry_after: float | None = None) -> None:
         """The next `times` GET /v1/predictions (the list) answer `status`."""
         self._list_faults.append(_Fault(status, times, retry_after))
@@ -901,7 +909,7 @@ class FakeReplicate:
         self._download_faults.append(_Fault(status, times))
 
     def release_held(self) -> None:
-        """Answer every create held back by "held:SECONDS" now."""
+        """Answer every create held back by "held:SECONDS" now, and end every stall (`stall_creates`)."""
         if self._release is not None:
             self._release.set()
         self._release = None
@@ -1062,7 +1070,23 @@ class FakeReplicate:
         }
 
     # ------------------------------------------------------------------ handlers: predictions
+    async def _stall(self, request: web.Request) -> bool:
+        """Hold a create before accepting it when `stall_creates` says so; False when its client left."""
+        if not self._stalls:
+            return True
+        self.stalled += 1
+        try:
+            await self._held_for(self._stalls.popleft())
+        finally:
+            self.stalled -= 1
+        if request.transport is None or request.transport.is_closing():
+            self.counts.dropped += 1
+            return False
+        return True
+
     async def _create_by_version(self, request: web.Request) -> web.Response:
+        if not await self._stall(request):
+            return web.Response(status=499)
         rec, gate = await self._gate(request, "create")
         if isinstance(gate, web.Response):
             return gate
@@ -1112,6 +1136,8 @@ class FakeReplicate:
         return None, ""
 
     async def _create_by_model(self, request: web.Request) -> web.Response:
+        if not await self._stall(request):
+            return web.Response(status=499)
         rec, gate = await self._gate(request, "create")
         if isinstance(gate, web.Response):
             return gate
@@ -1169,15 +1195,20 @@ class FakeReplicate:
 
     async def _hold(self, p: _Prediction) -> None:
         """Keep a create's answer back for `p.held` s (a client killed meanwhile never gets the id)."""
-        if self._release is None:
-            self._release = asyncio.Event()
         self.holding.add(p.id)
         try:
-            await asyncio.wait_for(self._release.wait(), timeout=p.held)
-        except TimeoutError:
-            pass
+            await self._held_for(p.held)
         finally:
             self.holding.discard(p.id)
+
+    async def _held_for(self, seconds: float) -> None:
+        """Wait `seconds`, or less if `release_held()` (or `stop()`) comes first."""
+        if self._release is None:
+            self._release = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._release.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
 
     def _pick_outcome(self, model: FakeModel, version: str, inp: dict[str, Any]) -> str:
         for key in (version, model.ref):
