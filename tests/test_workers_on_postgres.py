@@ -136,7 +136,12 @@ async def test_two_workers_three_queued_ads_one_worker_killed_the_survivor_finis
 
         for n in range(ADS):  # each terminal follows its ad to the end, whoever makes it
             name = f"makead-{n}"
-            assert await asyncio.wait_for(procs[name].wait(), 180) == 0, logs[name].read_text()
+            try:
+                code = await asyncio.wait_for(procs[name].wait(), 180)
+            except TimeoutError:  # say where it stood: the terminal's rows and the survivor's last words
+                tail = "\n".join(logs[survivor].read_text().splitlines()[-40:])
+                raise AssertionError(f"{name} still running:\n{logs[name].read_text()}\n{survivor}:\n{tail}") from None
+            assert code == 0, logs[name].read_text()
         procs[survivor].send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(procs[survivor].wait(), 15) == 0, logs[survivor].read_text()
     finally:
