@@ -157,8 +157,9 @@ class JobRepository:
             raise KeyError(f"unknown job fields: {sorted(unknown)}")
         statements: list[tuple[str, Sequence[Any]]] = [self._update_job_sql(job_id, fields)]
         statements += [
-            ("DELETE FROM stages WHERE job_id = ? AND scene_index = ? AND stage = ?", (job_id, index, stage))
+            (f"DELETE FROM {table} WHERE job_id = ? AND scene_index = ? AND stage = ?", (job_id, index, stage))
             for index, stage in stages
+            for table in ("stages", "prediction_intents")  # a stage made again must not find its old create
         ]
         await self._in_transaction(statements)
 
@@ -196,6 +197,7 @@ class JobRepository:
             self._update_job_sql(job_id, {"storyboard": storyboard, **fields}),
             ("DELETE FROM stages WHERE job_id = ?", (job_id,)),
             ("DELETE FROM scenes WHERE job_id = ?", (job_id,)),
+            ("DELETE FROM prediction_intents WHERE job_id = ?", (job_id,)),  # creates of the old stages
         ]
         statements += self._stage_rows(job_id, stages)
         await self._in_transaction(statements)

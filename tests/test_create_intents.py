@@ -203,5 +203,15 @@ async def test_an_intent_is_stored_before_the_post_and_cleared_with_the_id(datab
         assert await repo.prediction_intent("j1", 2, "clip") is None
         await repo.record_prediction("j1", 1, "clip", "svd", "p1")
         assert await repo.prediction_intent("j1", 1, "clip") is None
+        # A stage made again (its row dropped, or a new storyboard's rows) never finds an old create.
+        stage = {"scene_index": 1, "stage": "clip", "status": "running", "attempt": 1}
+        for drop in (
+            lambda: repo.update_job_dropping_stages("j1", [(1, "clip")]),
+            lambda: repo.replace_storyboard("j1", {}, [stage]),
+        ):
+            await repo.record_intent("j1", 1, "clip", attempt=1, provider="svd", model="v", fingerprint="b" * 64,
+                                     sent_at=sent)  # fmt: skip
+            await drop()
+            assert await repo.prediction_intent("j1", 1, "clip") is None
     finally:
         await repo.close()
