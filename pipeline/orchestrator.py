@@ -73,6 +73,7 @@ from pipeline.progress_writer import ProgressWriter
 from pipeline.providers.base import (
     AttemptStep,
     PredictionCreated,
+    PredictionIntent,
     Providers,
     StageContext,
     StageProvider,
@@ -1040,13 +1041,20 @@ class Orchestrator:
             resume_id = prediction_id
         elif step is AttemptStep.CREATE and resume_id:  # a create step stopped after its POST: it is made
             return AttemptOutcome(created=resume_id)
-        attempt = stage.attempt if resume_id else stage.attempt + 1
+        # Left RUNNING without an id: the run stopped inside the attempt, before its prediction's id was
+        # stored — waiting for its turn to create, or between the create's POST and storing the id. The
+        # same attempt goes on (a stop is not the stage failing), and when its create was sent (its intent
+        # is stored), the provider looks for that prediction before paying for another.
+        interrupted = step is not AttemptStep.WAIT and stage.status is StageStatus.RUNNING
+        intent = await self.store.unanswered_intent(stage) if interrupted and not resume_id else None
+        resuming = bool(resume_id) or interrupted
+        attempt = stage.attempt if resuming else stage.attempt + 1
         if first:
             stage.error = None
         # A wait step's stage is running: its prediction is. A resumed attempt stays RUNNING with its
-        # prediction id while it waits for a slot too: stored as QUEUED, a stop during that wait would
-        # make the next resume pay for a new prediction.
-        if step is not AttemptStep.WAIT and not resume_id:
+        # prediction id (or its unanswered create) while it waits for a slot too: stored as QUEUED, a
+        # stop during that wait would make the next resume pay for a new prediction.
+        if step is not AttemptStep.WAIT and not resuming:
             stage.status, stage.progress = StageStatus.QUEUED, 0.0
             await self.store.save_stage(stage)
             await self._publish(EventKind.STAGE_QUEUED, job, stage.scene_index, stage.stage)
@@ -1056,7 +1064,7 @@ class Orchestrator:
                 stage.prediction_id = None
             await self.store.save_stage(stage)
             await self._publish(EventKind.STAGE_RUNNING, job, stage.scene_index, stage.stage)
-            ctx = self._context(job, stage, provider.name, resume_id, step=step)
+            ctx = self._context(job, stage, provider.name, resume_id, step=step, intent=intent)
             request = StageInputs(job, scene, stage, self.settings, dest, dict(inputs))
             work = kind.start(provider, request, ctx)
             try:
@@ -1100,7 +1108,7 @@ class Orchestrator:
 
     def _context(
         self, job: Job, stage: StageState, provider: str, resume_id: str | None, *,
-        step: AttemptStep = AttemptStep.WHOLE,
+        step: AttemptStep = AttemptStep.WHOLE, intent: PredictionIntent | None = None,
     ) -> StageContext:  # fmt: skip
         last_saved = [stage.progress]
 
@@ -1114,10 +1122,14 @@ class Orchestrator:
         async def on_prediction(prediction_id: str) -> None:
             await self.store.record_prediction(stage, provider, prediction_id)
 
+        async def on_intent(sent: PredictionIntent) -> None:
+            await self.store.record_intent(stage, provider, sent)
+
         return StageContext(
             job_id=job.id, scene_index=stage.scene_index, stage=stage.stage, attempt=stage.attempt,
             existing_prediction_id=resume_id, on_progress=on_progress, on_prediction=on_prediction,
             in_flight=lambda: sum(slots.in_flight for slots in self.slots.values()), step=step,
+            intent=intent, on_intent=on_intent,
         )  # fmt: skip
 
     def _outer_deadline(self, stage: StageState) -> float:

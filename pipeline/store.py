@@ -21,6 +21,7 @@ from pipeline.models import (
     fresh_scene_states,
     utcnow,
 )
+from pipeline.providers.base import PredictionIntent
 from pipeline.speech_timing import WordTiming
 from pipeline.stage_kinds import JOB_LEVEL_INDEX, STAGE_KINDS, StageLevel, required_kinds
 from storage.errors import DatabaseLocked, DatabaseTooNew, DatabaseUnavailable, MigrationFailed
@@ -320,6 +321,21 @@ class JobStore:
     async def record_prediction(self, stage: StageState, provider: str, prediction_id: str) -> None:
         stage.prediction_id = prediction_id
         await self.repo.record_prediction(stage.job_id, stage.scene_index, str(stage.stage), provider, prediction_id)
+
+    async def record_intent(self, stage: StageState, provider: str, intent: PredictionIntent) -> None:
+        """The create `stage`'s current attempt is about to send (before the POST; see migration 007)."""
+        await self.repo.record_intent(
+            stage.job_id, stage.scene_index, str(stage.stage), attempt=stage.attempt, provider=provider,
+            model=intent.model, fingerprint=intent.fingerprint, sent_at=intent.sent_at,
+        )  # fmt: skip
+
+    async def unanswered_intent(self, stage: StageState) -> PredictionIntent | None:
+        """The create `stage`'s current attempt sent, when its prediction id was never stored (the process
+        died between the POST and the store): the prediction may exist, paid for, on the provider."""
+        row = await self.repo.prediction_intent(stage.job_id, stage.scene_index, str(stage.stage))
+        if row is None or row["attempt"] != stage.attempt:
+            return None
+        return PredictionIntent(model=row["model"], fingerprint=row["fingerprint"], sent_at=row["sent_at"])
 
     async def event(
         self, job: Job, kind: str, *, scene_index: int | None = None, stage: str | None = None,

@@ -157,8 +157,9 @@ class JobRepository:
             raise KeyError(f"unknown job fields: {sorted(unknown)}")
         statements: list[tuple[str, Sequence[Any]]] = [self._update_job_sql(job_id, fields)]
         statements += [
-            ("DELETE FROM stages WHERE job_id = ? AND scene_index = ? AND stage = ?", (job_id, index, stage))
+            (f"DELETE FROM {table} WHERE job_id = ? AND scene_index = ? AND stage = ?", (job_id, index, stage))
             for index, stage in stages
+            for table in ("stages", "prediction_intents")  # a stage made again must not find its old create
         ]
         await self._in_transaction(statements)
 
@@ -196,6 +197,7 @@ class JobRepository:
             self._update_job_sql(job_id, {"storyboard": storyboard, **fields}),
             ("DELETE FROM stages WHERE job_id = ?", (job_id,)),
             ("DELETE FROM scenes WHERE job_id = ?", (job_id,)),
+            ("DELETE FROM prediction_intents WHERE job_id = ?", (job_id,)),  # creates of the old stages
         ]
         statements += self._stage_rows(job_id, stages)
         await self._in_transaction(statements)
@@ -371,7 +373,36 @@ class JobRepository:
               prediction_id)),
             ("UPDATE stages SET prediction_id = ?, updated_at = ? WHERE job_id = ? AND scene_index = ?"
              " AND stage = ?", (prediction_id, now, job_id, scene_index, stage)),
+            # The create's intent (migration 007) is answered: the id is what a resume needs now.
+            ("DELETE FROM prediction_intents WHERE job_id = ? AND scene_index = ? AND stage = ?",
+             (job_id, scene_index, stage)),
         ])  # fmt: skip
+
+    async def record_intent(
+        self, job_id: str, scene_index: int, stage: str, *, attempt: int, provider: str, model: str,
+        fingerprint: str, sent_at: datetime,
+    ) -> None:  # fmt: skip
+        """Store the create a stage's attempt is about to send (one row per stage: it replaces the last)."""
+        await self._in_transaction([
+            ("INSERT INTO prediction_intents (job_id, scene_index, stage, attempt, provider, model, fingerprint,"
+             " sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, scene_index, stage) DO UPDATE SET"
+             " attempt = excluded.attempt, provider = excluded.provider, model = excluded.model,"
+             " fingerprint = excluded.fingerprint, sent_at = excluded.sent_at",
+             (job_id, scene_index, stage, attempt, provider, model, fingerprint, sent_at.isoformat())),
+        ])  # fmt: skip
+
+    async def prediction_intent(self, job_id: str, scene_index: int, stage: str) -> dict[str, Any] | None:
+        """The stage's create intent whose prediction id was never stored, if any (`sent_at` a datetime)."""
+        rows = await self._db.fetch(
+            "SELECT attempt, provider, model, fingerprint, sent_at FROM prediction_intents"
+            " WHERE job_id = ? AND scene_index = ? AND stage = ?",
+            (job_id, scene_index, stage),
+        )
+        if not rows:
+            return None
+        out = dict(rows[0])
+        out["sent_at"] = datetime.fromisoformat(str(out["sent_at"]))
+        return out
 
     async def finish_prediction(
         self, prediction_id: str, status: str, predict_time: float | None, cost_usd: float | None = None

@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from bot.error_replies import RESTARTING
+from pipeline.providers.replicate_intents import fingerprint
 from tests.bot_harness import embed_text, eventually, job_id_of
 from tests.emulators import media
 from tests.emulators.discord_server import DiscordEmulator, InteractionRecord, StoredMessage, User
@@ -238,6 +239,48 @@ async def test_a_kill_9_while_clips_generate_loses_nothing_and_pays_nothing_twic
         assert time.monotonic() - started < 10
     finally:
         await second.stop()
+
+
+async def test_a_kill_9_while_replicate_holds_a_clips_create_answer_resumes_on_that_prediction(
+    discord_emulator: DiscordEmulator, fakes: tuple[FakeOpenAI, FakeReplicate], bot_env: dict, tmp_path: Path
+) -> None:
+    """The local engine's restart after a kill between Replicate accepting a clip's create and the id being
+    stored: the create's intent leads the resumed attempt to that prediction, not to a second create."""
+    emu, (_, rep) = discord_emulator, fakes
+    db = tmp_path / "data" / "jant.db"
+    env = {**bot_env, "JANT_VOICE": "none", "JANT_MUSIC": "none"}
+    rep.set_latency(SVD, processing=1.0 / 0.1)
+    rep.script(SVD, "held:120")  # the first clip's create: accepted and counted, its answer held back
+    first = await BotProcess(env, tmp_path).start(emu)
+    try:
+        _, job_id, _ = await makead_and_approve(emu)
+
+        async def held() -> str | None:
+            return next(iter(rep.holding), None)
+
+        prediction = await eventually(held, timeout=60, what="a clip's create held by Replicate")
+        first.proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
+        assert await first.wait(10) == -signal.SIGKILL
+    finally:
+        await first.stop()
+    rep.release_held()
+    sql = "SELECT scene_index FROM prediction_intents WHERE job_id = ? AND stage = 'clip' AND fingerprint = ?"
+    [(scene,)] = await asyncio.to_thread(db_rows, db, sql, job_id, fingerprint(rep.predictions[prediction].input))
+
+    second = await BotProcess(env, tmp_path).start(emu)
+    try:
+        status = "SELECT status FROM jobs WHERE id = ?"
+        await eventually(
+            lambda: asyncio.to_thread(lambda: db_rows(db, status, job_id) == [("completed",)]), timeout=60,
+            what="the job completed after the restart",
+        )  # fmt: skip
+    finally:
+        await second.stop()
+    assert rep.counts.creates[SVD] == SCENES, second.log  # the held create was not sent again
+    sql = "SELECT prediction_id, attempt, status FROM stages WHERE job_id = ? AND scene_index = ? AND stage = 'clip'"
+    assert await asyncio.to_thread(db_rows, db, sql, job_id, scene) == [(prediction, 1, "done")]
+    assert rep.predictions[prediction].status == "succeeded"
+    assert await asyncio.to_thread(db_rows, db, "SELECT * FROM prediction_intents") == []
 
 
 async def test_sigterm_stops_taking_work_leaves_predictions_running_and_exits_within_10_s(

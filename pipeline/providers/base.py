@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
@@ -40,6 +41,16 @@ class PredictionCreated(Exception):  # not an error: how a provider stops after 
         self.prediction_id = prediction_id
 
 
+@dataclass(frozen=True)
+class PredictionIntent:
+    """A create about to be sent, recorded before the POST: if the process dies before the prediction's
+    id is stored, the next run of that attempt finds the prediction by these instead of paying again."""
+
+    model: str  # "owner/name" (an official model, created by name) or the version id
+    fingerprint: str  # of the input fields the provider echoes back unchanged (its own module says which)
+    sent_at: datetime  # UTC, just before the POST
+
+
 @dataclass
 class StageContext:
     job_id: str
@@ -54,6 +65,10 @@ class StageContext:
     # How many predictions are in flight process-wide; real providers widen their poll interval.
     in_flight: Callable[[], int] = field(default=lambda: 1)
     step: AttemptStep = AttemptStep.WHOLE
+    # Set when resuming an attempt whose create was sent but whose prediction id was never stored (the
+    # process died in between): the provider looks for that prediction before creating another.
+    intent: PredictionIntent | None = None
+    on_intent: Callable[[PredictionIntent], Awaitable[None]] | None = None
 
     async def progress(self, percent: float, note: str | None = None) -> None:
         if self.on_progress is not None:
@@ -63,6 +78,11 @@ class StageContext:
         """Persist the id BEFORE awaiting the prediction: the window for a duplicate stays tiny."""
         if self.on_prediction is not None:
             await self.on_prediction(prediction_id)
+
+    async def record_intent(self, intent: PredictionIntent) -> None:
+        """Persist a create's intent BEFORE sending it (recording its id then supersedes it)."""
+        if self.on_intent is not None:
+            await self.on_intent(intent)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from replicate.exceptions import ReplicateError
 
 from pipeline.config import ReplicateSettings
 from pipeline.errors import ProviderError, SafetyRejection, StageTimeout
+from pipeline.providers import replicate_intents
 from pipeline.providers.base import AttemptStep, PredictionCreated, StageContext
 from pipeline.providers.poll_scheduler import CreatePacer, CreateSlot, PollPlan, PollScheduler, TailEstimate, fair_share
 from pipeline.retry import classify
@@ -161,6 +162,10 @@ class PredictionRunner:
         recorded (raising `PredictionCreated`), `WAIT` only waits for `ctx.existing_prediction_id`."""
         if ctx.existing_prediction_id is not None:
             return await self.wait(ctx.existing_prediction_id, ctx, progress, sampling)
+        if ctx.intent is not None and (found := await self.find_sent(ctx)) is not None:
+            if ctx.step is AttemptStep.CREATE:
+                raise PredictionCreated(found)
+            return await self.wait(found, ctx, progress, sampling)
         state = await self.create(input, ctx)
         if ctx.step is AttemptStep.CREATE:
             raise PredictionCreated(state.id)
@@ -174,6 +179,16 @@ class PredictionRunner:
             await ctx.progress(0.0, f"{self._prefix(ctx)}waiting ~{wait:.0f} s for Replicate's create limit")
         slot = await self.pacer.turn(background=self.background_creates)
         return await self._create_shielded(input, ctx, slot)
+
+    async def find_sent(self, ctx: StageContext) -> str | None:
+        """The prediction of `ctx.intent` (a create sent by a run that died before storing its id), now
+        recorded on the stage; None when Replicate never got it. Raises when Replicate cannot tell (see
+        `replicate_intents`: a failed list never leads to a second create)."""
+        assert ctx.intent is not None
+        found = await replicate_intents.find_sent(self.client, ctx.intent, label=self.label)
+        if found is not None:
+            await ctx.record_prediction(found)
+        return found
 
     async def wait(
         self,
@@ -252,7 +267,9 @@ class PredictionRunner:
         # Shielded: once Replicate has the prediction, its id reaches storage even if the job is
         # being stopped, so a restart resumes it instead of paying for another.
         # An official model ("owner/name", no version) is created at /v1/models/owner/name/predictions.
+        # The intent first: killed between the POST and the store below, a resume finds the prediction by it.
         try:
+            await ctx.record_intent(replicate_intents.intent_for(self.version, input))
             if "/" in self.version:
                 p = await self.client.predictions.async_create(model=self.version, input=input)
             else:

@@ -10,7 +10,9 @@
 What it emulates (see PLATFORM-FACTS A/B):
 - Predictions by version (`POST /v1/predictions`, `version` = 64-hex id, `owner/name:id`, or `owner/name`
   for official models) and by model (`POST /v1/models/{o}/{n}/predictions`, official models only:
-  community models such as SDXL/SVD answer 404 there, as the live API does); GET, list, cancel.
+  community models such as SDXL/SVD answer 404 there, as the live API does); GET, cancel, and the list
+  (`GET /v1/predictions`: the token's predictions newest first, 100 a page, `next`/`previous` absolute
+  URLs with a `cursor`, each result without its logs, as the live list answers).
   `Prefer: wait[=N]` holds the create up to N s (≤60) and answers "starting" while not done.
 - Model and version metadata with a cog-style `openapi_schema`; input validation against it with the
   live API's 422 body (`title: "Input validation failed"`, `detail`, `invalid_fields`).
@@ -30,6 +32,7 @@ https:// and become `FileOutput`): callers must accept both.
 from __future__ import annotations
 
 import asyncio
+import base64
 import bisect
 import hashlib
 import json
@@ -79,7 +82,9 @@ OOM_ERROR = (
     "allocated; 1.03 GiB free; 36.85 GiB reserved in total by PyTorch) If reserved memory is >> allocated "
     "memory try setting max_split_size_mb to avoid fragmentation."
 )
-# Outcomes accepted by script()/script_by(); "slow:SECONDS" and "fail:MESSAGE" take an argument.
+# Outcomes accepted by script()/script_by(); "slow:SECONDS", "fail:MESSAGE" and "held:SECONDS" take an argument.
+# "held:SECONDS": the create is accepted (stored, counted, run to success) but its answer is held back that
+# long (or until `release_held()`): a client killed meanwhile never learns the prediction's id.
 OUTCOMES = (
     "succeed",
     "fail_nsfw",
@@ -91,7 +96,9 @@ OUTCOMES = (
     "nsfw_partial",
     "slow:<seconds>",
     "fail:<message>",
+    "held:<seconds>",
 )
+PAGE_SIZE = 100  # the live list's page
 _TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
 _NOT_FOUND = {"detail": "The requested resource could not be found.", "status": 404}
 _UNAUTH = {
@@ -618,6 +625,7 @@ class Counts:
     models: int = 0
     downloads: int = 0  # output / file byte downloads
     throttled: int = 0  # 429s from the rate limiter (not scripted ones)
+    dropped: int = 0  # stalled creates whose client went away before they were accepted
     unauthorized: int = 0
 
     @property
@@ -645,6 +653,7 @@ class _Prediction:
     task: asyncio.Task[None] | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
     output_keys: list[str] = field(default_factory=list)
+    held: float = 0.0  # seconds its create's answer was held back ("held:SECONDS")
 
 
 @dataclass
@@ -706,6 +715,9 @@ class FakeReplicate:
         self._predicate: Callable[[str, str, dict[str, Any]], str | None] | None = None
         self._create_faults: deque[_Fault] = deque()
         self._get_faults: deque[_Fault] = deque()
+        self._list_faults: deque[_Fault] = deque()
+        self._stalls: deque[float] = deque()
+        self.stalled = 0  # creates stalled by `stall_creates` right now
         self._download_faults: deque[_Fault] = deque()
         self._blobs: dict[str, tuple[bytes, str]] = {}
         # One synthesis per distinct line: fifty ads approved together send the same lines at once,
@@ -717,6 +729,9 @@ class FakeReplicate:
         self._window: dict[tuple[str, str], deque[float]] = {}
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
+        # Ids of the creates whose answer is being held back now ("held:SECONDS"), and what ends every hold.
+        self.holding: set[str] = set()
+        self._release: asyncio.Event | None = None
         add_music_models(self)  # the music block at the end of this file
         add_video_models(self)  # the image-to-video block at the end of this file
         self.add_model(
@@ -769,6 +784,7 @@ class FakeReplicate:
         return self
 
     async def stop(self) -> None:
+        self.release_held()
         tasks = [p.task for p in self.predictions.values() if p.task and not p.task.done()]
         for t in tasks:
             t.cancel()
@@ -879,9 +895,24 @@ class FakeReplicate:
         """The next `times` GET /v1/predictions/{id} answer `status`."""
         self._get_faults.append(_Fault(status, times, retry_after, detail, html))
 
+    def stall_creates(self, seconds: float, *, times: int = 1) -> None:
+        """The next `times` creates reach the server but are not accepted for `seconds` (a request stuck on
+        its way in): a client that gives up or is killed meanwhile leaves no prediction (`counts.dropped`)."""
+        self._stalls.extend([seconds] * times)
+
+    def fail_list(self, status: int = 500, *, times: int = 1, retry_after: float | None = None) -> None:
+        """The next `times` GET /v1/predictions (the list) answer `status`."""
+        self._list_faults.append(_Fault(status, times, retry_after))
+
     def fail_download(self, status: int = 502, *, times: int = 1) -> None:
         """The next `times` output-file downloads answer `status`."""
         self._download_faults.append(_Fault(status, times))
+
+    def release_held(self) -> None:
+        """Answer every create held back by "held:SECONDS" now, and end every stall (`stall_creates`)."""
+        if self._release is not None:
+            self._release.set()
+        self._release = None
 
     def expire_outputs(self) -> None:
         """Every output produced so far now 404s (Replicate deletes outputs after an hour)."""
@@ -1039,7 +1070,23 @@ class FakeReplicate:
         }
 
     # ------------------------------------------------------------------ handlers: predictions
+    async def _stall(self, request: web.Request) -> bool:
+        """Hold a create before accepting it when `stall_creates` says so; False when its client left."""
+        if not self._stalls:
+            return True
+        self.stalled += 1
+        try:
+            await self._held_for(self._stalls.popleft())
+        finally:
+            self.stalled -= 1
+        if request.transport is None or request.transport.is_closing():
+            self.counts.dropped += 1
+            return False
+        return True
+
     async def _create_by_version(self, request: web.Request) -> web.Response:
+        if not await self._stall(request):
+            return web.Response(status=499)
         rec, gate = await self._gate(request, "create")
         if isinstance(gate, web.Response):
             return gate
@@ -1089,6 +1136,8 @@ class FakeReplicate:
         return None, ""
 
     async def _create_by_model(self, request: web.Request) -> web.Response:
+        if not await self._stall(request):
+            return web.Response(status=499)
         rec, gate = await self._gate(request, "create")
         if isinstance(gate, web.Response):
             return gate
@@ -1123,7 +1172,10 @@ class FakeReplicate:
         known = schema["components"]["schemas"]["Input"]["properties"]
         self.unknown_inputs.extend((model.ref, k) for k in inp if k not in known)
         outcome = self._pick_outcome(model, version, inp)
+        held = float(outcome.split(":", 1)[1]) if outcome.startswith("held:") else 0.0
+        outcome = "succeed" if held else outcome
         p = _Prediction(_prediction_id(), model, version, inp, outcome, token, time.time(), webhook=body.get("webhook"))
+        p.held = held
         self.predictions[p.id] = p
         self.counts.creates[model.ref] += 1
         model.run_count += 1
@@ -1134,10 +1186,29 @@ class FakeReplicate:
                 await asyncio.wait_for(p.done.wait(), timeout=wait)
             except TimeoutError:
                 pass
+        if held:
+            await self._hold(p)
         out = self._prediction_json(p)
         if wait and p.status not in _TERMINAL:
             out["status"] = "starting"  # what the live sync API reports when the wait runs out
         return self._json(rec, 201, out, {"Location": out["urls"]["get"]})
+
+    async def _hold(self, p: _Prediction) -> None:
+        """Keep a create's answer back for `p.held` s (a client killed meanwhile never gets the id)."""
+        self.holding.add(p.id)
+        try:
+            await self._held_for(p.held)
+        finally:
+            self.holding.discard(p.id)
+
+    async def _held_for(self, seconds: float) -> None:
+        """Wait `seconds`, or less if `release_held()` (or `stop()`) comes first."""
+        if self._release is None:
+            self._release = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._release.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
 
     def _pick_outcome(self, model: FakeModel, version: str, inp: dict[str, Any]) -> str:
         for key in (version, model.ref):
@@ -1156,12 +1227,29 @@ class FakeReplicate:
         if isinstance(gate, web.Response):
             return gate
         self.counts.lists += 1
-        items = [
-            self._prediction_json(p)
-            for p in sorted(self.predictions.values(), key=lambda p: -p.created)
-            if p.token == gate
-        ]
-        return self._json(rec, 200, {"next": None, "previous": None, "results": items})
+        if fault := self._take(self._list_faults):
+            return self._fault_response(rec, fault)
+        # Newest first; a cursor is where a page ends (for `next`) or starts (for `previous`), opaque to
+        # the client, which follows the absolute URLs.
+        mine = sorted((p for p in self.predictions.values() if p.token == gate), key=lambda p: (-p.created, p.id))
+        start = 0
+        if cursor := request.query.get("cursor"):
+            try:
+                direction, created, pid = _read_cursor(cursor)
+            except ValueError:
+                return self._json(rec, 400, {"title": "Bad Request", "detail": "Invalid cursor", "status": 400})
+            after = bisect.bisect_right([(-p.created, p.id) for p in mine], (-created, pid))
+            if direction == "n":
+                start = after
+            else:  # the page of newer predictions that ends just before the cursor's
+                before = bisect.bisect_left([(-p.created, p.id) for p in mine], (-created, pid))
+                start = max(0, before - PAGE_SIZE)
+        page = mine[start : start + PAGE_SIZE]
+        url = f"{self.base_url}/v1/predictions?cursor="
+        nxt = url + _cursor("n", page[-1]) if page and start + PAGE_SIZE < len(mine) else None
+        prev = url + _cursor("p", page[0]) if page and start > 0 else None
+        items = [{k: v for k, v in self._prediction_json(p).items() if k != "logs"} for p in page]
+        return self._json(rec, 200, {"next": nxt, "previous": prev, "results": items})
 
     async def _get_prediction(self, request: web.Request) -> web.Response:
         rec, gate = await self._gate(request, "other")
@@ -1649,8 +1737,22 @@ class FakeReplicate:
         self._finish(p, "succeeded")
 
 
+def _cursor(direction: str, p: _Prediction) -> str:
+    raw = f"{direction}|{p.created!r}|{p.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _read_cursor(cursor: str) -> tuple[str, float, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        direction, created, pid = raw.split("|")
+        return direction, float(created), pid
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(cursor) from exc
+
+
 def _check_outcome(o: str) -> None:
-    if o.startswith("slow:"):
+    if o.startswith(("slow:", "held:")):
         float(o.split(":", 1)[1])
         return
     if o.startswith("fail:"):
