@@ -473,10 +473,10 @@ def print_table(r: dict[str, Any]) -> None:
              f"{f['recovery_takeover_first_step_s']:.2f}", "≈ N + beat", None),
             ("   creates after the kills (paid twice)", f"{f['recovery_creates_after_kill']}", "0",
              f["recovery_creates_after_kill"] == 0),
-            (f"   2 workers, shared limits ({f['shared_limits_database']}): creates/min, 429s",
+            (f"   2 workers, shared limits, {f['shared_limits_database']}: creates/min, 429s",
              f"{f['shared_limits_creates_per_min']} / {f['shared_limits_throttled']}", "< 600 / 0",
              f["shared_limits_creates_per_min"] < 600 and f["shared_limits_throttled"] == 0),
-            ("   2 workers: edits per status message per s (most in 2 s)",
+            ("   2 workers: edits per status msg per s (most in 2 s)",
              f"{f['shared_limits_edits_per_status_per_s']:.3f} ({f['shared_limits_edits_per_status_in_2s']})",
              "≤ 0.5", f["shared_limits_edits_per_status_per_s"] <= 0.5 + 1e-3),
         ]  # fmt: skip
