@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops
 
+from bot.cli import main as cli_main
 from pipeline.providers.replicate_voice import minimax_voices
 from pipeline.uploaded_images import LOGO_MAX_BYTES, LOGO_MIN_SHORT_SIDE, validate_image
 from tests.test_ad_speaks import _ffmpeg, loudness
@@ -65,24 +66,28 @@ def _png(width: int, height: int) -> bytes:
     ],
     ids=["colour", "url", "mention", "unknown-key", "missing-logo", "small-logo", "music", "markup"],
 )
-def test_a_bad_brand_file_is_one_line_exit_2_and_nothing_is_made(tmp_path: Path, toml: str, message: str) -> None:
+def test_a_bad_brand_file_is_one_line_exit_2_and_nothing_is_made(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], toml: str, message: str
+) -> None:
     (tmp_path / "logo.png").write_bytes(_png(256, 256))
     (tmp_path / "small.png").write_bytes(_png(100, 100))
     # A good logo beside the bad line: it must not be stored for a file that is refused.
     logo = "" if toml.startswith("logo") else 'logo = "logo.png"\n'
     (tmp_path / "brand.toml").write_text(f'name = "Lumen"\n{logo}{toml}\n', encoding="utf-8")
-    data = tmp_path / "data"
-    result = jant("makead", PRODUCT, "--yes", "--brand", "brand.toml", cwd=tmp_path, env={"JANT_DATA_DIR": str(data)})
-    assert result.returncode == 2, result.stderr + result.stdout
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    data = tmp_path / "data"  # JANT_DATA_DIR, and the working directory (conftest)
+    # In this process (the CLI's own entry point, what `jant` runs): eight cases, no interpreter starts.
+    code = cli_main(["makead", PRODUCT, "--yes", "--brand", "brand.toml"])
+    out, err = capsys.readouterr()
+    assert code == 2, err + out
+    lines = [line for line in err.splitlines() if line.strip()]
     assert lines == ["error: " + message.format(tmp=tmp_path.resolve())]
     assert job_rows(data) == [] and not (data / "brand").exists()
 
 
-def test_a_brand_file_that_is_not_there_is_exit_2(tmp_path: Path) -> None:
-    result = jant("makead", PRODUCT, "--yes", "--brand", "nowhere.toml", cwd=tmp_path)
-    assert result.returncode == 2
-    assert result.stderr.strip() == "error: No brand file at nowhere.toml. Check the path given to --brand."
+def test_a_brand_file_that_is_not_there_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli_main(["makead", PRODUCT, "--yes", "--brand", "nowhere.toml"])  # in this process, as above
+    assert code == 2
+    assert capsys.readouterr().err.strip() == "error: No brand file at nowhere.toml. Check the path given to --brand."
 
 
 def _make(tmp_path: Path, brand: Path) -> tuple[str, Path]:
