@@ -151,10 +151,13 @@ def test_brand_check_validates_the_file_and_renders_its_preview(tmp_path: Path) 
     assert card.getpixel((20, 20)) == pytest.approx((14, 116, 144), abs=6)
 
 
-def test_brand_check_refuses_a_bad_file_with_the_loaders_words(tmp_path: Path) -> None:
+def test_brand_check_refuses_a_bad_file_with_the_loaders_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "brand.toml").write_text('primary = "teal"\n', encoding="utf-8")
-    result = jant("brand", "check", "brand.toml", cwd=tmp_path, env={"JANT_DATA_DIR": str(tmp_path / "data")})
-    assert result.returncode == 2
-    assert "brand.toml: primary must be a hex colour like #1a2b3c or 1a2b3c (got 'teal')." in result.stderr
-    assert "jant brand check" in result.stderr
+    code = cli_main(["brand", "check", "brand.toml"])  # in this process (conftest: cwd and JANT_DATA_DIR)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "brand.toml: primary must be a hex colour like #1a2b3c or 1a2b3c (got 'teal')." in err
+    assert "jant brand check" in err
     assert not (tmp_path / "brand-preview.png").exists()
