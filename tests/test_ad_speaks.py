@@ -4,6 +4,8 @@ line ending before its scene's cut — and, with voice or music turned off, says
 
 Each ad is made once per session (tests/conftest.py: first_ad, voice_only_ad, music_only_ad,
 silent_ad, french_ad) and shared by the assertions on it; the spoken one is a new user's first ad.
+The music-only and silent ones are the sample brand kit's two ads of tests/test_cli_brand.py (JANT_VOICE=none;
+the second kit says music = "none"; JANT_MUSIC=none is the voice-only ad's).
 """
 
 from __future__ import annotations
