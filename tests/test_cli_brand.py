@@ -181,14 +181,19 @@ def test_make_demo_passes_the_brand_only_when_one_is_given(brand: str, expected:
     assert command.endswith(f" --yes {expected}" if expected else " --yes"), command
 
 
-def test_a_kit_voice_the_voice_provider_lacks_is_refused_before_any_job_exists(tmp_path: Path) -> None:
+def test_a_kit_voice_the_voice_provider_lacks_is_refused_before_any_job_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "brand.toml").write_text('voice = "Nobody_Here"\n', encoding="utf-8")
-    data = tmp_path / "data"
-    env = {"JANT_DATA_DIR": str(data), "REPLICATE_API_TOKEN": "r8_fake_token_for_tests_only", "JANT_VOICE": "replicate",
+    data = tmp_path / "data"  # JANT_DATA_DIR, and the working directory (conftest)
+    env = {"REPLICATE_API_TOKEN": "r8_fake_token_for_tests_only", "JANT_VOICE": "replicate",
            "REPLICATE_BASE_URL": "http://127.0.0.1:9"}  # fmt: skip  # nothing may be asked of it
-    result = jant("makead", PRODUCT, "--yes", "--brand", "brand.toml", cwd=tmp_path, env=env)
-    assert result.returncode == 2, result.stderr + result.stdout
-    last = [line for line in result.stderr.splitlines() if line.strip()][-1]
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code = cli_main(["makead", PRODUCT, "--yes", "--brand", "brand.toml"])  # in this process
+    out, err = capsys.readouterr()
+    assert code == 2, err + out
+    last = [line for line in err.splitlines() if line.strip()][-1]
     assert last == (
         "error: --brand brand.toml: The brand kit's voice 'Nobody_Here' is not one of the voices of "
         f"replicate-minimax-tts; set voice to one of: {', '.join(minimax_voices())}."
