@@ -19,7 +19,9 @@
    when the durable extra is not installed): the fifty jobs' critical-path ratio through a `--no-worker`
    front end and one worker on SQLite, then two on Postgres (when a PostgreSQL server and asyncpg are
    installed), beside the local engine's; six ads with real ffmpeg on one worker against two; recovery
-   after kill -9 of a worker, by a restart with its id and by a live worker's takeover.
+   after kill -9 of a worker, by a restart with its id and by a live worker's takeover; fifty jobs' seeds
+   and clips and status edits over two worker processes with JANT_SHARED_LIMITS=on (time ×0.1), against
+   Replicate's 600 creates a minute in total and Discord's 0.5 edits a second per status message.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from benchmarks.bench_critical_path import measure
 from benchmarks.bench_fleet import run_fleet
 from benchmarks.bench_formats import print_formats, run_formats_bench
 from benchmarks.bench_recovery import print_recovery, run_recovery
+from benchmarks.bench_shared_limits import SCALE as SHARED_SCALE
+from benchmarks.bench_shared_limits import print_shared_limits, run_shared_limits
 from benchmarks.bench_startup import run_startup
 from benchmarks.bench_workers import compose_batch, critical_path_on_workers, print_workers
 from benchmarks.probes import host_check_ms, steal_seconds
@@ -141,6 +145,9 @@ async def run(many: int = 50, *, durable: bool = True) -> dict[str, Any]:
         t = _stage("kill -9 of a DBOS worker mid-clip: restart, then takeover")
         sections["recovery"] = await run_recovery(on_postgres=on_postgres)
         timings["recovery_s"] = time.monotonic() - t
+        t = _stage(f"50 jobs over two workers with shared limits (time ×{SHARED_SCALE.factor:g})")
+        sections["shared_limits"] = await run_shared_limits(on_postgres=on_postgres)
+        timings["shared_limits_s"] = time.monotonic() - t
     timings["total_s"] = time.monotonic() - started
     host["end_ms"] = host_check_ms()
     steal_at_end = steal_seconds()
@@ -237,6 +244,12 @@ async def run(many: int = 50, *, durable: bool = True) -> dict[str, Any]:
         figures["recovery_takeover_first_step_s"] = recovery["takeover"]["first_step_again_s"]
         figures["recovery_takeover_s_setting"] = recovery["takeover"]["takeover_s"]
         figures["recovery_creates_after_kill"] = sum(recovery[k]["creates_after_kill"] for k in ("restart", "takeover"))
+        shared = sections["shared_limits"]
+        figures["shared_limits_database"] = shared["database"]
+        figures["shared_limits_creates_per_min"] = shared["creates_peak_per_minute"]
+        figures["shared_limits_throttled"] = shared["throttled_429"]
+        figures["shared_limits_edits_per_status_in_2s"] = shared["edits_peak_per_message_in_2s"]
+        figures["shared_limits_edits_per_status_per_s"] = shared["edits_per_message_per_s"]
     if "fallback" in sections["composer"]:
         figures["fallback_fit_bytes"] = sections["composer"]["fallback"]["fit_bytes"]
         figures["fallback_fit_encodes"] = sections["composer"]["fallback"]["fit_encodes"]
@@ -460,6 +473,12 @@ def print_table(r: dict[str, Any]) -> None:
              f"{f['recovery_takeover_first_step_s']:.2f}", "≈ N + beat", None),
             ("   creates after the kills (paid twice)", f"{f['recovery_creates_after_kill']}", "0",
              f["recovery_creates_after_kill"] == 0),
+            (f"   2 workers, shared limits, {f['shared_limits_database']}: creates/min, 429s",
+             f"{f['shared_limits_creates_per_min']} / {f['shared_limits_throttled']}", "< 600 / 0",
+             f["shared_limits_creates_per_min"] < 600 and f["shared_limits_throttled"] == 0),
+            ("   2 workers: edits per status msg per s (most in 2 s)",
+             f"{f['shared_limits_edits_per_status_per_s']:.3f} ({f['shared_limits_edits_per_status_in_2s']})",
+             "≤ 0.5", f["shared_limits_edits_per_status_per_s"] <= 0.5 + 1e-3),
         ]  # fmt: skip
     for row in rows:
         print(_row(*row))
@@ -494,6 +513,7 @@ def main() -> None:
     if "workers" in result["sections"]:
         print_workers(result["sections"]["workers"], result["sections"]["compose_batch"])
         print_recovery(result["sections"]["recovery"])
+        print_shared_limits(result["sections"]["shared_limits"])
     print_table(result)
 
 

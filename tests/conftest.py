@@ -10,8 +10,9 @@ The first test to ask pays for making it, so give it `@pytest.mark.timeout(AD_TI
                    --mood cinematic --cta "Order at lumen.example" --yes --formats 9:16,16:9`; offline,
                    with the offline voice (when jant[voice] is installed) and music bed, and a 16:9.
     voice_only_ad  SPOKEN_PRODUCT with JANT_MUSIC=none
-    music_only_ad  SPOKEN_PRODUCT with JANT_VOICE=none
-    silent_ad      SPOKEN_PRODUCT with JANT_VOICE=none and JANT_MUSIC=none
+    music_only_ad  `jant makead PRODUCT --mood tech --yes --brand examples/brand.toml` (the sample kit:
+                   karaoke captions, the mood's music) with JANT_VOICE=none
+    silent_ad      the same with the kit's captions = "off" and music = "none": no voice, no music
     french_ad      FRENCH_PRODUCT (the offline voice speaks English only: captions and music)
 
 Each is a `MadeAd`: `.result` (the CompletedProcess), `.job` and `.stages` (database rows), `.final`,

@@ -39,12 +39,14 @@ _NOT_INHERITED = ("JANT_", "OPENAI_", "REPLICATE_", "DISCORD_")
 class Recipe:
     """How one kind of ad is made: `jant <args>` run in a fresh directory (the data directory is its
     `data/`), with these variables on top of a clean environment, and `.env.example` copied to its
-    `.env` when `dotenv` is set (a new user's first minute)."""
+    `.env` when `dotenv` is set (a new user's first minute). `files`: written there first, each a
+    path relative to the directory and its text, or a file of the repository to copy."""
 
     name: str
     args: tuple[str, ...]
     env: dict[str, str] = field(default_factory=dict)
     dotenv: bool = False
+    files: tuple[tuple[str, str | Path], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,12 @@ def run_recipe(recipe: Recipe, cwd: Path) -> MadeAd:
     cwd.mkdir(parents=True, exist_ok=True)
     if recipe.dotenv:
         shutil.copy(REPO / ".env.example", cwd / ".env")
+    for name, content in recipe.files:
+        (cwd / name).parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, Path):
+            shutil.copy(content, cwd / name)
+        else:
+            (cwd / name).write_text(content, encoding="utf-8")
     env = clean_env(**recipe.env)
     if not recipe.dotenv:
         env["JANT_DATA_DIR"] = str(cwd / "data")  # what .env.example says, for the same layout
@@ -159,10 +167,24 @@ FIRST_AD = Recipe(
     ("makead", PRODUCT, "--mood", "cinematic", "--cta", CTA, "--yes", "--formats", "9:16,16:9"),
     dotenv=True,
 )
-_OFFLINE = {"JANT_OFFLINE": "1", "JANT_ENV": "dev"}
+# The ads below are looked at for their sound: their offline clips are SVD's 14 frames, not SVD-XT's 25
+# (the scenes last as long; the clips' animation costs about half as much: ~2 CPU-s an ad).
+_OFFLINE = {"JANT_OFFLINE": "1", "JANT_ENV": "dev", "JANT_SVD_VIDEO_LENGTH": "14_frames_with_svd"}
 VOICE_ONLY_AD = Recipe("voice-only", ("makead", SPOKEN_PRODUCT, "--yes"), {**_OFFLINE, "JANT_MUSIC": "none"})
-MUSIC_ONLY_AD = Recipe("music-only", ("makead", SPOKEN_PRODUCT, "--yes"), {**_OFFLINE, "JANT_VOICE": "none"})
+# The sample brand kit's ad and the same kit with captions = "off" and music = "none", both without a
+# voice: tests/test_cli_brand.py compares the two (the kit's choices in frames and sound); the first is
+# also the ad with music alone, the second the ad with no voice and no music (a silent track).
+SAMPLE_KIT = REPO / "examples" / "brand.toml"
+QUIET_KIT = (
+    re.sub(r'(?m)^captions = "karaoke".*$', 'captions = "off"', SAMPLE_KIT.read_text(encoding="utf-8"))
+    + 'music = "none"\n'
+)
+_KIT_AD = ("makead", PRODUCT, "--mood", "tech", "--yes", "--brand")
+MUSIC_ONLY_AD = Recipe("music-only", (*_KIT_AD, str(SAMPLE_KIT)), {**_OFFLINE, "JANT_VOICE": "none"})
 SILENT_AD = Recipe(
-    "silent", ("makead", SPOKEN_PRODUCT, "--yes"), {**_OFFLINE, "JANT_VOICE": "none", "JANT_MUSIC": "none"}
+    "silent",
+    (*_KIT_AD, "kit/brand.toml"),
+    {**_OFFLINE, "JANT_VOICE": "none"},
+    files=(("kit/logo.png", REPO / "examples" / "logo.png"), ("kit/brand.toml", QUIET_KIT)),
 )
 FRENCH_AD = Recipe("french", ("makead", FRENCH_PRODUCT, "--yes"), _OFFLINE)

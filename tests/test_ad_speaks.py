@@ -4,6 +4,8 @@ line ending before its scene's cut — and, with voice or music turned off, says
 
 Each ad is made once per session (tests/conftest.py: first_ad, voice_only_ad, music_only_ad,
 silent_ad, french_ad) and shared by the assertions on it; the spoken one is a new user's first ad.
+The music-only and silent ones are the sample brand kit's two ads of tests/test_cli_brand.py (JANT_VOICE=none;
+the second kit says music = "none"; JANT_MUSIC=none is the voice-only ad's).
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from bot.cli import main as cli_main
 from pipeline.ffmpeg import ffmpeg_exe
 from pipeline.providers.offline_voice import piper_installed
 from pipeline.soundtrack import LINE_LEAD_S
 from tests.made_ads import AD_TIMEOUT_S, SPOKEN_PRODUCT, MadeAd
-from tests.test_cli import jant
 
 needs_voice = pytest.mark.skipif(not piper_installed(), reason="the offline voice (jant[voice]) is not installed")
 
@@ -165,14 +167,19 @@ def test_a_french_ad_with_the_offline_voice_says_so_once_and_keeps_its_music(fre
 
 
 @needs_voice
-def test_an_unknown_voice_is_refused_before_anything_is_written(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    env = {"JANT_DATA_DIR": str(data), "JANT_OFFLINE": "1"}
-    result = jant("makead", SPOKEN_PRODUCT, "--voice", "Wise_Woman", "--yes", cwd=tmp_path, env=env)
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert "--voice: 'Wise_Woman' is not one of the voices of offline-piper" in result.stderr
-    assert "en_US-joe-medium" in result.stderr
+def test_an_unknown_voice_is_refused_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"  # JANT_DATA_DIR (conftest)
+    monkeypatch.setenv("JANT_OFFLINE", "1")
+    # The CLI's entry point in this process (what `jant` runs), without an interpreter start.
+    code = cli_main(["makead", SPOKEN_PRODUCT, "--voice", "Wise_Woman", "--yes"])
+    out, err = capsys.readouterr()
+    assert code == 2, out + err
+    assert "--voice: 'Wise_Woman' is not one of the voices of offline-piper" in err
+    assert "en_US-joe-medium" in err
     with sqlite3.connect(data / "jant.db") as conn:
         assert conn.execute("SELECT COUNT(*) FROM jobs").fetchone() == (0,)
-    both = jant("makead", SPOKEN_PRODUCT, "--voice", "x", "--no-voice", "--yes", cwd=tmp_path, env=env)
-    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+    with pytest.raises(SystemExit) as exited:  # argparse's own refusal exits
+        cli_main(["makead", SPOKEN_PRODUCT, "--voice", "x", "--no-voice", "--yes"])
+    assert exited.value.code == 2 and "not allowed with argument" in capsys.readouterr().err

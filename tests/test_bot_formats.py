@@ -57,7 +57,11 @@ async def test_makead_formats_posts_each_shape_with_the_ad(
     tmp_path: Path,
 ) -> None:
     emu = discord_emulator
-    async with running_team(emu, tmp_path, discord_errors, real_providers=True, composer=Composer(W, H)) as team:
+    # Shapes, brand and delivery are under test here, not the sound track (tests/test_bot_formats_button.py
+    # cuts shapes of an ad with voice and music): no offline voice or music bed, ~7 CPU-s less.
+    silent = {"JANT_VOICE": "none", "JANT_MUSIC": "none"}
+    async with running_team(emu, tmp_path, discord_errors, real_providers=True, composer=Composer(W, H),
+                            **silent) as team:  # fmt: skip
         refused = await emu.slash_command(
             team.guild_id, team.channel_id, team.alice.id, "makead",
             {"product": "Lumen desk lamp", "mood": "tech", "formats": "4:5,3:2"},

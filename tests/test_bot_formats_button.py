@@ -45,6 +45,9 @@ STARTED = (
     "charged. They are posted here when they are done."
 )
 WAIT_S = 120.0
+# The master's size: a small 9:16 keeps the test quick (the shapes' sizes follow the master's width, as
+# at 720 or 1080: tests/test_cli.py checks the dev profile's 16:9 at 1280x720); 16:9 is 640x360 here.
+W, H = 360, 640
 
 
 def with_files(team: Team, channel_id: int, suffix: str) -> list[StoredMessage]:
@@ -69,7 +72,7 @@ async def test_formats_button_posts_the_picked_shapes_free_refuses_clearly_and_s
     emu, (oai, rep) = discord_emulator, fakes
     env = service_env(oai, rep, tmp_path / "data")
     directory: Path
-    async with running_team(emu, tmp_path, discord_errors, real_providers=True, composer=Composer(720, 1280),
+    async with running_team(emu, tmp_path, discord_errors, real_providers=True, composer=Composer(W, H),
                             **env) as team:  # fmt: skip
         _, board, job_id = await team.makead(product="Lumen desk lamp")
         await team.click(board, "approve", job_id, team.alice)
@@ -129,7 +132,7 @@ async def test_formats_button_posts_the_picked_shapes_free_refuses_clearly_and_s
         assert (shapes.content or "").startswith(
             f"🎞️ **Lumen: light that knows the time** · job `{job_id}` · 4:5 and 16:9"
         )
-        for suffix, size in (("-4x5.mp4", (720, 900)), ("-16x9.mp4", (1280, 720))):
+        for suffix, size in (("-4x5.mp4", (360, 450)), ("-16x9.mp4", (640, 360))):
             width, height, seconds = await posted_size(team, shapes, suffix, tmp_path / f"shape{suffix}")
             assert (width, height) == size, suffix
             assert abs(seconds - master_s) <= 0.15, suffix  # the whole ad, not a part of it
@@ -150,13 +153,13 @@ async def test_formats_button_posts_the_picked_shapes_free_refuses_clearly_and_s
 
     # A new process: nothing in memory knows the message; its Formats button carries the job id. One
     # shape is left, so the press makes it straight away.
-    async with running_team(emu, tmp_path, discord_errors, real_providers=True, composer=Composer(720, 1280),
+    async with running_team(emu, tmp_path, discord_errors, real_providers=True, composer=Composer(W, H),
                             **env) as team:  # fmt: skip
         pressed = await team.click(result, "formats", job_id, team.carol)
         assert pressed.ephemeral and pressed.content == STARTED.format(job_id=job_id, keys="1:1")
         [square] = await team.wait_until(lambda: with_files(team, thread, "-1x1.mp4"), timeout=WAIT_S,
                                          what="the 1:1 version")  # fmt: skip
-        assert (await posted_size(team, square, "-1x1.mp4", tmp_path / "square.mp4"))[:2] == (720, 720)
+        assert (await posted_size(team, square, "-1x1.mp4", tmp_path / "square.mp4"))[:2] == (360, 360)
         assert rep.counts.total_creates == paid
 
         every = await team.click(result, "formats", job_id, team.alice)

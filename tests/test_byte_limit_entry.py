@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from bot.cli import main as cli_main
 from pipeline.byte_limit import MIB, MIN_BYTE_LIMIT, READABLE_VIDEO_BPS, byte_limit_warning, video_bitrate_for
 from pipeline.config import Settings
 from tests.test_cli import PRODUCT, jant, job_rows
@@ -25,13 +26,22 @@ from tests.test_cli import PRODUCT, jant, job_rows
     ],
 )
 def test_a_limit_too_small_for_30_seconds_is_refused_before_anything_is_written(
-    tmp_path: Path, args: list[str], env: dict[str, str], message: str
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    env: dict[str, str],
+    message: str,
 ) -> None:
-    data = tmp_path / "data"
-    result = jant("makead", PRODUCT, "--yes", *args, cwd=tmp_path, env={"JANT_DATA_DIR": str(data), **env})
-    assert result.returncode == 2, result.stderr + result.stdout
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and message in lines[0], result.stderr
+    data = tmp_path / "data"  # JANT_DATA_DIR (conftest)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    # The CLI's entry point in this process (what `jant` runs): five cases, no interpreter starts.
+    code = cli_main(["makead", PRODUCT, "--yes", *args])
+    out, err = capsys.readouterr()
+    assert code == 2, err + out
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], err
     assert "at least 1048576 (1 MiB)" in lines[0]
     assert job_rows(data) == [] and not (data / "jobs").exists()
 

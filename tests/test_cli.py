@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.cli import main as cli_main
 from pipeline.ffmpeg import has_faststart, probe
 from tests.made_ads import AD_TIMEOUT_S, PRODUCT, MadeAd
 
@@ -74,21 +75,30 @@ async def test_makead_offline_makes_a_30_second_vertical_ad(first_ad: MadeAd) ->
         (["makead", PRODUCT, "--formats", "9:16,3:2", "--yes"], "unknown format '3:2'; choose among 9:16, 4:5"),
     ],
 )
-def test_bad_input_is_one_clear_line_exit_2_and_writes_nothing(tmp_path: Path, args: list[str], message: str) -> None:
-    data = tmp_path / "data"
-    result = jant(*args, cwd=tmp_path, env={"JANT_DATA_DIR": str(data)})
-    assert result.returncode == 2, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and message in lines[0], result.stderr
+def test_bad_input_is_one_clear_line_exit_2_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    data = tmp_path / "data"  # JANT_DATA_DIR (conftest)
+    # In this process (the CLI's own entry point, what `jant` runs), so the six cases cost no interpreter
+    # starts; test_doctor_reports_offline_providers_and_ffmpeg and first_ad run the real command.
+    code = cli_main(args)
+    _, err = capsys.readouterr()
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], err
     assert job_rows(data) == []
 
 
-def test_a_data_dir_that_cannot_be_written_is_exit_2(tmp_path: Path) -> None:
+def test_a_data_dir_that_cannot_be_written_is_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    result = jant("makead", PRODUCT, "--yes", cwd=tmp_path, env={"JANT_DATA_DIR": str(blocker / "data")})
-    assert result.returncode == 2
-    assert "cannot be written" in result.stderr and "JANT_DATA_DIR" in result.stderr
+    monkeypatch.setenv("JANT_DATA_DIR", str(blocker / "data"))
+    code = cli_main(["makead", PRODUCT, "--yes"])  # in this process, as above
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert "cannot be written" in err and "JANT_DATA_DIR" in err
     assert not (blocker.parent / "data").exists()
 
 
@@ -141,10 +151,13 @@ def test_brand_check_validates_the_file_and_renders_its_preview(tmp_path: Path) 
     assert card.getpixel((20, 20)) == pytest.approx((14, 116, 144), abs=6)
 
 
-def test_brand_check_refuses_a_bad_file_with_the_loaders_words(tmp_path: Path) -> None:
+def test_brand_check_refuses_a_bad_file_with_the_loaders_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "brand.toml").write_text('primary = "teal"\n', encoding="utf-8")
-    result = jant("brand", "check", "brand.toml", cwd=tmp_path, env={"JANT_DATA_DIR": str(tmp_path / "data")})
-    assert result.returncode == 2
-    assert "brand.toml: primary must be a hex colour like #1a2b3c or 1a2b3c (got 'teal')." in result.stderr
-    assert "jant brand check" in result.stderr
+    code = cli_main(["brand", "check", "brand.toml"])  # in this process (conftest: cwd and JANT_DATA_DIR)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "brand.toml: primary must be a hex colour like #1a2b3c or 1a2b3c (got 'teal')." in err
+    assert "jant brand check" in err
     assert not (tmp_path / "brand-preview.png").exists()

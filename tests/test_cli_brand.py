@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops
 
+from bot.cli import main as cli_main
 from pipeline.providers.replicate_voice import minimax_voices
 from pipeline.uploaded_images import LOGO_MAX_BYTES, LOGO_MIN_SHORT_SIDE, validate_image
+from tests.made_ads import AD_TIMEOUT_S, QUIET_KIT, MadeAd
 from tests.test_ad_speaks import _ffmpeg, loudness
 from tests.test_cli import PRODUCT, jant, job_rows
 
@@ -65,36 +67,35 @@ def _png(width: int, height: int) -> bytes:
     ],
     ids=["colour", "url", "mention", "unknown-key", "missing-logo", "small-logo", "music", "markup"],
 )
-def test_a_bad_brand_file_is_one_line_exit_2_and_nothing_is_made(tmp_path: Path, toml: str, message: str) -> None:
+def test_a_bad_brand_file_is_one_line_exit_2_and_nothing_is_made(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], toml: str, message: str
+) -> None:
     (tmp_path / "logo.png").write_bytes(_png(256, 256))
     (tmp_path / "small.png").write_bytes(_png(100, 100))
     # A good logo beside the bad line: it must not be stored for a file that is refused.
     logo = "" if toml.startswith("logo") else 'logo = "logo.png"\n'
     (tmp_path / "brand.toml").write_text(f'name = "Lumen"\n{logo}{toml}\n', encoding="utf-8")
-    data = tmp_path / "data"
-    result = jant("makead", PRODUCT, "--yes", "--brand", "brand.toml", cwd=tmp_path, env={"JANT_DATA_DIR": str(data)})
-    assert result.returncode == 2, result.stderr + result.stdout
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    data = tmp_path / "data"  # JANT_DATA_DIR, and the working directory (conftest)
+    # In this process (the CLI's own entry point, what `jant` runs): eight cases, no interpreter starts.
+    code = cli_main(["makead", PRODUCT, "--yes", "--brand", "brand.toml"])
+    out, err = capsys.readouterr()
+    assert code == 2, err + out
+    lines = [line for line in err.splitlines() if line.strip()]
     assert lines == ["error: " + message.format(tmp=tmp_path.resolve())]
     assert job_rows(data) == [] and not (data / "brand").exists()
 
 
-def test_a_brand_file_that_is_not_there_is_exit_2(tmp_path: Path) -> None:
-    result = jant("makead", PRODUCT, "--yes", "--brand", "nowhere.toml", cwd=tmp_path)
-    assert result.returncode == 2
-    assert result.stderr.strip() == "error: No brand file at nowhere.toml. Check the path given to --brand."
+def test_a_brand_file_that_is_not_there_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli_main(["makead", PRODUCT, "--yes", "--brand", "nowhere.toml"])  # in this process, as above
+    assert code == 2
+    assert capsys.readouterr().err.strip() == "error: No brand file at nowhere.toml. Check the path given to --brand."
 
 
-def _make(tmp_path: Path, brand: Path) -> tuple[str, Path]:
-    data = tmp_path / "data"
-    env = {"JANT_DATA_DIR": str(data), "JANT_VOICE": "none"}  # the same sound in any environment: music or nothing
-    result = jant("makead", PRODUCT, "--mood", "tech", "--yes", "--brand", str(brand), cwd=tmp_path, env=env)
-    assert result.returncode == 0, result.stderr + result.stdout
-    found = re.search(r"Job (\w{8}) completed", result.stdout)
-    assert found is not None, result.stdout
-    shown = jant("show", found.group(1), cwd=tmp_path, env={"JANT_DATA_DIR": str(data), "COLUMNS": "200"})
+def _show(ad: MadeAd, tmp_path: Path) -> tuple[str, Path]:
+    """What `jant show` prints of the made ad (it only reads it), and the ad's job directory."""
+    shown = jant("show", ad.job_id, cwd=tmp_path, env={"JANT_DATA_DIR": str(ad.data_dir), "COLUMNS": "200"})
     assert shown.returncode == 0, shown.stderr
-    return shown.stdout, data / "jobs" / found.group(1)
+    return shown.stdout, ad.job_dir
 
 
 def _frame(video: Path, at: float, dest: Path) -> Image.Image:
@@ -111,18 +112,17 @@ def _changed_pixels(a: Image.Image, b: Image.Image, top: float, bottom: float) -
     return ImageChops.difference(a.crop(box), b.crop(box)).point(lambda p: 255 if p > 60 else 0).histogram()[255]
 
 
-@pytest.mark.timeout(240)
-def test_the_sample_kit_makes_an_ad_and_its_caption_and_music_choices_show_in_it(tmp_path: Path) -> None:
-    """Two ads of the same request (offline frames are reproducible): the sample kit (karaoke
-    captions, the mood's music) and the same kit with captions = "off" and music = "none"."""
-    sample_out, sample_dir = _make(tmp_path, EXAMPLES / "brand.toml")
-    quiet_kit = tmp_path / "kit"
-    quiet_kit.mkdir()
-    shutil.copy(EXAMPLES / "logo.png", quiet_kit / "logo.png")
-    text = (EXAMPLES / "brand.toml").read_text(encoding="utf-8")
-    text = re.sub(r'(?m)^captions = "karaoke".*$', 'captions = "off"', text) + 'music = "none"\n'
-    (quiet_kit / "brand.toml").write_text(text, encoding="utf-8")
-    quiet_out, quiet_dir = _make(tmp_path, quiet_kit / "brand.toml")
+@pytest.mark.timeout(2 * AD_TIMEOUT_S)
+def test_the_sample_kit_makes_an_ad_and_its_caption_and_music_choices_show_in_it(
+    music_only_ad: MadeAd, silent_ad: MadeAd, tmp_path: Path
+) -> None:
+    """Two ads of the same request without a voice (offline frames are reproducible), made once for the
+    session (tests/made_ads.py): the sample kit (karaoke captions, the mood's music), `music_only_ad`,
+    and the same kit with captions = "off" and music = "none", `silent_ad`."""
+    assert "--brand" in music_only_ad.result.args and "--brand" in silent_ad.result.args
+    assert 'captions = "off"' in QUIET_KIT and 'captions = "karaoke"' not in QUIET_KIT and 'music = "none"' in QUIET_KIT
+    sample_out, sample_dir = _show(music_only_ad, tmp_path)
+    quiet_out, quiet_dir = _show(silent_ad, tmp_path)
 
     # `jant show` prints the kit each job was made with, and why the second has no music.
     assert (
@@ -181,14 +181,19 @@ def test_make_demo_passes_the_brand_only_when_one_is_given(brand: str, expected:
     assert command.endswith(f" --yes {expected}" if expected else " --yes"), command
 
 
-def test_a_kit_voice_the_voice_provider_lacks_is_refused_before_any_job_exists(tmp_path: Path) -> None:
+def test_a_kit_voice_the_voice_provider_lacks_is_refused_before_any_job_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "brand.toml").write_text('voice = "Nobody_Here"\n', encoding="utf-8")
-    data = tmp_path / "data"
-    env = {"JANT_DATA_DIR": str(data), "REPLICATE_API_TOKEN": "r8_fake_token_for_tests_only", "JANT_VOICE": "replicate",
+    data = tmp_path / "data"  # JANT_DATA_DIR, and the working directory (conftest)
+    env = {"REPLICATE_API_TOKEN": "r8_fake_token_for_tests_only", "JANT_VOICE": "replicate",
            "REPLICATE_BASE_URL": "http://127.0.0.1:9"}  # fmt: skip  # nothing may be asked of it
-    result = jant("makead", PRODUCT, "--yes", "--brand", "brand.toml", cwd=tmp_path, env=env)
-    assert result.returncode == 2, result.stderr + result.stdout
-    last = [line for line in result.stderr.splitlines() if line.strip()][-1]
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code = cli_main(["makead", PRODUCT, "--yes", "--brand", "brand.toml"])  # in this process
+    out, err = capsys.readouterr()
+    assert code == 2, err + out
+    last = [line for line in err.splitlines() if line.strip()][-1]
     assert last == (
         "error: --brand brand.toml: The brand kit's voice 'Nobody_Here' is not one of the voices of "
         f"replicate-minimax-tts; set voice to one of: {', '.join(minimax_voices())}."

@@ -8,19 +8,20 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from bot.cli import main as cli_main
 from bot.cli import show_job
 from pipeline.config import Settings
 from pipeline.models import PRODUCT_MAX_CHARS, AdRequest
 from pipeline.runtime import Runtime
-from tests.test_cli import jant, job_rows
+from tests.test_cli import job_rows
 
 
 @pytest.mark.parametrize("limit", ["0", "-3"])
-def test_jobs_refuses_a_limit_below_one(tmp_path: Path, limit: str) -> None:
-    data = tmp_path / "data"
-    result = jant("jobs", "--limit", limit, cwd=tmp_path, env={"JANT_DATA_DIR": str(data)})
-    assert result.returncode == 2
-    assert result.stderr.strip() == f"error: --limit must be 1 or more (got {limit})"
+def test_jobs_refuses_a_limit_below_one(tmp_path: Path, capsys: pytest.CaptureFixture[str], limit: str) -> None:
+    data = tmp_path / "data"  # JANT_DATA_DIR (conftest)
+    code = cli_main(["jobs", "--limit", limit])  # the CLI's entry point in this process: no interpreter start
+    assert code == 2
+    assert capsys.readouterr().err.strip() == f"error: --limit must be 1 or more (got {limit})"
     assert job_rows(data) == []
 
 

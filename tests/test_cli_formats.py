@@ -5,16 +5,22 @@ cannot do: the ad itself, a shape already made, a job still running, media delet
 from __future__ import annotations
 
 import asyncio
+import os
 from datetime import timedelta
+
+import pytest
 
 from pipeline.action_rules import FORMATS_MEDIA_GONE
 from pipeline.ffmpeg import probe
 from pipeline.models import JobStatus, utcnow
 from pipeline.retention import purge_old_media
-from tests.test_rerender import Made, jant, made  # noqa: F401  (`made` is the fixture: one finished ad)
+from tests.test_rerender import Made, jant, jant_refusal, made  # noqa: F401  (`made` is the fixture: one finished ad)
 
 
-async def test_jant_formats_adds_a_shape_for_free_and_refuses_clearly(made: Made) -> None:  # noqa: F811
+async def test_jant_formats_adds_a_shape_for_free_and_refuses_clearly(
+    made: Made,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     data_dir = made.settings.storage.data_dir
     job_id = made.job.id
     paid = made.rep.counts.total_creates
@@ -29,14 +35,14 @@ async def test_jant_formats_adds_a_shape_for_free_and_refuses_clearly(made: Made
     stored = await made.store.get(job_id)
     assert stored is not None and stored.request.formats == ("9:16", "1:1")
 
-    again = await asyncio.to_thread(jant, "formats", job_id, "1:1,16:9", data_dir=data_dir)
-    assert again.returncode == 2
-    assert again.stderr.strip() == (
-        f"error: The 1:1 version of job {job_id} is already made; still to make: 4:5, 16:9."
-    )
-    master = await asyncio.to_thread(jant, "formats", job_id, "9:16", data_dir=data_dir)
-    assert master.returncode == 2
-    assert master.stderr.strip() == "error: 9:16 is the ad itself; choose among the other formats: 4:5, 16:9."
+    # The refusals run in this process (the CLI's entry point, no interpreter start), on the same data dir.
+    assert os.environ["JANT_DATA_DIR"] == str(data_dir)
+    code, err = await jant_refusal(capsys, "formats", job_id, "1:1,16:9")
+    assert code == 2
+    assert err.strip() == f"error: The 1:1 version of job {job_id} is already made; still to make: 4:5, 16:9."
+    code, err = await jant_refusal(capsys, "formats", job_id, "9:16")
+    assert code == 2
+    assert err.strip() == "error: 9:16 is the ad itself; choose among the other formats: 4:5, 16:9."
 
     running = made.job.model_copy(update={"status": JobStatus.RUNNING})
     assert await made.orch.formats_problem(running) == (
@@ -46,6 +52,6 @@ async def test_jant_formats_adds_a_shape_for_free_and_refuses_clearly(made: Made
 
     await made.store.update(made.job, finished_at=utcnow() - timedelta(days=30))
     assert await purge_old_media(made.store, data_dir, 14) == [job_id]
-    gone = await asyncio.to_thread(jant, "formats", job_id, data_dir=data_dir)
-    assert gone.returncode == 2
-    assert gone.stderr.strip() == "error: " + FORMATS_MEDIA_GONE.format(job_id=job_id).replace("`", "")
+    code, err = await jant_refusal(capsys, "formats", job_id)
+    assert code == 2
+    assert err.strip() == "error: " + FORMATS_MEDIA_GONE.format(job_id=job_id).replace("`", "")

@@ -25,7 +25,7 @@ async def test_makead_with_a_postgres_url_makes_the_ad_and_keeps_every_row_in_po
     data = tmp_path / "data"
     env = clean_env(
         JANT_DATA_DIR=str(data), JANT_DATABASE_URL=postgres_url, JANT_OFFLINE="1", JANT_ENV="dev",
-        JANT_VOICE="none", JANT_MUSIC="none",
+        JANT_VOICE="none", JANT_MUSIC="none", JANT_SVD_VIDEO_LENGTH="14_frames_with_svd",  # cheaper clips
     )  # fmt: skip
     result = await asyncio.to_thread(
         subprocess.run,

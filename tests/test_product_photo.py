@@ -230,6 +230,9 @@ async def test_a_restart_keeps_the_photo_seeds_and_paints_nothing_more(
 def jant(*args: str, cwd: Path, data: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "REPLICATE_", "JANT_", "DISCORD_"))}
     env |= {"JANT_DATA_DIR": str(data), "COLUMNS": "140", "PYTHONPATH": str(REPO)}
+    # The photo's seeds are under test, not the sound track or the motion: no offline voice or music bed
+    # (~7 CPU-s), and SVD's 14 frames rather than SVD-XT's 25 (~2 CPU-s).
+    env |= {"JANT_VOICE": "none", "JANT_MUSIC": "none", "JANT_SVD_VIDEO_LENGTH": "14_frames_with_svd"}
     return subprocess.run(
         [sys.executable, "-m", "bot.cli", *args],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,

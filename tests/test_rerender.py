@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageChops
 
+from bot.cli import main as cli_main
 from pipeline import final_versions
 from pipeline.action_rules import RERENDER_BUSY, RERENDER_MEDIA_GONE
 from pipeline.brand import BrandKit
@@ -311,7 +312,16 @@ def jant(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-async def test_jant_rerender_from_a_terminal(made: Made, tmp_path: Path) -> None:
+async def jant_refusal(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """A refusal of the command line, run in this process (its own entry point, what `jant` runs; in a
+    thread, as it runs its own event loop): exit code and stderr, without an interpreter start. The test's
+    JANT_DATA_DIR (conftest) is the ad's data dir, `making`'s `tmp_path / "data"`."""
+    capsys.readouterr()
+    code = await asyncio.to_thread(cli_main, list(args))
+    return code, capsys.readouterr().err
+
+
+async def test_jant_rerender_from_a_terminal(made: Made, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data_dir = made.settings.storage.data_dir
     job_id = made.job.id
     paid = made.rep.counts.total_creates
@@ -327,24 +337,25 @@ async def test_jant_rerender_from_a_terminal(made: Made, tmp_path: Path) -> None
     stored = await made.store.get(job_id)
     assert stored is not None and stored.brand == BrandKit(name="Lumen", captions=CaptionMode.OFF)
 
-    unknown = await asyncio.to_thread(jant, "rerender", "0badf00d", data_dir=data_dir)
-    assert unknown.returncode == 2
-    assert unknown.stderr.strip() == "error: no job '0badf00d'; `jant jobs` lists them"
+    assert os.environ["JANT_DATA_DIR"] == str(data_dir)  # the refusals below run in this process
+    code, err = await jant_refusal(capsys, "rerender", "0badf00d")
+    assert code == 2
+    assert err.strip() == "error: no job '0badf00d'; `jant jobs` lists them"
 
     bad = tmp_path / "bad.toml"
     bad.write_text('primary = "red"\n', encoding="utf-8")
-    wrong = await asyncio.to_thread(jant, "rerender", job_id, "--brand", str(bad), data_dir=data_dir)
-    assert wrong.returncode == 2
-    assert wrong.stderr.strip() == (
+    code, err = await jant_refusal(capsys, "rerender", job_id, "--brand", str(bad))
+    assert code == 2
+    assert err.strip() == (
         "error: --brand: bad.toml: primary must be a hex colour like #1a2b3c or 1a2b3c (got 'red'). "
         "Fix the file and run `jant brand check` on it."
     )
 
     await made.store.update(made.job, finished_at=utcnow() - timedelta(days=30))
     await purge_old_media(made.store, data_dir, 14)
-    gone = await asyncio.to_thread(jant, "rerender", job_id, data_dir=data_dir)
-    assert gone.returncode == 2
-    assert gone.stderr.strip() == "error: " + RERENDER_MEDIA_GONE.format(job_id=job_id).replace("`", "")
+    code, err = await jant_refusal(capsys, "rerender", job_id)
+    assert code == 2
+    assert err.strip() == "error: " + RERENDER_MEDIA_GONE.format(job_id=job_id).replace("`", "")
 
 
 async def test_a_rerender_makes_the_other_formats_again_in_the_new_look(
