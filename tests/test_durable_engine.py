@@ -123,6 +123,15 @@ async def test_a_kill_9_mid_clip_is_finished_by_the_worker_with_zero_duplicate_c
         db, data, "SELECT workflow_uuid, status FROM workflow_status WHERE workflow_uuid LIKE ?", f"{job_id}%"
     )
     assert {s for _, s in statuses} == {"SUCCESS"} and len(statuses) == 1 + 1 + 2 * SCENES  # run, music, seed+voice
+    # The run starts its chains side by side, but they take their places among its operations in its
+    # fixed order (the recovery above replayed them by place): the job's own, then scene by scene.
+    sql = (
+        "SELECT function_id, child_workflow_id FROM operation_outputs WHERE workflow_uuid = ?"
+        " AND function_name = 'jant.stage_chain' ORDER BY function_id"
+    )
+    starts = await dbos_runs(db, data, sql, job_id)
+    in_order = [f"{job_id}/0/music", *(f"{job_id}/{i}/{k}" for i in range(1, SCENES + 1) for k in ("seed", "voice"))]
+    assert [chain for _, chain in starts] == in_order
     sql = "SELECT scene_index, stage, detail FROM events WHERE job_id = ? AND kind = 'dbos_step'"
     steps = await rows(db, sql, job_id)
     ran = Counter((scene, stage, str(detail).split()[0]) for scene, stage, detail in steps)
