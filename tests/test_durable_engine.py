@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,36 @@ async def test_the_engine_is_only_launched_by_a_process_that_runs_jobs(tmp_path:
     finally:
         await default.close()
     assert not (tmp_path / "d2" / "dbos.sqlite").exists()
+
+
+async def test_dboss_sqlite_file_is_in_wal_and_its_checkpoints_do_not_sync_the_disk_each(tmp_path: Path) -> None:
+    """Whoever opens DBOS's SQLite file first — a worker or a front end that only queues — it is in WAL
+    before DBOS creates its tables, and a worker's DBOS connections commit with synchronous=NORMAL: in
+    the rollback journal each checkpoint synced the disk under the only write lock, and fifty jobs'
+    checkpoints queued for it (benchmarks/README.md, "Jobs on DBOS workers")."""
+    from dbos._dbos import _get_dbos_instance  # DBOS's own connections: not exported in 3.4
+
+    from pipeline.durable.job_queue import JobQueue
+
+    def journal_mode(path: Path) -> str:
+        conn = sqlite3.connect(path)
+        try:
+            return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+        finally:
+            conn.close()
+
+    worker_settings = Settings(JANT_ENGINE="dbos", JANT_DATA_DIR=str(tmp_path / "w"), JANT_OFFLINE="1")
+    worker = await Runtime.open(worker_settings, runs_jobs=True, worker_id="w1", takes_queued=True)
+    try:
+        with _get_dbos_instance()._sys_db.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL (FULL is 2)
+    finally:
+        await worker.close()
+    assert await asyncio.to_thread(journal_mode, tmp_path / "w" / "dbos.sqlite") == "wal"
+
+    front = await JobQueue.open(Settings(JANT_ENGINE="dbos", JANT_DATA_DIR=str(tmp_path / "f"), JANT_OFFLINE="1"))
+    await front.close()
+    assert await asyncio.to_thread(journal_mode, tmp_path / "f" / "dbos.sqlite") == "wal"
 
 
 async def test_jant_worker_says_it_needs_the_durable_engine(tmp_path: Path) -> None:
