@@ -21,9 +21,9 @@ byte-copying composer stand-in (`probes.TimedCopyComposer`: section 3 measures f
 (scripted seed + clip of its slowest scene + its measured join), wall = approval → the job's
 JOB_FINISHED in the process that ran it (one host: `time.monotonic` is one clock for all processes).
 Not the same: approval happens in the front end and the run in a worker, so the ratio includes what the
-design adds — the enqueue (DBOS client write), the workers' queue poll (DBOS polls a queue every
-second), DBOS's checkpoint of every workflow and step, and each worker's own create pacer and poll
-budget (two workers each have a full account's budget: global limits are another change). Also
+design adds — the enqueue (DBOS client write), the workers' queue poll (every 0.2 s,
+`engine.JOBS_QUEUE_POLL_S`), DBOS's checkpoint of every workflow and step, and each worker's own create
+pacer and poll budget (two workers each have a full account's budget: global limits are another change). Also
 reported: `ratio_seen_by_front_end`, wall up to when the front end saw the job finish through the
 database (`DatabaseEvents`, ≈ 0.5 s polls), which is what a `--no-worker` CLI or bot shows.
 
@@ -201,7 +201,7 @@ async def compose_batch(ads: int = 6, scale: TimeScale = COMPOSE_SCALE) -> dict[
     for n in (1, 2):
         print(f"· {ads} ads with ffmpeg on {n} worker(s) …", file=sys.stderr, flush=True)
         # One wall second between approvals: each worker dequeues whatever is queued when it polls (every
-        # second), so a burst all at once would go to one of them and leave the other idle.
+        # 0.2 s), so a burst all at once would go to one of them and leave the other idle.
         _, run = await run_over_workers(scale, ads, n, spread_real_s=scale.real(ads - 1), ffmpeg=True)
         times = run["merged"]["jobs"].values()
         finished = [t["finished"] for t in times if t["finished"] is not None]

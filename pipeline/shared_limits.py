@@ -100,11 +100,21 @@ class SharedWindow:
 
     async def take(self) -> Taken:
         """Wait (cancellably) for a free slot and take it."""
+        return await self.wait(self.ask())
+
+    def ask(self) -> asyncio.Future[Taken]:
+        """Queue for a slot now, without waiting: slots are granted in the order of the asks. Then `wait`
+        (or `wait_or_go`) for it — a caller that orders its own requests under a lock asks under it and
+        waits after letting go, so that its next requests join the same statement to the database."""
         loop = asyncio.get_running_loop()
         turn: asyncio.Future[Taken] = loop.create_future()
         self._waiting.append(turn)
         if self._asker is None or self._asker.done():
             self._asker = loop.create_task(self._ask_for_waiting(), name=f"shared-window-{self.budget.name}")
+        return turn
+
+    async def wait(self, turn: asyncio.Future[Taken]) -> Taken:
+        """The slot `ask` queued for (cancellable: a cancelled wait leaves nothing taken)."""
         try:
             return await turn
         except asyncio.CancelledError:
@@ -117,8 +127,12 @@ class SharedWindow:
     async def take_or_go(self) -> Taken | None:
         """`take`, but when the database cannot be reached the request goes anyway (None): the process's
         own pacer still keeps it to the account's limits alone, and a paid stage must not fail for it."""
+        return await self.wait_or_go(self.ask())
+
+    async def wait_or_go(self, turn: asyncio.Future[Taken]) -> Taken | None:
+        """`wait`, going anyway (None) when the database cannot be reached, as `take_or_go`."""
         try:
-            return await self.take()
+            return await self.wait(turn)
         except Exception as exc:
             log.warning("the shared budget %s could not be checked (%r); going on this process's own pacing",
                         self.budget.name, exc)  # fmt: skip

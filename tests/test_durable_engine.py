@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,15 @@ async def test_a_kill_9_mid_clip_is_finished_by_the_worker_with_zero_duplicate_c
         db, data, "SELECT workflow_uuid, status FROM workflow_status WHERE workflow_uuid LIKE ?", f"{job_id}%"
     )
     assert {s for _, s in statuses} == {"SUCCESS"} and len(statuses) == 1 + 1 + 2 * SCENES  # run, music, seed+voice
+    # The run starts its chains side by side, but they take their places among its operations in its
+    # fixed order (the recovery above replayed them by place): the job's own, then scene by scene.
+    sql = (
+        "SELECT function_id, child_workflow_id FROM operation_outputs WHERE workflow_uuid = ?"
+        " AND function_name = 'jant.stage_chain' ORDER BY function_id"
+    )
+    starts = await dbos_runs(db, data, sql, job_id)
+    in_order = [f"{job_id}/0/music", *(f"{job_id}/{i}/{k}" for i in range(1, SCENES + 1) for k in ("seed", "voice"))]
+    assert [chain for _, chain in starts] == in_order
     sql = "SELECT scene_index, stage, detail FROM events WHERE job_id = ? AND kind = 'dbos_step'"
     steps = await rows(db, sql, job_id)
     ran = Counter((scene, stage, str(detail).split()[0]) for scene, stage, detail in steps)
@@ -160,6 +170,36 @@ async def test_jant_worker_says_it_needs_the_durable_engine(capsys: pytest.Captu
     code = await asyncio.to_thread(cli_main, ["worker", "--until-idle"])
     assert code == 2
     assert "JANT_ENGINE is not `dbos`" in capsys.readouterr().err
+
+
+async def test_dboss_sqlite_file_is_in_wal_and_its_checkpoints_do_not_sync_the_disk_each(tmp_path: Path) -> None:
+    """Whoever opens DBOS's SQLite file first — a worker or a front end that only queues — it is in WAL
+    before DBOS creates its tables, and a worker's DBOS connections commit with synchronous=NORMAL: in
+    the rollback journal each checkpoint synced the disk under the only write lock, and fifty jobs'
+    checkpoints queued for it (benchmarks/README.md, "Jobs on DBOS workers")."""
+    from dbos._dbos import _get_dbos_instance  # DBOS's own connections: not exported in 3.4
+
+    from pipeline.durable.job_queue import JobQueue
+
+    def journal_mode(path: Path) -> str:
+        conn = sqlite3.connect(path)
+        try:
+            return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+        finally:
+            conn.close()
+
+    worker_settings = Settings(JANT_ENGINE="dbos", JANT_DATA_DIR=str(tmp_path / "w"), JANT_OFFLINE="1")
+    worker = await Runtime.open(worker_settings, runs_jobs=True, worker_id="w1", takes_queued=True)
+    try:
+        with _get_dbos_instance()._sys_db.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL (FULL is 2)
+    finally:
+        await worker.close()
+    assert await asyncio.to_thread(journal_mode, tmp_path / "w" / "dbos.sqlite") == "wal"
+
+    front = await JobQueue.open(Settings(JANT_ENGINE="dbos", JANT_DATA_DIR=str(tmp_path / "f"), JANT_OFFLINE="1"))
+    await front.close()
+    assert await asyncio.to_thread(journal_mode, tmp_path / "f" / "dbos.sqlite") == "wal"
 
 
 async def test_cancelling_a_durable_job_cancels_its_clips_and_no_later_launch_runs_it_again(

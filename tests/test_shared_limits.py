@@ -27,9 +27,10 @@ from pipeline.models import AdRequest, StageName
 from pipeline.moods import mood_preset
 from pipeline.providers.base import SeedRequest, StageContext
 from pipeline.providers.offline_planner import OfflineStoryboardPlanner
+from pipeline.providers.poll_scheduler import CreatePacer
 from pipeline.providers.replicate_media import ReplicateImageGenerator
 from pipeline.runtime import Runtime
-from pipeline.shared_limits import Budget, SharedWindow, SharedWindows
+from pipeline.shared_limits import CREATE_HOLD_S, CREATES, Budget, SharedWindow, SharedWindows
 from pipeline.store import JobStore
 from storage.rate_slots import Taken
 from tests.emulators import media
@@ -102,6 +103,45 @@ async def test_a_create_holds_its_slot_until_its_answer_and_a_cancelled_wait_hol
     finally:
         await a.close()
         await b.close()
+
+
+async def test_a_burst_of_creates_asks_the_database_together_in_the_pacers_order(database: Path | str) -> None:
+    """The pacer hands a create on to the shared window and lets the next one have its turn: twenty
+    creates at once ask the database in a statement or two, not one round trip each behind the last
+    (which made fifty jobs' seeds wait seconds on a worker), and are still granted in the order they
+    asked. A create cancelled while it waits for the database gives its place in the pacer back."""
+    store = await JobStore.open(database)
+    try:
+        window = SharedWindow(store.rate_slots, Budget(CREATES, 30, 60.0), hold_s=CREATE_HOLD_S)
+        pacer = CreatePacer(30, 60.0)
+        pacer.share(window)
+        order: list[int] = []
+
+        async def create(n: int) -> None:
+            await pacer.turn()
+            order.append(n)
+
+        await asyncio.wait_for(asyncio.gather(*(create(n) for n in range(20))), 10)
+        assert order == list(range(20))
+        assert window.asks <= 3  # the first may find the budget's slots not yet made
+
+        tight = CreatePacer(2, 60.0)
+        busy = SharedWindow(store.rate_slots, Budget("test.creates", 1, 60.0), hold_s=30.0)
+        tight.share(busy)
+        await tight.turn()
+        waits = busy.waits  # the first take may have found the budget's slots not yet made
+        waiting = asyncio.create_task(tight.turn())
+        async with asyncio.timeout(5):
+            # It has its place in the pacer and found the database's slot held.
+            while busy.waits == waits:  # noqa: ASYNC110 - bounded by the timeout
+                await asyncio.sleep(0.01)
+        assert tight._in_flight == 2
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert tight._in_flight == 1
+    finally:
+        await store.close()
 
 
 async def seeds(runtime: Runtime, count: int, tmp_path: Path) -> int:

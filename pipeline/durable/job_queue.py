@@ -28,6 +28,8 @@ class JobQueue:
 
         url = settings.storage.dbos_system_database_url
         await asyncio.to_thread(settings.storage.dbos_db_path.parent.mkdir, parents=True, exist_ok=True)
+        if settings.storage.database_url is None:  # before anyone creates DBOS's tables in it
+            await asyncio.to_thread(engine.use_wal, settings.storage.dbos_db_path)
         # The client never creates DBOS's tables; a front end may start before any worker ever has.
         await asyncio.to_thread(lambda: DBOS.migrate(url, schema=engine.DBOS_SCHEMA))
         client = await asyncio.to_thread(
