@@ -129,8 +129,10 @@ async def test_a_kill_before_the_create_reached_replicate_creates_it_on_restart(
     accepted = {fingerprint(p.input) for p in rep.predictions.values()}
     intents = await rows(db, "SELECT job_id, scene_index, stage, fingerprint, attempt FROM prediction_intents")
     lost = [(job, i, kind) for job, i, kind, fp, attempt in intents if fp not in accepted and attempt == 1]
-    assert len(lost) == 1, (intents, len(accepted))
-    [(job_id, scene, kind)] = lost
+    # The stalled create, and any other whose POST the kill caught on its way in (a loaded host can have
+    # a second seed's intent written and its request not yet accepted): none of them reached Replicate.
+    assert len(lost) >= 1, (intents, len(accepted))
+    [job_id] = {job for job, _, _ in lost}
     lists = rep.counts.lists
     try:
         worker = await jant(env, tmp_path, tmp_path / "worker.log", "worker", "--id", "alpha", "--until-idle")
@@ -143,9 +145,10 @@ async def test_a_kill_before_the_create_reached_replicate_creates_it_on_restart(
     assert job_status == "completed", log
     assert rep.counts.lists > lists  # it looked before creating
     assert rep.counts.creates[SDXL] == rep.counts.creates[SVD] == SCENES, log  # one create per stage, all told
-    [(made, attempt)] = await rows(
-        db, "SELECT prediction_id, attempt FROM stages WHERE job_id = ? AND scene_index = ? AND stage = ?",
-        job_id, scene, kind,
-    )  # fmt: skip
-    assert made in rep.predictions and attempt == 1
+    for _, scene, kind in lost:
+        [(made, attempt)] = await rows(
+            db, "SELECT prediction_id, attempt FROM stages WHERE job_id = ? AND scene_index = ? AND stage = ?",
+            job_id, scene, kind,
+        )  # fmt: skip
+        assert made in rep.predictions and attempt == 1
     assert await rows(db, "SELECT * FROM prediction_intents") == []
