@@ -22,8 +22,8 @@ byte-copying composer stand-in (`probes.TimedCopyComposer`: section 3 measures f
 JOB_FINISHED in the process that ran it (one host: `time.monotonic` is one clock for all processes).
 Not the same: approval happens in the front end and the run in a worker, so the ratio includes what the
 design adds — the enqueue (DBOS client write), the workers' queue poll (every 0.2 s,
-`engine.JOBS_QUEUE_POLL_S`), DBOS's checkpoint of every workflow and step, and each worker's own create
-pacer and poll budget (two workers each have a full account's budget: global limits are another change). Also
+`engine.JOBS_QUEUE_POLL_S`), DBOS's checkpoint of every workflow and step, and the account's limits shared by
+all processes through the database (`JANT_SHARED_LIMITS=auto`: on with the DBOS engine). Also
 reported: `ratio_seen_by_front_end`, wall up to when the front end saw the job finish through the
 database (`DatabaseEvents`, ≈ 0.5 s polls), which is what a `--no-worker` CLI or bot shows.
 
