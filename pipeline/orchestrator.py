@@ -1160,7 +1160,7 @@ class Orchestrator:
         if master is None:
             return
         await self._finish_formats(job, master)
-        await self._finish_hooks(job)
+        await self._finish_hooks(job, master)
         await self._finish_job(job, master)
 
     async def _composing(self, job: Job) -> None:
@@ -1210,12 +1210,12 @@ class Orchestrator:
         await self._composing(job)
         await self._formats(job, master.path, master.audio)
 
-    async def _finish_hooks(self, job: Job) -> None:
+    async def _finish_hooks(self, job: Job, master: FinishedMaster) -> None:
         """The ad again with each alternative hook, beside the master."""
         await self._composing(job)
         done = [s for s in job.scenes if s.done]
         cut = {s.index: Path(s.normalized_path) for s in done if s.normalized_path}
-        if hook_notes := await self._hook_variants(job, self.job_dir(job) / "final.mp4", cut):
+        if hook_notes := await self._hook_variants(job, master.path, cut):
             await self._add_notes(job, hook_notes)
 
     async def _finish_job(self, job: Job, master: FinishedMaster) -> None:

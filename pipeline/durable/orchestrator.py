@@ -121,8 +121,8 @@ async def formats_step(job_id: str, master: dict[str, str | int | None]) -> None
 
 
 @DBOS.step(name="jant.hooks")
-async def hooks_step(job_id: str) -> None:
-    await _orchestrator().hooks_once(job_id)
+async def hooks_step(job_id: str, master: dict[str, str | int | None]) -> None:
+    await _orchestrator().hooks_once(job_id, master)
 
 
 @DBOS.step(name="jant.finished")
@@ -244,7 +244,7 @@ class DurableOrchestrator(Orchestrator):
         if master is None:  # the job ended there (no scene, or the join failed)
             return
         await formats_step(job.id, master)
-        await hooks_step(job.id)
+        await hooks_step(job.id, master)
         await finished_step(job.id, master)
 
     # -- the chains ------------------------------------------------------------------------------
@@ -435,10 +435,10 @@ class DurableOrchestrator(Orchestrator):
         await self._step_ran(job, "jant.formats")
         await self._finish_formats(job, FinishedMaster.from_record(master))
 
-    async def hooks_once(self, job_id: str) -> None:
+    async def hooks_once(self, job_id: str, master: Mapping[str, str | int | None]) -> None:
         job = await self._live_job(job_id)
         await self._step_ran(job, "jant.hooks")
-        await self._finish_hooks(job)
+        await self._finish_hooks(job, FinishedMaster.from_record(master))
 
     async def finished_once(self, job_id: str, master: Mapping[str, str | int | None]) -> None:
         job = await self._live_job(job_id)
