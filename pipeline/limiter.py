@@ -25,6 +25,11 @@ class FairLimiter:
     def waiting(self) -> int:
         return sum(len(q) for q in self._waiting.values())
 
+    @property
+    def free(self) -> bool:
+        """An `acquire` now would not wait."""
+        return self.in_flight < self.capacity and not self._waiting
+
     def position(self, owner: str | None) -> int | None:
         """1-based place of this owner's next turn among waiting owners (round-robin), or None."""
         for place, waiting_owner in enumerate(self._waiting, start=1):
@@ -41,7 +46,7 @@ class FairLimiter:
             self.release()
 
     async def acquire(self, owner: str) -> None:
-        if self.in_flight < self.capacity and not self._waiting:
+        if self.free:
             self.in_flight += 1
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -1054,10 +1054,14 @@ class Orchestrator:
         # A wait step's stage is running: its prediction is. A resumed attempt stays RUNNING with its
         # prediction id (or its unanswered create) while it waits for a slot too: stored as QUEUED, a
         # stop during that wait would make the next resume pay for a new prediction.
+        # Queued is stored only when the attempt will wait for a prediction slot (nothing is awaited
+        # between the look and taking a free one): otherwise the running state stored next says all of
+        # it, every field, and the POST comes one write sooner.
         if step is not AttemptStep.WAIT and not resuming:
             stage.status, stage.progress = StageStatus.QUEUED, 0.0
-            await self.store.save_stage(stage)
             await self._publish(EventKind.STAGE_QUEUED, job, stage.scene_index, stage.stage)
+            if not self.slots[stage.kind.slots].free:
+                await self.store.save_stage(stage)
         async with self._attempt_slot(job, stage, step):
             stage.attempt, stage.status = attempt, StageStatus.RUNNING
             if not resume_id:

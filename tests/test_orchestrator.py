@@ -12,11 +12,12 @@ import pytest
 from pipeline.brand import BrandKit
 from pipeline.config import Settings
 from pipeline.events import EventKind, ProgressEvent
-from pipeline.models import AdRequest, Job, JobStatus, StageName, StageStatus
+from pipeline.models import AdRequest, Job, JobStatus, StageName, StageState, StageStatus
 from pipeline.orchestrator import OFFLINE_CARD_NOTE, Orchestrator
 from pipeline.providers.base import Providers
 from pipeline.providers.offline_planner import OfflineStoryboardPlanner
 from pipeline.store import JobStore
+from tests.bot_harness import eventually
 from tests.scripted_providers import CopyComposer, ScriptedImages, ScriptedVideo
 
 PRODUCT = "Lumen — a smart desk lamp that follows your circadian rhythm, dims at night and charges your phone"
@@ -208,6 +209,40 @@ async def test_a_resumed_prediction_waiting_for_a_slot_survives_another_stop(h: 
     [resumed] = await h.orch.resume_all()
     assert (await asyncio.wait_for(resumed, 10)).status is JobStatus.COMPLETED
     assert h.video.creates[2] == 1  # polled by its stored id after both stops, never created twice
+
+
+async def test_queued_is_stored_only_for_an_attempt_that_waits_for_a_prediction_slot(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An attempt that gets a slot at once goes straight to its running write (one write fewer before its
+    POST); one that must wait is stored queued meanwhile, as `jant show` and a restart should see it."""
+    saved: list[tuple[int, str, StageStatus]] = []
+    save = h.store.save_stage
+
+    async def recording(stage: StageState) -> None:
+        saved.append((stage.scene_index, str(stage.stage), stage.status))
+        await save(stage)
+
+    monkeypatch.setattr(h.store, "save_stage", recording)
+    job = await h.planned_job()
+    media = h.orch.slots["media"]
+    for _ in range(media.capacity - 1):  # other work holds every slot but one
+        await media.acquire("someone-else")
+    h.images.gates[1] = asyncio.Event()  # scene 1's seed takes the free slot and keeps it
+    task = await h.orch.approve(job)
+    await asyncio.wait_for(h.images.started[1].wait(), 5)
+
+    async def scene_2_stored_queued() -> bool:
+        stored = await h.store.get(job.id)
+        return stored is not None and stored.scene(2).seed.status is StageStatus.QUEUED
+
+    await eventually(scene_2_stored_queued, timeout=5, what="scene 2's seed stored as queued while it waits")
+    assert (1, "seed", StageStatus.RUNNING) in saved
+    assert (1, "seed", StageStatus.QUEUED) not in saved  # it never waited: no queued write before running
+    h.images.gates[1].set()
+    for _ in range(media.capacity - 1):
+        media.release()
+    assert (await asyncio.wait_for(task, 20)).status is JobStatus.COMPLETED
 
 
 async def test_retry_failed_reruns_only_the_failed_scene(h: Harness) -> None:
