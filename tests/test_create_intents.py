@@ -11,6 +11,7 @@ the id, on SQLite and Postgres. (The kill -9 stories are in tests/test_create_in
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -22,9 +23,11 @@ import replicate
 from replicate.exceptions import ReplicateError
 
 from pipeline.providers.base import AttemptStep, PredictionCreated, PredictionIntent, StageContext
+from pipeline.providers.poll_scheduler import CreatePacer
 from pipeline.providers.replicate_intents import LookupFailed, fingerprint, intent_for
 from pipeline.providers.replicate_predictions import PredictionRunner
 from storage.repository import JobRepository
+from tests.bot_harness import eventually
 from tests.emulators.fake_replicate import FakeReplicate
 
 ECHO, ECHO_VERSION = "test/echo", "e" * 64
@@ -145,6 +148,32 @@ async def test_an_intent_whose_post_never_arrived_creates_and_records_the_new_in
     lists = fake.counts.lists
     await _runner(client).run(_input(1), Recorder().ctx(later), _progress)
     assert fake.counts.lists == lists + 1
+
+
+async def test_a_create_waiting_for_its_turn_has_its_intent_stored_already_and_sends_once_its_turn_comes(
+    fake: FakeReplicate, client: replicate.Client
+) -> None:
+    """The intent's write goes while the create waits for the account's create window, not after it: when
+    the turn comes, the POST is the next thing sent (one write fewer on a seed's way to its clip)."""
+    pacer = CreatePacer(1, window_s=0.05)  # one create at a time in the window
+    runner = PredictionRunner(client, label="Echo", version=ECHO_VERSION, deadline_s=10, poll_base_s=0.01,
+                              max_attempts=3, pacer=pacer)  # fmt: skip
+    held = await pacer.turn()  # another create holds the only place until its answer comes
+    rec = Recorder()
+    waiting = asyncio.ensure_future(runner.run(_input(2), rec.ctx(), _progress))
+
+    async def intent_stored() -> bool:
+        return len(rec.intents) == 1
+
+    try:
+        await eventually(intent_stored, timeout=5, what="the intent stored during the wait for a turn")
+        assert fake.counts.total_creates == 0 and rec.ids == []  # still waiting: nothing sent
+        held.answered()
+        state = await asyncio.wait_for(waiting, timeout=10)
+    finally:
+        waiting.cancel()
+    assert fake.counts.total_creates == 1 and rec.ids == [state.id]
+    assert [i.fingerprint for i in rec.intents] == [fingerprint(fake.predictions[state.id].input)]
 
 
 async def test_a_list_failing_for_a_moment_is_read_again_and_one_that_cannot_be_read_creates_nothing(

@@ -174,11 +174,20 @@ class PredictionRunner:
     async def create(self, input: dict[str, Any], ctx: StageContext) -> PredictionState:
         """POST a new prediction, in its turn of the account's create limit, and record its id before
         anything else is awaited: nothing here waits on the prediction itself."""
-        wait = self.pacer.expected_wait()
-        if wait >= 1.0:
-            await ctx.progress(0.0, f"{self._prefix(ctx)}waiting ~{wait:.0f} s for Replicate's create limit")
-        slot = await self.pacer.turn(background=self.background_creates)
-        return await self._create_shielded(input, ctx, slot)
+        # The intent is stored while the create waits for its turn, not after: a write fewer between the
+        # turn and the POST. Its time is then a little before the send, which only widens the look back
+        # a resume makes (`replicate_intents`); one stored for a create that never got its turn is looked
+        # for, not found, and the create is made.
+        intent = asyncio.ensure_future(ctx.record_intent(replicate_intents.intent_for(self.version, input)))
+        try:
+            wait = self.pacer.expected_wait()
+            if wait >= 1.0:
+                await ctx.progress(0.0, f"{self._prefix(ctx)}waiting ~{wait:.0f} s for Replicate's create limit")
+            slot = await self.pacer.turn(background=self.background_creates)
+        except BaseException:
+            await asyncio.gather(intent, return_exceptions=True)  # shielded in the store: it lands anyway
+            raise
+        return await self._create_shielded(input, ctx, slot, intent)
 
     async def find_sent(self, ctx: StageContext) -> str | None:
         """The prediction of `ctx.intent` (a create sent by a run that died before storing its id), now
@@ -244,7 +253,9 @@ class PredictionRunner:
     def _prefix(self, ctx: StageContext) -> str:
         return f"attempt {ctx.attempt}/{self.max_attempts} · " if ctx.attempt > 1 else ""
 
-    async def _create_shielded(self, input: dict[str, Any], ctx: StageContext, slot: CreateSlot) -> PredictionState:
+    async def _create_shielded(
+        self, input: dict[str, Any], ctx: StageContext, slot: CreateSlot, intent: asyncio.Future[None]
+    ) -> PredictionState:
         """Create and record as one step that a cancel cannot split.
 
         If the job is cancelled (or the bot stops) while the create request is in flight, we still
@@ -252,7 +263,7 @@ class PredictionRunner:
         orchestrator can cancel that prediction, or a restart can resume it, instead of it running
         unseen and paid for.
         """
-        step = asyncio.ensure_future(self._create_and_record(input, ctx, slot))
+        step = asyncio.ensure_future(self._create_and_record(input, ctx, slot, intent))
         try:
             return await asyncio.shield(step)
         except asyncio.CancelledError:
@@ -263,13 +274,16 @@ class PredictionRunner:
                     pass
             raise
 
-    async def _create_and_record(self, input: dict[str, Any], ctx: StageContext, slot: CreateSlot) -> PredictionState:
+    async def _create_and_record(
+        self, input: dict[str, Any], ctx: StageContext, slot: CreateSlot, intent: asyncio.Future[None]
+    ) -> PredictionState:
         # Shielded: once Replicate has the prediction, its id reaches storage even if the job is
         # being stopped, so a restart resumes it instead of paying for another.
         # An official model ("owner/name", no version) is created at /v1/models/owner/name/predictions.
-        # The intent first: killed between the POST and the store below, a resume finds the prediction by it.
+        # The intent stored first: killed between the POST and the store below, a resume finds the
+        # prediction by it (a failed store fails the create before anything is sent).
         try:
-            await ctx.record_intent(replicate_intents.intent_for(self.version, input))
+            await intent
             if "/" in self.version:
                 p = await self.client.predictions.async_create(model=self.version, input=input)
             else:
