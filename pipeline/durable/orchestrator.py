@@ -407,11 +407,19 @@ class DurableOrchestrator(Orchestrator):
         prediction_id: str | None = None,
     ) -> Record:
         job = await self._live_job(job_id)
-        await self._step_ran(job, f"jant.{step.value}", scene_index, kind)
-        scene = None if scene_index == JOB_LEVEL_INDEX else self._scene_of(job, scene_index)
-        stage = job.job_stages[kind] if scene is None else job.scene(scene_index).stages[kind]
-        paths = {k: Path(v) for k, v in inputs.items()}
-        outcome = await self._attempt(job, stage, scene, paths, first=first, step=step, prediction_id=prediction_id)
+        # The step's event queues beside the attempt's first writes instead of before them: one write
+        # fewer between a seed's end and its clip's POST. It is in before the step ends (so before DBOS
+        # records the step): a step that ended has its event.
+        ran = asyncio.ensure_future(self._step_ran(job, f"jant.{step.value}", scene_index, kind))
+        try:
+            scene = None if scene_index == JOB_LEVEL_INDEX else self._scene_of(job, scene_index)
+            stage = job.job_stages[kind] if scene is None else job.scene(scene_index).stages[kind]
+            paths = {k: Path(v) for k, v in inputs.items()}
+            outcome = await self._attempt(job, stage, scene, paths, first=first, step=step, prediction_id=prediction_id)
+        except BaseException:
+            await asyncio.gather(ran, return_exceptions=True)  # the write is shielded: it lands anyway
+            raise
+        await ran
         return outcome.record()
 
     async def normalise_once(self, job_id: str, scene_index: int, kind: str, clip: str) -> str | None:
