@@ -282,6 +282,24 @@ def layout_block(
     return block.lines, block.size
 
 
+def text_top(
+    width: int, height: int, headline: str | None, *, caption_lines: int = 1, family: str = ty.BUNDLED_FAMILY
+) -> int:
+    """How high a scene's burned-in text reaches (y, from the top): its headline wrapped as `build_ass`
+    wraps it, with `caption_lines` lines of spoken words above it. Painted art keeps its own text
+    above this line (the offline seeds), so the two never land on each other."""
+    safe, px = safe_area(width, height), _scale(width, height)
+    top = safe.bottom - px(BOTTOM_PAD)
+    head = drawable_text(headline or "")
+    if head:
+        block = _layout(
+            head, safe.width - 2 * px(HEADLINE_PAD_X), size=px(HEADLINE_SIZE), min_size=px(HEADLINE_MIN_SIZE),
+            max_lines=HEADLINE_LINES, family=family,
+        )  # fmt: skip
+        top -= block.height + px(CAPTION_GAP)
+    return top - caption_lines * px(CAPTION_SIZE)
+
+
 def build_ass(
     width: int,
     height: int,

@@ -8,19 +8,23 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
+from pipeline.captions import build_ass, text_top
 from pipeline.errors import ProviderError
 from pipeline.ffmpeg import has_faststart, probe, run_ffmpeg
 from pipeline.models import Beat, Scene, StageName, Storyboard
 from pipeline.moods import Mood, mood_preset
 from pipeline.providers.base import ClipRequest, ImageGenerator, SeedRequest, StageContext, VideoGenerator
 from pipeline.providers.offline_images import (
+    CAMERA_SAFE,
     OFFLINE_LABEL,
     OfflineImageGenerator,
+    SeedPainter,
     derive_seed,
     offline_band,
     product_name,
 )
-from pipeline.providers.offline_video import OfflineVideoGenerator, camera_move
+from pipeline.providers.offline_video import OfflineVideoGenerator, camera_move, side_cut
+from pipeline.speech_timing import WordTiming
 from pipeline.typography import drawable
 
 PRODUCT = "Lumen — a smart desk lamp that follows your circadian rhythm, dims itself at night and charges your phone"
@@ -214,3 +218,52 @@ def test_the_camera_move_follows_the_beat_and_the_mood() -> None:
     assert pans == {"pan-left", "pan-right"}  # consecutive features sweep opposite ways
     calm, lively = camera_move(Beat.HOOK, 1, 60, 0), camera_move(Beat.HOOK, 1, 200, 0)
     assert calm.zoom[1] < lively.zoom[1]
+
+
+def test_no_camera_move_leaves_more_than_the_safe_margin_of_any_side_out_of_the_frame() -> None:
+    """The seed's text lies inside CAMERA_SAFE; a move that cut deeper would cut the title's first
+    letters off (a feature's pan at 20 % zoom used to leave out 17 % of a side)."""
+    widest = 0.0
+    for beat in Beat:
+        for bucket in (1, 60, 127, 200, 255):
+            for seed in range(0, 4096, 97):
+                move = camera_move(beat, 3, bucket, seed)
+                for step in range(11):
+                    widest = max(widest, *side_cut(move, step / 10))
+    assert widest <= CAMERA_SAFE + 1e-9
+    assert widest > CAMERA_SAFE * 0.9  # the lively moves still use the room they have
+
+
+@pytest.mark.parametrize("size", [(576, 1024), (720, 1280), (1080, 1920)])
+@pytest.mark.parametrize(
+    "headline",
+    [None, "Meet Lumen.", "Stop scrolling: meet Lumen.", "Light that keeps your rhythm from dawn to the last call"],
+)  # fmt: skip
+def test_a_seeds_text_stays_inside_the_safe_margin_and_above_the_burned_in_captions(
+    size: tuple[int, int], headline: str | None
+) -> None:
+    """The offline seed's description card ends above where the composer's headline and spoken words
+    reach (they used to land on it: two texts over each other in the ad's first second), and the
+    product disc fits between the two."""
+    w, h = size
+    for index in range(1, 7):
+        request = seed_request(Path("unused.png"), index, width=w, height=h)
+        scene = request.scene.model_copy(update={"on_screen_text": headline})
+        lay = SeedPainter(SeedRequest(**{**request.__dict__, "scene": scene}), 1).layout
+        assert lay.margin == round(w * CAMERA_SAFE)
+        assert lay.card_top > lay.title_y and lay.card_bottom <= lay.text_top
+        assert lay.card_bottom <= lay.hero_cy - lay.hero_r  # the disc is under the card, not on it
+        assert lay.text_top == text_top(w, h, headline)
+
+
+def test_text_top_is_where_the_spoken_words_over_the_headline_begin() -> None:
+    """`text_top` agrees with `build_ass`: the karaoke line's top (bottom-anchored) is exactly there."""
+    w, h = 1080, 1920
+    words = [WordTiming("meet", 0.2, 0.5), WordTiming("Lumen.", 0.5, 1.0)]
+    script = build_ass(w, h, 3.0, headline="Stop scrolling: meet Lumen.", words=words)
+    assert script is not None
+    caption = next(line for line in script.splitlines() if line.startswith("Dialogue: 2,"))
+    pos = caption.split("\\pos(", 1)[1]
+    bottom = int(pos.split(")", 1)[0].split(",")[1])
+    size = int(caption.split("\\fs", 1)[1].split("}", 1)[0].split("\\", 1)[0])
+    assert bottom - size == text_top(w, h, "Stop scrolling: meet Lumen.", caption_lines=1)

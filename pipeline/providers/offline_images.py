@@ -12,6 +12,8 @@ import hashlib
 import math
 import random
 import re
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter
@@ -19,11 +21,31 @@ from PIL.PngImagePlugin import PngInfo
 
 from pipeline import typography as ty
 from pipeline.atomic_files import atomic_path
+from pipeline.captions import text_top
 from pipeline.models import Beat, Scene
 from pipeline.providers.base import SeedRequest, StageContext, StageResult
 
 OFFLINE_LABEL = "OFFLINE PREVIEW"
 OFFLINE_NOTE = "placeholder art - no image model was used"
+# The most of each side of the seed the offline camera may leave out of the frame (its zoom and pan,
+# `offline_video.camera_move`): the painter keeps its text inside this margin, so no move cuts a word.
+CAMERA_SAFE = 0.10
+
+
+@dataclass(frozen=True)
+class SeedLayout:
+    """Where a seed's parts go (pixels). The text sits inside the camera-safe margin; the description
+    card ends above `text_top`, where the composer's headline and spoken words reach up to, so the
+    burned-in text never lands on the painted text; the product disc takes the room between the two."""
+
+    margin: int  # left and right, and the top of the scene chip
+    title_y: int
+    card_top: int
+    card_bottom: int
+    hero_cx: float
+    hero_cy: float
+    hero_r: int
+    text_top: int
 
 
 def derive_seed(product: str, scene_index: int) -> int:
@@ -63,6 +85,38 @@ class SeedPainter:
 
     def px(self, v: float) -> int:
         return round(v * self.u)
+
+    @cached_property
+    def blocks(self) -> tuple[ty.TextBlock, ty.TextBlock, ty.TextBlock]:
+        """The product name, the ad's title and the scene's description, wrapped to the safe width."""
+        r, margin = self.r, self.margin
+        name = product_name(r.product)
+        title = ty.fit_text(name, self.w - 2 * margin, size=self.px(104), min_size=self.px(60), max_lines=2,
+                            leading=1.1)  # fmt: skip
+        sub = ty.fit_text(r.storyboard.title, self.w - 2 * margin, size=self.px(40), min_size=self.px(30), max_lines=1)
+        desc = ty.fit_text(r.scene.description, self.w - 2 * margin - self.px(64), size=self.px(40),
+                           min_size=self.px(30), max_lines=4, leading=1.3)  # fmt: skip
+        return title, sub, desc
+
+    @property
+    def margin(self) -> int:
+        return round(self.w * CAMERA_SAFE)
+
+    @cached_property
+    def layout(self) -> SeedLayout:
+        w, h, px, margin = self.w, self.h, self.px, self.margin
+        title, sub, desc = self.blocks
+        chip_top = round(h * CAMERA_SAFE)
+        title_y = chip_top + px(110)
+        card_top = title_y + title.height + px(14) + sub.height + px(44)
+        card_bottom = card_top + desc.height + px(56)
+        # The composer's text: the scene's headline as it will be wrapped, and a line of spoken words.
+        top = text_top(w, h, self.r.scene.on_screen_text, caption_lines=1)
+        room = max(0, top - card_bottom)
+        hero_r = max(px(90), min(px(230), room // 2 - px(30)))
+        return SeedLayout(margin=margin, title_y=title_y, card_top=card_top, card_bottom=card_bottom,
+                          hero_cx=w / 2, hero_cy=card_bottom + max(room / 2, hero_r + px(30)), hero_r=hero_r,
+                          text_top=top)  # fmt: skip
 
     # -- layers --------------------------------------------------------------------------
 
@@ -128,8 +182,8 @@ class SeedPainter:
     def motif(self, d: ImageDraw.ImageDraw) -> None:
         """A beat-specific shape language: burst for the hook, rings for the intro, tiles for
         features, a button for the call to action."""
-        w, h, px = self.w, self.h, self.px
-        cx, cy = w / 2, h * 0.40
+        h, px = self.h, self.px
+        cx, cy = self.layout.hero_cx, self.layout.hero_cy
         beat = self.r.scene.beat
         if beat is Beat.HOOK:
             rays = 18
@@ -148,7 +202,7 @@ class SeedPainter:
             tile, gap = px(150), px(26)
             cols = 3
             x0 = cx - (cols * tile + (cols - 1) * gap) / 2
-            y0 = h * 0.63
+            y0 = max(h * 0.63, self.layout.hero_cy + self.layout.hero_r + px(40))  # under the disc
             for i in range(cols):
                 x = x0 + i * (tile + gap)
                 alpha = 70 if i == self.r.scene.index % cols else 35
@@ -167,7 +221,7 @@ class SeedPainter:
     def hero(self, canvas: Image.Image, name: str) -> None:
         """The product stand-in: a glowing disc with the product's monogram."""
         w, h, px = self.w, self.h, self.px
-        cx, cy, r = w / 2, h * 0.40, px(230)
+        cx, cy, r = self.layout.hero_cx, self.layout.hero_cy, self.layout.hero_r
         shadow = Image.new("L", (w // 4, h // 4), 0)
         box = ((cx - r) / 4, (cy - r + px(30)) / 4, (cx + r) / 4, (cy + r + px(30)) / 4)
         ImageDraw.Draw(shadow).ellipse(box, fill=150)
@@ -180,21 +234,21 @@ class SeedPainter:
         d.ellipse((cx - r + px(26), cy - r + px(26), cx + r - px(26), cy + r - px(26)),
                   outline=(*self.accent2, 120), width=px(3))  # fmt: skip
         mono = _monogram(name)
-        f = ty.font(px(190 if len(mono) == 1 else 160))
+        f = ty.font(round((190 if len(mono) == 1 else 160) * r / px(230)))
         mono_ink = (250, 250, 252) if ty.luminance(plate) < 0.4 else (24, 24, 28)
         d.text((cx, cy), mono, font=f, fill=mono_ink, anchor="mm", stroke_width=px(4), stroke_fill=mono_ink)
         canvas.alpha_composite(layer)
 
     def text(self, canvas: Image.Image, name: str) -> None:
-        r, w, h, px = self.r, self.w, self.h, self.px
+        r, w, h, px, lay = self.r, self.w, self.h, self.px, self.layout
         d = ImageDraw.Draw(canvas)
-        margin = px(84)
+        margin = lay.margin
         # Top row: scene chip on the left, mood on the right.
         chip_font = ty.font(px(34))
         total = len(r.storyboard.scenes)
         chip = f"SCENE {r.scene.index}/{total}  ·  {r.scene.beat.value.upper()}"
         cw = chip_font.getlength(chip)
-        y0 = px(80)
+        y0 = round(h * CAMERA_SAFE)
         d.rounded_rectangle((margin, y0, margin + cw + px(48), y0 + px(66)), radius=px(33), fill=(*self.accent, 235))
         chip_ink = (20, 20, 24) if ty.luminance(self.accent) > 0.4 else (250, 250, 250)
         d.text((margin + px(24), y0 + px(33)), chip, font=chip_font, fill=chip_ink, anchor="lm",
@@ -203,23 +257,19 @@ class SeedPainter:
         d.text((w - margin, y0 + px(33)), mood, font=chip_font, fill=self.soft_ink, anchor="rm")
 
         # Product name, big; the ad's title under it.
-        title = ty.fit_text(name, w - 2 * margin, size=px(104), min_size=px(60), max_lines=2, leading=1.1)
-        ty.draw_block(d, title, x=margin, y=px(190), fill=self.ink, align="left", weight=px(3),
+        title, sub, desc = self.blocks
+        ty.draw_block(d, title, x=margin, y=lay.title_y, fill=self.ink, align="left", weight=px(3),
                       shadow=(0, 0, 0, 90) if self.dark else None, shadow_offset=px(4))  # fmt: skip
-        sub = ty.fit_text(r.storyboard.title, w - 2 * margin, size=px(40), min_size=px(30), max_lines=1)
-        ty.draw_block(d, sub, x=margin, y=px(190) + title.height + px(14), fill=self.soft_ink, align="left")
+        ty.draw_block(d, sub, x=margin, y=lay.title_y + title.height + px(14), fill=self.soft_ink, align="left")
 
-        # The scene's description on a translucent card, below the hero and above the caption zone.
-        desc = ty.fit_text(r.scene.description, w - 2 * margin - px(64), size=px(42), min_size=px(32),
-                           max_lines=5, leading=1.3)  # fmt: skip
-        top = round(h * 0.545)
+        # The scene's description on a translucent card, under the title and above the product disc.
         card = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
         cd = ImageDraw.Draw(card)
         card_fill = (0, 0, 0, 120) if self.dark else (255, 255, 255, 150)
-        cd.rounded_rectangle((margin, top, w - margin, top + desc.height + px(56)), radius=px(30), fill=card_fill)
+        cd.rounded_rectangle((margin, lay.card_top, w - margin, lay.card_bottom), radius=px(30), fill=card_fill)
         canvas.alpha_composite(card)
         d = ImageDraw.Draw(canvas)
-        ty.draw_block(d, desc, x=margin + px(32), y=top + px(24), fill=self.ink, align="left")
+        ty.draw_block(d, desc, x=margin + px(32), y=lay.card_top + px(24), fill=self.ink, align="left")
 
         # The offline label: impossible to miss, impossible to mistake for generated art.
         band, by = offline_band(w, h)

@@ -20,7 +20,7 @@ from pipeline.errors import ProviderError
 from pipeline.ffmpeg import run_ffmpeg
 from pipeline.models import Beat
 from pipeline.providers.base import ClipRequest, StageContext, StageResult
-from pipeline.providers.offline_images import offline_band
+from pipeline.providers.offline_images import CAMERA_SAFE, offline_band
 from pipeline.video_models import VIDEO_MODELS
 
 FRAMES_FOR_LENGTH = {"25_frames_with_svd_xt": 25, "14_frames_with_svd": 14}
@@ -46,18 +46,47 @@ def derive_clip_seed(request: ClipRequest) -> int:
 
 
 def camera_move(beat: Beat, scene_index: int, motion_bucket_id: int, seed: int) -> CameraMove:
-    """The move for a scene (pure): its kind from the beat, its size from the motion bucket."""
-    amount = 0.06 + 0.14 * max(1, min(255, motion_bucket_id)) / 255  # extra zoom: 6 %–20 %
+    """The move for a scene (pure): its kind from the beat, its size from the motion bucket. No move
+    leaves more than `CAMERA_SAFE` of any side out of the frame, so the seed's text stays whole."""
+    amount = 0.05 + 0.09 * max(1, min(255, motion_bucket_id)) / 255  # extra zoom: 5 %–14 %
     lean = ((seed >> 8) % 21 - 10) / 100  # ±0.10: where the camera settles, varied per scene
     if beat is Beat.HOOK:
-        return CameraMove("push-in", (1.0, 1.0 + amount), (0.5, 0.5 + lean), (0.5, 0.42))
-    if beat is Beat.INTRO:
-        return CameraMove("tilt-down", (1.0 + amount, 1.0 + amount * 0.8), (0.5 + lean, 0.5), (0.0, 0.8))
-    if beat is Beat.CTA:
-        return CameraMove("pull-out", (1.0 + amount, 1.0), (0.5 + lean, 0.5), (0.42, 0.5))
-    left_to_right = (scene_index + seed) % 2 == 0
-    xs = (0.0, 1.0) if left_to_right else (1.0, 0.0)
-    return CameraMove("pan-right" if left_to_right else "pan-left", (1.0 + amount, 1.0 + amount), xs, (0.45, 0.55))
+        move = CameraMove("push-in", (1.0, 1.0 + amount), (0.5, 0.5 + lean), (0.5, 0.42))
+    elif beat is Beat.INTRO:
+        move = CameraMove("tilt-down", (1.0 + amount, 1.0 + amount * 0.8), (0.5 + lean, 0.5), (0.0, 0.8))
+    elif beat is Beat.CTA:
+        move = CameraMove("pull-out", (1.0 + amount, 1.0), (0.5 + lean, 0.5), (0.42, 0.5))
+    else:
+        left_to_right = (scene_index + seed) % 2 == 0
+        xs = (0.0, 1.0) if left_to_right else (1.0, 0.0)
+        move = CameraMove("pan-right" if left_to_right else "pan-left", (1.0 + amount, 1.0 + amount), xs, (0.45, 0.55))
+    return _kept_in_frame(move)
+
+
+def _kept_in_frame(move: CameraMove) -> CameraMove:
+    """`move` with its window positions pulled in so that it leaves at most `CAMERA_SAFE` of each side
+    out. At zoom z the window leaves out 1 - 1/z of the side, that times its position on one side and
+    that times one minus it on the other. Every frame's zoom is at most the move's largest and its
+    position lies between the two ends: ends held to the bound at the largest zoom hold every frame."""
+    cut = 1.0 - 1.0 / max(move.zoom)
+    if cut <= CAMERA_SAFE:
+        return move
+    lo, hi = 1.0 - CAMERA_SAFE / cut, CAMERA_SAFE / cut
+
+    def held(ends: tuple[float, float]) -> tuple[float, float]:
+        a, b = (min(hi, max(lo, v)) for v in ends)
+        return a, b
+
+    return CameraMove(move.name, move.zoom, held(move.x), held(move.y))
+
+
+def side_cut(move: CameraMove, t: float) -> tuple[float, float, float, float]:
+    """The share of the seed's left, right, top and bottom that `move` leaves out at time t (0..1)."""
+    z = move.zoom[0] + (move.zoom[1] - move.zoom[0]) * t
+    x = move.x[0] + (move.x[1] - move.x[0]) * t
+    y = move.y[0] + (move.y[1] - move.y[0]) * t
+    cut = 1.0 - 1.0 / z
+    return cut * x, cut * (1 - x), cut * y, cut * (1 - y)
 
 
 def zoompan_filter(move: CameraMove, frames: int, width: int, height: int, fps: int) -> str:
