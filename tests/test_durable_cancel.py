@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import Settings
+from pipeline.durable.orchestrator import DurableOrchestrator
 from pipeline.errors import InvalidRequest
 from pipeline.models import AdRequest, JobStatus
 from pipeline.runtime import Runtime
@@ -175,3 +176,26 @@ async def test_a_cancel_pressed_as_the_ad_finished_leaves_the_finished_ad_alone(
     finally:
         await front.close()
         await worker.close()
+
+
+async def test_a_chain_step_finding_its_job_let_go_by_a_shutdown_stops_as_the_shutdown_stops_it(
+    tmp_path: Path,
+) -> None:
+    """A shutdown cancels a job's task and its workflows' tasks together: the job can be let go of while
+    a chain is between two steps. The chain's next step then stops as a shutdown stops any (left PENDING
+    for the next launch), not with a KeyError that DBOS recorded as the chain's outcome and that failed
+    the job after the restart. Outside a shutdown, a job missing from its own workflow is a bug, said so."""
+    settings = Settings(JANT_DATA_DIR=tmp_path / "data", JANT_ENGINE="dbos", JANT_WORKER_ID="w1")
+    runtime = await Runtime.open(settings, scripted_providers(), runs_jobs=True)
+    orch = runtime.orchestrator
+    assert isinstance(orch, DurableOrchestrator)
+    try:
+        orch._live_ready["j-gone"] = asyncio.Event()
+        orch._live_ready["j-gone"].set()
+        with pytest.raises(RuntimeError, match="not loaded in this process"):
+            await orch._live_job("j-gone")
+        await orch.shutdown()
+        with pytest.raises(asyncio.CancelledError):
+            await orch._live_job("j-gone")
+    finally:
+        await runtime.close()

@@ -43,6 +43,7 @@ from dbos import DBOS, SetWorkflowID, WorkflowHandleAsync
 from dbos._error import (  # not exported by the package in 3.4
     DBOSAwaitedWorkflowCancelledError,
     DBOSWorkflowCancelledError,
+    DBOSWorkflowConflictIDError,
 )
 
 from pipeline.durable import engine
@@ -151,6 +152,7 @@ class DurableOrchestrator(Orchestrator):
         # Watches for cancels asked from other processes while runs are on this one (`_watch_cancels`).
         self._cancel_watch: asyncio.Task[None] | None = None
         self._cancels_answered: set[int] = set()  # the ids of the requests it has acted on
+        self._stopping = False  # `shutdown` has begun
 
     def attach(self) -> None:
         """Make this the orchestrator the process's workflows run on (before DBOS recovers any)."""
@@ -208,13 +210,22 @@ class DurableOrchestrator(Orchestrator):
         try:
             async with self._tracked(job_id):
                 return await self._run(job)
-        except DBOSWorkflowCancelledError:
+        except (DBOSWorkflowCancelledError, DBOSWorkflowConflictIDError) as exc:
             # Cancelled in DBOS, seen at one of the run's own steps before the watcher saw it: Jant's cancel.
+            # DBOS may say so as a lost ownership instead (its cancel takes the run from this execution; the
+            # error is a BaseException, past every `except Exception` on its way here): a cancel only when
+            # the run's status says so — otherwise another execution owns the run now, and its outcome is
+            # the run's.
+            if isinstance(exc, DBOSWorkflowConflictIDError) and not await _cancelled_in_dbos(run_id):
+                raise
             if job.status in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.COMPOSING):
                 await self._stop_chains(job_id)
                 self._user_cancelled.add(job_id)
                 await self._after_cancel(job)
                 await self.store.event(job, "cancelled", detail="dbos")
+            # The chains too (a cancel in DBOS may have named the run alone), as `_stop_run` does: none
+            # is left pending for a later launch to recover.
+            await _cancel_in_dbos(run_id)
             raise
         finally:
             self._live_ready.pop(job_id, None)
@@ -466,7 +477,16 @@ class DurableOrchestrator(Orchestrator):
         ready = self._live_ready.setdefault(job_id, asyncio.Event())
         async with asyncio.timeout(_LIVE_JOB_WAIT_S):
             await ready.wait()
-        return self._jobs[job_id]
+        job = self._jobs.get(job_id)
+        if job is None:
+            if self._stopping:
+                # A shutdown stops the job's task and its workflows' tasks together, in no set order: the
+                # job can be let go of while a chain is between two steps. The chain stops as a shutdown
+                # stops any step, PENDING for the next launch — not with an error DBOS would record as
+                # the chain's outcome, which failed the job once recovered.
+                raise asyncio.CancelledError
+            raise RuntimeError(f"job {job_id} has a workflow running here but is not loaded in this process")
+        return job
 
     @staticmethod
     def _scene_of(job: Job, index: int) -> Scene:
@@ -551,6 +571,7 @@ class DurableOrchestrator(Orchestrator):
                 log.info("job %s: not cancelled: %s", job_id, exc.user_message)
 
     async def shutdown(self, grace_s: float = 8.0) -> None:
+        self._stopping = True
         await cancel_and_wait(self._cancel_watch)
         self._cancel_watch = None
         await super().shutdown(grace_s)
@@ -559,6 +580,30 @@ class DurableOrchestrator(Orchestrator):
         """A shutdown stops the runs on this loop without cancelling predictions: their workflows stay
         PENDING for the next launch with this worker id to recover."""
         return [*(t for tasks in self._workflow_tasks.values() for t in tasks), *super()._stoppable_tasks()]
+
+
+async def _outside_workflow(call: Coroutine[Any, Any, Any]) -> Any:
+    """Await a DBOS call from a task with an empty context. From the workflow's own, the call would be an
+    operation of that workflow — which, cancelled, DBOS answers by raising."""
+    return await asyncio.create_task(call, context=contextvars.Context())
+
+
+async def _cancelled_in_dbos(run_id: str) -> bool:
+    """Whether DBOS has the run CANCELLED (False when it cannot say)."""
+    try:
+        status = await _outside_workflow(DBOS.get_workflow_status_async(run_id))
+    except Exception:
+        log.warning("could not read the status of run %s in DBOS", run_id, exc_info=True)
+        return False
+    return status is not None and status.status == "CANCELLED"
+
+
+async def _cancel_in_dbos(run_id: str) -> None:
+    """Cancel the run and its chains in DBOS (a cancelled one stays cancelled)."""
+    try:
+        await _outside_workflow(DBOS.cancel_workflow_async(run_id, cancel_children=True))
+    except Exception:
+        log.warning("could not cancel the chains of run %s in DBOS", run_id, exc_info=True)
 
 
 def _slot_key(stage: StageState) -> tuple[str, int, str]:
