@@ -292,12 +292,16 @@ def text_top(
     top = safe.bottom - px(BOTTOM_PAD)
     head = drawable_text(headline or "")
     if head:
-        block = _layout(
-            head, safe.width - 2 * px(HEADLINE_PAD_X), size=px(HEADLINE_SIZE), min_size=px(HEADLINE_MIN_SIZE),
-            max_lines=HEADLINE_LINES, family=family,
-        )  # fmt: skip
-        top -= block.height + px(CAPTION_GAP)
+        top -= _headline_block(head, safe, px, family).height + px(CAPTION_GAP)
     return top - caption_lines * px(CAPTION_SIZE)
+
+
+def _headline_block(head: str, safe: SafeArea, px: Scale, family: str) -> _Block:
+    """The headline as it is drawn: wrapped to the safe width, shrunk to fit its lines."""
+    return _layout(
+        head, safe.width - 2 * px(HEADLINE_PAD_X), size=px(HEADLINE_SIZE), min_size=px(HEADLINE_MIN_SIZE),
+        max_lines=HEADLINE_LINES, family=family,
+    )  # fmt: skip
 
 
 def build_ass(
@@ -331,10 +335,7 @@ def build_ass(
     text_bottom = safe.bottom - px(BOTTOM_PAD)
     head = drawable_text(headline or "")
     if head:
-        block = _layout(
-            head, safe.width - 2 * px(HEADLINE_PAD_X), size=px(HEADLINE_SIZE), min_size=px(HEADLINE_MIN_SIZE),
-            max_lines=HEADLINE_LINES, family=family,
-        )  # fmt: skip
+        block = _headline_block(head, safe, px, family)
         start, end = ass_time(min(HEADLINE_FADE_START, duration)), ass_time(text_end)
         fade = f"\\fad({round(HEADLINE_FADE_S * 1000)},0)"
         text = "\\N".join(ass_escape(line) for line in block.lines)
