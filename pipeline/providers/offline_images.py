@@ -239,7 +239,7 @@ class SeedPainter:
         d.text((cx, cy), mono, font=f, fill=mono_ink, anchor="mm", stroke_width=px(4), stroke_fill=mono_ink)
         canvas.alpha_composite(layer)
 
-    def text(self, canvas: Image.Image, name: str) -> None:
+    def text(self, canvas: Image.Image) -> None:
         r, w, h, px, lay = self.r, self.w, self.h, self.px, self.layout
         d = ImageDraw.Draw(canvas)
         margin = lay.margin
@@ -280,7 +280,7 @@ class SeedPainter:
         canvas = self.background().convert("RGBA")
         self.shapes(canvas)
         self.hero(canvas, name)
-        self.text(canvas, name)
+        self.text(canvas)
         return canvas.convert("RGB")
 
 
